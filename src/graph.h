@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The ownership graph processor (private): Chromium memory-infra's algorithm, specified in
+ * shared/ALGORITHM.md, over one global dump. Pure: model in, sizes out; no I/O, no globals.
+ *
+ * The result lists every node that survived weak removal (explicit ones, implicit ancestors and
+ * the "<unspecified>" children it adds) with its computed size and its effective size in whole
+ * bytes, rounded so that every split conserves bytes exactly (largest remainder, ties to the lowest
+ * pid, then the lowest node name).
+ */
+#ifndef SHMTRACK_GRAPH_H
+#define SHMTRACK_GRAPH_H
+
+#include "model.h"
+
+typedef struct st_graph_node {
+    int pid;                 /* 0 for the shared global graph */
+    char *path;              /* full name, e.g. "shared_memory/anon:0:1:5", "global/00ab..." */
+    uint64_t guid;           /* 0 for implicit nodes and "<unspecified>" */
+    bool is_explicit;        /* reported by a producer (not an ancestor or "<unspecified>") */
+    uint64_t size;           /* after aggregation (pass 5) */
+    uint64_t effective_size; /* after rounding */
+    uint64_t owns;           /* guid of the node it owns, 0 if none */
+    int importance;          /* of that ownership edge */
+} st_graph_node_t;
+
+typedef struct st_graph_result {
+    st_graph_node_t *nodes; /* sorted by (pid, path) */
+    size_t n_nodes;
+    char **warnings;        /* problems found: unknown edge ends, second edges, bad sizes */
+    size_t n_warnings;
+} st_graph_result_t;
+
+/* Runs every pass over dump. pre: dump != NULL. Returns 0 or -ENOMEM. */
+int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out);
+void st_graph_result_free(st_graph_result_t *result);
+/* The node (pid, path), or NULL when it was removed or never existed. */
+const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, const char *path);
+
+/* Writes the computed "effective_size" entry into every explicit node of dump (process nodes and
+ * global nodes) and appends the result's warnings to dump->warnings (once: a warning already
+ * present is not added again). */
+int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result);
+
+/* Convenience: process + annotate every dump of a trace. */
+int st_graph_annotate_trace(st_trace_t *trace);
+
+#endif

@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The memory dump model: growable arrays with find-or-add lookups. Traces are small (hundreds of
+ * processes, thousands of objects per dump) and built once, so linear lookups by name are used
+ * for process-local nodes only through st_process_find_node; producers that add many nodes keep
+ * their own index (the scanner and the coordinator do, with uthash). See model.h.
+ */
+#include "model.h"
+
+#include "error.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Grows *arr (of elem bytes each) so that it holds at least need elements. */
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, ncap * elem);
+    if (p == NULL)
+        return -ENOMEM;
+    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+/* Replaces *dst by a copy of src (NULL allowed). */
+static int set_str(char **dst, const char *src)
+{
+    char *copy = NULL;
+    if (src != NULL && (copy = strdup(src)) == NULL)
+        return -ENOMEM;
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+/* ---- closed sets ---- */
+
+static const char *const kind_names[] = {
+#define XX(e, s) s,
+    ST_KIND_MAP(XX)
+#undef XX
+};
+
+static const char *const policy_names[] = {
+#define XX(e, s) s,
+    ST_POLICY_MAP(XX)
+#undef XX
+};
+
+const char *st_kind_name(st_kind_t kind)
+{
+    return (unsigned)kind < ST_KIND_COUNT ? kind_names[kind] : "?";
+}
+
+int st_kind_parse(const char *s, st_kind_t *out)
+{
+    for (unsigned i = 0; i < ST_KIND_COUNT; i++) {
+        if (strcmp(s, kind_names[i]) == 0) {
+            *out = (st_kind_t)i;
+            return 0;
+        }
+    }
+    return ST_EFORMAT;
+}
+
+const char *st_policy_name(st_policy_t policy)
+{
+    return (unsigned)policy < ST_POLICY_COUNT ? policy_names[policy] : "?";
+}
+
+int st_policy_parse(const char *s, st_policy_t *out)
+{
+    for (unsigned i = 0; i < ST_POLICY_COUNT; i++) {
+        if (strcmp(s, policy_names[i]) == 0) {
+            *out = (st_policy_t)i;
+            return 0;
+        }
+    }
+    return ST_EFORMAT;
+}
+
+/* ---- freeing ---- */
+
+static void node_clear(st_node_t *node)
+{
+    for (size_t i = 0; i < node->n_entries; i++) {
+        free(node->entries[i].name);
+        free(node->entries[i].units);
+        free(node->entries[i].string);
+    }
+    free(node->entries);
+    free(node->name);
+}
+
+static void process_clear(st_process_dump_t *proc)
+{
+    for (size_t i = 0; i < proc->n_nodes; i++)
+        node_clear(&proc->nodes[i]);
+    free(proc->nodes);
+    free(proc->edges);
+    free(proc->name);
+}
+
+static void dump_clear(st_global_dump_t *dump)
+{
+    for (size_t i = 0; i < dump->n_procs; i++)
+        process_clear(&dump->procs[i]);
+    free(dump->procs);
+    for (size_t i = 0; i < dump->n_globals; i++)
+        node_clear(&dump->globals[i]);
+    free(dump->globals);
+    free(dump->global_carrier);
+    for (size_t i = 0; i < dump->n_warnings; i++)
+        free(dump->warnings[i]);
+    free(dump->warnings);
+    for (size_t i = 0; i < dump->n_problems; i++)
+        free(dump->problems[i].path);
+    free(dump->problems);
+    free(dump->trigger);
+    free(dump->level_of_detail);
+}
+
+int st_trace_new(st_trace_t **out)
+{
+    st_trace_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    t->version = 1;
+    *out = t;
+    return 0;
+}
+
+void st_trace_free(st_trace_t *trace)
+{
+    if (trace == NULL)
+        return;
+    for (size_t i = 0; i < trace->n_dumps; i++)
+        dump_clear(&trace->dumps[i]);
+    free(trace->dumps);
+    free(trace->policy);
+    free(trace->host);
+    free(trace->kernel);
+    free(trace);
+}
+
+int st_trace_set_meta(st_trace_t *trace, const char *policy, const char *host, const char *kernel)
+{
+    if (set_str(&trace->policy, policy) < 0 || set_str(&trace->host, host) < 0 ||
+        set_str(&trace->kernel, kernel) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* ---- dumps ---- */
+
+st_global_dump_t *st_trace_find_dump(const st_trace_t *trace, uint64_t id)
+{
+    for (size_t i = 0; i < trace->n_dumps; i++)
+        if (trace->dumps[i].id == id)
+            return &trace->dumps[i];
+    return NULL;
+}
+
+int st_trace_add_dump(st_trace_t *trace, uint64_t id, uint64_t ts_us, st_global_dump_t **out)
+{
+    st_global_dump_t *d = st_trace_find_dump(trace, id);
+    if (d == NULL) {
+        if (grow((void **)&trace->dumps, &trace->cap_dumps, trace->n_dumps + 1, sizeof(*d)) < 0)
+            return -ENOMEM;
+        d = &trace->dumps[trace->n_dumps];
+        memset(d, 0, sizeof(*d));
+        d->id = id;
+        d->ts_us = ts_us;
+        if (st_dump_set_strings(d, "periodic_interval", "detailed") < 0) {
+            dump_clear(d);
+            memset(d, 0, sizeof(*d));
+            return -ENOMEM;
+        }
+        trace->n_dumps++;
+    }
+    if (out != NULL)
+        *out = d;
+    return 0;
+}
+
+int st_dump_set_strings(st_global_dump_t *dump, const char *trigger, const char *level_of_detail)
+{
+    if (trigger != NULL && set_str(&dump->trigger, trigger) < 0)
+        return -ENOMEM;
+    if (level_of_detail != NULL && set_str(&dump->level_of_detail, level_of_detail) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+st_process_dump_t *st_dump_find_process(const st_global_dump_t *dump, int pid)
+{
+    for (size_t i = 0; i < dump->n_procs; i++)
+        if (dump->procs[i].pid == pid)
+            return &dump->procs[i];
+    return NULL;
+}
+
+int st_dump_add_process(st_global_dump_t *dump, int pid, const char *name,
+                        st_process_dump_t **out)
+{
+    st_process_dump_t *p = st_dump_find_process(dump, pid);
+    if (p == NULL) {
+        if (grow((void **)&dump->procs, &dump->cap_procs, dump->n_procs + 1, sizeof(*p)) < 0)
+            return -ENOMEM;
+        p = &dump->procs[dump->n_procs];
+        memset(p, 0, sizeof(*p));
+        p->pid = pid;
+        dump->n_procs++;
+    }
+    if (p->name == NULL && name != NULL && set_str(&p->name, name) < 0)
+        return -ENOMEM;
+    if (out != NULL)
+        *out = p;
+    return 0;
+}
+
+static int cmp_proc(const void *a, const void *b)
+{
+    const st_process_dump_t *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+void st_dump_sort(st_global_dump_t *dump)
+{
+    qsort(dump->procs, dump->n_procs, sizeof(*dump->procs), cmp_proc);
+    /* Insertion sort keeps globals and their carriers paired; the lists are built sorted
+     * or nearly so by every producer. */
+    for (size_t i = 1; i < dump->n_globals; i++) {
+        st_node_t n = dump->globals[i];
+        int c = dump->global_carrier[i];
+        size_t j = i;
+        while (j > 0 && strcmp(dump->globals[j - 1].name, n.name) > 0) {
+            dump->globals[j] = dump->globals[j - 1];
+            dump->global_carrier[j] = dump->global_carrier[j - 1];
+            j--;
+        }
+        dump->globals[j] = n;
+        dump->global_carrier[j] = c;
+    }
+}
+
+/* ---- nodes ---- */
+
+static bool is_global_name(const char *name)
+{
+    return strncmp(name, "global/", 7) == 0;
+}
+
+st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
+{
+    for (size_t i = 0; i < proc->n_nodes; i++)
+        if (strcmp(proc->nodes[i].name, name) == 0)
+            return &proc->nodes[i];
+    return NULL;
+}
+
+st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid)
+{
+    for (size_t i = 0; i < proc->n_nodes; i++)
+        if (proc->nodes[i].guid == guid)
+            return &proc->nodes[i];
+    return NULL;
+}
+
+int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid, bool weak,
+                        st_node_t **out)
+{
+    if (is_global_name(name))
+        return -EINVAL;
+    st_node_t *n = st_process_find_node(proc, name);
+    if (n == NULL) {
+        if (grow((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + 1, sizeof(*n)) < 0)
+            return -ENOMEM;
+        n = &proc->nodes[proc->n_nodes];
+        memset(n, 0, sizeof(*n));
+        if ((n->name = strdup(name)) == NULL)
+            return -ENOMEM;
+        n->guid = guid;
+        n->weak = weak;
+        proc->n_nodes++;
+    }
+    if (out != NULL)
+        *out = n;
+    return 0;
+}
+
+int st_process_add_edge(st_process_dump_t *proc, uint64_t source, uint64_t target, int importance)
+{
+    if (grow((void **)&proc->edges, &proc->cap_edges, proc->n_edges + 1, sizeof(st_edge_t)) < 0)
+        return -ENOMEM;
+    proc->edges[proc->n_edges++] = (st_edge_t){source, target, importance};
+    return 0;
+}
+
+st_node_t *st_dump_find_global(const st_global_dump_t *dump, uint64_t guid)
+{
+    for (size_t i = 0; i < dump->n_globals; i++)
+        if (dump->globals[i].guid == guid)
+            return &dump->globals[i];
+    return NULL;
+}
+
+int st_dump_add_global(st_global_dump_t *dump, const char *name, uint64_t guid, bool weak,
+                       int carrier_pid, st_node_t **out, bool *created)
+{
+    st_node_t *n = st_dump_find_global(dump, guid);
+    if (created != NULL)
+        *created = (n == NULL);
+    if (n == NULL) {
+        if (grow((void **)&dump->globals, &dump->cap_globals, dump->n_globals + 1,
+                 sizeof(*n)) < 0 ||
+            grow((void **)&dump->global_carrier, &dump->cap_carrier, dump->n_globals + 1,
+                 sizeof(int)) < 0)
+            return -ENOMEM;
+        n = &dump->globals[dump->n_globals];
+        memset(n, 0, sizeof(*n));
+        if ((n->name = strdup(name)) == NULL)
+            return -ENOMEM;
+        n->guid = guid;
+        n->weak = weak;
+        dump->global_carrier[dump->n_globals] = carrier_pid;
+        dump->n_globals++;
+    }
+    if (out != NULL)
+        *out = n;
+    return 0;
+}
+
+int st_dump_add_warning(st_global_dump_t *dump, const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -ENOMEM;
+    if (grow((void **)&dump->warnings, &dump->cap_warnings, dump->n_warnings + 1,
+             sizeof(char *)) < 0) {
+        free(s);
+        return -ENOMEM;
+    }
+    dump->warnings[dump->n_warnings++] = s;
+    return 0;
+}
+
+int st_dump_add_problem(st_global_dump_t *dump, int pid, const char *path, int err)
+{
+    char *p = strdup(path ? path : "");
+    if (p == NULL)
+        return -ENOMEM;
+    if (grow((void **)&dump->problems, &dump->cap_problems, dump->n_problems + 1,
+             sizeof(st_problem_t)) < 0) {
+        free(p);
+        return -ENOMEM;
+    }
+    dump->problems[dump->n_problems++] = (st_problem_t){pid, p, err};
+    return 0;
+}
+
+/* ---- entries ---- */
+
+const st_entry_t *st_node_get(const st_node_t *node, const char *name)
+{
+    for (size_t i = 0; i < node->n_entries; i++)
+        if (strcmp(node->entries[i].name, name) == 0)
+            return &node->entries[i];
+    return NULL;
+}
+
+/* The entry called name, appended empty when missing. */
+static int entry_slot(st_node_t *node, const char *name, st_entry_t **out)
+{
+    st_entry_t *e = (st_entry_t *)st_node_get(node, name);
+    if (e == NULL) {
+        if (grow((void **)&node->entries, &node->cap_entries, node->n_entries + 1,
+                 sizeof(*e)) < 0)
+            return -ENOMEM;
+        e = &node->entries[node->n_entries];
+        memset(e, 0, sizeof(*e));
+        if ((e->name = strdup(name)) == NULL)
+            return -ENOMEM;
+        node->n_entries++;
+    }
+    *out = e;
+    return 0;
+}
+
+int st_node_set_scalar(st_node_t *node, const char *name, const char *units, uint64_t value)
+{
+    st_entry_t *e = NULL;
+    char *u = strdup(units ? units : "bytes");
+    if (u == NULL || entry_slot(node, name, &e) < 0) {
+        free(u);
+        return -ENOMEM;
+    }
+    free(e->units);
+    free(e->string);
+    e->string = NULL;
+    e->units = u;
+    e->type = ST_ENTRY_SCALAR;
+    e->value = value;
+    return 0;
+}
+
+int st_node_set_string(st_node_t *node, const char *name, const char *value)
+{
+    st_entry_t *e = NULL;
+    char *v = strdup(value ? value : "");
+    if (v == NULL || entry_slot(node, name, &e) < 0) {
+        free(v);
+        return -ENOMEM;
+    }
+    free(e->units);
+    free(e->string);
+    e->units = NULL;
+    e->string = v;
+    e->type = ST_ENTRY_STRING;
+    e->value = 0;
+    return 0;
+}
+
+bool st_node_scalar(const st_node_t *node, const char *name, uint64_t *value)
+{
+    const st_entry_t *e = st_node_get(node, name);
+    if (e == NULL || e->type != ST_ENTRY_SCALAR)
+        return false;
+    if (value != NULL)
+        *value = e->value;
+    return true;
+}
+
+const char *st_node_string(const st_node_t *node, const char *name)
+{
+    const st_entry_t *e = st_node_get(node, name);
+    return (e != NULL && e->type == ST_ENTRY_STRING) ? e->string : NULL;
+}
+
+/* ---- guids ---- */
+
+uint64_t st_hash64(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+uint64_t st_guid_local(int pid, const char *name)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%d:", pid);
+    uint64_t h = st_hash64(buf);
+    for (const char *s = name; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h ? h : 1;
+}
+
+uint64_t st_guid_global(const char *key)
+{
+    uint64_t h = st_hash64(key);
+    return h ? h : 1;
+}
+
+void st_global_name(uint64_t guid, char *buf, size_t len)
+{
+    snprintf(buf, len, "global/%016" PRIx64, guid);
+}
+
+/* ---- shmtrack's layout ---- */
+
+int st_key_format(char *buf, size_t len, st_kind_t kind, unsigned major, unsigned minor,
+                  uint64_t ino)
+{
+    int n = snprintf(buf, len, "%s:%u:%u:%" PRIu64, st_kind_name(kind), major, minor, ino);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int st_key_format_sysv(char *buf, size_t len, uint64_t ipcns_ino, int shmid)
+{
+    int n = snprintf(buf, len, "sysv:%" PRIu64 ":%d", ipcns_ino, shmid);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int st_key_kind(const char *key, st_kind_t *out)
+{
+    const char *colon = strchr(key, ':');
+    if (colon == NULL || (size_t)(colon - key) >= 16)
+        return ST_EFORMAT;
+    char kind[16];
+    memcpy(kind, key, (size_t)(colon - key));
+    kind[colon - key] = '\0';
+    return st_kind_parse(kind, out);
+}
+
+/* Sets the size entries common to global and holder nodes. */
+static int set_object_entries(st_node_t *n, const st_object_info_t *info)
+{
+    if (st_node_set_scalar(n, "size", "bytes", info->size) < 0 ||
+        st_node_set_scalar(n, "virtual_size", "bytes", info->virtual_size) < 0 ||
+        st_node_set_scalar(n, "swapped_size", "bytes", info->swapped_size) < 0 ||
+        st_node_set_string(n, "key", info->key) < 0 ||
+        st_node_set_string(n, "kind", st_kind_name(info->kind)) < 0 ||
+        st_node_set_string(n, "name", info->name ? info->name : "") < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
+                       st_node_t **out)
+{
+    uint64_t guid = st_guid_global(info->key);
+    char name[32];
+    st_global_name(guid, name, sizeof(name));
+    st_node_t *n = NULL;
+    int rc = st_dump_add_global(dump, name, guid, false, carrier_pid, &n, NULL);
+    if (rc < 0)
+        return rc;
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", info->creator_pid);
+    if (set_object_entries(n, info) < 0 || st_node_set_string(n, "creator_pid", pid) < 0 ||
+        st_node_set_string(n, "label", info->label ? info->label : "") < 0)
+        return -ENOMEM;
+    if (out != NULL)
+        *out = n;
+    return 0;
+}
+
+int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
+                          uint64_t mapped_size, int importance, st_node_t **out)
+{
+    char path[sizeof(ST_HOLDER_PREFIX) + ST_KEY_MAX];
+    int n = snprintf(path, sizeof(path), ST_HOLDER_PREFIX "%s", info->key);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return -ENAMETOOLONG;
+    st_node_t *node = NULL;
+    int rc = st_process_add_node(proc, path, st_guid_local(proc->pid, path), false, &node);
+    if (rc < 0)
+        return rc;
+    if (set_object_entries(node, info) < 0 ||
+        st_node_set_scalar(node, "mapped_size", "bytes", mapped_size) < 0)
+        return -ENOMEM;
+    uint64_t target = st_guid_global(info->key);
+    bool have_edge = false;
+    for (size_t i = 0; i < proc->n_edges; i++) {
+        if (proc->edges[i].source == node->guid) {
+            proc->edges[i].target = target;
+            proc->edges[i].importance = importance;
+            have_edge = true;
+        }
+    }
+    if (!have_edge && (rc = st_process_add_edge(proc, node->guid, target, importance)) < 0)
+        return rc;
+    if (out != NULL)
+        *out = node;
+    return 0;
+}

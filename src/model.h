@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The memory dump model (private to the project): what a trace holds, independent of how it is
+ * stored (JSON trace, binary wire records) and of what computes on it (the graph processor).
+ *
+ *   st_trace_t            a whole trace: metadata + global dumps in order
+ *   └ st_global_dump_t    one global dump (id, ts): process dumps + the global nodes + warnings
+ *     ├ st_process_dump_t one pid: name, process totals, its allocator nodes and ownership edges
+ *     │ └ st_node_t       one allocator dump ("shared_memory/anon:0:1:27"): guid, weak, entries
+ *     └ st_node_t         the shared "global/<guid>" nodes, each kept once, with the pid that
+ *                         carries it in the file
+ *
+ * The model is plain arrays the caller may read directly; mutate it only through the functions
+ * below so that lookups stay consistent. All strings are owned by the model. Nothing here does
+ * I/O. Object keys, kinds and the shmtrack-specific layout (holder node + edge to a global node)
+ * are helpers on top of the generic Chrome memory-infra model, at the end of this header.
+ */
+#ifndef SHMTRACK_MODEL_H
+#define SHMTRACK_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- closed sets ------------------------------------------------------------------------- */
+
+/* Object kinds (DESIGN §1): enum value, key prefix. */
+#define ST_KIND_MAP(XX)                                                                            \
+    XX(ST_KIND_ANON, "anon")                                                                       \
+    XX(ST_KIND_MEMFD, "memfd")                                                                     \
+    XX(ST_KIND_POSIX, "posix")                                                                     \
+    XX(ST_KIND_SYSV, "sysv")                                                                       \
+    XX(ST_KIND_HUGETLB, "hugetlb")
+
+typedef enum st_kind {
+#define XX(e, s) e,
+    ST_KIND_MAP(XX)
+#undef XX
+        ST_KIND_COUNT
+} st_kind_t;
+
+/* Ownership policies (DESIGN §4). */
+#define ST_POLICY_MAP(XX)                                                                          \
+    XX(ST_POLICY_CREATOR, "creator")                                                               \
+    XX(ST_POLICY_EQUAL, "equal")                                                                   \
+    XX(ST_POLICY_FIRST_TOUCH, "first-touch")
+
+typedef enum st_policy {
+#define XX(e, s) e,
+    ST_POLICY_MAP(XX)
+#undef XX
+        ST_POLICY_COUNT
+} st_policy_t;
+
+/* Process totals (DESIGN §5 process_totals): field name == JSON name. */
+#define ST_TOTALS_MAP(XX)                                                                          \
+    XX(resident_set_bytes)                                                                         \
+    XX(private_footprint_bytes)                                                                    \
+    XX(pss_bytes)                                                                                  \
+    XX(uss_bytes)                                                                                  \
+    XX(swap_bytes)                                                                                 \
+    XX(rss_shmem_bytes)
+
+enum {
+#define XX(f) ST_TOTAL_BIT_##f,
+    ST_TOTALS_MAP(XX)
+#undef XX
+        ST_TOTAL_COUNT
+};
+#define ST_TOTAL_HAS(f) (1u << ST_TOTAL_BIT_##f)
+
+const char *st_kind_name(st_kind_t kind);          /* "anon"...; "?" when out of range */
+int st_kind_parse(const char *s, st_kind_t *out);  /* 0 or ST_EFORMAT */
+const char *st_policy_name(st_policy_t policy);
+int st_policy_parse(const char *s, st_policy_t *out);
+
+/* ---- the generic memory-infra model ------------------------------------------------------ */
+
+typedef enum st_entry_type { ST_ENTRY_SCALAR, ST_ENTRY_STRING } st_entry_type_t;
+
+typedef struct st_entry {
+    char *name;
+    st_entry_type_t type;
+    char *units;   /* scalar: "bytes", "objects", ... */
+    uint64_t value; /* scalar */
+    char *string;  /* string */
+} st_entry_t;
+
+typedef struct st_node {
+    char *name;     /* '/'-separated path; "global/..." for shared nodes */
+    uint64_t guid;
+    bool weak;
+    st_entry_t *entries;
+    size_t n_entries, cap_entries;
+} st_node_t;
+
+typedef struct st_edge {
+    uint64_t source; /* guid */
+    uint64_t target; /* guid */
+    int importance;
+} st_edge_t;
+
+typedef struct st_totals {
+#define XX(f) uint64_t f;
+    ST_TOTALS_MAP(XX)
+#undef XX
+    unsigned present; /* ST_TOTAL_HAS(...) bits */
+} st_totals_t;
+
+typedef struct st_process_dump {
+    int pid;
+    char *name;        /* NULL when unknown */
+    st_totals_t totals;
+    st_node_t *nodes;  /* no "global/" nodes here: they live in st_global_dump_t.globals */
+    size_t n_nodes, cap_nodes;
+    st_edge_t *edges;
+    size_t n_edges, cap_edges;
+} st_process_dump_t;
+
+/* Something a producer could not read (scan: a /proc file; coordinator: a peer). */
+typedef struct st_problem {
+    int pid;     /* 0 when not about one process */
+    char *path;  /* what was being read; never NULL */
+    int err;     /* positive errno or a negative ST_E* code */
+} st_problem_t;
+
+typedef struct st_global_dump {
+    uint64_t id;
+    uint64_t ts_us;
+    char *trigger;         /* "periodic_interval" | "explicitly_triggered" */
+    char *level_of_detail; /* "detailed" | "background" | "light" */
+    st_process_dump_t *procs;
+    size_t n_procs, cap_procs;
+    st_node_t *globals;    /* the shared graph: each global node once */
+    int *global_carrier;   /* per global: pid of the process dump that carries it in JSON */
+    size_t n_globals, cap_globals, cap_carrier;
+    char **warnings;       /* sentences from producers and the graph processor */
+    size_t n_warnings, cap_warnings;
+    st_problem_t *problems;
+    size_t n_problems, cap_problems;
+    bool partial;          /* some process could not report; see warnings */
+} st_global_dump_t;
+
+typedef struct st_trace {
+    int version;  /* metadata.shmtrack.version; 1 */
+    char *policy; /* metadata.shmtrack.policy; NULL when absent */
+    char *host;
+    char *kernel;
+    st_global_dump_t *dumps; /* in order of first appearance / creation */
+    size_t n_dumps, cap_dumps;
+} st_trace_t;
+
+/* Allocation failures return -ENOMEM and leave the model as it was. */
+int st_trace_new(st_trace_t **out);
+void st_trace_free(st_trace_t *trace);
+int st_trace_set_meta(st_trace_t *trace, const char *policy, const char *host, const char *kernel);
+
+/* Finds the dump with this id or appends a new one (ts_us, trigger "periodic_interval", level
+ * "detailed"). The pointer stays valid until the next add to this trace. */
+int st_trace_add_dump(st_trace_t *trace, uint64_t id, uint64_t ts_us, st_global_dump_t **out);
+st_global_dump_t *st_trace_find_dump(const st_trace_t *trace, uint64_t id);
+int st_dump_set_strings(st_global_dump_t *dump, const char *trigger, const char *level_of_detail);
+
+/* Finds or appends the process dump for pid; name (may be NULL) replaces a NULL name only. */
+int st_dump_add_process(st_global_dump_t *dump, int pid, const char *name,
+                        st_process_dump_t **out);
+st_process_dump_t *st_dump_find_process(const st_global_dump_t *dump, int pid);
+/* Sorts process dumps by pid and global nodes by name (deterministic output). */
+void st_dump_sort(st_global_dump_t *dump);
+
+/* Finds a node by name or appends it (guid and weak used only when appending). A name starting
+ * with "global/" is refused with -EINVAL: use st_dump_add_global. */
+int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid, bool weak,
+                        st_node_t **out);
+st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name);
+st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid);
+int st_process_add_edge(st_process_dump_t *proc, uint64_t source, uint64_t target, int importance);
+
+/* Finds a global node by guid or appends it with this name; carrier_pid is kept from the first
+ * add. When found, *created (optional) is false. */
+int st_dump_add_global(st_global_dump_t *dump, const char *name, uint64_t guid, bool weak,
+                       int carrier_pid, st_node_t **out, bool *created);
+st_node_t *st_dump_find_global(const st_global_dump_t *dump, uint64_t guid);
+
+int st_dump_add_warning(st_global_dump_t *dump, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int st_dump_add_problem(st_global_dump_t *dump, int pid, const char *path, int err);
+
+/* Entries: set replaces an entry of the same name (type may change). */
+int st_node_set_scalar(st_node_t *node, const char *name, const char *units, uint64_t value);
+int st_node_set_string(st_node_t *node, const char *name, const char *value);
+const st_entry_t *st_node_get(const st_node_t *node, const char *name);
+/* The scalar's value when the entry exists and is a scalar. */
+bool st_node_scalar(const st_node_t *node, const char *name, uint64_t *value);
+/* The string's value, or NULL. */
+const char *st_node_string(const st_node_t *node, const char *name);
+
+/* ---- guids -------------------------------------------------------------------------------- */
+
+/* A stable 64-bit hash (FNV-1a) of a string: the same in every process and every run. */
+uint64_t st_hash64(const char *s);
+/* Guid of a process-local node: hash of "<pid>:<name>". */
+uint64_t st_guid_local(int pid, const char *name);
+/* Guid of the global node of an object key: hash of the key. Never 0. */
+uint64_t st_guid_global(const char *key);
+/* "global/<16 hex digits>" into buf (>= 24 bytes). */
+void st_global_name(uint64_t guid, char *buf, size_t len);
+
+/* ---- shmtrack's layout on top of the model -------------------------------------------------
+ *
+ * An object is a global node "global/<guid(key)>" with entries size, virtual_size, swapped_size
+ * (scalars, bytes) and strings key, kind, name, creator_pid, label. A holder is a process-local
+ * node "shared_memory/<key>" with size, virtual_size, swapped_size, mapped_size and strings kind,
+ * name, key, plus an ownership edge to the global node carrying the holder's importance.
+ */
+
+#define ST_KEY_MAX 96
+#define ST_HOLDER_PREFIX "shared_memory/"
+
+typedef struct st_object_info {
+    const char *key;      /* required */
+    st_kind_t kind;
+    const char *name;     /* shown name (a path, a memfd name); may be NULL */
+    uint64_t size;        /* resident bytes */
+    uint64_t virtual_size;
+    uint64_t swapped_size;
+    int creator_pid;      /* 0 when unknown */
+    const char *label;    /* may be NULL */
+} st_object_info_t;
+
+/* "<kind>:<major>:<minor>:<ino>" */
+int st_key_format(char *buf, size_t len, st_kind_t kind, unsigned major, unsigned minor,
+                  uint64_t ino);
+/* "sysv:<ipc-ns inode>:<shmid>" */
+int st_key_format_sysv(char *buf, size_t len, uint64_t ipcns_ino, int shmid);
+/* The kind of a key ("memfd:0:1:5" -> ST_KIND_MEMFD); ST_EFORMAT for anything else. */
+int st_key_kind(const char *key, st_kind_t *out);
+
+/* Adds (or finds) the global node of an object and sets its entries. */
+int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
+                       st_node_t **out);
+/* Adds the holder node "shared_memory/<key>" to proc with the object's size entries and
+ * mapped_size, and its ownership edge to the object's global node with importance. */
+int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
+                          uint64_t mapped_size, int importance, st_node_t **out);
+
+#endif

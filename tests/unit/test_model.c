@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Unit tests for the dump model (src/model.c): find-or-add semantics, entries, guids, keys and the
+ * shmtrack holder/object layout.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "error.h"
+#include "model.h"
+
+#include <errno.h>
+#include <string.h>
+
+static int setup(void **state)
+{
+    st_trace_t *t = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    *state = t;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    st_trace_free(*state);
+    return 0;
+}
+
+static void test_find_or_add(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *d = NULL, *d2 = NULL;
+    assert_int_equal(st_trace_add_dump(t, 1, 100, &d), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 999, &d2), 0);
+    assert_ptr_equal(d, d2);
+    assert_int_equal(d->ts_us, 100);
+    assert_int_equal(t->n_dumps, 1);
+
+    st_process_dump_t *p = NULL, *p2 = NULL;
+    assert_int_equal(st_dump_add_process(d, 42, NULL, &p), 0);
+    assert_null(p->name);
+    assert_int_equal(st_dump_add_process(d, 42, "worker", &p2), 0);
+    assert_ptr_equal(p, p2);
+    assert_string_equal(p->name, "worker");
+
+    st_node_t *n = NULL, *n2 = NULL;
+    assert_int_equal(st_process_add_node(p, "malloc/x", 7, false, &n), 0);
+    assert_int_equal(st_process_add_node(p, "malloc/x", 8, true, &n2), 0);
+    assert_ptr_equal(n, n2);
+    assert_int_equal(n->guid, 7);
+    assert_false(n->weak);
+    assert_int_equal(st_process_add_node(p, "global/abc", 9, false, &n), -EINVAL);
+}
+
+static void test_entries(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *d = NULL;
+    st_process_dump_t *p = NULL;
+    st_node_t *n = NULL;
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &d), 0);
+    assert_int_equal(st_dump_add_process(d, 1, "a", &p), 0);
+    assert_int_equal(st_process_add_node(p, "a", 1, false, &n), 0);
+    assert_int_equal(st_node_set_scalar(n, "size", "bytes", 4096), 0);
+    assert_int_equal(st_node_set_string(n, "name", "buf"), 0);
+    uint64_t v = 0;
+    assert_true(st_node_scalar(n, "size", &v));
+    assert_int_equal(v, 4096);
+    assert_false(st_node_scalar(n, "name", &v));
+    assert_string_equal(st_node_string(n, "name"), "buf");
+    /* replacing changes the type */
+    assert_int_equal(st_node_set_string(n, "size", "big"), 0);
+    assert_false(st_node_scalar(n, "size", &v));
+    assert_int_equal(n->n_entries, 2);
+}
+
+static void test_keys_and_guids(void **state)
+{
+    (void)state;
+    char key[ST_KEY_MAX];
+    assert_int_equal(st_key_format(key, sizeof(key), ST_KIND_ANON, 0, 1, 1027), 0);
+    assert_string_equal(key, "anon:0:1:1027");
+    assert_int_equal(st_key_format_sysv(key, sizeof(key), 4026531839u, 12), 0);
+    assert_string_equal(key, "sysv:4026531839:12");
+    st_kind_t k;
+    assert_int_equal(st_key_kind("memfd:0:1:5", &k), 0);
+    assert_int_equal(k, ST_KIND_MEMFD);
+    assert_int_equal(st_key_kind("bogus:0:1:5", &k), ST_EFORMAT);
+    assert_int_equal(st_key_kind("nocolon", &k), ST_EFORMAT);
+    assert_int_equal(st_key_format(key, 8, ST_KIND_ANON, 0, 1, 1027), -ENAMETOOLONG);
+
+    /* FNV-1a 64 of "a" is a published constant: the hash is stable across builds. */
+    assert_int_equal(st_hash64("a"), 0xaf63dc4c8601ec8cULL);
+    assert_int_equal(st_guid_global("anon:0:1:5"), st_guid_global("anon:0:1:5"));
+    assert_true(st_guid_local(1, "x") != st_guid_local(2, "x"));
+    char name[32];
+    st_global_name(0xabcULL, name, sizeof(name));
+    assert_string_equal(name, "global/0000000000000abc");
+    st_policy_t pol;
+    assert_int_equal(st_policy_parse("first-touch", &pol), 0);
+    assert_int_equal(pol, ST_POLICY_FIRST_TOUCH);
+    assert_string_equal(st_policy_name(ST_POLICY_EQUAL), "equal");
+}
+
+static void test_holder_layout(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *d = NULL;
+    st_process_dump_t *a = NULL, *b = NULL;
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &d), 0);
+    assert_int_equal(st_dump_add_process(d, 10, "a", &a), 0);
+    assert_int_equal(st_dump_add_process(d, 11, "b", &b), 0);
+    st_object_info_t info = {.key = "memfd:0:1:77", .kind = ST_KIND_MEMFD, .name = "/memfd:x",
+                             .size = 8192, .virtual_size = 16384, .creator_pid = 10};
+    st_node_t *g = NULL, *g2 = NULL, *h = NULL;
+    assert_int_equal(st_dump_add_object(d, &info, 10, &g), 0);
+    assert_int_equal(st_dump_add_object(d, &info, 11, &g2), 0);
+    assert_ptr_equal(g, g2);
+    assert_int_equal(d->n_globals, 1);
+    assert_int_equal(d->global_carrier[0], 10);
+    assert_string_equal(st_node_string(g, "creator_pid"), "10");
+    assert_int_equal(st_process_add_holder(a, &info, 16384, 2, &h), 0);
+    assert_string_equal(h->name, "shared_memory/memfd:0:1:77");
+    assert_int_equal(a->n_edges, 1);
+    assert_int_equal(a->edges[0].target, g->guid);
+    assert_int_equal(a->edges[0].importance, 2);
+    /* adding again updates the one edge */
+    assert_int_equal(st_process_add_holder(a, &info, 4096, 0, &h), 0);
+    assert_int_equal(a->n_edges, 1);
+    assert_int_equal(a->edges[0].importance, 0);
+    uint64_t mapped = 0;
+    assert_true(st_node_scalar(h, "mapped_size", &mapped));
+    assert_int_equal(mapped, 4096);
+    assert_int_equal(st_process_add_holder(b, &info, 4096, 0, NULL), 0);
+    st_dump_sort(d);
+    assert_int_equal(d->procs[0].pid, 10);
+}
+
+static void test_warnings_and_errors(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_trace_add_dump(t, 3, 0, &d), 0);
+    assert_int_equal(st_dump_add_warning(d, "edge %d unknown", 4), 0);
+    assert_string_equal(d->warnings[0], "edge 4 unknown");
+    assert_int_equal(st_dump_add_problem(d, 12, "/proc/12/smaps", EACCES), 0);
+    assert_int_equal(d->problems[0].err, EACCES);
+    assert_string_equal(st_strerror(ST_EFORMAT), "malformed input");
+    assert_string_equal(st_strerror(-ENOENT), "No such file or directory");
+    st_error_t e = {.source = "t.json"};
+    assert_int_equal(st_error_set(&e, ST_EFORMAT, 12, "\"value\" is not hex"), ST_EFORMAT);
+    char buf[128];
+    st_error_format(&e, "event", buf, sizeof(buf));
+    assert_string_equal(buf, "t.json: event 12: \"value\" is not hex");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_find_or_add, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_and_guids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holder_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warnings_and_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("model", tests, NULL, NULL);
+}

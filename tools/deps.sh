@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Installs the Debian packages shmtrack needs, only those missing. Usage: tools/deps.sh [build|test]
+#   build: compiler, CMake, pkg-config, uthash, jansson, cmocka
+#   test:  build + clang (libFuzzer, sanitizers) + clang-format
+# Not root and something missing: prints the apt-get line to run and fails.
+set -euo pipefail
+what=${1:-build}
+pkgs=(build-essential cmake pkg-config uthash-dev libjansson-dev libcmocka-dev)
+if [ "$what" = test ]; then
+    pkgs+=(clang libclang-rt-14-dev clang-format)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "shmtrack: missing Debian packages; run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "shmtrack: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
