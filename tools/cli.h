@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The shmtrack command's subcommands (private to tools/). Each lives in tools/cmd_<name>.c as
+ * `int st_cmd_<name>(int argc, char **argv)`, gets argv starting at its own name, parses its
+ * arguments with getopt_long, prints errors to stderr as "shmtrack <name>: ..." and returns the
+ * process exit status: 0 success, 1 failure of the work, 2 bad usage or unreadable input.
+ * ST_CMD_MAP is the one list: the dispatcher and `shmtrack --help` are generated from it.
+ */
+#ifndef SHMTRACK_CLI_H
+#define SHMTRACK_CLI_H
+
+/* name, one-line summary */
+#define ST_CMD_MAP(XX)                                                                             \
+    XX(report, "summarise a trace: per-process and per-object ownership")
+
+#define XX(name, summary) int st_cmd_##name(int argc, char **argv);
+ST_CMD_MAP(XX)
+#undef XX
+
+/* Exit statuses shared by the subcommands. */
+enum { ST_EXIT_OK = 0, ST_EXIT_FAIL = 1, ST_EXIT_USAGE = 2 };
+
+#endif

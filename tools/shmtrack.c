@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The shmtrack command: dispatches to a subcommand (tools/cmd_*.c). Thin on purpose: the work is
+ * in st_core, where the tests reach it too.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    const char *summary;
+    int (*fn)(int, char **);
+} commands[] = {
+#define XX(name, summary) {#name, summary, st_cmd_##name},
+    ST_CMD_MAP(XX)
+#undef XX
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: shmtrack <command> [options]\n\n"
+               "Counts every shared memory object of a group of processes exactly once, in the\n"
+               "process that owns it.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`shmtrack <command> --help` describes one command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return ST_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return ST_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("shmtrack " SHMTRACK_VERSION "\n");
+        return ST_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "shmtrack: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return ST_EXIT_USAGE;
+}
