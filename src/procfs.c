@@ -271,7 +271,7 @@ typedef struct filter_arg {
 static int filter_shared_files(const st_vma_t *vma, void *arg)
 {
     filter_arg_t *f = arg;
-    if (!(vma->perms & ST_VMA_SHARED) || vma->inode == 0 || vma->path[0] != '/')
+    if (!(vma->perms & ST_VMA_SHARED) || vma->path[0] != '/') /* SysV inode 0 is shmid 0 */
         return 0;
     return f->cb(vma, f->arg);
 }
@@ -347,7 +347,7 @@ static int read_vmas_ioctl(int fd, bool shared_files_only, st_vma_cb cb, void *a
             goto out;
         }
         addr = q.vma_end;
-        if (!shared_files_only || (vma->path[0] == '/' && vma->inode != 0)) {
+        if (!shared_files_only || vma->path[0] == '/') {
             if ((rc = cb(vma, arg)) != 0)
                 goto out;
         }
