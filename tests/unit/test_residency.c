@@ -92,6 +92,7 @@ static void test_untrusted_caller_refused(void **state)
         int rc_a = st_residency_measure_fd(rfd, ST_RESIDENCY_AUTO, &r);
         printf("nobody: raw mincore says %d/8 resident; mincore %d cachestat %d auto %d\n", lied,
                rc_m, rc_c, rc_a);
+        fflush(stdout);
         _exit(rc_m == -EPERM && rc_c == -EPERM && rc_a == -EPERM ? 0 : 13);
     }
     int status = 0;
