@@ -574,6 +574,13 @@ int st_procfs_parse_stat(const char *buf, size_t len, st_proc_stat_t *out)
             return ST_EFORMAT;
         if (field == 22)
             return take_u64(&c, 10, &out->starttime) ? 0 : ST_EFORMAT;
+        if (field == 9) {
+            uint64_t flags;
+            if (!take_u64(&c, 10, &flags) || flags > UINT32_MAX)
+                return ST_EFORMAT;
+            out->flags = (unsigned)flags;
+            continue;
+        }
         while (c.p < c.end && *c.p != ' ')
             c.p++;
     }

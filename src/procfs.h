@@ -128,8 +128,12 @@ typedef struct st_proc_stat {
     char comm[64]; /* as the kernel shows it (at most 15 chars on Linux; kept short here) */
     char state;
     int ppid;
+    unsigned flags;     /* PF_* (field 9) */
     uint64_t starttime; /* clock ticks after boot */
 } st_proc_stat_t;
+
+/* PF_KTHREAD: a kernel thread, which has no memory of its own to scan. */
+#define ST_PF_KTHREAD 0x00200000u
 
 /* 0 or ST_EFORMAT. comm may hold spaces and parentheses: the last ')' ends it. */
 int st_procfs_parse_stat(const char *buf, size_t len, st_proc_stat_t *out);

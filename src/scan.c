@@ -402,7 +402,8 @@ static void free_recs(pread_t *r)
     r->n_recs = r->cap_recs = 0;
 }
 
-/* Reads pid completely into r (p->... and r->recs). On failure *what names the file. */
+/* Reads pid completely into r (p->... and r->recs): 0, 1 for a kernel thread or a zombie (nothing
+ * to read), or -errno with *what naming the file. */
 static int read_proc(pread_t *r, const char **what)
 {
     proc_t *p = r->p;
@@ -410,6 +411,8 @@ static int read_proc(pread_t *r, const char **what)
     *what = "stat";
     if ((rc = st_procfs_read_stat(p->pid, &p->stat)) < 0)
         return rc;
+    if ((p->stat.flags & ST_PF_KTHREAD) || p->stat.state == 'Z' || p->stat.state == 'X')
+        return 1; /* a kernel thread or a zombie: no memory of its own, not a problem */
     *what = "ns/ipc";
     if ((rc = st_procfs_ns_inode(p->pid, "ipc", &p->ipcns)) < 0)
         return rc;
@@ -1031,6 +1034,10 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
         if (rc == -ENOMEM) {
             free_recs(&r);
             goto out;
+        }
+        if (rc == 1) {
+            free_recs(&r);
+            continue;
         }
         if (rc < 0) {
             char path[64];

@@ -154,6 +154,7 @@ static void test_stat_fixture(void **state)
     assert_int_equal(st.state, 'S');
     assert_int_equal(st.ppid, 1);
     assert_int_equal(st.starttime, 987654);
+    assert_int_equal(st.flags, 4194304);
     const char *shorts[] = {"1 (x", "1 (x) S", "1 (x) S 1 2 3", "x (y) S 1", "1 x) S 1"};
     for (size_t i = 0; i < 5; i++)
         assert_int_equal(st_procfs_parse_stat(shorts[i], strlen(shorts[i]), &st), ST_EFORMAT);
