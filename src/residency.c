@@ -143,7 +143,13 @@ int st_residency_measure_fd(int fd, st_residency_method_t method, st_residency_t
 
 int st_residency_measure_path(const char *path, st_residency_method_t method, st_residency_t *out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    return st_residency_measure_at(AT_FDCWD, path, method, out);
+}
+
+int st_residency_measure_at(int dirfd, const char *path, st_residency_method_t method,
+                            st_residency_t *out)
+{
+    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return -errno;
     int rc = st_residency_measure_fd(fd, method, out);

@@ -60,5 +60,9 @@ typedef struct st_residency {
 int st_residency_measure_fd(int fd, st_residency_method_t method, st_residency_t *out);
 /* Opens path read-only (e.g. "/proc/42/map_files/7f..-7f.."), measures, closes. */
 int st_residency_measure_path(const char *path, st_residency_method_t method, st_residency_t *out);
+/* The same, path relative to dirfd (openat): saves the /proc/PID lookup when many objects are
+ * reached through one process's map_files or fd directory. */
+int st_residency_measure_at(int dirfd, const char *path, st_residency_method_t method,
+                            st_residency_t *out);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,9 @@ typedef struct scan {
     st_sysv_seg_t *segs;
     size_t n_segs, cap_segs;
     bool segs_read;
+    /* the last /proc/PID/map_files and /proc/PID/fd directories opened (objects are measured in
+     * roughly the order their first holder introduced them, so one entry each hits often) */
+    int dir_pid[2], dir_fd[2];
 } scan_t;
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -686,18 +690,40 @@ static void load_smaps(scan_t *s, proc_t *p)
     free(buf);
 }
 
+/* Checks what was measured and keeps it: 0 when it was the object, 1 when not, or rc. */
+static int keep(obj_t *o, int rc, const st_residency_t *r)
+{
+    if (rc < 0)
+        return rc;
+    if (!same_object(o, r))
+        return 1;
+    o->res = *r;
+    o->measured = true;
+    return 0;
+}
+
 /* Tries one path: 0 when it measured the object, 1 when this path is not the object, -errno. */
 static int try_path(scan_t *s, obj_t *o, const char *path)
 {
     st_residency_t r;
-    int rc = st_residency_measure_path(path, s->o->residency_method, &r);
-    if (rc < 0)
-        return rc;
-    if (!same_object(o, &r))
-        return 1;
-    o->res = r;
-    o->measured = true;
-    return 0;
+    return keep(o, st_residency_measure_path(path, s->o->residency_method, &r), &r);
+}
+
+/* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) through a cached directory fd. */
+static int try_in(scan_t *s, obj_t *o, int pid, int dir, const char *name)
+{
+    if (s->dir_pid[dir] != pid) {
+        char path[64];
+        if (s->dir_fd[dir] >= 0)
+            close(s->dir_fd[dir]);
+        snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir == 0 ? "map_files" : "fd");
+        s->dir_fd[dir] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        s->dir_pid[dir] = pid;
+    }
+    if (s->dir_fd[dir] < 0)
+        return -errno;
+    st_residency_t r;
+    return keep(o, st_residency_measure_at(s->dir_fd[dir], name, s->o->residency_method, &r), &r);
 }
 
 /* Records the outcome of one attempt: permission refusals and vanished ways are told apart. */
@@ -736,13 +762,12 @@ static int measure(scan_t *s, obj_t *o)
         holder_t *h = &o->holders[i];
         int pid = s->procs[h->proc].pid;
         if (h->n_vmas > 0) {
-            snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, h->start,
-                     h->end);
-            note(try_path(s, o, path), &denied, &vanished);
+            snprintf(path, sizeof(path), "%" PRIx64 "-%" PRIx64, h->start, h->end);
+            note(try_in(s, o, pid, 0, path), &denied, &vanished);
         }
         if (!o->measured && h->fd >= 0) {
-            snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, h->fd);
-            note(try_path(s, o, path), &denied, &vanished);
+            snprintf(path, sizeof(path), "%d", h->fd);
+            note(try_in(s, o, pid, 1, path), &denied, &vanished);
         }
     }
     if (!o->measured && o->path == NULL && o->kind == ST_KIND_POSIX && o->name != NULL &&
@@ -983,6 +1008,9 @@ static void scan_free(scan_t *s)
         free(s->mnts[i].ents);
     free(s->mnts);
     free(s->segs);
+    for (int i = 0; i < 2; i++)
+        if (s->dir_fd[i] >= 0)
+            close(s->dir_fd[i]);
 }
 
 /* Whether pids are all processes but the scanner (then /dev/shm needs no outside check). */
@@ -1012,6 +1040,7 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
     memset(&s, 0, sizeof(s));
     s.o = opts;
     s.dump = dump;
+    s.dir_fd[0] = s.dir_fd[1] = -1;
     int rc = 0;
     int *pids = NULL;
     if (n_pids > 0) {
