@@ -57,6 +57,7 @@ static double now(void)
 /* Runs argv with stdout to out_path (or /dev/null); returns seconds, or -1 on failure. */
 static double run(char **argv, const char *out_path)
 {
+    fflush(stdout);
     double t0 = now();
     pid_t pid = fork();
     if (pid < 0)
@@ -171,9 +172,12 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"processes", required_argument, NULL, 'n'}, {"objects", required_argument, NULL, 'm'},
-        {"rounds", required_argument, NULL, 'r'},    {"shmtrack", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"processes", required_argument, NULL, 'n'},
+        {"objects", required_argument, NULL, 'm'},
+        {"rounds", required_argument, NULL, 'r'},
+        {"shmtrack", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int n = 200, m = 50, rounds = 2, c;
     char shmtrack[PATH_MAX] = "";
@@ -228,6 +232,7 @@ int main(int argc, char **argv)
             return 1;
         shared[j][0] = shared[j][page] = 1; /* 2 of 4 pages resident */
     }
+    fflush(stdout);
     for (int i = 0; i < n; i++) {
         kids[i] = fork();
         if (kids[i] < 0) {
@@ -271,6 +276,15 @@ int main(int argc, char **argv)
     }
     scan_argv[a++] = "-o";
     scan_argv[a++] = trace;
+    const char *wrap = getenv("BENCH_SCAN_WRAP"); /* e.g. "perf record -g -o FILE" */
+    if (wrap != NULL) {
+        char cmd[8192];
+        int off = snprintf(cmd, sizeof(cmd), "%s", wrap);
+        for (int i = 0; i < a && off < (int)sizeof(cmd) - 64; i++)
+            off += snprintf(cmd + off, sizeof(cmd) - (size_t)off, " %s", scan_argv[i]);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench_scan: %s failed\n", wrap);
+    }
     char *smem_argv[] = {"smem", "-t", "-H", "-c", "pss rss", "-P", "^bench_kid", NULL};
 
     double t_scan = 0, t_smem = 0;
