@@ -1021,35 +1021,155 @@ static json_t *jhex(uint64_t v, bool prefix)
     return json_string_nocheck(buf);
 }
 
-static json_t *node_json(const st_node_t *n)
+/* ---- event text ----
+ *
+ * The events are written by hand rather than built as jansson values: a large dump has hundreds
+ * of thousands of nodes, and a jansson object per attribute costs more than the whole text. The
+ * layout is fixed and sorted like JSON_SORT_KEYS would sort it, with one line per allocator
+ * attribute and per edge so that two traces diff line by line.
+ */
+
+typedef struct buf {
+    char *p;
+    size_t n, cap;
+    bool nomem;
+} buf_t;
+
+static void put(buf_t *b, const char *s, size_t len)
 {
-    json_t *jn = json_object(), *attrs = json_object();
-    if (jn == NULL || attrs == NULL)
-        goto fail;
-    for (size_t i = 0; i < n->n_entries; i++) {
-        const st_entry_t *e = &n->entries[i];
-        json_t *a = json_object();
-        if (jset(attrs, e->name, a) < 0)
-            goto fail;
-        int rc;
-        if (e->type == ST_ENTRY_SCALAR)
-            rc = jset(a, "type", json_string_nocheck("scalar")) < 0 ||
-                 jset(a, "units", jstr(e->units ? e->units : "bytes")) < 0 ||
-                 jset(a, "value", jhex(e->value, false)) < 0;
-        else
-            rc = jset(a, "type", json_string_nocheck("string")) < 0 ||
-                 jset(a, "value", jstr(e->string)) < 0;
-        if (rc)
-            goto fail;
+    if (b->n + len + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        while (ncap < b->n + len + 1)
+            ncap *= 2;
+        char *p = b->nomem ? NULL : realloc(b->p, ncap);
+        if (p == NULL) {
+            b->nomem = true;
+            return;
+        }
+        b->p = p;
+        b->cap = ncap;
     }
-    if (jset(jn, "attrs", take(&attrs)) < 0 || jset(jn, "guid", jhex(n->guid, false)) < 0 ||
-        (n->weak && jset(jn, "flags", json_integer(WEAK_FLAG)) < 0))
-        goto fail;
-    return jn;
-fail:
-    json_decref(attrs);
-    json_decref(jn);
-    return NULL;
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+}
+
+static void puts_(buf_t *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void put_indent(buf_t *b, int indent)
+{
+    static const char nl[] = "\n                ";
+    put(b, nl, 1 + (size_t)indent);
+}
+
+/* s as a JSON string; bytes that do not start valid UTF-8 become U+FFFD. */
+static void put_str(buf_t *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t run = 0, i = 0; /* run: bytes before p[i] still to copy as they are */
+    put(b, "\"", 1);
+    while (p[i]) {
+        unsigned char c = p[i];
+        size_t n = c >= 0x20 && c != '"' && c != '\\' && c < 0x80 ? 1 : 0;
+        if (c >= 0x80)
+            n = utf8_len(p + i);
+        if (n > 0) {
+            run += n;
+            i += n;
+            continue;
+        }
+        put(b, (const char *)p + i - run, run);
+        run = 0;
+        char esc[8];
+        switch (c) {
+        case '"':
+            put(b, "\\\"", 2);
+            break;
+        case '\\':
+            put(b, "\\\\", 2);
+            break;
+        case '\n':
+            put(b, "\\n", 2);
+            break;
+        case '\t':
+            put(b, "\\t", 2);
+            break;
+        case '\r':
+            put(b, "\\r", 2);
+            break;
+        default:
+            if (c < 0x20) {
+                snprintf(esc, sizeof(esc), "\\u%04x", c);
+                put(b, esc, 6);
+            } else {
+                put(b, "\xEF\xBF\xBD", 3);
+            }
+        }
+        i++;
+    }
+    put(b, (const char *)p + i - run, run);
+    put(b, "\"", 1);
+}
+
+static void put_hex(buf_t *b, uint64_t v, bool prefix)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "\"%s%" PRIx64 "\"", prefix ? "0x" : "", v);
+    put(b, tmp, (size_t)n);
+}
+
+static void put_int(buf_t *b, long long v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
+    put(b, tmp, (size_t)n);
+}
+
+static int cmp_entry_ptr(const void *a, const void *b)
+{
+    return strcmp((*(const st_entry_t *const *)a)->name, (*(const st_entry_t *const *)b)->name);
+}
+
+static int cmp_node_ptr(const void *a, const void *b)
+{
+    return strcmp((*(const st_node_t *const *)a)->name, (*(const st_node_t *const *)b)->name);
+}
+
+/* One allocator node: `"name":{"attrs":{...},"flags":1,"guid":"..."}`, attributes one a line
+ * at indent + 2. es is scratch room for n->n_entries pointers. */
+static void put_node(buf_t *b, const st_node_t *n, int indent, const st_entry_t **es)
+{
+    put_indent(b, indent);
+    put_str(b, n->name);
+    puts_(b, ":{\"attrs\":{");
+    for (size_t i = 0; i < n->n_entries; i++)
+        es[i] = &n->entries[i];
+    if (n->n_entries > 1)
+        qsort(es, n->n_entries, sizeof(*es), cmp_entry_ptr);
+    for (size_t i = 0; i < n->n_entries; i++) {
+        const st_entry_t *e = es[i];
+        if (i > 0)
+            put(b, ",", 1);
+        put_indent(b, indent + 2);
+        put_str(b, e->name);
+        if (e->type == ST_ENTRY_SCALAR) {
+            puts_(b, ":{\"type\":\"scalar\",\"units\":");
+            put_str(b, e->units ? e->units : "bytes");
+            puts_(b, ",\"value\":");
+            put_hex(b, e->value, false);
+        } else {
+            puts_(b, ":{\"type\":\"string\",\"value\":");
+            put_str(b, e->string);
+        }
+        put(b, "}", 1);
+    }
+    if (n->n_entries > 0)
+        put_indent(b, indent + 1);
+    puts_(b, n->weak ? "},\"flags\":1,\"guid\":" : "},\"guid\":");
+    put_hex(b, n->guid, false);
+    put(b, "}", 1);
 }
 
 static int cmp_edges(const void *a, const void *b)
@@ -1063,7 +1183,7 @@ static int cmp_edges(const void *a, const void *b)
 }
 
 /* What one "v" event carries: a process dump (may be NULL when the dump has none) and the
- * global nodes assigned to it. */
+ * global nodes assigned to it, sorted by name. */
 typedef struct wevent {
     int pid;
     const st_process_dump_t *proc;
@@ -1071,67 +1191,107 @@ typedef struct wevent {
     size_t n_globals;
 } wevent_t;
 
-static json_t *event_json(const st_trace_t *t, const st_global_dump_t *d, const wevent_t *we)
+/* Process totals in JSON key order. */
+typedef struct total_ref {
+    const char *name;
+    unsigned bit;
+    size_t offset;
+} total_ref_t;
+
+static int cmp_total_ref(const void *a, const void *b)
 {
-    json_t *ev = json_object(), *args = json_object(), *dumps = json_object();
-    json_t *alloc = json_object(), *graph = json_array(), *totals = json_object();
-    st_edge_t *edges = NULL;
-    (void)t;
-    if (!ev || !args || !dumps || !alloc || !graph || !totals)
-        goto fail;
-    const st_process_dump_t *p = we->proc;
-    if (p != NULL) {
-#define XX(f)                                                                                      \
-    if ((p->totals.present & ST_TOTAL_HAS(f)) && jset(totals, #f, jhex(p->totals.f, false)) < 0)   \
-        goto fail;
+    return strcmp(((const total_ref_t *)a)->name, ((const total_ref_t *)b)->name);
+}
+
+static int event_text(buf_t *b, const st_global_dump_t *d, const wevent_t *we)
+{
+    total_ref_t totals[] = {
+#define XX(f) {#f, ST_TOTAL_HAS(f), offsetof(st_totals_t, f)},
         ST_TOTALS_MAP(XX)
 #undef XX
-        for (size_t i = 0; i < p->n_nodes; i++)
-            if (jset(alloc, p->nodes[i].name, node_json(&p->nodes[i])) < 0)
-                goto fail;
-        if (p->n_edges > 0) {
-            if ((edges = malloc(p->n_edges * sizeof(*edges))) == NULL)
-                goto fail;
-            memcpy(edges, p->edges, p->n_edges * sizeof(*edges));
-            qsort(edges, p->n_edges, sizeof(*edges), cmp_edges);
-        }
-        for (size_t i = 0; i < p->n_edges; i++) {
-            json_t *e = json_object();
-            if (e == NULL || json_array_append_new(graph, e) < 0 ||
-                jset(e, "source", jhex(edges[i].source, false)) < 0 ||
-                jset(e, "target", jhex(edges[i].target, false)) < 0 ||
-                jset(e, "type", json_string_nocheck("ownership")) < 0 ||
-                jset(e, "importance", json_integer(edges[i].importance)) < 0)
-                goto fail;
-        }
-    }
+    };
+    const st_process_dump_t *p = we->proc;
+    size_t n_local = p ? p->n_nodes : 0, n_edges = p ? p->n_edges : 0, max_entries = 0;
+    const st_node_t **nodes = NULL;
+    const st_entry_t **es = NULL;
+    st_edge_t *edges = NULL;
+    int rc = -ENOMEM;
+
+    qsort(totals, sizeof(totals) / sizeof(totals[0]), sizeof(totals[0]), cmp_total_ref);
+    if (n_local + we->n_globals > 0 &&
+        (nodes = malloc((n_local + we->n_globals) * sizeof(*nodes))) == NULL)
+        goto out;
+    for (size_t i = 0; i < n_local; i++)
+        nodes[i] = &p->nodes[i];
     for (size_t i = 0; i < we->n_globals; i++)
-        if (jset(alloc, we->globals[i]->name, node_json(we->globals[i])) < 0)
-            goto fail;
-    if (jset(dumps, "allocators", take(&alloc)) < 0 ||
-        jset(dumps, "allocators_graph", take(&graph)) < 0 ||
-        jset(dumps, "level_of_detail", jstr(d->level_of_detail ? d->level_of_detail : "detailed")) <
-            0 ||
-        jset(dumps, "process_totals", take(&totals)) < 0 || jset(args, "dumps", take(&dumps)) < 0 ||
-        jset(ev, "args", take(&args)) < 0 ||
-        jset(ev, "cat", json_string_nocheck(MEMORY_INFRA_CAT)) < 0 ||
-        jset(ev, "id", jhex(d->id, true)) < 0 ||
-        jset(ev, "name", jstr(d->trigger ? d->trigger : "periodic_interval")) < 0 ||
-        jset(ev, "ph", json_string_nocheck("v")) < 0 ||
-        jset(ev, "pid", json_integer(we->pid)) < 0 ||
-        jset(ev, "ts", json_integer((json_int_t)d->ts_us)) < 0)
-        goto fail;
+        nodes[n_local + i] = we->globals[i];
+    if (n_local + we->n_globals > 1)
+        qsort(nodes, n_local + we->n_globals, sizeof(*nodes), cmp_node_ptr);
+    for (size_t i = 0; i < n_local + we->n_globals; i++)
+        if (nodes[i]->n_entries > max_entries)
+            max_entries = nodes[i]->n_entries;
+    if (max_entries > 0 && (es = malloc(max_entries * sizeof(*es))) == NULL)
+        goto out;
+    if (n_edges > 0) {
+        if ((edges = malloc(n_edges * sizeof(*edges))) == NULL)
+            goto out;
+        memcpy(edges, p->edges, n_edges * sizeof(*edges));
+        qsort(edges, n_edges, sizeof(*edges), cmp_edges);
+    }
+
+    puts_(b, "{\"args\":{\"dumps\":{\"allocators\":{");
+    for (size_t i = 0; i < n_local + we->n_globals; i++) {
+        if (i > 0)
+            put(b, ",", 1);
+        put_node(b, nodes[i], 5, es);
+    }
+    if (n_local + we->n_globals > 0)
+        put_indent(b, 4);
+    puts_(b, "},\"allocators_graph\":[");
+    for (size_t i = 0; i < n_edges; i++) {
+        put_indent(b, 5);
+        puts_(b, "{\"importance\":");
+        put_int(b, edges[i].importance);
+        puts_(b, ",\"source\":");
+        put_hex(b, edges[i].source, false);
+        puts_(b, ",\"target\":");
+        put_hex(b, edges[i].target, false);
+        puts_(b, i + 1 < n_edges ? ",\"type\":\"ownership\"}," : ",\"type\":\"ownership\"}");
+    }
+    if (n_edges > 0)
+        put_indent(b, 4);
+    puts_(b, "],\"level_of_detail\":");
+    put_str(b, d->level_of_detail ? d->level_of_detail : "detailed");
+    puts_(b, ",\"process_totals\":{");
+    bool any = false;
+    for (size_t i = 0; p != NULL && i < sizeof(totals) / sizeof(totals[0]); i++) {
+        if (!(p->totals.present & totals[i].bit))
+            continue;
+        if (any)
+            put(b, ",", 1);
+        any = true;
+        put_indent(b, 5);
+        put_str(b, totals[i].name);
+        put(b, ":", 1);
+        put_hex(b, *(const uint64_t *)((const char *)&p->totals + totals[i].offset), false);
+    }
+    if (any)
+        put_indent(b, 4);
+    puts_(b, "}}},\"cat\":\"" MEMORY_INFRA_CAT "\",\"id\":");
+    put_hex(b, d->id, true);
+    puts_(b, ",\"name\":");
+    put_str(b, d->trigger ? d->trigger : "periodic_interval");
+    puts_(b, ",\"ph\":\"v\",\"pid\":");
+    put_int(b, we->pid);
+    puts_(b, ",\"ts\":");
+    put_int(b, (long long)d->ts_us);
+    put(b, "}", 1);
+    rc = b->nomem ? -ENOMEM : 0;
+out:
+    free(nodes);
+    free(es);
     free(edges);
-    return ev;
-fail:
-    free(edges);
-    json_decref(alloc);
-    json_decref(graph);
-    json_decref(totals);
-    json_decref(dumps);
-    json_decref(args);
-    json_decref(ev);
-    return NULL;
+    return rc;
 }
 
 /* Streams jansson's output into a FILE, indenting every line after the first by `indent`. */
@@ -1159,17 +1319,17 @@ static int out_cb(const char *buf, size_t size, void *data)
 
 #define DUMP_FLAGS (JSON_INDENT(1) | JSON_COMPACT | JSON_SORT_KEYS)
 
-/* Writes one event of traceEvents (consumes ev). */
-static int emit_event(FILE *f, json_t *ev, bool *first)
+/* Writes the event text in b as the next element of traceEvents and empties b. */
+static int emit_event(FILE *f, buf_t *b, bool *first)
 {
-    out_t o = {f, 2};
-    if (ev == NULL)
+    if (b->nomem)
         return -ENOMEM;
     fputs(*first ? "\n  " : ",\n  ", f);
     *first = false;
-    int rc = json_dump_callback(ev, out_cb, &o, DUMP_FLAGS);
-    json_decref(ev);
-    return rc < 0 ? -EIO : 0;
+    size_t n = fwrite(b->p, 1, b->n, f);
+    int rc = n == b->n ? 0 : -EIO;
+    b->n = 0;
+    return rc;
 }
 
 static json_t *metadata_json(const st_trace_t *t)
@@ -1245,7 +1405,7 @@ static int cmp_gref_carrier(const void *a, const void *b)
 }
 
 /* The "v" events of one dump, in pid order. */
-static int write_dump(FILE *f, const st_trace_t *t, const st_global_dump_t *d, bool *first)
+static int write_dump(FILE *f, buf_t *b, const st_global_dump_t *d, bool *first)
 {
     const st_process_dump_t **procs = NULL;
     gref_t *g = NULL;
@@ -1310,7 +1470,7 @@ static int write_dump(FILE *f, const st_trace_t *t, const st_global_dump_t *d, b
         w->globals[w->n_globals++] = g[i].node;
     }
     for (size_t e = 0; e < n_ev; e++)
-        if ((rc = emit_event(f, event_json(t, d, &ev[e]), first)) < 0)
+        if ((rc = event_text(b, d, &ev[e])) < 0 || (rc = emit_event(f, b, first)) < 0)
             goto out;
     rc = 0;
 out:
@@ -1336,7 +1496,7 @@ static int cmp_pname(const void *a, const void *b)
 }
 
 /* One process_name event per pid: the first name the pid has in dump order. */
-static int write_names(FILE *f, const st_trace_t *t, bool *first)
+static int write_names(FILE *f, buf_t *b, const st_trace_t *t, bool *first)
 {
     size_t n = 0, cap = 0;
     pname_t *names = NULL;
@@ -1359,22 +1519,12 @@ static int write_names(FILE *f, const st_trace_t *t, bool *first)
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && names[i].pid == names[i - 1].pid)
             continue;
-        json_t *ev = json_object(), *args = json_object();
-        if (ev == NULL || args == NULL) {
-            json_decref(ev);
-            json_decref(args);
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (jset(ev, "args", args) < 0 || jset(args, "name", jstr(names[i].name)) < 0 ||
-            jset(ev, "name", json_string_nocheck("process_name")) < 0 ||
-            jset(ev, "ph", json_string_nocheck("M")) < 0 ||
-            jset(ev, "pid", json_integer(names[i].pid)) < 0) {
-            json_decref(ev);
-            rc = -ENOMEM;
-            goto out;
-        }
-        if ((rc = emit_event(f, ev, first)) < 0)
+        puts_(b, "{\"args\":{\"name\":");
+        put_str(b, names[i].name);
+        puts_(b, "},\"name\":\"process_name\",\"ph\":\"M\",\"pid\":");
+        put_int(b, names[i].pid);
+        put(b, "}", 1);
+        if ((rc = emit_event(f, b, first)) < 0)
             goto out;
     }
 out:
@@ -1386,6 +1536,7 @@ int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err)
 {
     reader_t r = {.err = err, .ev = -1}; /* for fail() only */
     out_t o = {f, 1};
+    buf_t b = {0};
     bool first = true;
     int rc = 0;
     json_t *meta = metadata_json(trace);
@@ -1399,15 +1550,16 @@ int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err)
     if (rc < 0)
         goto out;
     fputs(",\n \"traceEvents\":[", f);
-    if ((rc = write_names(f, trace, &first)) < 0)
+    if ((rc = write_names(f, &b, trace, &first)) < 0)
         goto out;
     for (size_t i = 0; i < trace->n_dumps; i++)
-        if ((rc = write_dump(f, trace, &trace->dumps[i], &first)) < 0)
+        if ((rc = write_dump(f, &b, &trace->dumps[i], &first)) < 0)
             goto out;
     fputs(first ? "]\n}\n" : "\n ]\n}\n", f);
     if (fflush(f) != 0 || ferror(f))
         rc = errno ? -errno : -EIO;
 out:
+    free(b.p);
     if (rc == -ENOMEM)
         fail(&r, rc, "out of memory");
     else if (rc < 0)
