@@ -1461,7 +1461,7 @@ static int write_dump(FILE *f, buf_t *b, const st_global_dump_t *d, bool *first)
         ev[g[i].event].n_globals++;
     size_t off = 0;
     for (size_t e = 0; e < n_ev; e++) {
-        ev[e].globals = gnodes + off;
+        ev[e].globals = gnodes != NULL ? gnodes + off : NULL;
         off += ev[e].n_globals;
         ev[e].n_globals = 0;
     }
