@@ -205,24 +205,24 @@ static uint64_t name_key(int32_t container, const char *name)
 typedef struct pid_name {
     int pid;
     size_t event;
-    const char *name; /* borrowed from the JSON document */
+    char *name;
 } pid_name_t;
 
-typedef struct vevent {
-    size_t event;
-    size_t dump; /* position in trace->dumps */
-    int pid;
-} vevent_t;
+/* What the reader keeps per global dump while events arrive in any order. */
+typedef struct dump_state {
+    index_t by_guid, by_name;
+    bool seen; /* a "v" event has set ts, trigger and level */
+} dump_state_t;
 
 typedef struct reader {
     st_trace_t *trace;
     st_error_t *err;
-    long ev; /* event index for errors; -1 outside traceEvents */
-    index_t by_guid, by_name;
+    long ev;                    /* event index for errors; -1 outside traceEvents */
+    index_t *by_guid, *by_name; /* of the dump being read */
+    dump_state_t *states;       /* parallel to trace->dumps */
+    size_t cap_states;
     pid_name_t *names;
     size_t n_names, cap_names;
-    vevent_t *vevs;
-    size_t n_vevs, cap_vevs;
 } reader_t;
 
 static int fail(reader_t *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -409,16 +409,17 @@ static int read_meta_dump(reader_t *r, const json_t *m, const char *where)
     return 0;
 }
 
-static int read_metadata(reader_t *r, const json_t *root)
+/* The value of the top-level "metadata": only metadata.shmtrack is ours. */
+static int read_metadata(reader_t *r, const json_t *meta)
 {
-    json_t *meta = NULL, *shm = NULL, *dumps = NULL;
+    json_t *shm = NULL, *dumps = NULL;
     const char *policy = NULL, *host = NULL, *kernel = NULL;
     bool has_version = false;
     long long version = 1;
     char where[64];
     int rc;
-    if ((rc = get_object(r, root, "", "metadata", false, &meta)) < 0 || meta == NULL)
-        return rc;
+    if (!json_is_object(meta))
+        return fail(r, ST_EFORMAT, "metadata: expected an object, got %s", type_name(meta));
     if ((rc = get_object(r, meta, "metadata", "shmtrack", false, &shm)) < 0 || shm == NULL)
         return rc;
     if ((rc = get_int(r, shm, "metadata.shmtrack", "version", false, LLONG_MIN, LLONG_MAX,
@@ -446,9 +447,23 @@ static int read_metadata(reader_t *r, const json_t *root)
     return 0;
 }
 
-/* ---- pass 1: names and grouping ---- */
+/* ---- events ---- */
 
-static int scan_event(reader_t *r, const json_t *ev)
+static int read_dump_event(reader_t *r, const json_t *ev, st_global_dump_t *d, int pid, bool first);
+
+/* The state of trace->dumps[i], grown along with the dumps. */
+static dump_state_t *dump_state(reader_t *r, size_t i)
+{
+    size_t old = r->cap_states;
+    if (grow((void **)&r->states, &r->cap_states, i + 1, sizeof(*r->states)) < 0)
+        return NULL;
+    memset(r->states + old, 0, (r->cap_states - old) * sizeof(*r->states));
+    return &r->states[i];
+}
+
+/* One element of traceEvents: a process_name gives a pid its name, a "v" event goes to its
+ * global dump, anything else is skipped. */
+static int read_event(reader_t *r, const json_t *ev)
 {
     const char *ph = NULL, *name = NULL;
     json_t *args = NULL;
@@ -468,9 +483,13 @@ static int scan_event(reader_t *r, const json_t *ev)
             (rc = get_object(r, ev, "", "args", true, &args)) < 0 ||
             (rc = get_string(r, args, "args", "name", true, &name)) < 0)
             return rc;
-        if (grow((void **)&r->names, &r->cap_names, r->n_names + 1, sizeof(*r->names)) < 0)
+        char *copy = strdup(name);
+        if (copy == NULL ||
+            grow((void **)&r->names, &r->cap_names, r->n_names + 1, sizeof(*r->names)) < 0) {
+            free(copy);
             return -ENOMEM;
-        r->names[r->n_names++] = (pid_name_t){(int)pid, (size_t)r->ev, name};
+        }
+        r->names[r->n_names++] = (pid_name_t){(int)pid, (size_t)r->ev, copy};
         return 0;
     }
     if (strcmp(ph, "v") != 0)
@@ -481,10 +500,14 @@ static int scan_event(reader_t *r, const json_t *ev)
     st_global_dump_t *d = st_trace_find_dump(r->trace, id);
     if (d == NULL && (rc = st_trace_add_dump(r->trace, id, 0, &d)) < 0)
         return rc;
-    if (grow((void **)&r->vevs, &r->cap_vevs, r->n_vevs + 1, sizeof(*r->vevs)) < 0)
+    dump_state_t *st = dump_state(r, (size_t)(d - r->trace->dumps));
+    if (st == NULL)
         return -ENOMEM;
-    r->vevs[r->n_vevs++] = (vevent_t){(size_t)r->ev, (size_t)(d - r->trace->dumps), (int)pid};
-    return 0;
+    r->by_guid = &st->by_guid;
+    r->by_name = &st->by_name;
+    bool first = !st->seen;
+    st->seen = true;
+    return read_dump_event(r, ev, d, (int)pid, first);
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -492,14 +515,6 @@ static int cmp_names(const void *a, const void *b)
     const pid_name_t *x = a, *y = b;
     if (x->pid != y->pid)
         return (x->pid > y->pid) - (x->pid < y->pid);
-    return (x->event > y->event) - (x->event < y->event);
-}
-
-static int cmp_vevs(const void *a, const void *b)
-{
-    const vevent_t *x = a, *y = b;
-    if (x->dump != y->dump)
-        return (x->dump > y->dump) - (x->dump < y->dump);
     return (x->event > y->event) - (x->event < y->event);
 }
 
@@ -598,10 +613,10 @@ static int read_node(reader_t *r, st_global_dump_t *d, int32_t pi, const char *n
     int32_t container = strncmp(name, "global/", 7) == 0 ? -1 : pi;
 
     /* Known guid: the same node again (split event, or a global from another process). */
-    size_t mask = r->by_guid.cap - 1;
-    for (size_t i = r->by_guid.cap ? (size_t)mix64(guid) & mask : 0;
-         r->by_guid.cap && r->by_guid.slots[i].container != SLOT_EMPTY; i = (i + 1) & mask) {
-        slot_t *s = &r->by_guid.slots[i];
+    size_t mask = r->by_guid->cap - 1;
+    for (size_t i = r->by_guid->cap ? (size_t)mix64(guid) & mask : 0;
+         r->by_guid->cap && r->by_guid->slots[i].container != SLOT_EMPTY; i = (i + 1) & mask) {
+        slot_t *s = &r->by_guid->slots[i];
         if (s->key != guid)
             continue;
         node = node_at(d, s->container, s->idx);
@@ -619,10 +634,10 @@ static int read_node(reader_t *r, st_global_dump_t *d, int32_t pi, const char *n
     }
     if (node == NULL) {
         uint64_t nk = name_key(container, name);
-        mask = r->by_name.cap - 1;
-        for (size_t i = r->by_name.cap ? (size_t)mix64(nk) & mask : 0;
-             r->by_name.cap && r->by_name.slots[i].container != SLOT_EMPTY; i = (i + 1) & mask) {
-            slot_t *s = &r->by_name.slots[i];
+        mask = r->by_name->cap - 1;
+        for (size_t i = r->by_name->cap ? (size_t)mix64(nk) & mask : 0;
+             r->by_name->cap && r->by_name->slots[i].container != SLOT_EMPTY; i = (i + 1) & mask) {
+            slot_t *s = &r->by_name->slots[i];
             if (s->key != nk || s->container != container)
                 continue;
             st_node_t *other = node_at(d, s->container, s->idx);
@@ -641,10 +656,10 @@ static int read_node(reader_t *r, st_global_dump_t *d, int32_t pi, const char *n
                 return rc;
             idx = (uint32_t)(node - d->procs[pi].nodes);
         }
-        if (index_reserve(&r->by_guid) < 0 || index_reserve(&r->by_name) < 0)
+        if (index_reserve(r->by_guid) < 0 || index_reserve(r->by_name) < 0)
             return -ENOMEM;
-        index_insert(&r->by_guid, guid, container, idx);
-        index_insert(&r->by_name, nk, container, idx);
+        index_insert(r->by_guid, guid, container, idx);
+        index_insert(r->by_name, nk, container, idx);
     }
     const char *aname;
     json_t *a;
@@ -758,43 +773,171 @@ static int read_dump_event(reader_t *r, const json_t *ev, st_global_dump_t *d, i
     return read_edges(r, &d->procs[pi], dumps);
 }
 
-static int read_document(reader_t *r, const json_t *root)
+/* ---- the document, one top-level value and one event at a time ----
+ *
+ * A large trace is hundreds of megabytes of events; parsed whole, jansson's tree is ten times
+ * that. So the top-level object and the traceEvents array are walked here by hand and each
+ * member and each event is parsed on its own (JSON_DISABLE_EOF_CHECK reports how much it
+ * consumed) and freed once read. Whenever the text is not what that walk expects, the whole
+ * buffer is parsed once more to report jansson's own message with its line and column.
+ */
+
+#define LOAD_FLAGS (JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES)
+
+/* The error for a buffer the walk could not follow: jansson's syntax error, or the wrong type
+ * at the top level. */
+static int whole_error(reader_t *r, const char *buf, size_t len)
 {
-    json_t *events = NULL;
-    int rc;
+    json_error_t jerr;
     r->ev = -1;
-    if (!json_is_object(root))
-        return fail(r, ST_EFORMAT, "top level: expected an object, got %s", type_name(root));
-    if ((rc = read_metadata(r, root)) < 0 ||
-        (rc = get_array(r, root, "", "traceEvents", true, &events)) < 0)
-        return rc;
-    size_t n = json_array_size(events);
-    for (size_t i = 0; i < n; i++) {
-        r->ev = (long)i;
-        if ((rc = scan_event(r, json_array_get(events, i))) < 0)
-            return rc;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        if (json_error_code(&jerr) == json_error_out_of_memory)
+            return -ENOMEM;
+        return fail(r, ST_EFORMAT, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
     }
+    int rc = json_is_object(root)
+                 ? fail(r, ST_EFORMAT, "malformed input")
+                 : fail(r, ST_EFORMAT, "top level: expected an object, got %s", type_name(root));
+    json_decref(root);
+    return rc;
+}
+
+static size_t skip_ws(const char *buf, size_t len, size_t pos)
+{
+    while (pos < len &&
+           (buf[pos] == ' ' || buf[pos] == '\t' || buf[pos] == '\n' || buf[pos] == '\r'))
+        pos++;
+    return pos;
+}
+
+/* One JSON value at buf + *pos, advancing *pos past it; NULL when it does not parse. */
+static json_t *load_one(const char *buf, size_t len, size_t *pos)
+{
+    json_error_t jerr;
+    json_t *v = json_loadb(buf + *pos, len - *pos, LOAD_FLAGS, &jerr);
+    if (v != NULL)
+        *pos += (size_t)jerr.position;
+    return v;
+}
+
+static int read_stream(reader_t *r, const char *buf, size_t len)
+{
+    bool seen_events = false;
+    size_t pos = skip_ws(buf, len, 0), n_keys = 0, cap_keys = 0;
+    char **keys = NULL;
+    json_t *v = NULL;
+    int rc = 0;
+    if (pos == len || buf[pos] != '{') {
+        rc = whole_error(r, buf, len);
+        goto out;
+    }
+    pos = skip_ws(buf, len, pos + 1);
+    while (pos < len && buf[pos] != '}') {
+        const char *key;
+        if (buf[pos] != '"' || (v = load_one(buf, len, &pos)) == NULL) {
+            rc = whole_error(r, buf, len);
+            goto out;
+        }
+        key = json_string_value(v);
+        bool events = strcmp(key, "traceEvents") == 0, meta = strcmp(key, "metadata") == 0;
+        bool dup = false; /* jansson's JSON_REJECT_DUPLICATES, for the top level */
+        for (size_t i = 0; i < n_keys && !dup; i++)
+            dup = strcmp(keys[i], key) == 0;
+        if (!dup) {
+            char *copy = strdup(key);
+            if (copy == NULL || grow((void **)&keys, &cap_keys, n_keys + 1, sizeof(*keys)) < 0) {
+                free(copy);
+                json_decref(v);
+                rc = -ENOMEM;
+                goto out;
+            }
+            keys[n_keys++] = copy;
+        }
+        json_decref(v);
+        v = NULL;
+        pos = skip_ws(buf, len, pos);
+        if (dup || pos == len || buf[pos] != ':') {
+            rc = whole_error(r, buf, len);
+            goto out;
+        }
+        pos = skip_ws(buf, len, pos + 1);
+        if (events && pos < len && buf[pos] == '[') {
+            seen_events = true;
+            pos = skip_ws(buf, len, pos + 1);
+            for (long i = 0; pos < len && buf[pos] != ']'; i++) {
+                if ((v = load_one(buf, len, &pos)) == NULL) {
+                    rc = whole_error(r, buf, len);
+                    goto out;
+                }
+                r->ev = i;
+                rc = read_event(r, v);
+                json_decref(v);
+                v = NULL;
+                r->ev = -1;
+                if (rc < 0)
+                    goto out;
+                pos = skip_ws(buf, len, pos);
+                if (pos < len && buf[pos] == ',')
+                    pos = skip_ws(buf, len, pos + 1);
+                else if (pos == len || buf[pos] != ']') {
+                    rc = whole_error(r, buf, len);
+                    goto out;
+                }
+            }
+            if (pos == len) {
+                rc = whole_error(r, buf, len);
+                goto out;
+            }
+            pos++;
+        } else {
+            if ((v = load_one(buf, len, &pos)) == NULL) {
+                rc = whole_error(r, buf, len);
+                goto out;
+            }
+            if (events)
+                rc = fail(r, ST_EFORMAT, "traceEvents: expected an array, got %s", type_name(v));
+            else if (meta)
+                rc = read_metadata(r, v);
+            json_decref(v);
+            v = NULL;
+            if (rc < 0)
+                goto out;
+        }
+        pos = skip_ws(buf, len, pos);
+        if (pos < len && buf[pos] == ',')
+            pos = skip_ws(buf, len, pos + 1);
+        else if (pos == len || buf[pos] != '}') {
+            rc = whole_error(r, buf, len);
+            goto out;
+        }
+    }
+    if (pos == len || skip_ws(buf, len, pos + 1) != len) {
+        rc = whole_error(r, buf, len);
+        goto out;
+    } /* unterminated, or something after the object */
+    if (!seen_events) {
+        rc = fail(r, ST_EFORMAT, "traceEvents: missing");
+        goto out;
+    }
+
+    /* process_name events may come anywhere: name the processes now */
     if (r->n_names > 1)
         qsort(r->names, r->n_names, sizeof(*r->names), cmp_names);
-    if (r->n_vevs > 1)
-        qsort(r->vevs, r->n_vevs, sizeof(*r->vevs), cmp_vevs);
-    for (size_t k = 0; k < r->n_vevs; k++) {
-        const vevent_t *v = &r->vevs[k];
-        bool first = k == 0 || r->vevs[k - 1].dump != v->dump;
-        if (first) {
-            index_free(&r->by_guid);
-            index_free(&r->by_name);
+    for (size_t i = 0; i < r->trace->n_dumps; i++) {
+        st_global_dump_t *d = &r->trace->dumps[i];
+        for (size_t k = 0; k < d->n_procs; k++) {
+            const char *name = name_of(r, d->procs[k].pid);
+            if (name != NULL && (rc = st_dump_add_process(d, d->procs[k].pid, name, NULL)) < 0)
+                goto out;
         }
-        r->ev = (long)v->event;
-        rc = read_dump_event(r, json_array_get(events, v->event), &r->trace->dumps[v->dump], v->pid,
-                             first);
-        if (rc < 0)
-            return rc;
+        st_dump_sort(d);
     }
-    r->ev = -1;
-    for (size_t i = 0; i < r->trace->n_dumps; i++)
-        st_dump_sort(&r->trace->dumps[i]);
-    return 0;
+out:
+    for (size_t i = 0; i < n_keys; i++)
+        free(keys[i]);
+    free(keys);
+    return rc;
 }
 
 static void set_source(st_error_t *err, const char *source)
@@ -810,23 +953,15 @@ int st_trace_read_buffer(const char *buf, size_t len, const char *source, st_tra
                          st_error_t *err)
 {
     reader_t r = {.err = err, .ev = -1};
-    json_t *root = NULL;
-    json_error_t jerr;
     int rc;
     set_source(err, source);
     *out = NULL;
     if (len > ST_TRACE_MAX_BYTES)
         return fail(&r, ST_ETOOBIG, "%zu bytes exceed the limit of %llu", len,
                     (unsigned long long)ST_TRACE_MAX_BYTES);
-    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        if (json_error_code(&jerr) == json_error_out_of_memory)
-            return -ENOMEM;
-        return fail(&r, ST_EFORMAT, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-    }
     if ((rc = st_trace_new(&r.trace)) < 0)
         goto out;
-    if ((rc = read_document(&r, root)) < 0)
+    if ((rc = read_stream(&r, buf, len)) < 0)
         goto out;
     *out = r.trace;
     r.trace = NULL;
@@ -834,11 +969,14 @@ out:
     if (rc == -ENOMEM)
         fail(&r, rc, "out of memory");
     st_trace_free(r.trace);
-    index_free(&r.by_guid);
-    index_free(&r.by_name);
+    for (size_t i = 0; i < r.cap_states; i++) {
+        index_free(&r.states[i].by_guid);
+        index_free(&r.states[i].by_name);
+    }
+    free(r.states);
+    for (size_t i = 0; i < r.n_names; i++)
+        free(r.names[i].name);
     free(r.names);
-    free(r.vevs);
-    json_decref(root);
     return rc;
 }
 
