@@ -27,7 +27,7 @@ typedef struct st_graph_node {
 typedef struct st_graph_result {
     st_graph_node_t *nodes; /* sorted by (pid, path) */
     size_t n_nodes;
-    char **warnings;        /* problems found: unknown edge ends, second edges, bad sizes */
+    char **warnings; /* problems found: unknown edge ends, second edges, bad sizes */
     size_t n_warnings;
 } st_graph_result_t;
 
