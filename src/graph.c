@@ -42,6 +42,11 @@
 #include <string.h>
 #include <uthash.h>
 
+/* uthash lets chains grow to 10 before it adds buckets; most lookups here are misses (a new
+ * guid, a leaf path), which walk the whole chain, one cache miss per step. Shorter chains. */
+#undef HASH_BKT_CAPACITY_THRESH
+#define HASH_BKT_CAPACITY_THRESH 5U
+
 #define NONE UINT32_MAX
 #define QSHIFT 20
 __extension__ typedef __int128 q128; /* exact values in units of 2^-20 byte */
@@ -82,14 +87,22 @@ static void arena_free(chunk *c)
     }
 }
 
+/* Hot data of one node, kept small: the processor's time is mostly memory. */
 typedef struct vertex {
-    UT_hash_handle hh; /* by graph + path */
-    UT_hash_handle hg; /* by guid (explicit nodes with a guid) */
-    char *key;         /* 4 bytes graph index, then the path, NUL-terminated */
-    uint32_t keylen;
-    uint32_t graph;
+    char *key; /* 4 bytes graph index, then the path, NUL-terminated */
     uint64_t guid;
-    uint32_t parent, first_child, next_sibling;
+    uint64_t own_size, size; /* reported (or propagated) size; computed size (pass 5) */
+    uint64_t eff;            /* pass 9: first the flow subtree's bytes, then the node's own */
+    /* Coefficients (pass 7), turned into cumulative coefficients in place (pass 8). */
+    long double owning, owned;
+    long double exact; /* pass 9: exact effective size */
+    union {
+        struct {
+            uint64_t not_owning, not_owned; /* passes 6-7 */
+        };
+        q128 q; /* pass 9: quantised flow subtree total */
+    };
+    uint32_t graph, parent, first_child, next_sibling;
     uint32_t target, first_owner, next_owner; /* the owned node; the owners, linked */
     uint32_t edge_seq;                        /* input position of the owns edge */
     int importance;
@@ -98,10 +111,24 @@ typedef struct vertex {
     uint32_t tparent, tfirst, tnext, nleaves; /* flow tree */
     uint32_t unspec;                          /* the "<unspecified>" child added in pass 5 */
     bool is_explicit, is_root, weak, removed, has_own, has_size, done, local_below;
-    uint64_t own_size, size, not_owning, not_owned, eff, share;
-    long double owning_coef, owned_coef, cum_owning, cum_owned, exact;
-    q128 self_q, q;
 } vertex;
+
+/* An inner path ("shared_memory", "global"): the only paths ever looked up, so the only ones
+ * indexed. Leaves are unique by construction (the model finds-or-adds names per process and
+ * global nodes merge by guid); a duplicate leaf path is reported when the result is sorted. */
+typedef struct prefix {
+    UT_hash_handle hh;
+    char *key; /* as vertex.key */
+    struct prefix *parent, *next;
+    uint32_t vidx;
+} prefix;
+
+/* The guid index: entries in one dense array (a chain walk touches little memory). */
+typedef struct guid_entry {
+    UT_hash_handle hh;
+    uint64_t guid;
+    uint32_t vidx;
+} guid_entry;
 
 typedef struct cand {
     q128 q;
@@ -114,7 +141,11 @@ typedef struct graph {
     const st_global_dump_t *dump;
     vertex *v;
     uint32_t n, cap;
-    vertex *by_path, *by_guid;
+    prefix *by_path, *prefix_first, *prefix_last;
+    chunk *prefixes;
+    size_t n_prefixes;
+    guid_entry *by_guid, *guids;
+    size_t n_guids;
     chunk *strings;
     char *kbuf;
     size_t kcap;
@@ -179,77 +210,83 @@ static const char *who(const graph *g, uint32_t i, char *buf, size_t len)
 
 /* ---- pass 1: nodes ---- */
 
-static uint32_t vertex_new(graph *g, uint32_t gi, const char *path, size_t len, uint32_t parent)
+static char *make_key(graph *g, uint32_t gi, const char *path, size_t len)
 {
-    if (g->n == g->cap) { /* the capacity is an upper bound; this is a bug guard */
-        g->err = -ENOMEM;
-        return NONE;
-    }
     char *key = arena_alloc(&g->strings, 4 + len + 1);
     if (key == NULL) {
         g->err = -ENOMEM;
-        return NONE;
+        return NULL;
     }
     memcpy(key, &gi, 4);
     memcpy(key + 4, path, len);
     key[4 + len] = '\0';
+    return key;
+}
+
+static uint32_t vertex_new(graph *g, uint32_t gi, char *key, uint32_t parent)
+{
+    if (key == NULL || g->n == g->cap) { /* the capacity is an upper bound: a bug guard */
+        g->err = -ENOMEM;
+        return NONE;
+    }
     uint32_t i = g->n++;
     vertex *x = &g->v[i];
     memset(x, 0, sizeof(*x));
     x->key = key;
-    x->keylen = (uint32_t)(4 + len);
     x->graph = gi;
     x->parent = parent;
     x->first_child = x->next_sibling = NONE;
     x->target = x->first_owner = x->next_owner = NONE;
     x->claim = x->oanc = x->tparent = x->tfirst = x->tnext = x->unspec = NONE;
-    x->owning_coef = x->owned_coef = x->cum_owning = x->cum_owned = 1.0L;
+    x->owning = x->owned = 1.0L;
     if (parent != NONE) {
         vertex *p = &g->v[parent];
         x->depth = p->depth + 1;
         x->next_sibling = p->first_child;
         p->first_child = i;
-        HASH_ADD_KEYPTR(hh, g->by_path, x->key, x->keylen, x);
     }
     return i;
 }
 
-static uint32_t find_path(graph *g, uint32_t gi, const char *path, size_t len)
+static prefix *find_prefix(graph *g, uint32_t gi, const char *path, size_t len)
 {
     if (4 + len > g->kcap) {
         size_t cap = (4 + len) * 2;
         char *k = realloc(g->kbuf, cap);
         if (k == NULL) {
             g->err = -ENOMEM;
-            return NONE;
+            return NULL;
         }
         g->kbuf = k;
         g->kcap = cap;
     }
     memcpy(g->kbuf, &gi, 4);
     memcpy(g->kbuf + 4, path, len);
-    vertex *x = NULL;
+    prefix *x = NULL;
     HASH_FIND(hh, g->by_path, g->kbuf, (unsigned)(4 + len), x);
-    return x != NULL ? (uint32_t)(x - g->v) : NONE;
+    return x;
 }
 
-/* The node (gi, path), created with its missing ancestors as implicit nodes. Iterative, so a
- * path of any depth is fine. */
-static uint32_t vertex_get(graph *g, uint32_t gi, const char *path, size_t len)
+/* The inner path path[0..len) of graph gi and its missing ancestors, created in that order
+ * (ancestors first). Iterative, so a path of any depth is fine. NULL for the root (len ==
+ * SIZE_MAX) or on error. */
+static prefix *ensure_prefix(graph *g, uint32_t gi, const char *path, size_t len)
 {
-    uint32_t x = find_path(g, gi, path, len);
-    if (x != NONE || g->err)
-        return x;
+    if (len == SIZE_MAX)
+        return NULL;
+    prefix *found = find_prefix(g, gi, path, len);
+    if (found != NULL || g->err)
+        return found;
     /* The deepest existing ancestor, and where the first missing component starts. */
-    uint32_t parent = g->roots[gi];
+    prefix *parent = NULL;
     size_t from = 0, pos = len;
     for (;;) {
         const char *slash = pos > 0 ? memrchr(path, '/', pos) : NULL;
         if (slash == NULL)
             break;
         size_t plen = (size_t)(slash - path);
-        uint32_t p = find_path(g, gi, path, plen);
-        if (p != NONE) {
+        prefix *p = find_prefix(g, gi, path, plen);
+        if (p != NULL) {
             parent = p;
             from = plen + 1;
             break;
@@ -259,11 +296,40 @@ static uint32_t vertex_get(graph *g, uint32_t gi, const char *path, size_t len)
     for (;;) {
         const char *slash = from < len ? memchr(path + from, '/', len - from) : NULL;
         size_t end = slash != NULL ? (size_t)(slash - path) : len;
-        parent = vertex_new(g, gi, path, end, parent);
-        if (parent == NONE || end == len)
-            return parent;
+        prefix *p = (prefix *)(void *)arena_alloc(&g->prefixes, sizeof(prefix) + 15);
+        char *key = make_key(g, gi, path, end);
+        if (p == NULL || key == NULL) {
+            g->err = -ENOMEM;
+            return NULL;
+        }
+        p = (prefix *)(((uintptr_t)p + 15) & ~(uintptr_t)15);
+        memset(p, 0, sizeof(*p));
+        p->key = key;
+        p->parent = parent;
+        if (g->prefix_last != NULL)
+            g->prefix_last->next = p;
+        else
+            g->prefix_first = p;
+        g->prefix_last = p;
+        g->n_prefixes++;
+        HASH_ADD_KEYPTR(hh, g->by_path, p->key, (unsigned)(4 + end), p);
+        parent = p;
+        if (end == len)
+            return p;
         from = end + 1;
     }
+}
+
+/* Where the path of a node's parent ends; SIZE_MAX when the parent is the root. */
+static size_t parent_len(const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    return slash != NULL ? (size_t)(slash - name) : SIZE_MAX;
+}
+
+static uint32_t node_graph(const st_node_t *n, uint32_t gi)
+{
+    return strncmp(n->name, "global/", 7) == 0 ? 0 : gi;
 }
 
 static void merge_reporter(graph *g, uint32_t i, const st_node_t *n)
@@ -277,15 +343,14 @@ static void merge_reporter(graph *g, uint32_t i, const st_node_t *n)
     }
 }
 
-static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid)
+static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid, prefix *parent)
 {
-    char a[320], b[320];
+    char a[320];
     bool index_guid = n->guid != 0;
-    if (strncmp(n->name, "global/", 7) == 0)
-        gi = 0;
     if (n->guid != 0) {
-        vertex *x = NULL;
-        HASH_FIND(hg, g->by_guid, &n->guid, sizeof(n->guid), x);
+        guid_entry *ge = NULL;
+        HASH_FIND(hh, g->by_guid, &n->guid, sizeof(n->guid), ge);
+        vertex *x = ge != NULL ? &g->v[ge->vidx] : NULL;
         if (x != NULL && x->graph == 0 && gi == 0) {
             if (strcmp(vpath(x), n->name) != 0)
                 warn(g, "global node '%s' has the guid %016" PRIx64 " of %s; merged into it",
@@ -301,19 +366,27 @@ static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid)
             index_guid = false;
         }
     }
-    uint32_t i = vertex_get(g, gi, n->name, strlen(n->name));
-    if (i == NONE)
-        return;
-    vertex *x = &g->v[i];
-    if (x->is_explicit) { /* the same path twice with different guids */
-        if (index_guid)
-            warn(g,
-                 "%s is reported with a second guid %016" PRIx64 "; edges with that guid are "
-                 "dropped",
-                 who(g, i, b, sizeof(b)), n->guid);
-        merge_reporter(g, i, n);
-        return;
+    size_t len = strlen(n->name);
+    prefix *inner = find_prefix(g, gi, n->name, len);
+    uint32_t i;
+    if (inner != NULL) {
+        i = inner->vidx;
+        if (g->v[i].is_explicit) { /* one inner path reported twice */
+            if (index_guid)
+                warn(g,
+                     "%s is reported with a second guid %016" PRIx64 "; edges with that guid "
+                     "are dropped",
+                     who(g, i, a, sizeof(a)), n->guid);
+            merge_reporter(g, i, n);
+            return;
+        }
+    } else {
+        i = vertex_new(g, gi, make_key(g, gi, n->name, len),
+                       parent != NULL ? parent->vidx : g->roots[gi]);
+        if (i == NONE)
+            return;
     }
+    vertex *x = &g->v[i];
     x->is_explicit = true;
     x->weak = n->weak;
     uint64_t size;
@@ -323,50 +396,75 @@ static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid)
     }
     if (index_guid) {
         x->guid = n->guid;
-        HASH_ADD(hg, g->by_guid, guid, sizeof(x->guid), x);
+        guid_entry *ge = &g->guids[g->n_guids++];
+        ge->guid = n->guid;
+        ge->vidx = i;
+        HASH_ADD(hh, g->by_guid, guid, sizeof(ge->guid), ge);
     }
 }
 
-static size_t count_slashes(const char *s)
-{
-    size_t k = 0;
-    for (; *s; s++)
-        k += *s == '/';
-    return k;
-}
-
+/* Two steps: first every inner path (the ancestors of reported nodes) is indexed, so that the
+ * vertex array can be sized exactly and only inner paths need an index; then the vertices: the
+ * roots, the inner paths (ancestors first), and each reported node, which either takes over its
+ * inner vertex or becomes a leaf under its parent. */
 static int collect(graph *g)
 {
     const st_global_dump_t *d = g->dump;
-    size_t bound = d->n_globals + d->n_procs + 1;
-    for (size_t i = 0; i < d->n_globals; i++)
-        bound += count_slashes(d->globals[i].name);
+    size_t n_explicit = d->n_globals;
     for (size_t p = 0; p < d->n_procs; p++)
-        for (size_t i = 0; i < d->procs[p].n_nodes; i++)
-            bound += 1 + count_slashes(d->procs[p].nodes[i].name);
-    bound *= 2; /* room for one "<unspecified>" child per node */
-    if (bound >= NONE)
-        return -E2BIG;
-    g->cap = (uint32_t)bound;
+        n_explicit += d->procs[p].n_nodes;
+    prefix **parents = calloc(n_explicit ? n_explicit : 1, sizeof(*parents));
     g->n_graphs = (uint32_t)d->n_procs + 1;
-    g->v = calloc(g->cap, sizeof(*g->v));
     g->gpid = calloc(g->n_graphs, sizeof(*g->gpid));
     g->roots = calloc(g->n_graphs, sizeof(*g->roots));
-    if (g->v == NULL || g->gpid == NULL || g->roots == NULL)
+    if (parents == NULL || g->gpid == NULL || g->roots == NULL) {
+        free(parents);
         return -ENOMEM;
+    }
+    size_t e = 0;
+    for (size_t i = 0; i < d->n_globals && !g->err; i++, e++)
+        parents[e] = ensure_prefix(g, 0, d->globals[i].name, parent_len(d->globals[i].name));
+    for (size_t p = 0; p < d->n_procs; p++)
+        for (size_t i = 0; i < d->procs[p].n_nodes && !g->err; i++, e++) {
+            const st_node_t *n = &d->procs[p].nodes[i];
+            parents[e] =
+                ensure_prefix(g, node_graph(n, (uint32_t)p + 1), n->name, parent_len(n->name));
+        }
+    /* vertices: roots + inner paths + reported nodes, and one "<unspecified>" per inner node */
+    size_t cap = g->n_graphs + 2 * g->n_prefixes + n_explicit;
+    if (g->err || cap >= NONE) {
+        free(parents);
+        return g->err ? g->err : -E2BIG;
+    }
+    g->cap = (uint32_t)cap;
+    g->v = malloc(cap * sizeof(*g->v));
+    g->guids = malloc((n_explicit ? n_explicit : 1) * sizeof(*g->guids));
+    if (g->v == NULL || g->guids == NULL) {
+        free(parents);
+        return -ENOMEM;
+    }
     for (uint32_t gi = 0; gi < g->n_graphs; gi++) {
         g->gpid[gi] = gi == 0 ? 0 : d->procs[gi - 1].pid;
-        g->roots[gi] = vertex_new(g, gi, "", 0, NONE);
+        g->roots[gi] = vertex_new(g, gi, make_key(g, gi, "", 0), NONE);
         if (g->roots[gi] == NONE)
-            return g->err;
+            break;
         g->v[g->roots[gi]].is_root = true;
         g->v[g->roots[gi]].is_explicit = true;
     }
-    for (size_t i = 0; i < d->n_globals && !g->err; i++)
-        add_explicit(g, 0, &d->globals[i], 0);
-    for (size_t p = 0; p < d->n_procs && !g->err; p++)
-        for (size_t i = 0; i < d->procs[p].n_nodes && !g->err; i++)
-            add_explicit(g, (uint32_t)p + 1, &d->procs[p].nodes[i], d->procs[p].pid);
+    for (prefix *p = g->prefix_first; p != NULL && !g->err; p = p->next) {
+        uint32_t gi;
+        memcpy(&gi, p->key, 4);
+        p->vidx = vertex_new(g, gi, p->key, p->parent != NULL ? p->parent->vidx : g->roots[gi]);
+    }
+    e = 0;
+    for (size_t i = 0; i < d->n_globals && !g->err; i++, e++)
+        add_explicit(g, 0, &d->globals[i], 0, parents[e]);
+    for (size_t p = 0; p < d->n_procs; p++)
+        for (size_t i = 0; i < d->procs[p].n_nodes && !g->err; i++, e++) {
+            const st_node_t *n = &d->procs[p].nodes[i];
+            add_explicit(g, node_graph(n, (uint32_t)p + 1), n, d->procs[p].pid, parents[e]);
+        }
+    free(parents);
     return g->err;
 }
 
@@ -374,10 +472,10 @@ static int collect(graph *g)
 
 static uint32_t find_guid(graph *g, uint64_t guid)
 {
-    vertex *x = NULL;
+    guid_entry *x = NULL;
     if (guid != 0)
-        HASH_FIND(hg, g->by_guid, &guid, sizeof(guid), x);
-    return x != NULL ? (uint32_t)(x - g->v) : NONE;
+        HASH_FIND(hh, g->by_guid, &guid, sizeof(guid), x);
+    return x != NULL ? x->vidx : NONE;
 }
 
 static void add_edges(graph *g)
@@ -659,31 +757,29 @@ static int compute_sizes(graph *g)
         }
         x->size = x->has_size ? size : 0;
         if (x->has_size && has_agg && size > agg && !x->is_root) {
-            size_t plen = strlen(vpath(x));
-            char *path = malloc(plen + sizeof("/<unspecified>"));
-            if (path == NULL)
-                return -ENOMEM;
-            memcpy(path, vpath(x), plen);
-            memcpy(path + plen, "/<unspecified>", sizeof("/<unspecified>"));
-            size_t len = plen + sizeof("/<unspecified>") - 1;
-            if (find_path(g, x->graph, path, len) != NONE) {
+            size_t plen = strlen(vpath(x)), slen = sizeof("/<unspecified>") - 1;
+            bool clash = false;
+            for (uint32_t c = x->first_child; c != NONE && !clash; c = g->v[c].next_sibling)
+                clash = strcmp(vpath(&g->v[c]) + plen, "/<unspecified>") == 0;
+            if (clash) {
                 warn(g,
                      "%s already has a child named <unspecified>; its %" PRIu64
                      " unaccounted bytes are not shown",
                      who(g, i, a, sizeof(a)), size - agg);
-            } else {
-                uint32_t u = vertex_new(g, x->graph, path, len, i);
-                x = &g->v[i];
-                if (u != NONE) {
-                    vertex *un = &g->v[u];
-                    un->own_size = un->size = size - agg;
-                    un->has_own = un->has_size = true;
-                    x->unspec = u;
-                }
+                continue;
             }
-            free(path);
-            if (g->err)
+            char *key = arena_alloc(&g->strings, 4 + plen + slen + 1);
+            if (key == NULL)
+                return -ENOMEM;
+            memcpy(key, x->key, 4 + plen);
+            memcpy(key + 4 + plen, "/<unspecified>", slen + 1);
+            uint32_t u = vertex_new(g, x->graph, key, i);
+            if (u == NONE)
                 return g->err;
+            vertex *un = &g->v[u];
+            un->own_size = un->size = size - agg;
+            un->has_own = un->has_size = true;
+            g->v[i].unspec = u;
         }
     }
     /* Put each "<unspecified>" right after its parent: still a topological order. */
@@ -795,13 +891,13 @@ static int compute_coefficients(graph *g)
                     already = s;
                 }
                 if (s != 0)
-                    g->v[keys[j].idx].owning_coef = attributed / (long double)s;
+                    g->v[keys[j].idx].owning = attributed / (long double)s;
             }
         }
         if (x->not_owned != 0)
-            x->owned_coef = x->not_owned > already
-                                ? (long double)(x->not_owned - already) / (long double)x->not_owned
-                                : 0.0L;
+            x->owned = x->not_owned > already
+                           ? (long double)(x->not_owned - already) / (long double)x->not_owned
+                           : 0.0L;
     }
     free(keys);
     return 0;
@@ -816,11 +912,11 @@ static void compute_cumulative(graph *g)
         if (!x->has_size)
             continue;
         const vertex *p = x->parent != NONE ? &g->v[x->parent] : NULL;
-        x->cum_owned = x->owned_coef * (p != NULL ? p->cum_owned : 1.0L);
+        x->owned = x->owned * (p != NULL ? p->owned : 1.0L);
         if (x->target != NONE)
-            x->cum_owning = x->owning_coef * g->v[x->target].cum_owning;
+            x->owning = x->owning * g->v[x->target].owning;
         else
-            x->cum_owning = p != NULL ? p->cum_owning : 1.0L;
+            x->owning = p != NULL ? p->owning : 1.0L;
     }
 }
 
@@ -830,11 +926,11 @@ static q128 quantise(long double v, uint64_t max)
 {
     if (!(v > 0)) /* also NaN */
         return 0;
-    if (v > (long double)max)
-        v = (long double)max;
-    q128 q = (q128)llroundl(ldexpl(v - floorl(v), QSHIFT)) + ((q128)(uint64_t)floorl(v) << QSHIFT);
-    q128 cap = (q128)max << QSHIFT;
-    return q > cap ? cap : q;
+    if (v >= (long double)max)
+        return (q128)max << QSHIFT;
+    uint64_t whole = (uint64_t)v; /* v < max: fits */
+    uint64_t frac = (uint64_t)((v - (long double)whole) * (long double)QUNIT + 0.5L);
+    return ((q128)whole << QSHIFT) + frac;
 }
 
 /* Moves q to the nearest whole byte when it is within tol units of it. */
@@ -907,6 +1003,12 @@ static int apportion(uint64_t total, cand *c, size_t n)
     return 0;
 }
 
+/* A leaf's own exact value, quantised; whole bytes when within float noise of them. */
+static q128 self_q(const vertex *x)
+{
+    return snap(quantise(x->exact, x->size), 2);
+}
+
 static int reserve_cands(graph *g, size_t n)
 {
     if (n <= g->cap_cands)
@@ -937,7 +1039,7 @@ static int compute_effective(graph *g)
         if (!x->has_size)
             continue;
         if (x->first_child == NONE)
-            x->exact = (long double)x->size * x->cum_owning * x->cum_owned;
+            x->exact = (long double)x->size * x->owning * x->owned;
         uint32_t tp = x->claim == i ? x->target : x->claim != NONE ? x->claim : x->oanc;
         if (tp != NONE && g->v[tp].has_size) {
             x->tparent = tp;
@@ -956,8 +1058,7 @@ static int compute_effective(graph *g)
         if (!x->has_size || x->is_root)
             continue;
         bool leaf = x->first_child == NONE;
-        x->self_q = leaf ? snap(quantise(x->exact, x->size), 2) : 0;
-        x->q = x->self_q;
+        x->q = leaf ? self_q(x) : 0;
         x->nleaves = leaf;
         size_t kids = leaf;
         for (uint32_t c = x->tfirst; c != NONE; c = g->v[c].tnext) {
@@ -983,7 +1084,7 @@ static int compute_effective(graph *g)
         return -ENOMEM;
     n = 0;
     for (uint32_t i = top_first; i != NONE; i = g->v[i].tnext)
-        g->v[i].share = g->cands[n++].out;
+        g->v[i].eff = g->cands[n++].out;
     /* Each flow node's bytes among its own leaf value and its flow children, top down. */
     for (uint32_t k = 0; k < g->n_order; k++) {
         vertex *x = &g->v[g->order[k]];
@@ -991,20 +1092,20 @@ static int compute_effective(graph *g)
             continue;
         bool leaf = x->first_child == NONE;
         if (x->tfirst == NONE) {
-            x->eff = leaf ? x->share : 0;
+            x->eff = leaf ? x->eff : 0;
             continue;
         }
         n = 0;
         if (leaf)
-            g->cands[n++] = (cand){x->self_q, vpid(g, x), vpath(x), 0};
+            g->cands[n++] = (cand){self_q(x), vpid(g, x), vpath(x), 0};
         for (uint32_t c = x->tfirst; c != NONE; c = g->v[c].tnext)
             g->cands[n++] = (cand){g->v[c].q, vpid(g, &g->v[c]), vpath(&g->v[c]), 0};
-        if (apportion(x->share, g->cands, n) < 0)
+        if (apportion(x->eff, g->cands, n) < 0)
             return -ENOMEM;
         n = 0;
         x->eff = leaf ? g->cands[n++].out : 0;
         for (uint32_t c = x->tfirst; c != NONE; c = g->v[c].tnext)
-            g->v[c].share = g->cands[n++].out;
+            g->v[c].eff = g->cands[n++].out;
     }
     /* Inner nodes: Σ of their children, exact and rounded. */
     for (uint32_t k = g->n_order; k-- > 0;) {
@@ -1025,29 +1126,79 @@ static int compute_effective(graph *g)
 
 /* ---- result ---- */
 
-static int cmp_result(const void *pa, const void *pb)
+typedef struct sort_item {
+    const char *path;
+    uint32_t idx;
+} sort_item;
+
+static int cmp_item(const void *pa, const void *pb)
 {
-    const st_graph_node_t *a = pa, *b = pb;
-    if (a->pid != b->pid)
-        return a->pid < b->pid ? -1 : 1;
-    return strcmp(a->path, b->path);
+    return strcmp(((const sort_item *)pa)->path, ((const sort_item *)pb)->path);
 }
 
+typedef struct graph_key {
+    int pid;
+    uint32_t gi;
+} graph_key;
+
+static int cmp_graph_key(const void *pa, const void *pb)
+{
+    const graph_key *a = pa, *b = pb;
+    if (a->pid != b->pid)
+        return a->pid < b->pid ? -1 : 1;
+    return (a->gi > b->gi) - (a->gi < b->gi);
+}
+
+/* The surviving nodes sorted by (pid, path): bucketed by graph, then each graph sorted alone
+ * (cheaper than one big sort, and where duplicate leaf paths would show up side by side). */
 static int make_result(graph *g, st_graph_result_t **out)
 {
+    char a[320];
+    int rc = -ENOMEM;
     st_graph_result_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return -ENOMEM;
-    r->nodes = calloc(g->n_order ? g->n_order : 1, sizeof(*r->nodes));
-    if (r->nodes == NULL) {
-        free(r);
-        return -ENOMEM;
+    graph_key *gk = calloc(g->n_graphs, sizeof(*gk));
+    size_t *count = calloc(g->n_graphs, sizeof(*count)); /* nodes per graph */
+    sort_item *items = malloc((g->n_order ? g->n_order : 1) * sizeof(*items));
+    if (r == NULL || gk == NULL || count == NULL || items == NULL)
+        goto out;
+    r->nodes = malloc((g->n_order ? g->n_order : 1) * sizeof(*r->nodes));
+    if (r->nodes == NULL)
+        goto out;
+    for (uint32_t gi = 0; gi < g->n_graphs; gi++)
+        gk[gi] = (graph_key){g->gpid[gi], gi};
+    qsort(gk, g->n_graphs, sizeof(*gk), cmp_graph_key);
+    for (uint32_t k = 0; k < g->n_order; k++)
+        if (!g->v[g->order[k]].is_root)
+            count[g->v[g->order[k]].graph]++;
+    /* offsets in pid order */
+    size_t off = 0;
+    size_t *goff = calloc(g->n_graphs, sizeof(*goff));
+    if (goff == NULL)
+        goto out;
+    for (uint32_t j = 0; j < g->n_graphs; j++) {
+        goff[gk[j].gi] = off;
+        off += count[gk[j].gi];
     }
+    size_t n = off;
     for (uint32_t k = 0; k < g->n_order; k++) {
         const vertex *x = &g->v[g->order[k]];
-        if (x->is_root)
-            continue;
-        r->nodes[r->n_nodes++] = (st_graph_node_t){
+        if (!x->is_root)
+            items[goff[x->graph]++] = (sort_item){vpath(x), g->order[k]};
+    }
+    off = 0;
+    for (uint32_t j = 0; j < g->n_graphs; j++) {
+        size_t c = count[gk[j].gi];
+        qsort(items + off, c, sizeof(*items), cmp_item);
+        for (size_t i = off + 1; i < off + c; i++)
+            if (strcmp(items[i].path, items[i - 1].path) == 0)
+                warn(g, "two nodes are named %s; looking it up finds either",
+                     who(g, items[i].idx, a, sizeof(a)));
+        off += c;
+    }
+    free(goff);
+    for (size_t i = 0; i < n; i++) {
+        const vertex *x = &g->v[items[i].idx];
+        r->nodes[i] = (st_graph_node_t){
             .pid = vpid(g, x),
             .path = (char *)vpath(x),
             .guid = x->is_explicit ? x->guid : 0,
@@ -1060,7 +1211,11 @@ static int make_result(graph *g, st_graph_result_t **out)
             .importance = x->target != NONE ? x->importance : 0,
         };
     }
-    qsort(r->nodes, r->n_nodes, sizeof(*r->nodes), cmp_result);
+    r->n_nodes = n;
+    if (g->err) {
+        rc = g->err;
+        goto out;
+    }
     r->warnings = g->warnings;
     r->n_warnings = g->n_warnings;
     r->strings = g->strings;
@@ -1068,7 +1223,16 @@ static int make_result(graph *g, st_graph_result_t **out)
     g->n_warnings = 0;
     g->strings = NULL;
     *out = r;
-    return 0;
+    r = NULL;
+    rc = 0;
+out:
+    if (r != NULL)
+        free(r->nodes);
+    free(r);
+    free(gk);
+    free(count);
+    free(items);
+    return rc;
 }
 
 int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
@@ -1097,7 +1261,9 @@ int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
     if (rc == 0)
         rc = make_result(&g, out);
     HASH_CLEAR(hh, g.by_path);
-    HASH_CLEAR(hg, g.by_guid);
+    HASH_CLEAR(hh, g.by_guid);
+    free(g.guids);
+    arena_free(g.prefixes);
     for (size_t i = 0; i < g.n_warnings; i++)
         free(g.warnings[i]);
     free(g.warnings);
