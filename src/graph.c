@@ -42,11 +42,6 @@
 #include <string.h>
 #include <uthash.h>
 
-/* uthash lets chains grow to 10 before it adds buckets; most lookups here are misses (a new
- * guid, a leaf path), which walk the whole chain, one cache miss per step. Shorter chains. */
-#undef HASH_BKT_CAPACITY_THRESH
-#define HASH_BKT_CAPACITY_THRESH 5U
-
 #define NONE UINT32_MAX
 #define QSHIFT 20
 __extension__ typedef __int128 q128; /* exact values in units of 2^-20 byte */
@@ -87,15 +82,18 @@ static void arena_free(chunk *c)
     }
 }
 
-/* Hot data of one node, kept small: the processor's time is mostly memory. */
+/* Hot data of one node, kept small (160 bytes): the processor's time is mostly memory. Fields
+ * that are never alive at the same time share storage; each union says when each is used. */
 typedef struct vertex {
     char *key; /* 4 bytes graph index, then the path, NUL-terminated */
     uint64_t guid;
     uint64_t own_size, size; /* reported (or propagated) size; computed size (pass 5) */
     uint64_t eff;            /* pass 9: first the flow subtree's bytes, then the node's own */
-    /* Coefficients (pass 7), turned into cumulative coefficients in place (pass 8). */
-    long double owning, owned;
-    long double exact; /* pass 9: exact effective size */
+    union {
+        long double owning; /* pass 7 coefficient, cumulative from pass 8 */
+        long double exact;  /* pass 9: exact effective size */
+    };
+    long double owned; /* pass 7 coefficient, cumulative from pass 8 */
     union {
         struct {
             uint64_t not_owning, not_owned; /* passes 6-7 */
@@ -104,13 +102,23 @@ typedef struct vertex {
     };
     uint32_t graph, parent, first_child, next_sibling;
     uint32_t target, first_owner, next_owner; /* the owned node; the owners, linked */
-    uint32_t edge_seq;                        /* input position of the owns edge */
     int importance;
-    uint32_t depth, mark;
-    uint32_t claim, oanc; /* nearest owning ancestor-or-self; nearest owned proper ancestor */
-    uint32_t tparent, tfirst, tnext, nleaves; /* flow tree */
-    uint32_t unspec;                          /* the "<unspecified>" child added in pass 5 */
-    bool is_explicit, is_root, weak, removed, has_own, has_size, done, local_below;
+    uint32_t depth;
+    union {
+        uint32_t edge_seq; /* passes 2-3: input position of the owns edge */
+        uint32_t oanc;     /* pass 9: nearest owned proper ancestor */
+    };
+    union {
+        uint32_t mark;  /* pass 2-3: cycle walk stamp */
+        uint32_t claim; /* pass 9: nearest owning ancestor-or-self */
+    };
+    uint32_t tfirst, tnext; /* pass 9: flow tree children */
+    union {
+        uint32_t unspec;  /* pass 5: the "<unspecified>" child added */
+        uint32_t nleaves; /* pass 9: leaves in the flow subtree */
+    };
+    bool is_explicit : 1, is_root : 1, weak : 1, removed : 1, has_own : 1, has_size : 1, done : 1,
+        local_below : 1;
 } vertex;
 
 /* An inner path ("shared_memory", "global"): the only paths ever looked up, so the only ones
@@ -156,6 +164,7 @@ typedef struct graph {
     int *gpid; /* pid of each graph */
     uint32_t n_graphs;
     uint32_t *roots;
+    uint64_t *prefix_lens; /* per graph: bit (len % 64) set when an inner path has length len */
     cand *cands;
     size_t cap_cands;
     int err;
@@ -210,6 +219,12 @@ static const char *who(const graph *g, uint32_t i, char *buf, size_t len)
 
 /* ---- pass 1: nodes ---- */
 
+/* Guids are hashes already (FNV-1a of the node's identity): fold, don't rehash. */
+static unsigned guid_hash(uint64_t guid)
+{
+    return (unsigned)(guid ^ (guid >> 32));
+}
+
 static char *make_key(graph *g, uint32_t gi, const char *path, size_t len)
 {
     char *key = arena_alloc(&g->strings, 4 + len + 1);
@@ -237,7 +252,7 @@ static uint32_t vertex_new(graph *g, uint32_t gi, char *key, uint32_t parent)
     x->parent = parent;
     x->first_child = x->next_sibling = NONE;
     x->target = x->first_owner = x->next_owner = NONE;
-    x->claim = x->oanc = x->tparent = x->tfirst = x->tnext = x->unspec = NONE;
+    x->tfirst = x->tnext = x->unspec = NONE;
     x->owning = x->owned = 1.0L;
     if (parent != NONE) {
         vertex *p = &g->v[parent];
@@ -313,6 +328,7 @@ static prefix *ensure_prefix(graph *g, uint32_t gi, const char *path, size_t len
         g->prefix_last = p;
         g->n_prefixes++;
         HASH_ADD_KEYPTR(hh, g->by_path, p->key, (unsigned)(4 + end), p);
+        g->prefix_lens[gi] |= (uint64_t)1 << (end & 63);
         parent = p;
         if (end == len)
             return p;
@@ -349,7 +365,7 @@ static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid, pre
     bool index_guid = n->guid != 0;
     if (n->guid != 0) {
         guid_entry *ge = NULL;
-        HASH_FIND(hh, g->by_guid, &n->guid, sizeof(n->guid), ge);
+        HASH_FIND_BYHASHVALUE(hh, g->by_guid, &n->guid, sizeof(n->guid), guid_hash(n->guid), ge);
         vertex *x = ge != NULL ? &g->v[ge->vidx] : NULL;
         if (x != NULL && x->graph == 0 && gi == 0) {
             if (strcmp(vpath(x), n->name) != 0)
@@ -367,7 +383,10 @@ static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid, pre
         }
     }
     size_t len = strlen(n->name);
-    prefix *inner = find_prefix(g, gi, n->name, len);
+    /* Most reported nodes are leaves: look the path up only when some inner path of this
+     * graph has its length (mod 64). */
+    prefix *inner =
+        (g->prefix_lens[gi] >> (len & 63)) & 1 ? find_prefix(g, gi, n->name, len) : NULL;
     uint32_t i;
     if (inner != NULL) {
         i = inner->vidx;
@@ -399,7 +418,7 @@ static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid, pre
         guid_entry *ge = &g->guids[g->n_guids++];
         ge->guid = n->guid;
         ge->vidx = i;
-        HASH_ADD(hh, g->by_guid, guid, sizeof(ge->guid), ge);
+        HASH_ADD_BYHASHVALUE(hh, g->by_guid, guid, sizeof(ge->guid), guid_hash(ge->guid), ge);
     }
 }
 
@@ -417,7 +436,8 @@ static int collect(graph *g)
     g->n_graphs = (uint32_t)d->n_procs + 1;
     g->gpid = calloc(g->n_graphs, sizeof(*g->gpid));
     g->roots = calloc(g->n_graphs, sizeof(*g->roots));
-    if (parents == NULL || g->gpid == NULL || g->roots == NULL) {
+    g->prefix_lens = calloc(g->n_graphs, sizeof(*g->prefix_lens));
+    if (parents == NULL || g->gpid == NULL || g->roots == NULL || g->prefix_lens == NULL) {
         free(parents);
         return -ENOMEM;
     }
@@ -474,7 +494,7 @@ static uint32_t find_guid(graph *g, uint64_t guid)
 {
     guid_entry *x = NULL;
     if (guid != 0)
-        HASH_FIND(hh, g->by_guid, &guid, sizeof(guid), x);
+        HASH_FIND_BYHASHVALUE(hh, g->by_guid, &guid, sizeof(guid), guid_hash(guid), x);
     return x != NULL ? x->vidx : NONE;
 }
 
@@ -1042,7 +1062,6 @@ static int compute_effective(graph *g)
             x->exact = (long double)x->size * x->owning * x->owned;
         uint32_t tp = x->claim == i ? x->target : x->claim != NONE ? x->claim : x->oanc;
         if (tp != NONE && g->v[tp].has_size) {
-            x->tparent = tp;
             x->tnext = g->v[tp].tfirst;
             g->v[tp].tfirst = i;
         } else {
@@ -1206,7 +1225,7 @@ static int make_result(graph *g, st_graph_result_t **out)
             .has_size = x->has_size,
             .size = x->size,
             .effective_size = x->eff,
-            .effective_exact = x->exact,
+            .effective_exact = x->has_size ? x->exact : 0,
             .owns = x->target != NONE ? g->v[x->target].guid : 0,
             .importance = x->target != NONE ? x->importance : 0,
         };
@@ -1239,10 +1258,17 @@ int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
 {
     graph g = {.dump = dump};
     int rc = collect(&g);
-    if (rc == 0) {
+    /* The indexes are done with: free them now so that later passes reuse the memory. */
+    HASH_CLEAR(hh, g.by_path);
+    arena_free(g.prefixes);
+    g.prefixes = NULL;
+    if (rc == 0)
         add_edges(&g);
+    HASH_CLEAR(hh, g.by_guid);
+    free(g.guids);
+    g.guids = NULL;
+    if (rc == 0)
         rc = g.err ? g.err : build_order(&g);
-    }
     if (rc == 0) {
         remove_weak(&g);
         propagate_sizes(&g);
@@ -1271,6 +1297,7 @@ int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
     free(g.v);
     free(g.gpid);
     free(g.roots);
+    free(g.prefix_lens);
     free(g.order);
     free(g.kbuf);
     free(g.cands);

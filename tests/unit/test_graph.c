@@ -210,6 +210,25 @@ static void test_vector_three_holders(void **state)
     assert_true(fabsl(x - 100.0L / 3) < 1e-9L);
 }
 
+/* Largest remainder first, the pid only breaks ties: holders of 1, 2 and 10 bytes of a
+ * 10-byte object get 1/3, 1/3 + 1/2 and 1/3 + 1/2 + 8 = 0.33, 0.83, 8.83; the two spare bytes go
+ * to the .83s, not to the lowest pid. */
+static void test_largest_remainder_before_pid(void **state)
+{
+    fixture *f = *state;
+    uint64_t g = global(f, "obj", 10, false);
+    static const struct {
+        int pid;
+        uint64_t size, expect;
+    } h[] = {{1, 1, 0}, {2, 2, 1}, {3, 10, 9}};
+    for (size_t i = 0; i < 3; i++)
+        edge(f, h[i].pid, node(f, h[i].pid, "shared_memory/obj", h[i].size, false), g, 0);
+    run(f);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(eff(f, h[i].pid, "shared_memory/obj"), h[i].expect);
+    assert_int_equal(eff(f, 0, "global/obj"), 0);
+}
+
 /* One process holding two objects whose shares have different remainders: each object still
  * conserves exactly (a global apportionment could move a byte between them). */
 static void test_per_object_conservation(void **state)
@@ -1032,6 +1051,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vector_creator_owns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vector_equal_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vector_three_holders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_largest_remainder_before_pid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_object_conservation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weak_global_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weak_needs_every_reporter, setup, teardown),
