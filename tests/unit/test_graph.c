@@ -466,6 +466,42 @@ static void test_cycles(void **state)
     assert_int_equal(total_effective(f->result), 10 + 3 + 8);
 }
 
+/* A path 3000 levels deep whose leaf owns the top of its own path (owning an ancestor is
+ * allowed, owning a descendant is a cycle): nothing recursive may overflow, and the usual
+ * invariants hold. */
+static void test_deep_path(void **state)
+{
+    fixture *f = *state;
+    enum { DEPTH = 3000 };
+    char *path = malloc(2 * DEPTH + 8);
+    assert_non_null(path);
+    char *p = path;
+    for (int i = 0; i < DEPTH; i++) {
+        *p++ = 'a';
+        *p++ = '/';
+    }
+    memcpy(p, "leaf", 5);
+    uint64_t leaf = node(f, 1, path, 100, false);
+    uint64_t top = node(f, 1, "a", NO_SIZE, false);
+    node(f, 1, "a/side", 7, false);
+    edge(f, 1, leaf, top, 0);
+    run(f);
+    assert_int_equal(f->result->n_warnings, 0);
+    /* Hand-computed with ALGORITHM.md: the leaf is not counted in "a" (it owns "a"), so a's
+     * size is its largest owner's, 100, with <unspecified> = 100 - 7 = 93. a.not_owned = 100
+     * (the chain) + 7 + 93 = 200, of which its owner claims 100: owned_coef 1/2, and that half
+     * applies to everything below "a", the owner included: leaf 50, side 3.5, <unspecified>
+     * 46.5. The half byte goes to the lower path ("<" sorts before "s"). */
+    assert_int_equal(get(f, 1, "a")->size, 100);
+    assert_int_equal(get(f, 1, "a/<unspecified>")->size, 93);
+    assert_int_equal(get(f, 1, path)->effective_size, 50);
+    assert_int_equal(eff(f, 1, "a/side"), 3);
+    assert_int_equal(eff(f, 1, "a/<unspecified>"), 47);
+    assert_int_equal(eff(f, 1, "a"), 100);
+    assert_int_equal(total_effective(f->result), 100);
+    free(path);
+}
+
 /* ---- suballocation chains (hand-computed) ---- */
 
 static void test_chain_simple(void **state)
@@ -1070,6 +1106,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_edge_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_edge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cycles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_simple, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_outranked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_fractions, setup, teardown),
