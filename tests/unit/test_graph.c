@@ -16,7 +16,6 @@
 #include "model.h"
 
 #include <inttypes.h>
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1076,11 +1075,6 @@ static void timed_dump(size_t nproc, size_t nobj, size_t globals_per_obj)
 static void test_scale(void **state)
 {
     (void)state;
-    /* A coordinator keeps its heap between dumps; glibc's default thresholds may hand ~20 MB
-     * back to the kernel after each dump and fault it in again (very slow on a busy VM). Keep
-     * it, as a long-running coordinator would, so that runs 2 and 3 show the steady state. */
-    mallopt(M_MMAP_THRESHOLD, 256 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     timed_dump(100, 1000, 1);   /* 1000 objects shared by all */
     timed_dump(100, 1000, 100); /* 100k objects, one holder each */
     timed_dump(500, 1000, 1);
