@@ -5,10 +5,11 @@
  * dump, with one deliberate difference: effective sizes are whole bytes that conserve exactly.
  *
  * Shape. Every node of every graph (one graph per process, graph 0 for the shared "global/"
- * nodes, each with an internal root that is never reported) is a `vertex` in one array whose
- * capacity is fixed up front, so indices and the uthash indexes (by graph+path, by guid) stay
- * valid while implicit ancestors and "<unspecified>" children are added. Parent/child and
- * owner/owned links are index lists. Every pass that must visit a node "after its parent and its
+ * nodes, each with an internal root that is never reported) is a `vertex` in one array sized
+ * exactly up front (reported nodes + inner paths + one "<unspecified>" per inner path), so
+ * indices stay valid as nodes are added. Only inner paths are indexed by path (uthash), since only
+ * they are ever looked up; explicit guids are indexed for the edges. Parent/child and owner/owned
+ * links are index lists. Every pass that must visit a node "after its parent and its
  * owned target" walks one topological order of the dependency graph (arcs parent -> child and
  * target -> owner); passes that need "after all children and all owners" walk it backwards.
  * Building that order (Kahn) is also where ownership cycles are found: a cycle (including a node
@@ -35,7 +36,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
