@@ -155,6 +155,7 @@ typedef struct prefix {
     UT_hash_handle hh;
     char *key; /* as vertex.key */
     struct prefix *parent, *next;
+    size_t len; /* of the path */
     uint32_t vidx;
 } prefix;
 
@@ -347,6 +348,7 @@ static prefix *ensure_prefix(graph *g, uint32_t gi, const char *path, size_t len
         p = (prefix *)(((uintptr_t)p + 15) & ~(uintptr_t)15);
         memset(p, 0, sizeof(*p));
         p->key = key;
+        p->len = end;
         p->parent = parent;
         if (g->prefix_last != NULL)
             g->prefix_last->next = p;
@@ -368,6 +370,18 @@ static size_t parent_len(const char *name)
 {
     const char *slash = strrchr(name, '/');
     return slash != NULL ? (size_t)(slash - name) : SIZE_MAX;
+}
+
+/* The inner path holding name in graph gi (NULL: the root), trying last first. */
+static prefix *parent_prefix(graph *g, uint32_t gi, const char *name, prefix *last)
+{
+    size_t len = parent_len(name);
+    if (len == SIZE_MAX)
+        return NULL;
+    if (last != NULL && last->len == len && memcmp(last->key, &gi, 4) == 0 &&
+        memcmp(last->key + 4, name, len) == 0)
+        return last;
+    return ensure_prefix(g, gi, name, len);
 }
 
 static uint32_t node_graph(const st_node_t *n, uint32_t gi)
@@ -469,13 +483,15 @@ static int collect(graph *g)
         return -ENOMEM;
     }
     size_t e = 0;
+    prefix *last = NULL; /* siblings usually come together: reuse the last parent found */
     for (size_t i = 0; i < d->n_globals && !g->err; i++, e++)
-        parents[e] = ensure_prefix(g, 0, d->globals[i].name, parent_len(d->globals[i].name));
+        parents[e] = last = parent_prefix(g, 0, d->globals[i].name, last);
     for (size_t p = 0; p < d->n_procs; p++)
         for (size_t i = 0; i < d->procs[p].n_nodes && !g->err; i++, e++) {
             const st_node_t *n = &d->procs[p].nodes[i];
-            parents[e] =
-                ensure_prefix(g, node_graph(n, (uint32_t)p + 1), n->name, parent_len(n->name));
+            prefix *pp = parent_prefix(g, node_graph(n, (uint32_t)p + 1), n->name, last);
+            parents[e] = pp;
+            last = pp != NULL ? pp : last;
         }
     /* vertices: roots + inner paths + reported nodes, and one "<unspecified>" per inner node */
     size_t cap = g->n_graphs + 2 * g->n_prefixes + n_explicit;
