@@ -19,7 +19,9 @@
 #include <cmocka.h>
 
 #include "error.h"
+#include "graph.h"
 #include "scan.h"
+#include "trace_json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -255,6 +257,56 @@ static void check_object(const st_global_dump_t *d, const expect_t *e, st_policy
     assert_int_equal(seen, e->n);
 }
 
+/* The graph processor over the dump: for every object, the effective sizes of its holders plus
+ * what its global node keeps equal its size exactly (so Σ effective + unattributed == Σ sizes);
+ * an object with no holder keeps all of it (unattributed); under creator the owner gets all of
+ * it, under equal each holder gets size/n rounded by largest remainder. */
+static void check_effective(const st_global_dump_t *d, const expect_t *e, size_t n_e,
+                            st_policy_t policy)
+{
+    st_graph_result_t *g = NULL;
+    assert_int_equal(st_graph_process(d, &g), 0);
+    uint64_t sizes = 0, effective = 0;
+    for (size_t i = 0; i < d->n_globals; i++) {
+        const st_node_t *obj = &d->globals[i];
+        uint64_t size = scalar(obj, "size");
+        const char *key = st_node_string(obj, "key");
+        const st_graph_node_t *gn = st_graph_find(g, 0, obj->name);
+        assert_non_null(gn);
+        uint64_t sum = gn->effective_size;
+        char path[160];
+        snprintf(path, sizeof(path), "shared_memory/%s", key);
+        for (size_t p = 0; p < d->n_procs; p++) {
+            const st_graph_node_t *h = st_graph_find(g, d->procs[p].pid, path);
+            if (h != NULL)
+                sum += h->effective_size;
+        }
+        if (sum != size)
+            fail_msg("%s: effective sizes sum to %" PRIu64 ", size %" PRIu64, key, sum, size);
+        sizes += size;
+        effective += sum;
+        for (size_t k = 0; k < n_e; k++) {
+            if (strcmp(e[k].key, key) != 0)
+                continue;
+            if (e[k].n == 0)
+                assert_int_equal(gn->effective_size, size); /* unattributed */
+            else
+                assert_int_equal(gn->effective_size, 0);
+            for (int j = 0; j < e[k].n; j++) {
+                const st_graph_node_t *h = st_graph_find(g, e[k].pid[j], path);
+                assert_non_null(h);
+                if (policy == ST_POLICY_CREATOR)
+                    assert_int_equal(h->effective_size, e[k].pid[j] == e[k].owner ? size : 0);
+                else
+                    assert_true(h->effective_size == size / (uint64_t)e[k].n ||
+                                h->effective_size == size / (uint64_t)e[k].n + 1);
+            }
+        }
+    }
+    assert_int_equal(effective, sizes);
+    st_graph_result_free(g);
+}
+
 /* Scans the tree with both VMA sources, both policies and both exact residency methods (each
  * is checked against the same truth) and checks e. */
 static void scan_and_check(pid_t root, const expect_t *e, size_t n_e)
@@ -268,6 +320,7 @@ static void scan_and_check(pid_t root, const expect_t *e, size_t n_e)
                 st_trace_t *t = scan_tree(root, policies[p], methods[m], residency[r]);
                 for (size_t i = 0; i < n_e; i++)
                     check_object(&t->dumps[0], &e[i], policies[p]);
+                check_effective(&t->dumps[0], e, n_e, policies[p]);
                 st_trace_free(t);
             }
         }
@@ -804,6 +857,75 @@ static void test_vanished_pid(void **state)
     st_trace_free(t);
 }
 
+/* ---- the command ---- */
+
+static int run_cli(const char *args, char *err, size_t len)
+{
+    const char *bin = getenv("SHMTRACK_BIN");
+    char cmd[1024];
+    assert_non_null(bin);
+    snprintf(cmd, sizeof(cmd), "%s/shmtrack scan %s 2>&1 >/dev/null", bin, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(err, 1, len - 1, p);
+    err[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* `shmtrack scan --tree ROOT -o TRACE` writes a trace the reader takes back, with the object,
+ * its holders and effective sizes; bad pids and policies exit 2 with a sentence. */
+static void test_cli(void **state)
+{
+    world_t w;
+    anon_arg_t x;
+    size_t len = 64 * (size_t)page;
+    x.a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(x.a != MAP_FAILED);
+    char key[96], out[1024], args[256], trace[] = "/tmp/shmtrack-test-scan-XXXXXX";
+    key_of_addr(x.a, "anon", key, sizeof(key));
+    int tfd = mkstemp(trace);
+    assert_true(tfd >= 0);
+    close(tfd);
+    world_init(&w);
+    world_start(&w, anon_root, &x, 3);
+    uint64_t truth = own_mincore(x.a, len);
+    snprintf(args, sizeof(args), "--tree %d -o %s", (int)w.root, trace);
+    assert_int_equal(run_cli(args, out, sizeof(out)), 0);
+    st_trace_t *t = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_read_file(trace, &t, &err), 0);
+    assert_int_equal(t->n_dumps, 1);
+    const st_node_t *g = global_of(&t->dumps[0], key);
+    assert_non_null(g);
+    assert_int_equal(scalar(g, "size"), truth);
+    assert_int_equal(scalar(g, "effective_size"), 0);
+    char path[160];
+    snprintf(path, sizeof(path), "shared_memory/%s", key);
+    uint64_t sum = 0;
+    for (int i = 0; i < 3; i++) {
+        const st_process_dump_t *p = st_dump_find_process(&t->dumps[0], w.pids[i]);
+        assert_non_null(p);
+        const st_node_t *h = st_process_find_node(p, path);
+        assert_non_null(h);
+        uint64_t eff = scalar(h, "effective_size");
+        assert_int_equal(eff, w.pids[i] == w.root ? truth : 0);
+        sum += eff;
+    }
+    assert_int_equal(sum, truth);
+    st_trace_free(t);
+    world_end(&w);
+    munmap(x.a, len);
+    unlink(trace);
+
+    assert_int_equal(run_cli("--pid 1073741800", out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "no process with pid 1073741800"));
+    assert_int_equal(run_cli("--policy first-touch", out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "first-touch"));
+    assert_int_equal(run_cli("--pid x", out, sizeof(out)), 2);
+    assert_int_equal(run_cli("--help", out, sizeof(out)), 0);
+}
+
 /* ---- unprivileged ---- */
 
 /* Runs as nobody (see test_unprivileged): scenario + scan in one process tree of its own. Every
@@ -895,6 +1017,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hugetlb),
         cmocka_unit_test(test_nonexistent_pid),
         cmocka_unit_test(test_vanished_pid),
+        cmocka_unit_test(test_cli),
         cmocka_unit_test(test_unprivileged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
