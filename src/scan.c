@@ -816,24 +816,50 @@ static size_t owner_of(const scan_t *s, const obj_t *o)
     return best;
 }
 
+typedef struct order {
+    uint64_t guid;
+    size_t obj;
+} order_t;
+
+static int cmp_order(const void *a, const void *b)
+{
+    uint64_t x = ((const order_t *)a)->guid, y = ((const order_t *)b)->guid;
+    return (x > y) - (x < y);
+}
+
+/* Writes processes, measured objects and holders into the dump. Objects go in the order of their
+ * global node names ("global/<guid hex>"), so st_dump_sort finds them sorted. */
 static int emit(scan_t *s)
 {
     int rc = 0;
     int lowest = 0;
+    order_t *order = NULL;
+    st_process_dump_t **pds = calloc(s->n_procs ? s->n_procs : 1, sizeof(*pds));
+    if (pds == NULL)
+        return -ENOMEM;
     for (size_t i = 0; i < s->n_procs; i++) {
         proc_t *p = &s->procs[i];
         st_process_dump_t *pd = NULL;
         if ((rc = st_dump_add_process(s->dump, p->pid, p->stat.comm, &pd)) < 0)
-            return rc;
+            goto out;
         if (p->totals.present != 0)
             pd->totals = p->totals;
         if (lowest == 0 || p->pid < lowest)
             lowest = p->pid;
     }
-    for (size_t oi = 0; oi < s->n_objs; oi++) {
-        obj_t *o = &s->objs[oi];
-        if (!o->measured)
-            continue;
+    for (size_t i = 0; i < s->n_procs; i++) /* stable now: no more processes are added */
+        pds[i] = st_dump_find_process(s->dump, s->procs[i].pid);
+    size_t n = 0;
+    if ((order = malloc((s->n_objs ? s->n_objs : 1) * sizeof(*order))) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t oi = 0; oi < s->n_objs; oi++)
+        if (s->objs[oi].measured)
+            order[n++] = (order_t){st_guid_global(s->objs[oi].key), oi};
+    qsort(order, n, sizeof(*order), cmp_order);
+    for (size_t k = 0; k < n; k++) {
+        obj_t *o = &s->objs[order[k].obj];
         st_object_info_t info = {
             .key = o->key,
             .kind = o->kind,
@@ -850,18 +876,18 @@ static int emit(scan_t *s)
         if ((rc = st_dump_add_object(s->dump, &info, carrier, &g)) < 0 ||
             (rc = st_node_set_string(g, "residency_source",
                                      st_residency_source_name(o->res.source))) < 0)
-            return rc;
+            goto out;
         for (size_t i = 0; i < o->n_holders; i++) {
             holder_t *h = &o->holders[i];
-            st_process_dump_t *pd = st_dump_find_process(s->dump, s->procs[h->proc].pid);
             int importance = (s->o->policy == ST_POLICY_CREATOR && i == owner) ? 2 : 0;
-            if (pd == NULL)
-                return -ENOENT;
-            if ((rc = st_process_add_holder(pd, &info, h->mapped, importance, NULL)) < 0)
-                return rc;
+            if ((rc = st_process_add_holder(pds[h->proc], &info, h->mapped, importance, NULL)) < 0)
+                goto out;
         }
     }
-    return 0;
+out:
+    free(order);
+    free(pds);
+    return rc;
 }
 
 /* ---- entry points ---- */
