@@ -14,9 +14,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -56,6 +59,27 @@ static bool parse_pid(const char *s, int *out)
         return false;
     *out = (int)v;
     return true;
+}
+
+/* A scan builds a model of tens of MiB in many small allocations; on VMs where a page fault is
+ * expensive, faulting it in 4 KiB at a time is a large share of the run (bench_scan: ~6000 minor
+ * faults). Grow the heap in one 64 MiB step, never trim it, and ask for transparent huge pages
+ * on it (honoured when THP is "madvise" or "always"; harmless otherwise). */
+static void heap_on_huge_pages(void)
+{
+    const size_t pad = 64u << 20, huge = 2u << 20;
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TOP_PAD, (int)pad);
+    mallopt(M_TRIM_THRESHOLD, (int)(2 * pad));
+    void *p = malloc(1u << 20); /* extends the break by itself + the pad */
+    char *top = sbrk(0);
+    if (p == NULL || top == (char *)-1)
+        goto out;
+    uintptr_t start = ((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1);
+    if ((uintptr_t)top > start)
+        madvise((void *)start, (uintptr_t)top - start, MADV_HUGEPAGE);
+out:
+    free(p);
 }
 
 int st_cmd_scan(int argc, char **argv)
@@ -146,6 +170,7 @@ int st_cmd_scan(int argc, char **argv)
     }
     opts.pids = pids;
     opts.n_pids = n_pids;
+    heap_on_huge_pages();
     int bad = 0;
     int rc = st_scan_trace(&opts, &trace, &bad);
     if (rc == -ESRCH && bad > 0) {
