@@ -112,7 +112,9 @@ int st_residency_measure_fd(int fd, st_residency_method_t method, st_residency_t
     out->ino = (uint64_t)st.st_ino;
     out->virtual_size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
     uint64_t blocks = (uint64_t)st.st_blocks * 512u;
-    if (fstatfs(fd, &sfs) == 0 && (unsigned long)sfs.f_type == (unsigned long)HUGETLBFS_MAGIC) {
+    /* hugetlbfs reports its huge page size as st_blksize; only then is fstatfs worth a call */
+    if (st.st_blksize > sysconf(_SC_PAGESIZE) && fstatfs(fd, &sfs) == 0 &&
+        (unsigned long)sfs.f_type == (unsigned long)HUGETLBFS_MAGIC) {
         out->resident = blocks;
         out->source = ST_RES_ST_BLOCKS;
         return 0;
