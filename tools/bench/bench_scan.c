@@ -302,7 +302,7 @@ int main(int argc, char **argv)
     if (ok) {
         uint64_t unique = 0, st_pss = 0, sm_pss = 0, sm_rss = 0;
         size_t objects = 0;
-        printf("mean: shmtrack scan %.3f s, smem %.3f s: shmtrack is %.1fx faster\n",
+        printf("mean: shmtrack scan %.3f s, smem %.3f s: ratio smem/shmtrack = %.2f\n",
                t_scan / rounds, t_smem / rounds, t_smem / t_scan);
         printf("kernel truth (resident bytes of these objects, mincore): %" PRIu64 "\n", truth);
         if (trace_totals(trace, &unique, &objects, &st_pss) == 0)
