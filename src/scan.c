@@ -1067,7 +1067,7 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
     s.o = opts;
     s.dump = dump;
     s.dir_fd[0] = s.dir_fd[1] = -1;
-    int rc = 0;
+    int rc = 0, refused = 0;
     int *pids = NULL;
     if (n_pids > 0) {
         if ((pids = malloc(n_pids * sizeof(int))) == NULL)
@@ -1098,6 +1098,8 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
             char path[64];
             snprintf(path, sizeof(path), "/proc/%d/%s", p.pid, what);
             st_dump_add_problem(dump, p.pid, path, -rc);
+            if (!gone(rc))
+                refused = rc;
             free_recs(&r);
             continue;
         }
@@ -1107,7 +1109,7 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
             goto out;
     }
     if (s.n_procs == 0 && n_pids > 0) {
-        rc = -ESRCH;
+        rc = refused ? refused : -ESRCH; /* e.g. -EACCES: none of them is ours to read */
         goto out;
     }
     if ((rc = read_segs(&s)) < 0)

@@ -81,7 +81,8 @@ int st_scan_resolve_pids(const st_scan_options_t *opts, int **pids, size_t *n_pi
  * /dev/shm file counts as unheld only after every other readable process was checked not to hold
  * it (a warning names processes that could not be checked). Problems and warnings are appended
  * to dump. opts->pids/tree_root are ignored here. Returns 0, ST_EUSAGE (first-touch), -ENOMEM,
- * or -ESRCH when not one process could be read. */
+ * or, when not one process could be read, the error that refused one (e.g. -EACCES) or -ESRCH
+ * when they all vanished. */
 int st_scan_into_dump(const st_scan_options_t *opts, const int *pids, size_t n_pids,
                       st_global_dump_t *dump);
 

@@ -177,6 +177,19 @@ int st_cmd_scan(int argc, char **argv)
         fprintf(stderr, "shmtrack scan: no process with pid %d\n", bad);
         goto out;
     }
+    if (rc == -EACCES || rc == -EPERM) {
+        fprintf(stderr,
+                "shmtrack scan: no selected process could be read (%s): run as root or as "
+                "the processes' owner\n",
+                st_strerror(rc));
+        status = ST_EXIT_FAIL;
+        goto out;
+    }
+    if (rc == -ESRCH) {
+        fprintf(stderr, "shmtrack scan: every selected process exited before it could be read\n");
+        status = ST_EXIT_FAIL;
+        goto out;
+    }
     if (rc < 0) {
         fprintf(stderr, "shmtrack scan: %s\n", st_strerror(rc));
         status = rc == ST_EUSAGE ? ST_EXIT_USAGE : ST_EXIT_FAIL;
