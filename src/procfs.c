@@ -655,8 +655,8 @@ int st_procfs_parse_sysvipc_shm(const char *buf, size_t len, st_sysv_cb cb, void
             /* the header line ("key shmid perms ...") or an empty line */
             continue;
         }
-        uint64_t perms, size, nattch, uid, v;
-        int key, shmid, cpid, lpid;
+        uint64_t perms = 0, size = 0, nattch = 0, uid = 0, v = 0;
+        int key = 0, shmid = 0, cpid = 0, lpid = 0;
         bool ok = take_int(&line, &key);
         skip_spaces(&line);
         ok = ok && take_int(&line, &shmid);
