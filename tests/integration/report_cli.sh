@@ -61,7 +61,7 @@ rc=0
 (cd "$data/examples" && "$bin" report - <browser.json) >"$work/out" 2>"$work/err" || rc=$?
 [ "$rc" -eq 0 ] && cmp -s "$work/out" "$golden/browser.txt" || fail "report - <browser.json"
 
-error 2 "shmtrack report: missing.json: No such file or directory" missing.json
+error 2 "shmtrack report: missing.json: cannot open: No such file or directory" missing.json
 error 2 "$(cat "$golden/bad-hex.stderr")" ../report/bad-hex.json
 error 2 "$(cat "$golden/truncated.stderr")" ../report/truncated.json
 error 2 "shmtrack report: unknown format 'xml' (table, json or csv)" browser.json --format xml
