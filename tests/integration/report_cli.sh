@@ -8,8 +8,8 @@
 # Usage: report_cli.sh SHMTRACK_BINARY DATA_DIR. SHMTRACK_UPDATE_GOLDEN=1 rewrites the goldens
 # (review every changed number by hand before committing them).
 set -euo pipefail
-bin=$1
-data=$2
+bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+data=$(cd "$2" && pwd)
 golden=$data/report
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
