@@ -554,6 +554,35 @@ static void test_chain_breaks_invariant_loudly(void **state)
     st_summary_free(s);
 }
 
+/* The whole-trace JSON the web view embeds: one element per dump, each recomputed. */
+static void test_trace_summary_json(void **state)
+{
+    st_object_info_t o = object("memfd:0:1:7", 100);
+    add_object(&o);
+    hold(101, o, 100, 0, 4096);
+    hold(102, o, 100, 0, 4096);
+    st_global_dump_t *second = NULL;
+    assert_int_equal(st_trace_add_dump(trace, 0x2b, 6000, &second), 0);
+    dump = second;
+    add_object(&o);
+    hold(101, o, 100, 2, 4096);
+    json_t *j = NULL;
+    assert_int_equal(st_trace_summary_json(trace, &j), 0);
+    json_t *dumps = json_object_get(j, "dumps");
+    assert_int_equal(json_array_size(dumps), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(dumps, 0), "id")), "0x2a");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(dumps, 1), "id")), "0x2b");
+    /* first dump: 50 + 50; second: the only holder claims all 100 */
+    json_t *h0 = json_object_get(
+        json_array_get(json_object_get(json_array_get(dumps, 0), "objects"), 0), "holders");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(h0, 1), "effective_size")),
+                     50);
+    json_t *t1 = json_object_get(json_array_get(dumps, 1), "totals");
+    assert_int_equal(json_integer_value(json_object_get(t1, "attributed")), 100);
+    assert_int_equal(json_integer_value(json_object_get(t1, "unattributed")), 0);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unattributed_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weak_global_disappears, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_breaks_invariant_loudly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_summary_json, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
