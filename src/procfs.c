@@ -653,44 +653,54 @@ int st_procfs_read_stat(int pid, st_proc_stat_t *out)
 
 /* ---- fds ---- */
 
+/* The fd directory is read with getdents64 into a stack buffer: no DIR allocation and no fcntl
+ * that fdopendir would make. */
 int st_procfs_read_fds_at(int pidfd, st_fd_cb cb, void *arg)
 {
     int rc = 0;
     st_fd_info_t *info = NULL;
+    char dents[8192] __attribute__((aligned(8)));
     int dfd = openat(pidfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return -errno;
-    DIR *d = fdopendir(dfd);
-    if (d == NULL) {
-        rc = -errno;
-        close(dfd);
-        return rc;
-    }
     info = malloc(sizeof(*info));
     if (info == NULL) {
         rc = -ENOMEM;
         goto out;
     }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char *endp = NULL;
-        long fd = strtol(de->d_name, &endp, 10);
-        if (de->d_name[0] < '0' || de->d_name[0] > '9' || *endp != '\0' || fd < 0 || fd > INT32_MAX)
-            continue;
-        char target[PATH_MAX];
-        ssize_t n = readlinkat(dfd, de->d_name, target, sizeof(target) - 1);
-        if (n <= 0 || target[0] != '/')
-            continue; /* closed meanwhile, or socket:[..], pipe:[..], anon_inode:... */
-        if (fstatat(dfd, de->d_name, &info->st, 0) < 0)
-            continue;
-        info->fd = (int)fd;
-        copy_path(target, target + n, info->target, sizeof(info->target), &info->deleted);
-        if ((rc = cb(info, arg)) != 0)
+    for (;;) {
+        ssize_t got = getdents64(dfd, dents, sizeof(dents));
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
             goto out;
+        }
+        if (got == 0)
+            break;
+        for (size_t off = 0; off < (size_t)got;) {
+            const struct dirent64 *de = (const struct dirent64 *)(dents + off);
+            off += de->d_reclen;
+            char *endp = NULL;
+            long fd = strtol(de->d_name, &endp, 10);
+            if (de->d_name[0] < '0' || de->d_name[0] > '9' || *endp != '\0' || fd < 0 ||
+                fd > INT32_MAX)
+                continue;
+            char target[PATH_MAX];
+            ssize_t n = readlinkat(dfd, de->d_name, target, sizeof(target) - 1);
+            if (n <= 0 || target[0] != '/')
+                continue; /* closed meanwhile, or socket:[..], pipe:[..], anon_inode:... */
+            if (fstatat(dfd, de->d_name, &info->st, 0) < 0)
+                continue;
+            info->fd = (int)fd;
+            copy_path(target, target + n, info->target, sizeof(info->target), &info->deleted);
+            if ((rc = cb(info, arg)) != 0)
+                goto out;
+        }
     }
 out:
     free(info);
-    closedir(d);
+    close(dfd);
     return rc;
 }
 
