@@ -1202,6 +1202,13 @@ static void put_indent(buf_t *b, int indent)
     put(b, nl, 1 + (size_t)indent);
 }
 
+/* Bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char plain_ascii[256] = {
+    [0x20 ... 0x21] = 1,
+    [0x23 ... 0x5b] = 1,
+    [0x5d ... 0x7f] = 1,
+};
+
 /* s as a JSON string; bytes that do not start valid UTF-8 become U+FFFD. */
 static void put_str(buf_t *b, const char *s)
 {
@@ -1210,10 +1217,10 @@ static void put_str(buf_t *b, const char *s)
     put(b, "\"", 1);
     while (p[i]) {
         /* the common case first: a run of printable ASCII that needs no escape */
-        while (p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\') {
+        size_t start = i;
+        while (plain_ascii[p[i]])
             i++;
-            run++;
-        }
+        run += i - start;
         if (p[i] == 0)
             break;
         unsigned char c = p[i];
