@@ -5,9 +5,9 @@
  * Shape of a scan: each process is read whole (stat, totals, VMAs, fds) into a private record list
  * and only then committed to the object table, so a process that vanishes half-way leaves nothing
  * behind. Objects live in one array indexed by an open-addressing table on their identity (the
- * key's fields, not the formatted key). After all
- * processes: SysV segments and unheld /dev/shm files are added, every object is measured once,
- * and only measured objects are written to the dump with their holders.
+ * key's fields, not the formatted key). After all processes: SysV segments and unheld /dev/shm
+ * files are added, every object is measured once, and only measured objects are written to the
+ * dump with their holders.
  */
 #include "scan.h"
 
