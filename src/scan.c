@@ -263,7 +263,7 @@ static holder_t *obj_holder(obj_t *o, size_t proc)
 
 /* ---- classification ---- */
 
-static int mounts_load(scan_t *s, int pid, int pidfd, uint64_t ns, mount_ns_t **out);
+static int mounts_load(scan_t *s, int pidfd, uint64_t ns, mount_ns_t **out);
 
 static int fs_of(scan_t *s, int pid, int pidfd, unsigned major, unsigned minor, int *fs)
 {
@@ -275,7 +275,7 @@ static int fs_of(scan_t *s, int pid, int pidfd, unsigned major, unsigned minor, 
     for (size_t i = 0; i < s->n_mnts; i++)
         if (s->mnts[i].ns == ns)
             m = &s->mnts[i];
-    if (m == NULL && (rc = mounts_load(s, pid, pidfd, ns, &m)) < 0)
+    if (m == NULL && (rc = mounts_load(s, pidfd, ns, &m)) < 0)
         return rc;
     *fs = FS_OTHER;
     for (size_t i = 0; i < m->n; i++) {
@@ -302,26 +302,28 @@ static int mount_cb(unsigned major, unsigned minor, const char *fstype, const ch
     return 0;
 }
 
-static int mounts_load(scan_t *s, int pid, int pidfd, uint64_t ns, mount_ns_t **out)
+/* Reads mountinfo into a buffer of its own: it runs while s->buf may hold the maps text being
+ * parsed (a lookup from vma_cb), and happens once per mount namespace. */
+static int mounts_load(scan_t *s, int pidfd, uint64_t ns, mount_ns_t **out)
 {
+    st_procfs_buf_t buf = {NULL, 0};
     size_t len = 0;
-    (void)pid;
-    int rc = st_procfs_read_at(pidfd, "mountinfo", &s->buf, &len);
+    int rc = st_procfs_read_at(pidfd, "mountinfo", &buf, &len);
     if (rc < 0)
-        return rc;
-    const char *buf = s->buf.p;
+        goto out;
     if ((rc = grow((void **)&s->mnts, &s->cap_mnts, s->n_mnts + 1, sizeof(mount_ns_t))) < 0)
         goto out;
     mount_ns_t *m = &s->mnts[s->n_mnts];
     memset(m, 0, sizeof(*m));
     m->ns = ns;
-    if ((rc = st_procfs_parse_mountinfo(buf, len, mount_cb, m)) < 0) {
+    if ((rc = st_procfs_parse_mountinfo(buf.p, len, mount_cb, m)) < 0) {
         free(m->ents);
         goto out;
     }
     s->n_mnts++;
     *out = m;
 out:
+    st_procfs_buf_free(&buf);
     return rc;
 }
 
