@@ -505,6 +505,11 @@ int st_client_write_object(st_client_writer_t *w, const st_wire_object_t *obj)
     return 0;
 }
 
+st_client_t *st_client_writer_client(st_client_writer_t *w)
+{
+    return w->c;
+}
+
 int st_client_default_dump(void *ud, uint64_t dump_id, unsigned level, st_client_writer_t *w)
 {
     st_client_t *c = ud;

@@ -116,6 +116,9 @@ void st_client_fork_child(st_client_t *c);
 int st_client_write_totals(st_client_writer_t *w, const st_wire_totals_t *totals);
 int st_client_write_object(st_client_writer_t *w, const st_wire_object_t *obj);
 
+/* The client a writer sends for (so a callback can chain st_client_default_dump). */
+st_client_t *st_client_writer_client(st_client_writer_t *w);
+
 /* The default dump callback (ud: the client): reports the objects its events announced: CREATED
  * or MAPPED adds (CREATED sets ST_OBJ_F_CREATOR), UNMAPPED subtracts mapped bytes and forgets an
  * object it neither created nor still maps, DESTROYED forgets, IMPORTANCE sets an explicit claim,
