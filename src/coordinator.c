@@ -722,3 +722,21 @@ int st_coord_dump_sync(st_coord_t *co, const char *trigger, st_global_dump_t **o
     *out = co->last;
     return 0;
 }
+
+int st_coord_write_trace(st_coord_t *co, const char *path, char *err, size_t err_len)
+{
+#ifdef SHMTRACK_HAVE_TRACE_JSON
+    st_error_t e;
+    memset(&e, 0, sizeof(e));
+    int rc = st_trace_write_file(co->trace, path, &e);
+    if (rc < 0 && err != NULL)
+        st_error_format(&e, "event", err, err_len);
+    return rc;
+#else
+    (void)co;
+    (void)path;
+    if (err != NULL)
+        st_wire_strcpy(err, err_len, "this build has no trace writer (src/trace_json.c)");
+    return -ENOSYS;
+#endif
+}

@@ -75,6 +75,10 @@ int st_coord_dump_sync(st_coord_t *co, const char *trigger, st_global_dump_t **o
 
 /* The trace of every dump so far (owned by the coordinator). */
 st_trace_t *st_coord_trace(st_coord_t *co);
+/* Writes the whole trace to path atomically (temporary name + rename). -ENOSYS when the JSON
+ * writer is not part of this build. */
+int st_coord_write_trace(st_coord_t *co, const char *path, char *err, size_t err_len);
+
 /* Connected tracked processes (role client, handshake done). */
 size_t st_coord_client_count(const st_coord_t *co);
 /* The metadata of an object by key ("anon:0:1:27"); false when unknown. */
