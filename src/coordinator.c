@@ -571,7 +571,6 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
                 goto out;
     }
     st_dump_sort(d);
-#ifdef SHMTRACK_HAVE_GRAPH
     st_graph_result_t *g = NULL;
     if ((rc = st_graph_process(d, &g)) < 0)
         goto out;
@@ -579,7 +578,6 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
     st_graph_result_free(g);
     if (rc < 0)
         goto out;
-#endif
     *out = d;
 out:
     HASH_CLEAR(hh, index);
@@ -590,13 +588,7 @@ out:
 
 static int write_trace(const st_trace_t *t, FILE *f)
 {
-#ifdef SHMTRACK_HAVE_TRACE_JSON
     return st_trace_write_stream(t, f, NULL);
-#else
-    (void)t;
-    (void)f;
-    return -ENOSYS;
-#endif
 }
 
 /* Sends the dump's result to every waiting tool. */
@@ -618,9 +610,7 @@ static void answer_waiters(st_coord_t *co, const st_global_dump_t *d, int merge_
             view.dumps = (st_global_dump_t *)d;
             view.n_dumps = 1;
             FILE *f = NULL;
-#ifdef SHMTRACK_HAVE_TRACE_JSON
             f = open_memstream(&json, &json_len);
-#endif
             if (f != NULL) {
                 if (write_trace(&view, f) < 0) {
                     fclose(f);
@@ -725,18 +715,10 @@ int st_coord_dump_sync(st_coord_t *co, const char *trigger, st_global_dump_t **o
 
 int st_coord_write_trace(st_coord_t *co, const char *path, char *err, size_t err_len)
 {
-#ifdef SHMTRACK_HAVE_TRACE_JSON
     st_error_t e;
     memset(&e, 0, sizeof(e));
     int rc = st_trace_write_file(co->trace, path, &e);
     if (rc < 0 && err != NULL)
         st_error_format(&e, "event", err, err_len);
     return rc;
-#else
-    (void)co;
-    (void)path;
-    if (err != NULL)
-        st_wire_strcpy(err, err_len, "this build has no trace writer (src/trace_json.c)");
-    return -ENOSYS;
-#endif
 }

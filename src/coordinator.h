@@ -75,8 +75,8 @@ int st_coord_dump_sync(st_coord_t *co, const char *trigger, st_global_dump_t **o
 
 /* The trace of every dump so far (owned by the coordinator). */
 st_trace_t *st_coord_trace(st_coord_t *co);
-/* Writes the whole trace to path atomically (temporary name + rename). -ENOSYS when the JSON
- * writer is not part of this build. */
+/* Writes the whole trace to path atomically (temporary name + rename);
+ * err (optional) receives the writer's sentence. */
 int st_coord_write_trace(st_coord_t *co, const char *path, char *err, size_t err_len);
 
 /* Connected tracked processes (role client, handshake done). */
