@@ -372,7 +372,9 @@ static int connect_once(st_client_t *c)
     int fd = -1;
     int rc = st_sock_connect(c->path, 100, &fd);
     if (rc < 0)
-        return rc;
+        /* ECONNREFUSED here only means nobody listens right now (a coordinator between bind and
+         * listen, or between close and unlink): retry, unlike a refusal by ERROR frame */
+        return rc == -ECONNREFUSED ? -ENOTCONN : rc;
     c->fd = move_high(fd);
     struct stat st;
     if (fstat(c->fd, &st) < 0) {
