@@ -255,7 +255,8 @@ static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
         c->recs = r;
         c->cap_recs = cap;
     }
-    memcpy(c->recs + c->n_recs, objs, n * sizeof(*objs));
+    if (n > 0)
+        memcpy(c->recs + c->n_recs, objs, n * sizeof(*objs));
     c->n_recs += n;
     if (f->hdr.flags & ST_WIRE_F_LAST) {
         c->state = C_ANSWERED;
