@@ -46,7 +46,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ST_CLIENT_FLUSH_MS 100/* the longest an event waits in the queue while connected */
+#define ST_CLIENT_FLUSH_MS 100 /* the longest an event waits in the queue while connected */
 #define ST_CLIENT_QUEUE_DEFAULT 4096
 #define ST_CLIENT_REGISTRY_DEFAULT 4096
 #define ST_CLIENT_PATH_MAX 108 /* sun_path */
