@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "graph.h"
+#include "scan.h"
 #include "server.h"
 #include "sock.h"
 #include "trace_json.h"
@@ -529,6 +530,30 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
     if ((rc = st_trace_add_dump(co->trace, co->id, co->ts_us, &d)) < 0 ||
         (rc = st_dump_set_strings(d, co->trigger, "detailed")) < 0)
         goto out;
+
+    /* the /proc scan of the clients that answered: what the hooks did not see */
+    if (!co->cfg.no_scan && n_cl > 0) {
+        int *pids = calloc(n_cl, sizeof(*pids));
+        if (pids == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (size_t k = 0; k < n_cl; k++)
+            pids[k] = cl[k]->pid;
+        st_scan_options_t so;
+        st_scan_options_init(&so);
+        so.policy = co->cfg.policy == ST_POLICY_EQUAL ? ST_POLICY_EQUAL : ST_POLICY_CREATOR;
+        so.include_unheld = false;
+        int src = st_scan_into_dump(&so, pids, n_cl, d);
+        free(pids);
+        if (src == -ENOMEM) {
+            rc = src;
+            goto out;
+        }
+        if (src < 0 && (rc = st_dump_add_warning(d, "the /proc scan of the clients failed: %s",
+                                                 st_strerror(src))) < 0)
+            goto out;
+    }
 
     /* pass 2: processes, objects, holders */
     for (size_t k = 0; k < n_cl; k++) {

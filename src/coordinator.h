@@ -15,6 +15,10 @@
  *   - a client that is late, disconnects or sends garbage is left out and the dump is marked
  *     partial with one warning naming the pid and the reason; the dump never waits past the
  *     deadline;
+ *   - before the records, the /proc scan (src/scan.h) of the answering clients' pids adds what the
+ *     hooks did not see (raw syscalls, glibc-internal mappings); objects nobody holds outside
+ *     those pids are not looked for. Client records then override the scan's sizes and claims
+ *     for the objects they report;
  *   - the graph processor annotates the dump with effective sizes.
  *
  * Single-threaded: drive it with st_coord_run from one thread. Tools (`shmtrack dump`) connect to
@@ -38,6 +42,7 @@ typedef struct st_coord_config {
     st_policy_t policy;      /* default ST_POLICY_CREATOR (0) */
     int deadline_ms;         /* per global dump; 0: ST_COORD_DEADLINE_DEFAULT_MS */
     bool allow_root;         /* accept root peers besides our uid */
+    bool no_scan;            /* skip the /proc scan of the clients' pids during the merge */
     /* Called for every sentence worth logging (refusals, dropped clients). Optional. */
     void (*log)(void *ud, const char *msg);
     /* Called when a global dump has been merged and appended to the trace. Optional. */

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -115,7 +116,7 @@ static void announce(st_client_t *c, unsigned type, uint64_t ino, const char *la
         st_client_flush(c, 100);
 }
 
-enum behaviour { B_NORMAL, B_CLAIM, B_STALL, B_SUICIDE };
+enum behaviour { B_NORMAL, B_CLAIM, B_HIDDEN, B_STALL, B_SUICIDE };
 
 typedef struct fake {
     pid_t pid;
@@ -160,6 +161,16 @@ static fake_t spawn(unsigned n_clients, uint64_t base, uint64_t stride, unsigned
             if (fd != ready[1] && fd != quit[0])
                 close(fd);
         g_behaviour = b;
+        if (b == B_HIDDEN) {
+            /* a shared mapping the hooks never saw: only the /proc scan can find it */
+            int mfd = memfd_create("hidden", MFD_CLOEXEC);
+            if (mfd < 0 || ftruncate(mfd, 16 * 4096) < 0)
+                _exit(14);
+            char *m = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+            if (m == MAP_FAILED)
+                _exit(15);
+            memset(m, 1, 3 * 4096);
+        }
         st_client_t **cl = calloc(n_clients, sizeof(*cl));
         for (unsigned g = 0; g < n_clients; g++) {
             st_client_config_t cfg = {.socket_path = g_sock,
@@ -336,6 +347,33 @@ static void test_merge_and_policy(void **state)
     assert_int_equal(edge_of(pb, 7)->importance, 0);
     assert_int_equal(st_coord_trace(co)->n_dumps, 2);
     assert_int_equal(finish(co, &b), 0);
+    st_coord_close(co);
+}
+
+static void test_scan_finds_unannounced(void **state)
+{
+    (void)state;
+    st_coord_t *co = open_coord(2000);
+    fake_t h = spawn(1, 1, 0, 2, 2, B_HIDDEN);
+    wait_ready(co, &h, 10000);
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    const st_process_dump_t *p = st_dump_find_process(d, h.pid);
+    assert_non_null(p);
+    size_t memfds = 0;
+    for (size_t i = 0; i < d->n_globals; i++) {
+        const char *kind = st_node_string(&d->globals[i], "kind");
+        const char *name = st_node_string(&d->globals[i], "name");
+        uint64_t size = 0;
+        if (kind && strcmp(kind, "memfd") == 0 && name && strstr(name, "hidden")) {
+            memfds++;
+            assert_true(st_node_scalar(&d->globals[i], "size", &size));
+            assert_int_equal(size, 3 * 4096); /* the 3 pages the child touched */
+        }
+    }
+    assert_int_equal(memfds, 1);
+    assert_non_null(global_of(d, 1)); /* and the announced ones */
+    assert_int_equal(finish(co, &h), 0);
     st_coord_close(co);
 }
 
@@ -709,6 +747,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_merge_and_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_finds_unannounced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_mid_dump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
