@@ -79,7 +79,7 @@ typedef struct st_client_stats {
     unsigned connects; /* successful handshakes */
     uint64_t events_queued;
     uint64_t events_sent;
-    uint64_t events_dropped; /* queue full, or refused */
+    uint64_t events_dropped; /* every refused enqueue (queue full, refused, disconnected) */
     uint64_t dumps_answered;
 } st_client_stats_t;
 
