@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The data source shared by `view`, `serve` and `export`: a trace read with the JSON reader,
+ * summarised per dump by src/summary.h (which runs the graph processor), printed with the same
+ * jansson flags as `report --format json` so the numbers are the report's, byte for byte.
+ */
+#include "report_source.h"
+
+#include "error.h"
+#include "view.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if __has_include("summary.h") && __has_include("trace_json.h")
+#include "summary.h"
+#include "trace_json.h"
+#define HAVE_SUMMARY 1
+#endif
+
+int st_cli_read_all(const char *path, size_t max, char **data, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    *data = NULL;
+    if (!f)
+        return -errno;
+    for (;;) {
+        if (cap - n < 65536) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            char *p = realloc(buf, ncap + 1);
+            if (!p) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            buf = p;
+            cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n > max) {
+            rc = ST_ETOOBIG;
+            goto out;
+        }
+        if (got == 0) {
+            if (ferror(f))
+                rc = -EIO;
+            break;
+        }
+    }
+out:
+    if (f != stdin)
+        fclose(f);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int st_cli_report_from_file(const char *path, char **json, size_t *len, char *msg, size_t msglen)
+{
+    int rc = st_cli_read_all(path, 1u << 30, json, len);
+    if (rc != 0) {
+        snprintf(msg, msglen, "%s: %s", path, st_strerror(rc));
+        return rc;
+    }
+    const char *p = *json;
+    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+        p++;
+    if (*p != '{' || !strstr(p, "\"dumps\"")) {
+        snprintf(msg, msglen, "%s: not a `shmtrack report --format json` output", path);
+        free(*json);
+        *json = NULL;
+        return ST_EFORMAT;
+    }
+    return 0;
+}
+
+#ifdef HAVE_SUMMARY
+int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
+                             size_t msglen)
+{
+    st_trace_t *trace = NULL;
+    json_t *root = NULL;
+    st_error_t err;
+    int rc;
+
+    *json = NULL;
+    if (mapped)
+        *mapped = NULL;
+    memset(&err, 0, sizeof(err));
+    rc = st_trace_read_file(path, &trace, &err);
+    if (rc != 0) {
+        char text[900];
+        st_error_format(&err, "event", text, sizeof(text));
+        snprintf(msg, msglen, "%s", text[0] ? text : st_strerror(rc));
+        goto out;
+    }
+    rc = st_trace_summary_json(trace, &root);
+    if (rc != 0) {
+        snprintf(msg, msglen, "%s: cannot summarise: %s", path, st_strerror(rc));
+        goto out;
+    }
+    *json = json_dumps(root, ST_REPORT_JSON_FLAGS);
+    if (!*json) {
+        rc = -ENOMEM;
+        snprintf(msg, msglen, "%s", st_strerror(rc));
+        goto out;
+    }
+    *len = strlen(*json);
+    if (mapped && (rc = st_view_mapped_json(trace, mapped, NULL)) != 0) {
+        snprintf(msg, msglen, "%s", st_strerror(rc));
+        free(*json);
+        *json = NULL;
+    }
+out:
+    json_decref(root);
+    st_trace_free(trace);
+    return rc;
+}
+#else
+int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
+                             size_t msglen)
+{
+    (void)json;
+    (void)len;
+    (void)mapped;
+    snprintf(msg, msglen,
+             "%s: reading traces needs the JSON reader and the report summary, "
+             "not merged into this branch yet; use --report",
+             path);
+    return -ENOSYS;
+}
+#endif
