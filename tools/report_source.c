@@ -86,25 +86,32 @@ int st_cli_report_from_file(const char *path, char **json, size_t *len, char *ms
 }
 
 #ifdef HAVE_SUMMARY
+int st_cli_load_trace(const char *path, st_trace_t **trace, char *msg, size_t msglen)
+{
+    st_error_t err;
+    memset(&err, 0, sizeof(err));
+    int rc = st_trace_read_file(path, trace, &err);
+    if (rc != 0) {
+        char text[900];
+        st_error_format(&err, "event", text, sizeof(text));
+        snprintf(msg, msglen, "%s", text[0] ? text : st_strerror(rc));
+    }
+    return rc;
+}
+
 int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
                              size_t msglen)
 {
     st_trace_t *trace = NULL;
     json_t *root = NULL;
-    st_error_t err;
     int rc;
 
     *json = NULL;
     if (mapped)
         *mapped = NULL;
-    memset(&err, 0, sizeof(err));
-    rc = st_trace_read_file(path, &trace, &err);
-    if (rc != 0) {
-        char text[900];
-        st_error_format(&err, "event", text, sizeof(text));
-        snprintf(msg, msglen, "%s", text[0] ? text : st_strerror(rc));
+    rc = st_cli_load_trace(path, &trace, msg, msglen);
+    if (rc != 0)
         goto out;
-    }
     rc = st_trace_summary_json(trace, &root);
     if (rc != 0) {
         snprintf(msg, msglen, "%s: cannot summarise: %s", path, st_strerror(rc));
@@ -128,6 +135,13 @@ out:
     return rc;
 }
 #else
+int st_cli_load_trace(const char *path, st_trace_t **trace, char *msg, size_t msglen)
+{
+    (void)trace;
+    snprintf(msg, msglen, "%s: reading traces needs the JSON reader, not merged yet", path);
+    return -ENOSYS;
+}
+
 int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
                              size_t msglen)
 {

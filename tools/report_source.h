@@ -7,6 +7,8 @@
 #ifndef SHMTRACK_REPORT_SOURCE_H
 #define SHMTRACK_REPORT_SOURCE_H
 
+#include "model.h"
+
 #include <stddef.h>
 
 /* The report JSON of the trace at path (malloc'ed, NUL-terminated) and, when mapped is not NULL,
@@ -14,6 +16,9 @@
  * writes a sentence for the user into msg. */
 int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
                              size_t msglen);
+
+/* The trace at path, read with the JSON reader (not annotated). */
+int st_cli_load_trace(const char *path, st_trace_t **trace, char *msg, size_t msglen);
 
 /* A report JSON file read as it is (checked to be a JSON object with a "dumps" array). */
 int st_cli_report_from_file(const char *path, char **json, size_t *len, char *msg, size_t msglen);
