@@ -103,10 +103,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     enum route route = route_of(url);
-    (void)version;
     (void)upload_data;
     (void)req_cls;
 
+    /* RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400. */
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
+        return send_text(conn, MHD_HTTP_BAD_REQUEST, "HTTP/1.1 needs a Host header\n", head);
     if (route == ROUTE_NONE)
         return send_text(conn, MHD_HTTP_NOT_FOUND, "not found\n", head);
     if (!get && !head)

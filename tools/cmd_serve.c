@@ -44,6 +44,7 @@ static void usage(FILE *f)
                "  -s, --socket PATH   a running coordinator (live dumps)\n"
                "      --report FILE   serve a saved `shmtrack report --format json` output\n"
                "      --max-connections N   concurrent connections (default 512)\n"
+            "      --timeout S     close connections idle for S seconds (default 15)\n"
                "  -h, --help          this text\n");
 }
 
@@ -89,13 +90,14 @@ static bool parse_uint(const char *s, unsigned long max, unsigned *out)
 
 int st_cmd_serve(int argc, char **argv)
 {
-    enum { OPT_REPORT = 256, OPT_MAXCONN };
+    enum { OPT_REPORT = 256, OPT_MAXCONN, OPT_TIMEOUT };
     static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
                                          {"bind", required_argument, NULL, 'b'},
                                          {"interval", required_argument, NULL, 'i'},
                                          {"socket", required_argument, NULL, 's'},
                                          {"report", required_argument, NULL, OPT_REPORT},
                                          {"max-connections", required_argument, NULL, OPT_MAXCONN},
+                                         {"timeout", required_argument, NULL, OPT_TIMEOUT},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     st_server_options_t sopts = {"127.0.0.1", 9464, 0, 0, 0};
@@ -133,6 +135,12 @@ int st_cmd_serve(int argc, char **argv)
             if (!parse_uint(optarg, 100000, &sopts.max_connections) || !sopts.max_connections) {
                 fprintf(stderr, "shmtrack serve: --max-connections: '%s' is not 1..100000\n",
                         optarg);
+                return ST_EXIT_USAGE;
+            }
+            break;
+        case OPT_TIMEOUT:
+            if (!parse_uint(optarg, 3600, &sopts.timeout_s) || !sopts.timeout_s) {
+                fprintf(stderr, "shmtrack serve: --timeout: '%s' is not 1..3600 s\n", optarg);
                 return ST_EXIT_USAGE;
             }
             break;

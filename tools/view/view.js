@@ -326,7 +326,7 @@
                 bytesCell(mappedSize(d, o, h), 'mapped_size'), bytesCell(h.effective_size, 'effective_size')]));
         });
         t.appendChild(body);
-        box.appendChild(t);
+        if ((o.holders || []).length) box.appendChild(t);
     }
 
     // ---- colours ------------------------------------------------------------------------------
