@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if __has_include("summary.h") && __has_include("trace_json.h")
+#if __has_include("report.h") && __has_include("trace_json.h")
+#include "report.h"
 #include "summary.h"
 #include "trace_json.h"
 #define HAVE_SUMMARY 1
@@ -99,38 +100,55 @@ int st_cli_load_trace(const char *path, st_trace_t **trace, char *msg, size_t ms
     return rc;
 }
 
+/* Every dump's summary, printed by the report's own JSON writer into memory: the bytes are the
+ * ones `shmtrack report TRACE --format json --dump all` prints. */
 int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
                              size_t msglen)
 {
     st_trace_t *trace = NULL;
-    json_t *root = NULL;
+    st_summary_t **summaries = NULL;
+    size_t n = 0;
+    FILE *mem = NULL;
+    const st_report_options_t opt = {ST_REPORT_JSON, false};
     int rc;
 
     *json = NULL;
+    *len = 0;
     if (mapped)
         *mapped = NULL;
     rc = st_cli_load_trace(path, &trace, msg, msglen);
     if (rc != 0)
         goto out;
-    rc = st_trace_summary_json(trace, &root);
-    if (rc != 0) {
-        snprintf(msg, msglen, "%s: cannot summarise: %s", path, st_strerror(rc));
-        goto out;
-    }
-    *json = json_dumps(root, ST_REPORT_JSON_FLAGS);
-    if (!*json) {
+    summaries = calloc(trace->n_dumps ? trace->n_dumps : 1, sizeof(*summaries));
+    if (!summaries) {
         rc = -ENOMEM;
-        snprintf(msg, msglen, "%s", st_strerror(rc));
-        goto out;
+        goto fail;
     }
-    *len = strlen(*json);
-    if (mapped && (rc = st_view_mapped_json(trace, mapped, NULL)) != 0) {
-        snprintf(msg, msglen, "%s", st_strerror(rc));
-        free(*json);
-        *json = NULL;
+    for (n = 0; n < trace->n_dumps; n++)
+        if ((rc = st_summary_compute(&trace->dumps[n], &summaries[n])) != 0)
+            goto fail;
+    mem = open_memstream(json, len);
+    if (!mem) {
+        rc = -errno;
+        goto fail;
     }
+    rc = st_report_write(mem, summaries, n, &opt);
+    if (fclose(mem) != 0 && rc == 0)
+        rc = -EIO;
+    mem = NULL;
+    if (rc != 0)
+        goto fail;
+    if (mapped && (rc = st_view_mapped_json(trace, mapped, NULL)) != 0)
+        goto fail;
+    goto out;
+fail:
+    snprintf(msg, msglen, "%s: %s", path, st_strerror(rc));
+    free(*json);
+    *json = NULL;
 out:
-    json_decref(root);
+    for (size_t i = 0; i < n; i++)
+        st_summary_free(summaries[i]);
+    free(summaries);
     st_trace_free(trace);
     return rc;
 }
