@@ -99,8 +99,9 @@
         var p = procMap(d)[pid];
         return p && p.name ? p.name : 'pid ' + pid;
     }
+    // The report's owner_pid is the holder charged most; 0 when nobody is charged anything.
     function ownerText(d, o) {
-        if (!o.owner_pid) return (o.holders || []).length ? 'shared' : 'unattributed';
+        if (!o.owner_pid) return (o.holders || []).length ? 'none' : 'unattributed';
         return procName(d, o.owner_pid) + ' (' + o.owner_pid + ')';
     }
 
@@ -395,9 +396,11 @@
                 warn.textContent = '!';
                 g.appendChild(warn);
             }
-            var lbl = svg('text', { x: x + bw / 2, y: H - 2, 'text-anchor': 'middle' });
-            lbl.textContent = String(i + 1);
-            g.appendChild(lbl);
+            if (ds.length <= 30 || i % Math.ceil(ds.length / 30) === 0 || i === ds.length - 1) {
+                var lbl = svg('text', { x: x + bw / 2, y: H - 2, 'text-anchor': 'middle' });
+                lbl.textContent = String(i + 1);
+                g.appendChild(lbl);
+            }
             g.addEventListener('click', function () { selectDump(i); });
             root.appendChild(g);
         });
@@ -631,23 +634,29 @@
         }
     }
 
-    function getJSON(url) {
+    function getText(url) {
         return fetch(url, { cache: 'no-store' }).then(function (r) {
             if (!r.ok) throw new Error(url + ': HTTP ' + r.status);
-            return r.json();
+            return r.text();
         });
     }
 
+    // Re-renders only when the data changed, so a reader's open menus and scroll stay put.
+    var lastText = null;
     function refresh() {
-        Promise.all([getJSON(state.config.api || 'api/dumps'),
-                     getJSON(state.config.mapped_api || 'api/mapped').catch(function () { return state.mapped; })])
+        Promise.all([getText(state.config.api || 'api/dumps'),
+                     getText(state.config.mapped_api || 'api/mapped').catch(function () { return null; })])
         .then(function (res) {
-            var rep = res[0];
-            var sameLast = state.dumpIndex === dumps().length - 1;
-            state.report = rep;
-            state.mapped = res[1] || {};
-            if (sameLast) state.dumpIndex = dumps().length - 1;
-            renderAll(true);
+            var text = res[0] + '\n' + res[1];
+            if (text !== lastText) {
+                var rep = JSON.parse(res[0]);
+                var sameLast = state.dumpIndex === dumps().length - 1;
+                state.report = rep;
+                if (res[1]) state.mapped = JSON.parse(res[1]);
+                if (sameLast) state.dumpIndex = dumps().length - 1;
+                renderAll(true);
+                lastText = text;
+            }
             $('live-status').textContent = 'live \u00b7 updated ' + new Date().toLocaleTimeString();
             document.body.setAttribute('data-refreshed', String(Date.now()));
         }).catch(function (e) {
