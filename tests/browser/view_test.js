@@ -245,9 +245,9 @@ async function fileMode(ctx, report) {
     await page.close();
 }
 
-function startServe() {
+function startServe(source) {
     return new Promise((resolve, reject) => {
-        const args = ['serve', mode === '--report' ? '--report' : null, input, '--port', '0', '--interval', '300'].filter(Boolean);
+        const args = ['serve', mode === '--report' ? '--report' : null, source, '--port', '0', '--interval', '300'].filter(Boolean);
         const child = spawn(shmtrack, args, { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
         child.stdout.on('data', (c) => {
@@ -261,7 +261,10 @@ function startServe() {
 }
 
 async function serveMode(ctx, report) {
-    const { child, url } = await startServe();
+    // A copy, so the live-refresh check below can rewrite it.
+    const source = path.join(artifacts, `${tag}-served${path.extname(input)}`);
+    fs.copyFileSync(input, source);
+    const { child, url } = await startServe(source);
     try {
         const page = await ctx.newPage();
         const g = await guard(page, (u) => u.startsWith(url));
@@ -272,6 +275,27 @@ async function serveMode(ctx, report) {
         await checkPage(page, report, { maxClicks: 10 });
         await page.evaluate(() => window.scrollTo(0, 0));
         await page.screenshot({ path: path.join(artifacts, `${tag}-serve.png`), fullPage: true });
+        if (mode === '--report' && report.dumps.length) {
+            // Live: a new dump appears in the open page without a reload.
+            const next = JSON.parse(JSON.stringify(report));
+            const added = JSON.parse(JSON.stringify(report.dumps[report.dumps.length - 1]));
+            added.id = '0xfff';
+            added.ts += 1000000;
+            added.processes.forEach((p) => { p.rss_bytes += 4096; });
+            next.dumps.push(added);
+            fs.writeFileSync(source + '.tmp', JSON.stringify(next));
+            fs.renameSync(source + '.tmp', source);
+            // Polled from here: the page's CSP forbids the eval that waitForFunction needs.
+            const deadline = Date.now() + 10000;
+            while ((await page.$$eval('#dump-select option', (o) => o.length)) !== next.dumps.length) {
+                assert.ok(Date.now() < deadline, 'live: the new dump did not appear within 10 s');
+                await page.waitForTimeout(100);
+            }
+            assert.strictEqual(await page.inputValue('#dump-select'), String(next.dumps.length - 1),
+                               'live: the page follows the newest dump');
+            await checkDump(page, next, next.dumps.length - 1, { maxClicks: 3 });
+            console.log('ok: the served page picked up a new dump without a reload');
+        }
         assert.deepStrictEqual(g.outside, [], 'the served page made no request elsewhere');
         assert.deepStrictEqual(g.errors, [], 'no script errors (served)');
         await page.close();
