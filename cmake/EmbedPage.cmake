@@ -3,7 +3,7 @@
 # Build-time step (cmake -P): inlines tools/view/view.css and view.js into tools/view/page.html
 # and writes the result as a C array, so `shmtrack view` and `serve` carry the whole page in the
 # binary and the written HTML needs no network. Run with -DPAGE= -DCSS= -DJS= -DOUT=.
-# The placeholders @SHMTRACK_CONFIG@, @SHMTRACK_DATA@ and @SHMTRACK_MAPPED@ stay for src/view.c to fill at run time.
+# The placeholders @SHMTRACK_CONFIG@, @SHMTRACK_DATA@ and @SHMTRACK_EXTRA@ stay for src/view.c to fill at run time.
 foreach(var PAGE CSS JS OUT)
     if(NOT DEFINED ${var})
         message(FATAL_ERROR "EmbedPage.cmake: -D${var}= is required")
@@ -20,7 +20,7 @@ foreach(bad "</script" "</style" "<!--")
         message(FATAL_ERROR "EmbedPage.cmake: view.css/view.js contain '${bad}', which would break the inlined page")
     endif()
 endforeach()
-foreach(marker @SHMTRACK_CSS@ @SHMTRACK_JS@ @SHMTRACK_DATA@ @SHMTRACK_CONFIG@ @SHMTRACK_MAPPED@)
+foreach(marker @SHMTRACK_CSS@ @SHMTRACK_JS@ @SHMTRACK_DATA@ @SHMTRACK_CONFIG@ @SHMTRACK_EXTRA@)
     string(FIND "${page}" "${marker}" at)
     if(at EQUAL -1)
         message(FATAL_ERROR "EmbedPage.cmake: page.html lacks ${marker}")

@@ -23,8 +23,8 @@
 #include <sys/socket.h>
 
 typedef struct snapshot {
-    char *page, *report, *mapped, *metrics;
-    size_t page_len, report_len, mapped_len, metrics_len;
+    char *page, *report, *extra, *metrics;
+    size_t page_len, report_len, extra_len, metrics_len;
 } snapshot_t;
 
 struct st_server {
@@ -43,7 +43,7 @@ static void snapshot_free(snapshot_t *s)
         return;
     free(s->page);
     free(s->report);
-    free(s->mapped);
+    free(s->extra);
     free(s->metrics);
     free(s);
 }
@@ -78,7 +78,7 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, c
     return send_bytes(conn, status, "text/plain; charset=utf-8", text, strlen(text), head);
 }
 
-enum route { ROUTE_NONE, ROUTE_PAGE, ROUTE_DUMPS, ROUTE_MAPPED, ROUTE_METRICS };
+enum route { ROUTE_NONE, ROUTE_PAGE, ROUTE_DUMPS, ROUTE_EXTRA, ROUTE_METRICS };
 
 static enum route route_of(const char *url)
 {
@@ -86,8 +86,8 @@ static enum route route_of(const char *url)
         return ROUTE_PAGE;
     if (strcmp(url, "/api/dumps") == 0)
         return ROUTE_DUMPS;
-    if (strcmp(url, "/api/mapped") == 0)
-        return ROUTE_MAPPED;
+    if (strcmp(url, "/api/extra") == 0)
+        return ROUTE_EXTRA;
     if (strcmp(url, "/metrics") == 0)
         return ROUTE_METRICS;
     return ROUTE_NONE;
@@ -130,8 +130,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         ret = send_bytes(conn, MHD_HTTP_OK, "text/html; charset=utf-8", s->page, s->page_len, head);
     } else if (route == ROUTE_DUMPS) {
         ret = send_bytes(conn, MHD_HTTP_OK, "application/json", s->report, s->report_len, head);
-    } else if (route == ROUTE_MAPPED) {
-        ret = send_bytes(conn, MHD_HTTP_OK, "application/json", s->mapped, s->mapped_len, head);
+    } else if (route == ROUTE_EXTRA) {
+        ret = send_bytes(conn, MHD_HTTP_OK, "application/json", s->extra, s->extra_len, head);
     } else {
         /* The dump's families were rendered at publish; the counters change between
          * publications (failed reloads), so they are appended now. */
@@ -216,7 +216,7 @@ out:
 }
 
 int st_server_publish(st_server_t *server, const char *report_json, size_t len,
-                      const char *mapped_json, double duration_s)
+                      const char *extra_json, double duration_s)
 {
     snapshot_t *s = calloc(1, sizeof(*s));
     st_view_options_t vopts = {true, server->refresh_ms, "api/dumps"};
@@ -235,19 +235,19 @@ int st_server_publish(st_server_t *server, const char *report_json, size_t len,
     rc = st_metrics_render(report_json, len, &s->metrics, &s->metrics_len);
     if (rc != 0)
         goto out;
-    rc = st_view_render(report_json, len, mapped_json, &vopts, &s->page, &s->page_len);
+    rc = st_view_render(report_json, len, extra_json, &vopts, &s->page, &s->page_len);
     if (rc != 0)
         goto out;
     s->report = malloc(len + 1);
-    s->mapped = strdup(mapped_json ? mapped_json : "{}");
-    if (!s->report || !s->mapped) {
+    s->extra = strdup(extra_json ? extra_json : "{}");
+    if (!s->report || !s->extra) {
         rc = -ENOMEM;
         goto out;
     }
     memcpy(s->report, report_json, len);
     s->report[len] = '\0';
     s->report_len = len;
-    s->mapped_len = strlen(s->mapped);
+    s->extra_len = strlen(s->extra);
 
     pthread_mutex_lock(&server->lock);
     snapshot_t *old = server->current;

@@ -3,7 +3,7 @@
  * The HTTP side of `shmtrack serve` (private), on libmicrohttpd:
  *   GET /            the memory-infra page (src/view.h), refreshing itself from /api/dumps
  *   GET /api/dumps   the report JSON (DESIGN §5), exactly as `report --format json` prints it
- *   GET /api/mapped  the page's per-holder mapped bytes (st_view_mapped_json)
+ *   GET /api/extra   what the page shows beyond the report (st_view_extra_json)
  *   GET /metrics     Prometheus text (src/metrics.h)
  * HEAD works wherever GET does; other methods on those paths get 405 with Allow, other paths
  * 404, a request that carries a body 400. Whoever produces data (a trace file being reloaded,
@@ -31,12 +31,12 @@ typedef struct st_server_options {
  * address), -EADDRINUSE/-errno when the socket cannot be bound, or -ENOMEM. */
 int st_server_start(const st_server_options_t *opts, st_server_t **out);
 
-/* Replaces the served data: report_json (len bytes, the report of DESIGN §5), mapped_json
+/* Replaces the served data: report_json (len bytes, the report of DESIGN §5), extra_json
  * (NUL-terminated, may be NULL) and the time it took to produce. Counters for /metrics advance
  * by the dumps whose ids are new. Returns 0, ST_EFORMAT (not a report; nothing replaced) or
  * -ENOMEM. */
 int st_server_publish(st_server_t *server, const char *report_json, size_t len,
-                      const char *mapped_json, double duration_s);
+                      const char *extra_json, double duration_s);
 
 /* Counts a failed dump or reload in /metrics; the previous data stays served. */
 void st_server_publish_failed(st_server_t *server);

@@ -2,7 +2,7 @@
  *
  * Fills the page template (generated from tools/view/ at build time) with the report JSON and the
  * page's configuration. The template keeps three markers, @SHMTRACK_CONFIG@, @SHMTRACK_DATA@ and
- * @SHMTRACK_MAPPED@, each inside its own <script type="application/json"> element; everything
+ * @SHMTRACK_EXTRA@, each inside its own <script type="application/json"> element; everything
  * placed there goes through escape(), which is what makes embedding arbitrary object names (a memfd
  * may be called
  * "</script><script>...") safe.
@@ -23,7 +23,7 @@ extern const size_t st_view_page_len;
 
 #define MARK_CONFIG "@SHMTRACK_CONFIG@"
 #define MARK_DATA "@SHMTRACK_DATA@"
-#define MARK_MAPPED "@SHMTRACK_MAPPED@"
+#define MARK_EXTRA "@SHMTRACK_EXTRA@"
 
 /* Appends json with '<' '>' '&' and U+2028/U+2029 written as \u escapes. Those characters can
  * only occur inside JSON strings (anything else is not JSON), where the escape means the same. */
@@ -91,56 +91,91 @@ static void json_string(st_strbuf_t *b, const char *s)
     st_strbuf_putc(b, '"');
 }
 
-int st_view_mapped_json(const st_trace_t *trace, char **out, size_t *out_len)
+/* "mapped": {"<dump id>":{"<pid>":{"<key>":bytes}}}: one linear walk over every node. */
+static void mapped_json(st_strbuf_t *b, const st_trace_t *trace)
 {
-    st_strbuf_t b = ST_STRBUF_INIT;
     const size_t plen = strlen(ST_HOLDER_PREFIX);
 
-    st_strbuf_putc(&b, '{');
+    st_strbuf_putc(b, '{');
     for (size_t d = 0; d < trace->n_dumps; d++) {
         const st_global_dump_t *dump = &trace->dumps[d];
-        bool first_key = true;
-        st_strbuf_printf(&b, "%s\"0x%" PRIx64 "\":{", d ? "," : "", dump->id);
-        /* Keys repeat across processes: for each key, collect all its holders in one object.
-         * Dumps are small enough (processes x objects) for the quadratic walk. */
+        bool first_pid = true;
+        st_strbuf_printf(b, "%s\"0x%" PRIx64 "\":{", d ? "," : "", dump->id);
         for (size_t p = 0; p < dump->n_procs; p++) {
             const st_process_dump_t *proc = &dump->procs[p];
+            bool first_key = true;
             for (size_t n = 0; n < proc->n_nodes; n++) {
                 const char *name = proc->nodes[n].name;
                 uint64_t mapped;
                 if (strncmp(name, ST_HOLDER_PREFIX, plen) != 0 || strchr(name + plen, '/') ||
                     !st_node_scalar(&proc->nodes[n], "mapped_size", &mapped))
                     continue;
-                bool seen = false; /* already written with an earlier process? */
-                for (size_t q = 0; q < p && !seen; q++)
-                    seen = st_process_find_node(&dump->procs[q], name) != NULL &&
-                           st_node_scalar(st_process_find_node(&dump->procs[q], name),
-                                          "mapped_size", &(uint64_t){0});
-                if (seen)
-                    continue;
-                st_strbuf_puts(&b, first_key ? "" : ",");
-                first_key = false;
-                json_string(&b, name + plen);
-                st_strbuf_putc(&b, ':');
-                st_strbuf_putc(&b, '{');
-                bool first_pid = true;
-                for (size_t q = p; q < dump->n_procs; q++) {
-                    const st_node_t *h = st_process_find_node(&dump->procs[q], name);
-                    uint64_t m;
-                    if (!h || !st_node_scalar(h, "mapped_size", &m))
-                        continue;
-                    st_strbuf_printf(&b, "%s\"%d\":%" PRIu64, first_pid ? "" : ",",
-                                     dump->procs[q].pid, m);
-                    first_pid = false;
-                }
-                st_strbuf_putc(&b, '}');
+                if (first_key)
+                    st_strbuf_printf(b, "%s\"%d\":{", first_pid ? "" : ",", proc->pid);
+                else
+                    st_strbuf_putc(b, ',');
+                first_pid = first_key = false;
+                json_string(b, name + plen);
+                st_strbuf_printf(b, ":%" PRIu64, mapped);
             }
+            if (!first_key)
+                st_strbuf_putc(b, '}');
         }
-        st_strbuf_putc(&b, '}');
+        st_strbuf_putc(b, '}');
     }
+    st_strbuf_putc(b, '}');
+}
+
+/* True for a top-level node name the overview shows as an allocator column. */
+static bool is_allocator_root(const char *path)
+{
+    return !strchr(path, '/') && strcmp(path, "shared_memory") != 0 &&
+           strcmp(path, "global") != 0 && strcmp(path, "unattributed") != 0;
+}
+
+/* "allocators": {"<dump id>":{"<pid>":{"<name>":effective bytes}}}. */
+static void allocators_json(st_strbuf_t *b, const st_trace_t *trace,
+                            st_graph_result_t *const *graphs)
+{
+    st_strbuf_putc(b, '{');
+    for (size_t d = 0; d < trace->n_dumps; d++) {
+        const st_graph_result_t *g = graphs ? graphs[d] : NULL;
+        st_strbuf_printf(b, "%s\"0x%" PRIx64 "\":{", d ? "," : "", trace->dumps[d].id);
+        int pid = 0;
+        bool any_pid = false, first_name = true;
+        /* Nodes are sorted by (pid, path): one object per pid, opened at its first root. */
+        for (size_t i = 0; g && i < g->n_nodes; i++) {
+            const st_graph_node_t *n = &g->nodes[i];
+            if (n->pid == 0 || !is_allocator_root(n->path))
+                continue;
+            if (!any_pid || n->pid != pid) {
+                st_strbuf_printf(b, "%s\"%d\":{", any_pid ? "}," : "", n->pid);
+                pid = n->pid;
+                any_pid = true;
+                first_name = true;
+            }
+            st_strbuf_puts(b, first_name ? "" : ",");
+            first_name = false;
+            json_string(b, n->path);
+            st_strbuf_printf(b, ":%" PRIu64, n->effective_size);
+        }
+        st_strbuf_puts(b, any_pid ? "}}" : "}");
+    }
+    st_strbuf_putc(b, '}');
+}
+
+int st_view_extra_json(const st_trace_t *trace, st_graph_result_t *const *graphs, char **out,
+                       size_t *out_len)
+{
+    st_strbuf_t b = ST_STRBUF_INIT;
+    st_strbuf_puts(&b, "{\"mapped\":");
+    mapped_json(&b, trace);
+    st_strbuf_puts(&b, ",\"allocators\":");
+    allocators_json(&b, trace, graphs);
     st_strbuf_putc(&b, '}');
+    int rc = st_strbuf_error(&b);
     *out = st_strbuf_steal(&b, out_len);
-    return *out ? 0 : -ENOMEM;
+    return *out ? 0 : (rc ? rc : -ENOMEM);
 }
 
 /* Appends the page from *at up to marker, then moves *at past the marker. */
@@ -155,7 +190,7 @@ static void copy_to(st_strbuf_t *b, const char **at, const char *marker)
     *at = m + strlen(marker);
 }
 
-int st_view_render(const char *report_json, size_t len, const char *mapped_json,
+int st_view_render(const char *report_json, size_t len, const char *extra_json,
                    const st_view_options_t *opts, char **out, size_t *out_len)
 {
     static const st_view_options_t defaults = {false, 0, NULL};
@@ -167,11 +202,11 @@ int st_view_render(const char *report_json, size_t len, const char *mapped_json,
         opts = &defaults;
     if (!report_json || !looks_like_json(report_json, len))
         return -EINVAL;
-    if (mapped_json && !looks_like_json(mapped_json, strlen(mapped_json)))
+    if (extra_json && !looks_like_json(extra_json, strlen(extra_json)))
         return -EINVAL;
     const char *api = opts->api_path ? opts->api_path : "api/dumps";
 
-    /* The order of the markers in page.html: config, data, mapped. */
+    /* The order of the markers in page.html: config, data, extra. */
     copy_to(&b, &at, MARK_CONFIG);
     st_strbuf_printf(&b, "{\"live\":%s,\"refresh_ms\":%u,\"api\":", opts->live ? "true" : "false",
                      opts->refresh_ms ? opts->refresh_ms : 2000);
@@ -184,9 +219,9 @@ int st_view_render(const char *report_json, size_t len, const char *mapped_json,
     st_strbuf_putc(&b, '}');
     copy_to(&b, &at, MARK_DATA);
     escape(&b, report_json, len);
-    copy_to(&b, &at, MARK_MAPPED);
-    if (mapped_json)
-        escape(&b, mapped_json, strlen(mapped_json));
+    copy_to(&b, &at, MARK_EXTRA);
+    if (extra_json)
+        escape(&b, extra_json, strlen(extra_json));
     else
         st_strbuf_puts(&b, "{}");
     st_strbuf_append(&b, at, st_view_page_len - (size_t)(at - (const char *)st_view_page));

@@ -44,7 +44,7 @@ static void usage(FILE *f)
                "  -s, --socket PATH   a running coordinator (live dumps)\n"
                "      --report FILE   serve a saved `shmtrack report --format json` output\n"
                "      --max-connections N   concurrent connections (default 512)\n"
-            "      --timeout S     close connections idle for S seconds (default 15)\n"
+               "      --timeout S     close connections idle for S seconds (default 15)\n"
                "  -h, --help          this text\n");
 }
 
@@ -58,13 +58,13 @@ static double now_s(void)
 /* Loads path (a trace, or a report when is_report) and publishes it. */
 static int load_and_publish(st_server_t *server, const char *path, bool is_report)
 {
-    char *json = NULL, *mapped = NULL, msg[1024];
+    char *json = NULL, *extra = NULL, msg[1024];
     size_t len = 0;
     double t0 = now_s();
     int rc = is_report ? st_cli_report_from_file(path, &json, &len, msg, sizeof(msg))
-                       : st_cli_report_from_trace(path, &json, &len, &mapped, msg, sizeof(msg));
+                       : st_cli_report_from_trace(path, &json, &len, &extra, msg, sizeof(msg));
     if (rc == 0) {
-        rc = st_server_publish(server, json, len, mapped, now_s() - t0);
+        rc = st_server_publish(server, json, len, extra, now_s() - t0);
         if (rc != 0)
             snprintf(msg, sizeof(msg), "%s: %s", path, st_strerror(rc));
     }
@@ -73,7 +73,7 @@ static int load_and_publish(st_server_t *server, const char *path, bool is_repor
         st_server_publish_failed(server);
     }
     free(json);
-    free(mapped);
+    free(extra);
     return rc;
 }
 

@@ -65,7 +65,7 @@ int st_cmd_view(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *output = NULL, *report = NULL;
-    char *json = NULL, *page = NULL, *mapped = NULL;
+    char *json = NULL, *page = NULL, *extra = NULL;
     size_t json_len = 0, page_len = 0;
     char msg[512];
     int c, status = ST_EXIT_FAIL;
@@ -93,15 +93,15 @@ int st_cmd_view(int argc, char **argv)
         usage(stderr);
         return ST_EXIT_USAGE;
     }
-    int rc = report ? st_cli_report_from_file(report, &json, &json_len, msg, sizeof(msg))
-                    : st_cli_report_from_trace(argv[optind], &json, &json_len, &mapped, msg,
-                                               sizeof(msg));
+    int rc =
+        report ? st_cli_report_from_file(report, &json, &json_len, msg, sizeof(msg))
+               : st_cli_report_from_trace(argv[optind], &json, &json_len, &extra, msg, sizeof(msg));
     if (rc != 0) {
         fprintf(stderr, "shmtrack view: %s\n", msg);
         status = ST_EXIT_USAGE;
         goto out;
     }
-    rc = st_view_render(json, json_len, mapped, NULL, &page, &page_len);
+    rc = st_view_render(json, json_len, extra, NULL, &page, &page_len);
     if (rc != 0) {
         fprintf(stderr, "shmtrack view: cannot build the page: %s\n", st_strerror(rc));
         goto out;
@@ -115,6 +115,6 @@ int st_cmd_view(int argc, char **argv)
 out:
     free(json);
     free(page);
-    free(mapped);
+    free(extra);
     return status;
 }

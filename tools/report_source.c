@@ -100,9 +100,24 @@ int st_cli_load_trace(const char *path, st_trace_t **trace, char *msg, size_t ms
     return rc;
 }
 
+/* The page's extra data, with the graph processor run over each dump for the allocator columns. */
+static int extra_of(const st_trace_t *trace, char **extra)
+{
+    st_graph_result_t **graphs = calloc(trace->n_dumps ? trace->n_dumps : 1, sizeof(*graphs));
+    int rc = graphs ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < trace->n_dumps; i++)
+        rc = st_graph_process(&trace->dumps[i], &graphs[i]);
+    if (rc == 0)
+        rc = st_view_extra_json(trace, graphs, extra, NULL);
+    for (size_t i = 0; graphs && i < trace->n_dumps; i++)
+        st_graph_result_free(graphs[i]);
+    free(graphs);
+    return rc;
+}
+
 /* Every dump's summary, printed by the report's own JSON writer into memory: the bytes are the
  * ones `shmtrack report TRACE --format json --dump all` prints. */
-int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
+int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **extra, char *msg,
                              size_t msglen)
 {
     st_trace_t *trace = NULL;
@@ -114,8 +129,8 @@ int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **
 
     *json = NULL;
     *len = 0;
-    if (mapped)
-        *mapped = NULL;
+    if (extra)
+        *extra = NULL;
     rc = st_cli_load_trace(path, &trace, msg, msglen);
     if (rc != 0)
         goto out;
@@ -138,7 +153,7 @@ int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **
     mem = NULL;
     if (rc != 0)
         goto fail;
-    if (mapped && (rc = st_view_mapped_json(trace, mapped, NULL)) != 0)
+    if (extra && (rc = extra_of(trace, extra)) != 0)
         goto fail;
     goto out;
 fail:
@@ -160,12 +175,12 @@ int st_cli_load_trace(const char *path, st_trace_t **trace, char *msg, size_t ms
     return -ENOSYS;
 }
 
-int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
+int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **extra, char *msg,
                              size_t msglen)
 {
     (void)json;
     (void)len;
-    (void)mapped;
+    (void)extra;
     snprintf(msg, msglen,
              "%s: reading traces needs the JSON reader and the report summary, "
              "not merged into this branch yet; use --report",

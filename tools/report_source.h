@@ -11,10 +11,10 @@
 
 #include <stddef.h>
 
-/* The report JSON of the trace at path (malloc'ed, NUL-terminated) and, when mapped is not NULL,
- * the page's per-holder mapped bytes (st_view_mapped_json). On failure returns non-zero and
+/* The report JSON of the trace at path (malloc'ed, NUL-terminated) and, when extra is not NULL,
+ * what the page shows beyond the report (st_view_extra_json). On failure returns non-zero and
  * writes a sentence for the user into msg. */
-int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **mapped, char *msg,
+int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **extra, char *msg,
                              size_t msglen);
 
 /* The trace at path, read with the JSON reader (not annotated). */

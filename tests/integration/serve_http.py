@@ -201,8 +201,8 @@ def check_routes(port, expected_report):
     check(json.loads(body) == expected_report, "/api/dumps equals the report JSON")
     status, h, body = get(port, "/api/dumps", "HEAD")
     check(status == 200 and body == b"", "HEAD /api/dumps has no body")
-    status, _, body = get(port, "/api/mapped")
-    check(status == 200 and isinstance(json.loads(body), dict), "GET /api/mapped")
+    status, _, body = get(port, "/api/extra")
+    check(status == 200 and isinstance(json.loads(body), dict), "GET /api/extra")
     for path in ("/nope", "/api", "/api/dumps/", "/../etc/passwd", "/metrics.txt"):
         check(get(port, path)[0] == 404, "GET %s is 404" % path)
     for method in ("POST", "PUT", "DELETE", "BREW"):

@@ -48,7 +48,8 @@ static void test_render(void **state)
     char *page = NULL;
     size_t len = 0;
     st_view_options_t opts = {true, 1500, "api/dumps"};
-    assert_int_equal(st_view_render(report, strlen(report), "{\"0x1\":{}}", &opts, &page, &len), 0);
+    assert_int_equal(st_view_render(report, strlen(report), "{\"mapped\":{}}", &opts, &page, &len),
+                     0);
     assert_int_equal(strlen(page), len);
     assert_true(strncmp(page, "<!DOCTYPE html>", 15) == 0);
     /* No marker is left, data and config are where the page reads them. */
@@ -57,7 +58,7 @@ static void test_render(void **state)
                            "<script type=\"application/json\" id=\"shmtrack-config\">"
                            "{\"live\":true,\"refresh_ms\":1500,\"api\":\"api/dumps\"}</script>"));
     assert_non_null(strstr(page, "id=\"shmtrack-data\">{\"dumps\":[{\"id\":\"0x1\""));
-    assert_non_null(strstr(page, "id=\"shmtrack-mapped\">{\"0x1\":{}}</script>"));
+    assert_non_null(strstr(page, "id=\"shmtrack-extra\">{\"mapped\":{}}</script>"));
     /* The hostile name did not end the element: exactly the page's own closing tags remain,
      * one per <script> element of the template. */
     size_t opens = 0, closes = 0;
@@ -84,14 +85,14 @@ static void test_render_rejects(void **state)
     assert_int_equal(st_view_render("nope", 4, NULL, NULL, &page, &len), -EINVAL);
     assert_int_equal(st_view_render("{}", 2, "x", NULL, &page, &len), -EINVAL);
     assert_null(page);
-    /* A default page: not live, empty mapped data. */
+    /* A default page: not live, empty extra data. */
     assert_int_equal(st_view_render(" {}", 3, NULL, NULL, &page, &len), 0);
     assert_non_null(strstr(page, "{\"live\":false,\"refresh_ms\":2000,\"api\":\"api/dumps\"}"));
-    assert_non_null(strstr(page, "id=\"shmtrack-mapped\">{}</script>"));
+    assert_non_null(strstr(page, "id=\"shmtrack-extra\">{}</script>"));
     free(page);
 }
 
-static void test_mapped_json(void **state)
+static void test_extra_json(void **state)
 {
     (void)state;
     st_trace_t *t = NULL;
@@ -120,10 +121,29 @@ static void test_mapped_json(void **state)
     assert_int_equal(st_process_add_holder(p, &a, 4096, 0, NULL), 0);
     assert_int_equal(st_trace_add_dump(t, 0x2b, 6, &d), 0);
 
-    assert_int_equal(st_view_mapped_json(t, &json, &len), 0);
-    assert_string_equal(json, "{\"0x2a\":{\"memfd:0:1:5\":{\"10\":8192,\"11\":4096},"
-                              "\"anon:0:1:9\":{\"11\":4096}},\"0x2b\":{}}");
+    /* Without graph results: no allocators. */
+    assert_int_equal(st_view_extra_json(t, NULL, &json, &len), 0);
+    assert_string_equal(json, "{\"mapped\":{\"0x2a\":{\"10\":{\"memfd:0:1:5\":8192},"
+                              "\"11\":{\"anon:0:1:9\":4096,\"memfd:0:1:5\":4096}},\"0x2b\":{}},"
+                              "\"allocators\":{\"0x2a\":{},\"0x2b\":{}}}");
     assert_int_equal(len, strlen(json));
+    free(json);
+
+    /* A graph result for the first dump, as st_graph_process lays it out (sorted by pid, path):
+     * only other processes' top-level nodes become allocator columns. */
+    st_graph_node_t nodes[] = {
+        {.pid = 0, .path = "global/00000000000000aa", .effective_size = 9},
+        {.pid = 10, .path = "malloc", .effective_size = 100},
+        {.pid = 10, .path = "malloc/arena", .effective_size = 60},
+        {.pid = 10, .path = "shared_memory", .effective_size = 8192},
+        {.pid = 11, .path = "partition \"alloc\"", .effective_size = 7},
+        {.pid = 11, .path = "unattributed", .effective_size = 1},
+    };
+    st_graph_result_t g = {.nodes = nodes, .n_nodes = sizeof(nodes) / sizeof(nodes[0])};
+    st_graph_result_t *graphs[] = {&g, NULL};
+    assert_int_equal(st_view_extra_json(t, graphs, &json, &len), 0);
+    assert_non_null(strstr(json, "\"allocators\":{\"0x2a\":{\"10\":{\"malloc\":100},"
+                                 "\"11\":{\"partition \\\"alloc\\\"\":7}},\"0x2b\":{}}}"));
     free(json);
     st_trace_free(t);
 }
@@ -134,7 +154,7 @@ int main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_render_rejects),
-        cmocka_unit_test(test_mapped_json),
+        cmocka_unit_test(test_extra_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,9 @@
 
     var state = {
         report: { dumps: [] },
-        mapped: {},  // dump id -> object key -> pid -> mapped bytes (#shmtrack-mapped, api/mapped)
+        // #shmtrack-extra / api/extra: {mapped: dump id -> pid -> key -> bytes,
+        //                               allocators: dump id -> pid -> allocator -> bytes}
+        extra: {},
         config: {},
         dumpIndex: 0,
         sortKey: 'size',
@@ -108,9 +110,9 @@
     // Mapped bytes of a holder: in the report when it carries them, else in the page's extras.
     function mappedSize(d, o, h) {
         if (typeof h.mapped_size === 'number') return h.mapped_size;
-        var x = state.mapped && state.mapped[d.id];
-        var k = x && x[o.key];
-        return k && typeof k[h.pid] === 'number' ? k[h.pid] : null;
+        var x = state.extra.mapped && state.extra.mapped[d.id];
+        var p = x && x[h.pid];
+        return p && typeof p[o.key] === 'number' ? p[o.key] : null;
     }
 
     // ---- alerts: partial dumps, warnings and problems, shown first ---------------------------
@@ -168,8 +170,18 @@
             x.textContent = d ? dumpLabel(d, state.dumpIndex) : '';
         });
         if (!d) return;
+        // Other allocators of the dump (malloc, ...), as extra columns: their effective sizes.
+        var allocs = (state.extra.allocators || {})[d.id] || {};
+        var allocNames = [];
+        Object.keys(allocs).forEach(function (pid) {
+            Object.keys(allocs[pid]).forEach(function (n) { if (allocNames.indexOf(n) < 0) allocNames.push(n); });
+        });
+        allocNames.sort();
         var head = el('tr', null, [el('th', { text: 'process' }), el('th', { className: 'num', text: 'pid' })]);
         PROC_COLS.forEach(function (c) { head.appendChild(el('th', { className: 'num', text: c[1] })); });
+        allocNames.forEach(function (n) {
+            head.appendChild(el('th', { className: 'num alloc', title: 'effective size of ' + n, text: n }));
+        });
         t.appendChild(el('thead', null, [head]));
         var body = el('tbody');
         var total = {};
@@ -183,10 +195,18 @@
                 tr.appendChild(bytesCell(p[c[0]], c[0]));
                 total[c[0]] = num(total[c[0]]) + num(p[c[0]]);
             });
+            allocNames.forEach(function (n) {
+                var v = (allocs[p.pid] || {})[n];
+                var td = bytesCell(v, 'alloc');
+                td.setAttribute('data-allocator', n);
+                tr.appendChild(td);
+                total['alloc:' + n] = num(total['alloc:' + n]) + num(v);
+            });
             body.appendChild(tr);
         });
         var tr = el('tr', { className: 'total' }, [el('td', { text: 'total' }), el('td', { className: 'num', text: String(procs.length) })]);
         PROC_COLS.forEach(function (c) { tr.appendChild(bytesCell(num(total[c[0]]), c[0])); });
+        allocNames.forEach(function (n) { tr.appendChild(bytesCell(num(total['alloc:' + n]), 'alloc')); });
         body.appendChild(tr);
         t.appendChild(body);
 
@@ -645,14 +665,14 @@
     var lastText = null;
     function refresh() {
         Promise.all([getText(state.config.api || 'api/dumps'),
-                     getText(state.config.mapped_api || 'api/mapped').catch(function () { return null; })])
+                     getText(state.config.extra_api || 'api/extra').catch(function () { return null; })])
         .then(function (res) {
             var text = res[0] + '\n' + res[1];
             if (text !== lastText) {
                 var rep = JSON.parse(res[0]);
                 var sameLast = state.dumpIndex === dumps().length - 1;
                 state.report = rep;
-                if (res[1]) state.mapped = JSON.parse(res[1]);
+                if (res[1]) state.extra = JSON.parse(res[1]);
                 if (sameLast) state.dumpIndex = dumps().length - 1;
                 renderAll(true);
                 lastText = text;
@@ -667,7 +687,7 @@
     function init() {
         state.config = readJSON('shmtrack-config') || {};
         state.report = readJSON('shmtrack-data') || { dumps: [] };
-        state.mapped = readJSON('shmtrack-mapped') || {};
+        state.extra = readJSON('shmtrack-extra') || {};
         $('dump-select').addEventListener('change', function () { selectDump(+this.value); });
         $('object-filter').addEventListener('input', function () { state.filter = this.value; renderObjects(); });
         $('diff-run').addEventListener('click', renderDiff);
