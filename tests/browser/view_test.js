@@ -25,6 +25,20 @@ if (!shmtrack || !['--report', '--trace'].includes(mode) || !input || !artifacts
 fs.mkdirSync(artifacts, { recursive: true });
 const tag = path.basename(input).replace(/\.[^.]*$/, '');
 
+// The trace's own "malloc" sizes (read here, not by shmtrack): dump index -> pid -> bytes.
+function mallocOf() {
+    if (mode !== '--trace') return null;
+    const t = JSON.parse(fs.readFileSync(input, 'utf8'));
+    const ids = [], out = {};
+    for (const ev of t.traceEvents) {
+        if (ev.ph !== 'v') continue;
+        if (!ids.includes(ev.id)) ids.push(ev.id);
+        const m = ev.args.dumps.allocators && ev.args.dumps.allocators.malloc;
+        if (m) (out[ids.indexOf(ev.id)] = out[ids.indexOf(ev.id)] || {})[ev.pid] = parseInt(m.attrs.size.value, 16);
+    }
+    return out;
+}
+
 function reportOf() {
     if (mode === '--report') return JSON.parse(fs.readFileSync(input, 'utf8'));
     return JSON.parse(execFileSync(shmtrack, ['report', input, '--format', 'json', '--dump', 'all'],
@@ -99,6 +113,15 @@ async function checkDump(page, report, i, opts) {
     assert.ok(/total/.test(total.cls), `${where}: last overview row is the total`);
     for (const f of PROC_FIELDS) {
         assert.strictEqual(total.bytes[f], d.processes.reduce((s, p) => s + (p[f] || 0), 0), `${where}: total ${f}`);
+    }
+    if (opts.malloc && opts.malloc[i]) {
+        // The allocator column: a malloc that nobody owns has its size as effective size.
+        for (const [pid, size] of Object.entries(opts.malloc[i])) {
+            const r = rows.find((x) => x.pid === pid);
+            const cell = await page.$(`#overview-table tbody tr[data-pid="${pid}"] td[data-allocator="malloc"]`);
+            assert.ok(r && cell, `${where}: malloc column for ${pid}`);
+            assert.strictEqual(Number(await cell.getAttribute('data-bytes')), size, `${where}: malloc of ${pid}`);
+        }
     }
     for (const k of ['shared_resident_unique', 'attributed', 'unattributed']) {
         const v = await page.getAttribute('#total-' + k, 'data-bytes');
@@ -218,6 +241,7 @@ async function checkPage(page, report, opts) {
     assert.deepStrictEqual(embedded, report, 'embedded data equals the report JSON');
     const options = await page.$$eval('#dump-select option', (os) => os.length);
     assert.strictEqual(options, report.dumps.length, 'dump selector lists every dump');
+    opts.malloc = mallocOf();
     for (let i = 0; i < report.dumps.length; i++) await checkDump(page, report, i, opts);
     await checkTimeline(page, report);
     await checkDiff(page, report);

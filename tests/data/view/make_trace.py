@@ -4,7 +4,9 @@
 # Writes three_dumps.json, the trace the view/serve/export tests read: a memory-infra JSON trace
 # (DESIGN §5) of three dumps in which a ring buffer grows, a worker exits, a POSIX shm object is
 # leaked with no holder (and a name that tries to close a <script>), and one edge points at a
-# guid nobody reported (a warning). Guids follow src/model.c (FNV-1a). Run it to regenerate.
+# guid nobody reported (a warning). Processes 812 and 813 also report a "malloc" allocator (with
+# an "arena" child), which the page shows as an extra overview column. Guids follow src/model.c
+# (FNV-1a). Run it to regenerate.
 import json
 import os
 
@@ -81,6 +83,11 @@ for d in range(3):
                                             "attrs": {"size": scalar(4 * KiB)}}
         per_pid[813]["graph"].append({"source": "%x" % guid, "target": "%x" % fnv("anon:0:1:9999"),
                                       "type": "ownership", "importance": 0})
+    for pid in (812, 813):
+        per_pid[pid]["allocators"]["malloc"] = {
+            "guid": "%x" % local_guid(pid, "malloc"), "attrs": {"size": scalar((d + 1) * (pid - 811) * MiB)}}
+        per_pid[pid]["allocators"]["malloc/arena"] = {
+            "guid": "%x" % local_guid(pid, "malloc/arena"), "attrs": {"size": scalar(512 * KiB)}}
     for pid in ALIVE[d]:
         base = {812: 40 * MiB, 813: 20 * MiB, 814: 10 * MiB}[pid] + d * 4 * MiB
         totals = {"resident_set_bytes": base, "private_footprint_bytes": base // 2,
