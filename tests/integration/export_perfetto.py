@@ -5,10 +5,11 @@
 # `protoc --decode=perfetto.protos.Trace` (Debian's protobuf-compiler) against the project's copy
 # of Perfetto's messages, and checks the decoded text against the JSON trace itself, read here
 # independently of shmtrack: one process descriptor per pid with its name, one snapshot per global
-# dump with its id and timestamp, every allocator node (global ones under pid 0) with its guid and
-# size, every ownership edge with its importance.
+# dump with its id and timestamp, every allocator node (global ones under pid 0) with its guid,
+# size and weak flag, every ownership edge with its importance.
 #
 # usage: export_perfetto.py SHMTRACK TRACE PROTO_DIR
+import codecs
 import json
 import os
 import re
@@ -36,7 +37,8 @@ def parse_text(text):
         else:
             name, _, value = line.partition(": ")
             if value.startswith('"'):
-                value = json.loads(value)  # protoc escapes like C; fine for our ASCII names
+                # protoc writes C escapes, non-ASCII bytes as octal: back to bytes, then UTF-8.
+                value = codecs.escape_decode(value[1:-1].encode())[0].decode("utf-8")
             elif re.fullmatch(r"-?\d+", value):
                 value = int(value)
             cur.setdefault(name, []).append(value)
@@ -67,7 +69,8 @@ def main():
             a = ev["args"]["dumps"]
             p = d["procs"].setdefault(ev["pid"], {"nodes": {}, "edges": []})
             for name, node in a.get("allocators", {}).items():
-                entry = (int(node["guid"], 16), int(node["attrs"].get("size", {}).get("value", "0"), 16))
+                size = node.get("attrs", {}).get("size", {}).get("value", "0")
+                entry = (int(node["guid"], 16), int(size, 16), bool(node.get("flags", 0) & 1))
                 (d["globals"] if name.startswith("global/") else p["nodes"])[name] = entry
             for e in a.get("allocators_graph", []):
                 p["edges"].append((int(e["source"], 16), int(e["target"], 16), e.get("importance", 0)))
@@ -81,7 +84,9 @@ def main():
 
     descs = [p["track_descriptor"][0] for p in packets if "track_descriptor" in p]
     got = {d["process"][0]["pid"][0]: d["process"][0].get("process_name", [None])[0] for d in descs}
-    check(got == names, "process descriptors %s vs %s" % (got, names))
+    pids = {pid for d in dumps.values() for pid in d["procs"]}
+    want = {pid: names.get(pid) for pid in pids}
+    check(got == want, "process descriptors %s vs %s" % (got, want))
     snaps = [p for p in packets if "memory_tracker_snapshot" in p]
     check(len(snaps) == len(dumps), "one snapshot per dump: %d vs %d" % (len(snaps), len(dumps)))
     for pkt in snaps:
@@ -100,7 +105,7 @@ def main():
                 for e in n.get("entries", []):
                     if e["name"][0] == "size":
                         size = e["value_uint64"][0]
-                nodes[n["absolute_name"][0]] = (n["id"][0], size)
+                nodes[n["absolute_name"][0]] = (n["id"][0], size, n.get("weak", ["false"])[0] == "true")
             edges = [(e["source_id"][0], e["target_id"][0], e.get("importance", [0])[0])
                      for e in ps.get("memory_edges", [])]
             seen[pid] = (nodes, edges)
