@@ -191,7 +191,7 @@ def seen_series_families(series):
 
 # ---- the checks -----------------------------------------------------------------------------
 
-def check_routes(port, expected_report):
+def check_routes(port, expected_report, expected_bytes):
     status, h, body = get(port, "/")
     check(status == 200 and h.get("content-type", "").startswith("text/html"), "GET / is the page")
     check(b'id="shmtrack-data"' in body and b"@SHMTRACK_" not in body, "page has its data")
@@ -199,6 +199,8 @@ def check_routes(port, expected_report):
     status, h, body = get(port, "/api/dumps")
     check(status == 200 and h.get("content-type") == "application/json", "GET /api/dumps")
     check(json.loads(body) == expected_report, "/api/dumps equals the report JSON")
+    if expected_bytes is not None:
+        check(body == expected_bytes, "/api/dumps is byte for byte `shmtrack report --format json`")
     status, h, body = get(port, "/api/dumps", "HEAD")
     check(status == 200 and body == b"", "HEAD /api/dumps has no body")
     status, _, body = get(port, "/api/extra")
@@ -345,16 +347,18 @@ def main():
         with open(args.report) as f:
             report = json.load(f)
         source = ["--report", args.report]
+        report_bytes = None
     else:
         r = subprocess.run([args.shmtrack, "report", args.trace, "--format", "json", "--dump", "all"],
                            capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit("shmtrack report failed: %s" % r.stderr)
         report = json.loads(r.stdout)
+        report_bytes = r.stdout.encode()
         source = [args.trace]
     proc, port = start_server(args.shmtrack, source)
     try:
-        check_routes(port, report)
+        check_routes(port, report, report_bytes)
         check_metrics(port, report)
         check_malformed(port)
         check_concurrent(port)
