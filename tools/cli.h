@@ -14,7 +14,8 @@
     XX(report, "summarise a trace: per-process and per-object ownership")                          \
     XX(view, "write a self-contained HTML page of a trace (memory-infra view)")                    \
     XX(export, "convert a trace for other tools (Perfetto)")                                       \
-    XX(serve, "serve the view live over HTTP, with /api/dumps and Prometheus /metrics")
+    XX(serve, "serve the view live over HTTP, with /api/dumps and Prometheus /metrics")            \
+    XX(scan, "one global dump from /proc alone, for any processes (no preload)")
 
 #define XX(name, summary) int st_cmd_##name(int argc, char **argv);
 ST_CMD_MAP(XX)
