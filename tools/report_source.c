@@ -14,14 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trace_json.h"
-
-/* Until the report (issue 2) is merged, trace input stops at the reader. */
-#if __has_include("report.h")
+#include "graph.h"
 #include "report.h"
 #include "summary.h"
-#define HAVE_SUMMARY 1
-#endif
+#include "trace_json.h"
 
 int st_cli_read_all(const char *path, size_t max, char **data, size_t *len)
 {
@@ -101,7 +97,6 @@ int st_cli_load_trace(const char *path, st_trace_t **trace, char *msg, size_t ms
     return rc;
 }
 
-#ifdef HAVE_SUMMARY
 /* The page's extra data, with the graph processor run over each dump for the allocator columns. */
 static int extra_of(const st_trace_t *trace, char **extra)
 {
@@ -169,17 +164,3 @@ out:
     st_trace_free(trace);
     return rc;
 }
-#else
-int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **extra, char *msg,
-                             size_t msglen)
-{
-    (void)json;
-    (void)len;
-    (void)extra;
-    snprintf(msg, msglen,
-             "%s: reading traces needs the JSON reader and the report summary, "
-             "not merged into this branch yet; use --report",
-             path);
-    return -ENOSYS;
-}
-#endif
