@@ -706,6 +706,8 @@ ST_EXPORT int shmtrack_v1_label(const void *addr, const char *name);
 
 int shmtrack_v1_set_importance(const void *addr, int importance)
 {
+    if (!active())
+        return -ENOSYS;
     if (addr == NULL)
         return -EINVAL;
     if (!enter())
@@ -727,6 +729,8 @@ int shmtrack_v1_set_importance(const void *addr, int importance)
 
 int shmtrack_v1_label(const void *addr, const char *name)
 {
+    if (!active())
+        return -ENOSYS;
     if (addr == NULL || name == NULL)
         return -EINVAL;
     if (!enter())
