@@ -261,8 +261,7 @@ static int check_expect(const reg_t *reg, const char *out)
     while (fgets(line, sizeof(line), f) != NULL) {
         char kind[16], label[64];
         unsigned long ino, resident;
-        assert_int_equal(sscanf(line, "expect %15s %lu %lu %63s", kind, &ino, &resident, label),
-                         4);
+        assert_int_equal(sscanf(line, "expect %15s %lu %lu %63s", kind, &ino, &resident, label), 4);
         const obj_t *o = find_obj(reg, kind, ino);
         if (o == NULL)
             fail_msg("object %s %lu missing from the registry", kind, ino);
@@ -566,11 +565,11 @@ static void test_importance_env(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_basic),          cmocka_unit_test(test_errno_identical),
-        cmocka_unit_test(test_forkstorm),      cmocka_unit_test(test_closefds),
-        cmocka_unit_test(test_dup2fds),        cmocka_unit_test(test_fork_inherit),
-        cmocka_unit_test(test_exec_env),       cmocka_unit_test(test_api),
-        cmocka_unit_test(test_disable),        cmocka_unit_test(test_importance_env),
+        cmocka_unit_test(test_basic),     cmocka_unit_test(test_errno_identical),
+        cmocka_unit_test(test_forkstorm), cmocka_unit_test(test_closefds),
+        cmocka_unit_test(test_dup2fds),   cmocka_unit_test(test_fork_inherit),
+        cmocka_unit_test(test_exec_env),  cmocka_unit_test(test_api),
+        cmocka_unit_test(test_disable),   cmocka_unit_test(test_importance_env),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
