@@ -340,7 +340,7 @@ static void track_fd_object(int fd, int kind, const char *name, bool creator)
     } else if (creator) {
         obj->flags |= ST__OBJ_CREATOR;
     }
-    obj->fd = fd;
+    st__reg_set_fd(&reg, obj, fd);
     obj->size = fi.size;
     if (creator)
         send_event(obj, ST__EV_CREATED, 0, 0);

@@ -10,6 +10,8 @@
  *   sorted[max_ranges]    range ids ordered by start address (ranges never overlap: they are
  *                         pieces of this process's VMAs), for munmap/mremap and address lookups
  *   strings[2*max_objs]   32-byte name/label slots, free list through their first 4 bytes
+ *   fd_index[65536]       fd -> the object created through it, to notice a closed fd when its
+ *                         number comes back from memfd_create/shm_open (close() is not hooked)
  *
  * Insertion into `sorted` is a memmove, which is cheap at the sizes a process maps shared memory
  * in (thousands of mappings), and keeps every lookup a binary search with no allocation.
@@ -46,7 +48,9 @@ int st__reg_init(st__reg_t *reg, uint32_t max_objs, uint32_t max_ranges)
     size_t o_buckets = align_up(o_ranges + (size_t)max_ranges * sizeof(st__range_t), page);
     size_t o_sorted = align_up(o_buckets + (size_t)n_buckets * sizeof(uint32_t), page);
     size_t o_strings = align_up(o_sorted + (size_t)max_ranges * sizeof(uint32_t), page);
-    size_t len = align_up(o_strings + (size_t)max_strings * ST__REG_NAME_MAX, page);
+    uint32_t max_fds = 65536;
+    size_t o_fds = align_up(o_strings + (size_t)max_strings * ST__REG_NAME_MAX, page);
+    size_t len = align_up(o_fds + (size_t)max_fds * sizeof(uint32_t), page);
     char *arena = st__prim_arena_map(len);
     if (arena == NULL)
         return -ENOMEM;
@@ -57,6 +61,8 @@ int st__reg_init(st__reg_t *reg, uint32_t max_objs, uint32_t max_ranges)
     reg->buckets = (uint32_t *)(arena + o_buckets);
     reg->sorted = (uint32_t *)(arena + o_sorted);
     reg->strings = (char(*)[ST__REG_NAME_MAX])(arena + o_strings);
+    reg->fd_index = (uint32_t *)(arena + o_fds);
+    reg->max_fds = max_fds;
     reg->max_objs = max_objs;
     reg->max_ranges = max_ranges;
     reg->n_buckets = n_buckets;
@@ -289,6 +295,8 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
     if (*link == id + 1)
         *link = obj->hnext;
     notify(reg, obj, ST__REG_REMOVED, 0, 0);
+    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == id + 1)
+        reg->fd_index[obj->fd] = 0;
     string_free(reg, &obj->name);
     string_free(reg, &obj->label);
     obj->used = 0;
@@ -297,20 +305,48 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
     reg->n_objs--;
 }
 
-/* An object leaves when nothing holds it any more: no range, and no fd of ours still open on it
- * (the program may have closed the fd it created the object through; checked with fstat). */
+/* An object leaves when nothing holds it any more: no range and no fd of ours on it. Whether the
+ * fd is still open is learnt when its number is reused (st__reg_set_fd) or at a sweep, so that
+ * munmap costs no extra syscall. */
 static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
 {
-    if (obj->nranges != 0 || (obj->flags & OBJ_PINNED))
+    if (obj->nranges != 0 || obj->fd >= 0 || (obj->flags & OBJ_PINNED))
         return;
-    if (obj->fd >= 0) {
+    st__reg_remove(reg, obj);
+}
+
+void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
+{
+    uint32_t id = (uint32_t)(obj - reg->objs);
+    if (fd >= 0 && (uint32_t)fd < reg->max_fds) {
+        uint32_t prev = reg->fd_index[fd];
+        if (prev != 0 && prev != id + 1) {
+            st__obj_t *old = &reg->objs[prev - 1];
+            if (old->used && old->fd == fd) {
+                old->fd = -1;
+                maybe_remove(reg, old);
+            }
+        }
+        reg->fd_index[fd] = id + 1;
+    }
+    obj->fd = fd;
+}
+
+void st__reg_sweep(st__reg_t *reg)
+{
+    for (uint32_t i = 0; i < reg->obj_hi; i++) {
+        st__obj_t *obj = &reg->objs[i];
+        if (!obj->used || obj->fd < 0)
+            continue;
         st__fdinfo_t fi;
         if (st__prim_fd_stat(obj->fd, &fi) == 0 && fi.ino == obj->b &&
             (((uint64_t)fi.dev_major << 32) | fi.dev_minor) == obj->a)
-            return;
+            continue;
+        if ((uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == i + 1)
+            reg->fd_index[obj->fd] = 0;
         obj->fd = -1;
+        maybe_remove(reg, obj);
     }
-    st__reg_remove(reg, obj);
 }
 
 /* ---- ranges ---------------------------------------------------------------------------------- */

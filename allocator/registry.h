@@ -83,10 +83,11 @@ typedef struct st__reg {
     size_t arena_len;
     st__obj_t *objs;
     st__range_t *ranges;
-    uint32_t *buckets; /* object id + 1 */
-    uint32_t *sorted;  /* range ids sorted by start */
+    uint32_t *buckets;  /* object id + 1 */
+    uint32_t *sorted;   /* range ids sorted by start */
+    uint32_t *fd_index; /* fd -> object id + 1 of the object created through it */
     char (*strings)[ST__REG_NAME_MAX];
-    uint32_t max_objs, max_ranges, n_buckets, max_strings;
+    uint32_t max_objs, max_ranges, n_buckets, max_strings, max_fds;
     uint32_t n_objs, n_ranges, n_sorted, n_strings_used;
     uint32_t obj_hi, range_hi, string_hi;       /* high-water marks of the arrays */
     uint32_t free_obj, free_range, free_string; /* free lists: id + 1 */
@@ -138,6 +139,16 @@ st__obj_t *st__reg_find_addr(st__reg_t *reg, uintptr_t addr, st__range_t **range
 
 /* Drops an object with no range (e.g. its fd was closed). pre: locked */
 void st__reg_remove(st__reg_t *reg, st__obj_t *obj);
+
+/* Records that obj was created (memfd_create, shm_open) through fd, which keeps it held while it
+ * has no mapping. The fd was just returned by the kernel, so an older object recorded under the
+ * same number lost its fd (the program closed it: close() is not hooked) and leaves the registry
+ * if it has no mapping either. pre: locked */
+void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd);
+
+/* Checks every object held through an fd (fstat: is it still that inode?) and drops those whose
+ * fd is gone and that have no mapping. Run at dump time, not in hooks. pre: locked */
+void st__reg_sweep(st__reg_t *reg);
 
 /* Name and label, cut to ST__REG_NAME_MAX - 1 bytes. -ENOSPC when no string slot is left.
  * pre: locked */

@@ -371,6 +371,29 @@ static int print_env(void)
     return 0;
 }
 
+/* 70000 memfds created, mapped and closed (more than the registry has object slots): closed fds
+ * must not pile up in the registry and switch tracking off. */
+static int scenario_churn(void)
+{
+    for (int i = 0; i < 70000; i++) {
+        int fd = memfd_create("churn", MFD_CLOEXEC);
+        if (fd < 0 || ftruncate(fd, PAGE) != 0)
+            die("memfd churn");
+        char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            die("mmap churn");
+        munmap(p, PAGE);
+        close(fd);
+    }
+    char *a = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    touch(a, 2);
+    open_expect();
+    expect_obj("anon", a, 2 * PAGE, NULL);
+    fclose(expect);
+    save_maps();
+    return 0;
+}
+
 /* The public API with and without the preload. */
 static int scenario_api(void)
 {
@@ -408,6 +431,8 @@ int main(int argc, char **argv)
         return scenario_exec(argv[0]);
     if (strcmp(s, "print-env") == 0)
         return print_env();
+    if (strcmp(s, "churn") == 0)
+        return scenario_churn();
     if (strcmp(s, "api") == 0)
         return scenario_api();
     fprintf(stderr, "probe: unknown scenario %s\n", s);

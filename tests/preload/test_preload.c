@@ -539,6 +539,22 @@ static void test_disable(void **state)
     assert_int_equal(find_registry(out, &reg, 0), 0); /* nothing tracked, nothing written */
 }
 
+static void test_churn(void **state)
+{
+    (void)state;
+    char out[512], regenv[600], maps[600];
+    out_path(out, sizeof(out), "churn");
+    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
+    const char *env[] = {preload_env, regenv, NULL};
+    assert_int_equal(run_probe("churn", out, env, NULL), 0);
+    static reg_t reg;
+    assert_int_not_equal(find_registry(out, &reg, 0), 0); /* still tracking: file written */
+    snprintf(maps, sizeof(maps), "%s.maps", out);
+    check_exact(&reg, maps);
+    assert_int_equal(check_expect(&reg, out), 1);
+    assert_int_equal(reg.n_objs, 1);
+}
+
 static void test_importance_env(void **state)
 {
     (void)state;
@@ -570,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_dup2fds),   cmocka_unit_test(test_fork_inherit),
         cmocka_unit_test(test_exec_env),  cmocka_unit_test(test_api),
         cmocka_unit_test(test_disable),   cmocka_unit_test(test_importance_env),
+        cmocka_unit_test(test_churn),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -113,8 +113,12 @@ static void test_holder_layout(void **state)
     assert_int_equal(st_trace_add_dump(t, 1, 0, &d), 0);
     assert_int_equal(st_dump_add_process(d, 10, "a", &a), 0);
     assert_int_equal(st_dump_add_process(d, 11, "b", &b), 0);
-    st_object_info_t info = {.key = "memfd:0:1:77", .kind = ST_KIND_MEMFD, .name = "/memfd:x",
-                             .size = 8192, .virtual_size = 16384, .creator_pid = 10};
+    st_object_info_t info = {.key = "memfd:0:1:77",
+                             .kind = ST_KIND_MEMFD,
+                             .name = "/memfd:x",
+                             .size = 8192,
+                             .virtual_size = 16384,
+                             .creator_pid = 10};
     st_node_t *g = NULL, *g2 = NULL, *h = NULL;
     assert_int_equal(st_dump_add_object(d, &info, 10, &g), 0);
     assert_int_equal(st_dump_add_object(d, &info, 11, &g2), 0);

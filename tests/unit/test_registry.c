@@ -294,6 +294,7 @@ static void test_double_mapping(void **state)
     st__reg_unmap(reg, (uintptr_t)b, 4 * PAGE);
     close(fd);
     close(fd2);
+    st__reg_sweep(reg);
     assert_int_equal(reg->n_objs, 0);
 }
 
@@ -309,7 +310,7 @@ static void test_fd_held(void **state)
     st__key_t key = st__key_shmem(ST_KIND_MEMFD, fi.dev_major, fi.dev_minor, fi.ino);
     st__obj_t *obj = NULL;
     assert_int_equal(st__reg_get(reg, &key, &obj, NULL), 0);
-    obj->fd = fd;
+    st__reg_set_fd(reg, obj, fd);
     char *p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
     assert_int_equal(st__reg_map(reg, obj, (uintptr_t)p, PAGE, 0), 0);
     munmap(p, PAGE);
@@ -320,7 +321,31 @@ static void test_fd_held(void **state)
     close(fd);
     munmap(p, PAGE);
     st__reg_unmap(reg, (uintptr_t)p, PAGE);
+    assert_non_null(st__reg_find(reg, &key)); /* not known yet: close() is not hooked */
+    st__reg_sweep(reg);
     assert_null(st__reg_find(reg, &key));
+
+    /* the fd number coming back from memfd_create means the old fd was closed */
+    fd = memfd_create("held-1", 0);
+    assert_int_equal(st__prim_fd_stat(fd, &fi), 0);
+    key = st__key_shmem(ST_KIND_MEMFD, fi.dev_major, fi.dev_minor, fi.ino);
+    assert_int_equal(st__reg_get(reg, &key, &obj, NULL), 0);
+    st__reg_set_fd(reg, obj, fd);
+    close(fd);
+    int fd2 = memfd_create("held-2", 0);
+    assert_int_equal(fd2, fd);
+    st__fdinfo_t fi2;
+    assert_int_equal(st__prim_fd_stat(fd2, &fi2), 0);
+    st__key_t key2 = st__key_shmem(ST_KIND_MEMFD, fi2.dev_major, fi2.dev_minor, fi2.ino);
+    st__obj_t *obj2 = NULL;
+    assert_int_equal(st__reg_get(reg, &key2, &obj2, NULL), 0);
+    st__reg_set_fd(reg, obj2, fd2);
+    assert_null(st__reg_find(reg, &key));
+    assert_non_null(st__reg_find(reg, &key2));
+    assert_int_equal(reg->n_objs, 1);
+    close(fd2);
+    st__reg_sweep(reg);
+    assert_int_equal(reg->n_objs, 0);
 }
 
 static void test_sysv(void **state)
