@@ -166,7 +166,7 @@ static int scenario_basic(void)
     char *priv = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     touch(priv, 4);
     /* MAP_FIXED private memory over the middle of a shared mapping replaces it */
-    char *fx = mmap(NULL, 6 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char *fx = mmap64(NULL, 6 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mmap(fx + 2 * PAGE, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
         MAP_FAILED)
         die("MAP_FIXED");
@@ -328,11 +328,19 @@ static int scenario_fork_inherit(void)
         save_maps();
         exit(0); /* destructors run: the child writes its registry file */
     }
-    int status;
+    int status, status2;
     waitpid(pid, &status, 0);
+    /* _Fork: no atfork handlers; the child uses the hooks and exits without destructors */
+    pid_t pid2 = _Fork();
+    if (pid2 == 0) {
+        char *q = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        _exit(q == MAP_FAILED || munmap(q, PAGE) != 0);
+    }
+    waitpid(pid2, &status2, 0);
     save_maps();
     printf("child %d\n", (int)pid);
-    return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return !(WIFEXITED(status) && WEXITSTATUS(status) == 0 && WIFEXITED(status2) &&
+             WEXITSTATUS(status2) == 0);
 }
 
 /* Prints the LD_PRELOAD and SHMTRACK_SOCKET a child sees after exec/spawn with a scrubbed
@@ -358,6 +366,23 @@ static int scenario_exec(const char *self)
     pid = fork();
     if (pid == 0) {
         execve(self, argv, scrubbed);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    if (posix_spawnp(&pid, self, NULL, NULL, argv, scrubbed) != 0)
+        die("posix_spawnp");
+    waitpid(pid, &status, 0);
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        execvpe(self, argv, scrubbed);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    /* execv passes environ, which has whatever the probe was started with */
+    pid = fork();
+    if (pid == 0) {
+        execv(self, argv);
         _exit(127);
     }
     waitpid(pid, &status, 0);
