@@ -187,7 +187,6 @@ static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t
     bool added = false, creator = false, untrusted = false;
     uint64_t offset = (uint64_t)off, size = len;
     char name[ST__REG_NAME_MAX] = "";
-    uint32_t euid = st__prim_geteuid();
     int fdtype = ST__FD_DEVZERO;
     st__fdinfo_t fi;
 
@@ -208,7 +207,12 @@ static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t
     } else if (fdtype == ST__FD_REG) {
         key = st__key_shmem(ST_KIND_POSIX, fi.dev_major, fi.dev_minor, fi.ino);
         size = fi.size;
-        untrusted = !(prot & PROT_WRITE) && fi.uid != euid && euid != 0;
+        if (!(prot & PROT_WRITE)) {
+            /* mincore reports all-resident to a reader that neither owns nor may write the
+             * file; geteuid only here, so writable mappings cost no extra syscall */
+            uint32_t euid = st__prim_geteuid();
+            untrusted = fi.uid != euid && euid != 0;
+        }
         if (st__reg_find(&reg, &key) == NULL) {
             int kind;
             if (st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0)
@@ -437,14 +441,13 @@ ST_EXPORT void *shmat(int shmid, const void *addr, int shmflg)
         st__key_t key = {ipc_ns, (uint64_t)shmid, ST_KIND_SYSV};
         st__obj_t *obj = NULL;
         bool added = false;
-        uint32_t euid = st__prim_geteuid();
         if (st__reg_get(&reg, &key, &obj, &added) != 0) {
             disable();
         } else {
             if (added)
                 new_object(obj, cpid == my_pid);
             obj->size = segsz;
-            if ((shmflg & SHM_RDONLY) && euid != 0)
+            if ((shmflg & SHM_RDONLY) && st__prim_geteuid() != 0)
                 obj->flags |= ST__OBJ_UNTRUSTED;
             if (st__reg_map(&reg, obj, (uintptr_t)p, page_round(segsz), 0) != 0)
                 disable();
