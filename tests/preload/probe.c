@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +420,68 @@ static int scenario_churn(void)
     return 0;
 }
 
+/* Threads map, cut, move and unmap shared memory concurrently, keeping a few mappings each; the
+ * registry must still equal the kernel's view at the end. */
+static void *shuffle(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    char *keep[8] = {0};
+    size_t keep_len[8] = {0};
+    for (int i = 0; i < 3000; i++) {
+        int slot = (int)(rand_r(&seed) % 8);
+        if (keep[slot] != NULL) {
+            int op = (int)(rand_r(&seed) % 3);
+            if (op == 0 && keep_len[slot] >= 2 * PAGE) {
+                /* cut the first page off */
+                munmap(keep[slot], PAGE);
+                keep[slot] += PAGE;
+                keep_len[slot] -= PAGE;
+                continue;
+            }
+            if (op == 1) {
+                char *q = mremap(keep[slot], keep_len[slot], keep_len[slot] + PAGE, MREMAP_MAYMOVE);
+                if (q != MAP_FAILED) {
+                    keep[slot] = q;
+                    keep_len[slot] += PAGE;
+                }
+                continue;
+            }
+            munmap(keep[slot], keep_len[slot]);
+            keep[slot] = NULL;
+            continue;
+        }
+        size_t len = (1 + rand_r(&seed) % 4) * PAGE;
+        char *p;
+        if (rand_r(&seed) % 2) {
+            p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        } else {
+            int fd = memfd_create("shuffle", MFD_CLOEXEC);
+            if (fd < 0 || ftruncate(fd, (off_t)len) != 0)
+                die("memfd shuffle");
+            p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            close(fd);
+        }
+        if (p == MAP_FAILED)
+            die("mmap shuffle");
+        p[0] = 1;
+        keep[slot] = p;
+        keep_len[slot] = len;
+    }
+    return NULL;
+}
+
+static int scenario_threads(void)
+{
+    pthread_t t[4];
+    for (uintptr_t i = 0; i < 4; i++)
+        if (pthread_create(&t[i], NULL, shuffle, (void *)(i + 1)) != 0)
+            die("pthread_create");
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    save_maps();
+    return 0;
+}
+
 /* The public API with and without the preload. */
 static int scenario_api(void)
 {
@@ -456,6 +519,8 @@ int main(int argc, char **argv)
         return scenario_exec(argv[0]);
     if (strcmp(s, "print-env") == 0)
         return print_env();
+    if (strcmp(s, "threads") == 0)
+        return scenario_threads();
     if (strcmp(s, "churn") == 0)
         return scenario_churn();
     if (strcmp(s, "api") == 0)

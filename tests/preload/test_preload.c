@@ -556,6 +556,20 @@ static void test_churn(void **state)
     assert_int_equal(reg.n_objs, 1);
 }
 
+static void test_threads(void **state)
+{
+    (void)state;
+    char out[512], regenv[600], maps[600];
+    out_path(out, sizeof(out), "threads");
+    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
+    const char *env[] = {preload_env, regenv, NULL};
+    assert_int_equal(run_probe("threads", out, env, NULL), 0);
+    static reg_t reg;
+    assert_int_not_equal(find_registry(out, &reg, 0), 0);
+    snprintf(maps, sizeof(maps), "%s.maps", out);
+    check_exact(&reg, maps);
+}
+
 static void test_importance_env(void **state)
 {
     (void)state;
@@ -587,7 +601,7 @@ int main(void)
         cmocka_unit_test(test_dup2fds),   cmocka_unit_test(test_fork_inherit),
         cmocka_unit_test(test_exec_env),  cmocka_unit_test(test_api),
         cmocka_unit_test(test_disable),   cmocka_unit_test(test_importance_env),
-        cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_churn),     cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
