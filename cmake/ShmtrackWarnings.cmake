@@ -19,3 +19,13 @@ if(SHMTRACK_TSAN)
     add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
     add_link_options(-fsanitize=thread)
 endif()
+if(SHMTRACK_FUZZ)
+    # Coverage for libFuzzer in every first-party target, so the fuzzers see into st_core;
+    # the fuzzer binaries add -fsanitize=fuzzer themselves (tests/fuzz/CMakeLists.txt).
+    if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+        message(FATAL_ERROR "SHMTRACK_FUZZ needs clang: configure with CC=clang")
+    endif()
+    add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+                        -fno-sanitize-recover=all)
+    add_link_options(-fsanitize=address,undefined)
+endif()

@@ -238,7 +238,8 @@ static int cmp_proc(const void *a, const void *b)
 
 void st_dump_sort(st_global_dump_t *dump)
 {
-    qsort(dump->procs, dump->n_procs, sizeof(*dump->procs), cmp_proc);
+    if (dump->n_procs > 1) /* qsort(NULL, 0, ...) is undefined behaviour */
+        qsort(dump->procs, dump->n_procs, sizeof(*dump->procs), cmp_proc);
     /* Insertion sort keeps globals and their carriers paired; the lists are built sorted
      * or nearly so by every producer. */
     for (size_t i = 1; i < dump->n_globals; i++) {

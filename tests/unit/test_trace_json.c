@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Unit tests for the JSON trace reader and writer (src/trace_json.c).
+ *
+ * Golden files (tests/data/golden/): every X.json must read and write back byte for byte;
+ * every X.input.json (a catapult-style file: 0x hex, split "v" events, other phases) must
+ * normalise to X.json. Malformed files (tests/data/malformed/): every X.json has an X.expected
+ * holding the exact error line (`X.json: event N: field: problem`) or `loads` for files the
+ * reader must accept (edges to unknown guids, cycles); the test walks both directories, so a file
+ * added there is tested without touching this code. The rest checks the model the reader builds
+ * against what the hand-written inputs say, and the writer's file handling.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "error.h"
+#include "model.h"
+#include "trace_json.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *data_dir(void)
+{
+    const char *d = getenv("SHMTRACK_TEST_DATA");
+    return d ? d : "tests/data";
+}
+
+/* Whole file into a NUL-terminated buffer. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 65536;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* The writer's output for trace, in memory. */
+static char *write_mem(const st_trace_t *t, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    st_error_t err;
+    FILE *f = open_memstream(&buf, &n);
+    assert_non_null(f);
+    assert_int_equal(st_trace_write_stream(t, f, &err), 0);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static st_trace_t *read_ok(const char *path)
+{
+    st_trace_t *t = NULL;
+    st_error_t err;
+    int rc = st_trace_read_file(path, &t, &err);
+    if (rc != 0) {
+        char line[1024];
+        st_error_format(&err, "event", line, sizeof(line));
+        fail_msg("%s: rc %d: %s", path, rc, line);
+    }
+    return t;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void test_golden_round_trip(void **state)
+{
+    (void)state;
+    char dir[1024], path[2048], want_path[2048];
+    snprintf(dir, sizeof(dir), "%s/golden", data_dir());
+    DIR *dh = opendir(dir);
+    assert_non_null(dh);
+    int stable = 0, normalised = 0;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        if (!ends_with(de->d_name, ".json"))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (ends_with(de->d_name, ".input.json")) {
+            snprintf(want_path, sizeof(want_path), "%s/%.*s.json", dir,
+                     (int)(strlen(de->d_name) - strlen(".input.json")), de->d_name);
+            normalised++;
+        } else {
+            snprintf(want_path, sizeof(want_path), "%s", path);
+            stable++;
+        }
+        st_trace_t *t = read_ok(path);
+        size_t got_len = 0, want_len = 0;
+        char *got = write_mem(t, &got_len);
+        char *want = slurp(want_path, &want_len);
+        if (got_len != want_len || memcmp(got, want, got_len) != 0) {
+            fprintf(stderr, "--- %s differs from %s; the writer gave:\n%s\n", path, want_path, got);
+            fail_msg("golden mismatch: %s", de->d_name);
+        }
+        free(got);
+        free(want);
+        st_trace_free(t);
+    }
+    closedir(dh);
+    /* browser_3proc, two_dumps, weak_nodes, catapult_split (+ its input) at least */
+    assert_true(stable >= 4);
+    assert_true(normalised >= 1);
+}
+
+static void test_malformed_dir(void **state)
+{
+    (void)state;
+    char dir[1024], path[2048], exp_path[2048];
+    snprintf(dir, sizeof(dir), "%s/malformed", data_dir());
+    DIR *dh = opendir(dir);
+    assert_non_null(dh);
+    int failures = 0, loads = 0, json_files = 0, expected_files = 0;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        if (ends_with(de->d_name, ".expected")) {
+            /* every .expected has its input: no stale expectations */
+            expected_files++;
+            snprintf(path, sizeof(path), "%s/%.*s.json", dir,
+                     (int)(strlen(de->d_name) - strlen(".expected")), de->d_name);
+            if (access(path, R_OK) != 0)
+                fail_msg("%s has no input file", de->d_name);
+            continue;
+        }
+        if (de->d_name[0] == '.')
+            continue;
+        if (!ends_with(de->d_name, ".json"))
+            fail_msg("unexpected file %s in %s", de->d_name, dir);
+        json_files++;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        snprintf(exp_path, sizeof(exp_path), "%s/%.*s.expected", dir,
+                 (int)(strlen(de->d_name) - strlen(".json")), de->d_name);
+        if (access(exp_path, R_OK) != 0)
+            fail_msg("%s has no .expected file", de->d_name);
+        char *expected = slurp(exp_path, NULL);
+        expected[strcspn(expected, "\n")] = '\0';
+
+        st_trace_t *t = NULL;
+        st_error_t err;
+        int rc = st_trace_read_file(path, &t, &err);
+        if (strcmp(expected, "loads") == 0) {
+            if (rc != 0) {
+                char line[1024];
+                st_error_format(&err, "event", line, sizeof(line));
+                fail_msg("%s should load: %s", de->d_name, line);
+            }
+            /* and what loads writes back stably */
+            size_t a_len, b_len;
+            char *a = write_mem(t, &a_len);
+            st_trace_t *t2 = NULL;
+            assert_int_equal(st_trace_read_buffer(a, a_len, "again", &t2, &err), 0);
+            char *b = write_mem(t2, &b_len);
+            assert_int_equal(a_len, b_len);
+            assert_memory_equal(a, b, a_len);
+            free(a);
+            free(b);
+            st_trace_free(t2);
+            st_trace_free(t);
+            loads++;
+        } else {
+            char line[1024];
+            assert_null(t);
+            if (rc != ST_EFORMAT && rc != ST_EVERSION)
+                fail_msg("%s: rc %d, want ST_EFORMAT or ST_EVERSION", de->d_name, rc);
+            snprintf(err.source, sizeof(err.source), "%s", de->d_name); /* path-independent */
+            st_error_format(&err, "event", line, sizeof(line));
+            if (strcmp(line, expected) != 0)
+                fail_msg("%s:\n  got  %s\n  want %s", de->d_name, line, expected);
+            failures++;
+        }
+        free(expected);
+    }
+    closedir(dh);
+    assert_int_equal(json_files, expected_files);
+    assert_true(failures >= 20);
+    assert_true(loads >= 2);
+}
+
+/* What the hand-written catapult-style input says, checked on the model. */
+static void test_catapult_model(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/golden/catapult_split.input.json", data_dir());
+    st_trace_t *t = read_ok(path);
+    assert_int_equal(t->n_dumps, 2);
+    st_global_dump_t *d = st_trace_find_dump(t, 5);
+    assert_non_null(d);
+    assert_int_equal(d->ts_us, 1000);                    /* earliest of 1000, 1003, 1001 */
+    assert_string_equal(d->level_of_detail, "detailed"); /* highest of light, detailed */
+    assert_int_equal(d->n_procs, 2);
+    st_process_dump_t *p1 = st_dump_find_process(d, 1), *p2 = st_dump_find_process(d, 2);
+    assert_string_equal(p1->name, "Browser");
+    assert_string_equal(p2->name, "Renderer");
+    /* totals: first event's resident_set_bytes wins, the second adds swap_bytes */
+    assert_int_equal(p1->totals.resident_set_bytes, 0x2000000);
+    assert_int_equal(p1->totals.private_footprint_bytes, 0x1800000);
+    assert_true(p1->totals.present & ST_TOTAL_HAS(swap_bytes));
+    assert_false(p1->totals.present & ST_TOTAL_HAS(pss_bytes));
+    /* split node: guid "0xA1" and "a1" are one node; size from the first event, mapped_size
+     * from the second */
+    st_node_t *n = st_process_find_node(p1, "shared_memory/memfd:0:1:42");
+    assert_non_null(n);
+    assert_int_equal(n->guid, 0xa1);
+    uint64_t v = 0;
+    assert_true(st_node_scalar(n, "size", &v));
+    assert_int_equal(v, 0x4000);
+    assert_true(st_node_scalar(n, "mapped_size", &v));
+    assert_int_equal(v, 0x8000);
+    assert_string_equal(st_node_string(n, "kind"), "memfd");
+    n = st_process_find_node(p1, "v8/isolate_0/heap");
+    assert_true(n->weak);
+    assert_int_equal(st_process_find_node(p1, "discardable")->n_entries, 0);
+    /* the global: carried by pid 1 (first), entries merged, first value wins */
+    assert_int_equal(d->n_globals, 1);
+    assert_string_equal(d->globals[0].name, "global/beef");
+    assert_int_equal(d->global_carrier[0], 1);
+    assert_true(st_node_scalar(&d->globals[0], "size", &v));
+    assert_int_equal(v, 0x4000);
+    assert_true(st_node_scalar(&d->globals[0], "virtual_size", &v));
+    assert_int_equal(v, 0x8000);
+    /* edges: the retention edge is dropped, the ownership edges kept */
+    assert_int_equal(p1->n_edges, 1);
+    assert_int_equal(p1->edges[0].source, 0xa1);
+    assert_int_equal(p1->edges[0].target, 0xbeef);
+    assert_int_equal(p1->edges[0].importance, 2);
+    assert_int_equal(p2->n_edges, 1);
+    /* the second dump, id "6" without 0x */
+    d = st_trace_find_dump(t, 6);
+    assert_non_null(d);
+    assert_string_equal(d->trigger, "explicitly_triggered");
+    assert_string_equal(d->level_of_detail, "background");
+    assert_int_equal(d->ts_us, 5000);
+    st_trace_free(t);
+}
+
+static void test_browser_model(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/golden/two_dumps.json", data_dir());
+    st_trace_t *t = read_ok(path);
+    assert_string_equal(t->policy, "creator");
+    assert_string_equal(t->host, "build-host");
+    assert_int_equal(t->n_dumps, 2);
+    st_global_dump_t *d = &t->dumps[0];
+    assert_int_equal(d->n_procs, 3);
+    assert_int_equal(d->procs[0].pid, 4100); /* sorted */
+    assert_int_equal(d->n_globals, 3);
+    for (size_t i = 0; i < d->n_globals; i++) {
+        const char *key = st_node_string(&d->globals[i], "key");
+        assert_non_null(key);
+        assert_int_equal(d->globals[i].guid, st_guid_global(key));
+    }
+    st_process_dump_t *r = st_dump_find_process(d, 4188);
+    assert_int_equal(r->n_edges, 3);
+    d = &t->dumps[1];
+    assert_true(d->partial);
+    assert_int_equal(d->n_warnings, 1);
+    assert_int_equal(d->n_problems, 2);
+    assert_int_equal(d->problems[0].err, ENOENT);
+    assert_string_equal(d->problems[0].path, "/proc/4123/smaps_rollup");
+    assert_int_equal(d->problems[1].err, ST_EPROTO);
+    assert_null(st_dump_find_process(d, 4123));
+    st_trace_free(t);
+}
+
+static void read_string(const char *json, int want_rc, st_trace_t **out)
+{
+    st_error_t err;
+    int rc = st_trace_read_buffer(json, strlen(json), "buf", out, &err);
+    if (rc != want_rc) {
+        char line[1024];
+        st_error_format(&err, "event", line, sizeof(line));
+        fail_msg("rc %d want %d: %s", rc, want_rc, line);
+    }
+}
+
+static void test_hex_forms(void **state)
+{
+    (void)state;
+    st_trace_t *t = NULL;
+    read_string("{\"traceEvents\":[{\"ph\":\"v\",\"pid\":3,\"id\":\"0XfF\",\"ts\":2.9,\"args\":{"
+                "\"dumps\":{\"process_totals\":{\"resident_set_bytes\":\"0x0000000000000000001F\","
+                "\"pss_bytes\":\"ffffffffffffffff\"}}}}]}",
+                0, &t);
+    assert_int_equal(t->dumps[0].id, 0xff);
+    assert_int_equal(t->dumps[0].ts_us, 2); /* fractional µs are dropped */
+    assert_int_equal(t->dumps[0].procs[0].totals.resident_set_bytes, 0x1f);
+    assert_int_equal(t->dumps[0].procs[0].totals.pss_bytes, UINT64_MAX);
+    st_trace_free(t);
+}
+
+static void test_oversized(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/shmtrack-test-big-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    /* sparse: costs no disk */
+    assert_int_equal(ftruncate(fd, (off_t)ST_TRACE_MAX_BYTES + 1), 0);
+    close(fd);
+    st_trace_t *t = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_read_file(path, &t, &err), ST_ETOOBIG);
+    assert_null(t);
+    assert_non_null(strstr(err.text, "exceed the limit"));
+    unlink(path);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    st_trace_t *t = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_read_file("/nonexistent/trace.json", &t, &err), -ENOENT);
+    char line[512];
+    st_error_format(&err, "event", line, sizeof(line));
+    assert_string_equal(line, "/nonexistent/trace.json: cannot open: No such file or directory");
+}
+
+/* A dump with objects whose carriers have no process dump, and one with no processes at all. */
+static void test_writer_carriers(void **state)
+{
+    (void)state;
+    st_trace_t *t = NULL;
+    st_global_dump_t *d = NULL;
+    st_node_t *n = NULL;
+    st_process_dump_t *p = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 10, &d), 0);
+    assert_int_equal(st_dump_add_global(d, "global/b", 0xb, false, 30, &n, NULL), 0);
+    assert_int_equal(st_dump_add_global(d, "global/a", 0xa, false, 20, &n, NULL), 0);
+    assert_int_equal(st_trace_add_dump(t, 2, 20, &d), 0);
+    assert_int_equal(st_dump_add_process(d, 7, NULL, &p), 0);
+    assert_int_equal(st_dump_add_process(d, 5, NULL, &p), 0);
+    assert_int_equal(st_dump_add_global(d, "global/c", 0xc, false, 99, &n, NULL), 0);
+    assert_int_equal(st_dump_add_global(d, "global/d", 0xd, false, 7, &n, NULL), 0);
+    assert_int_equal(st_trace_add_dump(t, 3, 30, &d), 0); /* empty: metadata only */
+    assert_int_equal(st_dump_add_warning(d, "nobody answered"), 0);
+
+    size_t len = 0, len2 = 0;
+    char *out = write_mem(t, &len);
+    st_trace_t *t2 = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_read_buffer(out, len, "mem", &t2, &err), 0);
+    assert_int_equal(t2->n_dumps, 3);
+    /* dump 1: one event per carrier */
+    d = &t2->dumps[0];
+    assert_int_equal(d->n_procs, 2);
+    assert_int_equal(d->global_carrier[0], 20);
+    assert_int_equal(d->global_carrier[1], 30);
+    /* dump 2: global/c's carrier 99 is absent: the lowest pid carries it */
+    d = &t2->dumps[1];
+    assert_int_equal(d->n_procs, 2);
+    assert_string_equal(d->globals[0].name, "global/c");
+    assert_int_equal(d->global_carrier[0], 5);
+    assert_int_equal(d->global_carrier[1], 7);
+    d = &t2->dumps[2];
+    assert_int_equal(d->id, 3);
+    assert_string_equal(d->warnings[0], "nobody answered");
+    char *out2 = write_mem(t2, &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(out, out2, len);
+    free(out);
+    free(out2);
+    st_trace_free(t2);
+    st_trace_free(t);
+}
+
+static void test_writer_invalid_utf8(void **state)
+{
+    (void)state;
+    st_trace_t *t = NULL, *t2 = NULL;
+    st_global_dump_t *d = NULL;
+    st_process_dump_t *p = NULL;
+    st_node_t *n = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &d), 0);
+    assert_int_equal(st_dump_add_process(d, 1, "bad\xff", &p), 0);
+    assert_int_equal(st_process_add_node(p, "shared_memory/\xc3(", 1, false, &n), 0);
+    assert_int_equal(st_node_set_string(n, "name", "/memfd:\xed\xa0\x80x"), 0); /* surrogate */
+    size_t len = 0;
+    char *out = write_mem(t, &len);
+    assert_int_equal(st_trace_read_buffer(out, len, "mem", &t2, &err), 0);
+    p = &t2->dumps[0].procs[0];
+    assert_string_equal(p->name, "bad\xef\xbf\xbd");
+    assert_string_equal(p->nodes[0].name, "shared_memory/\xef\xbf\xbd(");
+    assert_string_equal(st_node_string(&p->nodes[0], "name"),
+                        "/memfd:\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx");
+    free(out);
+    st_trace_free(t2);
+    st_trace_free(t);
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    assert_non_null(dh);
+    while ((de = readdir(dh)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(dh);
+    return n;
+}
+
+static void test_write_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/shmtrack-test-XXXXXX", path[256], golden[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/trace.json", dir);
+    snprintf(golden, sizeof(golden), "%s/golden/browser_3proc.json", data_dir());
+    st_trace_t *t = read_ok(golden);
+    st_error_t err;
+    /* new file, then replacing it: only the target remains, with the golden bytes */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(st_trace_write_file(t, path, &err), 0);
+        assert_int_equal(count_entries(dir), 1);
+        size_t a, b;
+        char *got = slurp(path, &a), *want = slurp(golden, &b);
+        assert_int_equal(a, b);
+        assert_memory_equal(got, want, a);
+        free(got);
+        free(want);
+    }
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    mode_t um = umask(0);
+    umask(um);
+    assert_int_equal(st.st_mode & 0777, 0666 & ~um);
+
+    /* "-" is stdout */
+    char out_path[300];
+    snprintf(out_path, sizeof(out_path), "%s/stdout", dir);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+    int rc = st_trace_write_file(t, "-", &err);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    assert_int_equal(rc, 0);
+    size_t a, b;
+    char *got = slurp(out_path, &a), *want = slurp(golden, &b);
+    assert_int_equal(a, b);
+    assert_memory_equal(got, want, a);
+    free(got);
+    free(want);
+
+    /* "-" reads stdin */
+    int saved_in = dup(STDIN_FILENO);
+    fd = open(golden, O_RDONLY);
+    dup2(fd, STDIN_FILENO);
+    close(fd);
+    st_trace_t *t2 = NULL;
+    rc = st_trace_read_file("-", &t2, &err);
+    dup2(saved_in, STDIN_FILENO);
+    close(saved_in);
+    assert_int_equal(rc, 0);
+    assert_int_equal(t2->dumps[0].n_procs, 3);
+    st_trace_free(t2);
+
+    /* a directory that does not exist: an error naming the temporary file */
+    char bad[300];
+    snprintf(bad, sizeof(bad), "%s/missing/trace.json", dir);
+    assert_int_equal(st_trace_write_file(t, bad, &err), -ENOENT);
+    assert_non_null(strstr(err.text, "cannot create"));
+    assert_string_equal(err.source, bad);
+
+    unlink(out_path);
+    unlink(path);
+    rmdir(dir);
+    st_trace_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_round_trip),   cmocka_unit_test(test_malformed_dir),
+        cmocka_unit_test(test_catapult_model),      cmocka_unit_test(test_browser_model),
+        cmocka_unit_test(test_hex_forms),           cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_missing_file),        cmocka_unit_test(test_writer_carriers),
+        cmocka_unit_test(test_writer_invalid_utf8), cmocka_unit_test(test_write_file),
+    };
+    return cmocka_run_group_tests_name("trace_json", tests, NULL, NULL);
+}
