@@ -29,7 +29,8 @@
     XX(ST__EV_MAPPED, "mapped")                                                                    \
     XX(ST__EV_UNMAPPED, "unmapped")                                                                \
     XX(ST__EV_DESTROYED, "destroyed")                                                              \
-    XX(ST__EV_IMPORTANCE, "importance")
+    XX(ST__EV_IMPORTANCE, "importance")                                                            \
+    XX(ST__EV_LABEL, "label")
 
 typedef enum st__event_type {
 #define XX(e, s) e,
@@ -48,7 +49,7 @@ typedef struct st__event {
     int32_t importance;
     uint64_t a, b; /* key, as st__key_t */
     uint64_t start, len, size;
-    char name[ST__REG_NAME_MAX];
+    char name[ST__REG_NAME_MAX]; /* ST__EV_LABEL: the label */
 } st__event_t;
 
 /* ---- transport (wired to ipc/client.h) ------------------------------------------------------- */
@@ -62,6 +63,10 @@ void st__agent_event(const st__event_t *ev);
 /* In a fork child: forget the parent's connection and thread; reconnect lazily. */
 void st__agent_fork_child(void);
 void st__agent_stop(void);
+/* Implemented by hooks.c: called by the transport on the agent thread after each successful
+ * handshake (reconnects counts the earlier ones), to re-announce what the process holds. */
+void st__hooks_on_connect(unsigned reconnects);
+
 /* Events queued and dropped so far (tests, the registry file). */
 void st__agent_counts(uint64_t *queued, uint64_t *dropped);
 

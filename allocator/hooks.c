@@ -141,7 +141,7 @@ static void send_event(const st__obj_t *obj, st__event_type_t type, uint64_t sta
     ev.start = start;
     ev.len = len;
     ev.size = obj->size;
-    const char *name = st__reg_name(&reg, obj);
+    const char *name = type == ST__EV_LABEL ? st__reg_label(&reg, obj) : st__reg_name(&reg, obj);
     size_t n = strlen(name);
     memcpy(ev.name, name, n + 1);
     st__agent_event(&ev);
@@ -499,6 +499,37 @@ ST_EXPORT int shmctl(int shmid, int cmd, struct shmid_ds *buf)
 
 /* ---- fork ------------------------------------------------------------------------------------ */
 
+/* Announces every object and mapping this process holds (after a fork, after a reconnect), so
+ * that the coordinator knows the holder without waiting for the next dump. pre: locked */
+static void announce_all(void)
+{
+    for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
+        st__obj_t *obj = st__reg_obj(&reg, id);
+        if (!obj->used)
+            continue;
+        if (obj->flags & ST__OBJ_CREATOR)
+            send_event(obj, ST__EV_CREATED, 0, 0);
+        for (uint32_t rid = obj->first; rid != 0;) {
+            st__range_t *r = st__reg_range(&reg, rid);
+            send_event(obj, ST__EV_MAPPED, r->start, r->len);
+            rid = r->next;
+        }
+    }
+}
+
+/* The client's connect callback (agent thread): re-announce after a reconnect; the first
+ * connection delivers the events queued since start. */
+void st__hooks_on_connect(unsigned reconnects)
+{
+    if (reconnects == 0 || !active())
+        return;
+    in_hook = 1;
+    st__reg_lock(&reg);
+    announce_all();
+    st__reg_unlock(&reg);
+    in_hook = 0;
+}
+
 static void after_fork_child(bool consistent)
 {
     my_pid = st__prim_getpid();
@@ -506,6 +537,16 @@ static void after_fork_child(bool consistent)
     st__reg_fork_child(&reg, consistent);
     if (reg.arena == NULL)
         disable();
+    /* A claim belongs to the process that made it: the child holds its inherited objects with
+     * the default claim (SHMTRACK_IMPORTANCE, inherited through the environment) or none. */
+    for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
+        st__obj_t *obj = st__reg_obj(&reg, id);
+        if (!obj->used)
+            continue;
+        obj->importance = default_importance;
+        if (default_importance == ST__IMPORTANCE_NONE)
+            obj->flags &= (uint8_t)~ST__OBJ_CLAIMED;
+    }
     st__agent_fork_child();
 }
 
@@ -523,6 +564,13 @@ ST_EXPORT pid_t fork(void)
     int err = errno;
     if (pid == 0) {
         after_fork_child(true);
+        /* fork() (unlike _Fork) leaves a child that may start threads: announcing the inherited
+         * objects makes the client connect now, so the child is a known holder. */
+        if (active()) {
+            st__reg_lock(&reg); /* the fresh lock of the child */
+            announce_all();
+            st__reg_unlock(&reg);
+        }
     } else {
         st__reg_unlock(&reg);
     }
@@ -741,8 +789,11 @@ int shmtrack_v1_label(const void *addr, const char *name)
     int rc = -ENOENT, saved = errno;
     st__reg_lock(&reg);
     st__obj_t *obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
-    if (obj != NULL)
+    if (obj != NULL) {
         rc = st__reg_set_label(&reg, obj, name);
+        if (rc == 0)
+            send_event(obj, ST__EV_LABEL, 0, 0);
+    }
     st__reg_unlock(&reg);
     errno = saved;
     leave();

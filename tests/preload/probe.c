@@ -319,6 +319,7 @@ static int scenario_fork_inherit(void)
         die("memfd");
     char *p = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     touch(p, 3);
+    shmtrack_set_importance(p, 6);
     pid_t pid = fork();
     if (pid == 0) {
         char path[4096];

@@ -463,6 +463,9 @@ static void test_fork_inherit(void **state)
     assert_non_null(km);
     assert_int_equal(km->creator, 0);
     assert_int_equal(km->inherited, 1);
+    assert_string_equal(pm->importance, "6");    /* the parent's API claim ... */
+    assert_string_equal(km->importance, "none"); /* ... is not the child's */
+    assert_int_equal(km->claimed, 0);
     assert_string_equal(km->resident, "12288");
     for (int i = 0; i < kid.n_objs; i++)
         if (strcmp(kid.objs[i].kind, "anon") == 0)
