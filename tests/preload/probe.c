@@ -358,6 +358,12 @@ static int scenario_exec(const char *self)
     char *scrubbed[] = {"PATH=/usr/bin:/bin", NULL, NULL};
     if (getenv("PROBE_PASS_PRELOAD") != NULL)
         scrubbed[1] = preload;
+    char child_preload[4096];
+    if (getenv("PROBE_CHILD_PRELOAD") != NULL) {
+        snprintf(child_preload, sizeof(child_preload), "LD_PRELOAD=%s",
+                 getenv("PROBE_CHILD_PRELOAD"));
+        scrubbed[1] = child_preload;
+    }
     pid_t pid;
     fflush(stdout);
     if (posix_spawn(&pid, self, NULL, NULL, argv, scrubbed) != 0)

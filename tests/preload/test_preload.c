@@ -309,6 +309,7 @@ static void out_path(char *buf, size_t len, const char *name)
 }
 
 static const char *preload_env = "LD_PRELOAD=" PRELOAD_PATH;
+/* OTHER_LIB (from CMake): an empty module, preloaded beside ours */
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
@@ -500,6 +501,37 @@ static void test_exec_env(void **state)
     assert_non_null(s);
     assert_string_equal(s, NOFOLLOW_LINE NOFOLLOW_LINE NOFOLLOW_LINE NOFOLLOW_LINE NOFOLLOW_LINE);
     free(s);
+
+    /* another preloaded library stays when ours is removed */
+    out_path(out, sizeof(out), "exec-nofollow-other");
+    const char *env3[] = {"LD_PRELOAD=" PRELOAD_PATH ":" OTHER_LIB, "SHMTRACK_FOLLOW_CHILDREN=0",
+                          "PROBE_PASS_PRELOAD=1", NULL};
+    assert_int_equal(run_probe("exec", out, env3, NULL), 0);
+    snprintf(path, sizeof(path), "%s.stdout", out);
+    s = slurp(path);
+    assert_non_null(s);
+#define OTHER_LINE "child LD_PRELOAD=" OTHER_LIB " SHMTRACK_SOCKET=(none)\n"
+    assert_string_equal(s, OTHER_LINE OTHER_LINE OTHER_LINE OTHER_LINE OTHER_LINE);
+    free(s);
+}
+
+static void test_exec_env_prepend(void **state)
+{
+    (void)state;
+    char out[512], path[600];
+    /* The probe runs with ours; the children are given LD_PRELOAD=OTHER only: ours comes back
+     * in front of it. */
+    out_path(out, sizeof(out), "exec-prepend");
+    const char *env[] = {preload_env, "PROBE_CHILD_PRELOAD=" OTHER_LIB, NULL};
+    assert_int_equal(run_probe("exec", out, env, NULL), 0);
+    snprintf(path, sizeof(path), "%s.stdout", out);
+    char *s = slurp(path);
+    assert_non_null(s);
+#define PREPEND_LINE "child LD_PRELOAD=" PRELOAD_PATH ":" OTHER_LIB " SHMTRACK_SOCKET=(none)\n"
+#define PLAIN_LINE "child LD_PRELOAD=" PRELOAD_PATH " SHMTRACK_SOCKET=(none)\n"
+    /* four scrubbed launches, then execv with the probe's own environment */
+    assert_string_equal(s, PREPEND_LINE PREPEND_LINE PREPEND_LINE PREPEND_LINE PLAIN_LINE);
+    free(s);
 }
 
 static void test_api(void **state)
@@ -599,12 +631,19 @@ static void test_importance_env(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_basic),     cmocka_unit_test(test_errno_identical),
-        cmocka_unit_test(test_forkstorm), cmocka_unit_test(test_closefds),
-        cmocka_unit_test(test_dup2fds),   cmocka_unit_test(test_fork_inherit),
-        cmocka_unit_test(test_exec_env),  cmocka_unit_test(test_api),
-        cmocka_unit_test(test_disable),   cmocka_unit_test(test_importance_env),
-        cmocka_unit_test(test_churn),     cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_errno_identical),
+        cmocka_unit_test(test_forkstorm),
+        cmocka_unit_test(test_closefds),
+        cmocka_unit_test(test_dup2fds),
+        cmocka_unit_test(test_fork_inherit),
+        cmocka_unit_test(test_exec_env),
+        cmocka_unit_test(test_exec_env_prepend),
+        cmocka_unit_test(test_api),
+        cmocka_unit_test(test_disable),
+        cmocka_unit_test(test_importance_env),
+        cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

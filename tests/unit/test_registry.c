@@ -544,6 +544,77 @@ static void test_totals(void **state)
     assert_true(t.pss_bytes <= t.resident_set_bytes);
 }
 
+/* The guard against mincore's all-resident answer: an object marked untrusted reports "unknown"
+ * when every page looks resident, and its real count otherwise. */
+static void test_untrusted_guard(void **state)
+{
+    st__reg_t *reg = *state;
+    st__key_t key;
+    unsigned maj, min;
+    unsigned long ino;
+    char *p = map_anon(reg, 4, &key, &maj, &min, &ino);
+    st__obj_t *obj = st__reg_find(reg, &key);
+    obj->flags |= ST__OBJ_UNTRUSTED;
+    p[0] = 1;
+    st__obj_record_t rec;
+    size_t n = 0;
+    assert_int_equal(st__agent_measure_objects(reg, &rec, 1, &n), 0);
+    assert_int_equal(rec.resident, PAGE);
+    assert_false(rec.flags & ST__REC_RESIDENT_UNKNOWN);
+    memset(p, 1, 4 * PAGE);
+    assert_int_equal(st__agent_measure_objects(reg, &rec, 1, &n), 0);
+    assert_true(rec.flags & ST__REC_RESIDENT_UNKNOWN);
+    assert_int_equal(rec.resident, 0);
+    obj->flags &= (uint8_t)~ST__OBJ_UNTRUSTED;
+    assert_int_equal(st__agent_measure_objects(reg, &rec, 1, &n), 0);
+    assert_int_equal(rec.resident, 4 * PAGE);
+    munmap(p, 4 * PAGE);
+    st__reg_unmap(reg, (uintptr_t)p, 4 * PAGE);
+}
+
+/* The line reader: lines split across reads, a line longer than the buffer cut to its head, a last
+ * line without a newline. */
+struct lines {
+    char seen[8][64];
+    size_t len[8];
+    int n;
+};
+
+static int line_cb(const char *line, size_t len, void *ctx)
+{
+    struct lines *l = ctx;
+    if (l->n < 8) {
+        l->len[l->n] = len;
+        snprintf(l->seen[l->n], sizeof(l->seen[0]), "%.*s", (int)(len < 63 ? len : 63), line);
+    }
+    l->n++;
+    return 0;
+}
+
+static void test_read_lines(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/shmtrack-lines-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char longline[300];
+    memset(longline, 'x', sizeof(longline));
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "first\n%.*s\nsecond line\n\nlast", (int)sizeof(longline), longline);
+    fclose(f);
+    char buf[16];
+    struct lines l;
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(st__prim_read_lines(path, buf, sizeof(buf), line_cb, &l), 0);
+    unlink(path);
+    assert_int_equal(l.n, 5);
+    assert_string_equal(l.seen[0], "first");
+    assert_int_equal(l.len[1], sizeof(buf)); /* the head of the long line */
+    assert_string_equal(l.seen[2], "second line");
+    assert_string_equal(l.seen[3], "");
+    assert_string_equal(l.seen[4], "last");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +624,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fd_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sysv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_guard, setup, teardown),
+        cmocka_unit_test(test_read_lines),
         cmocka_unit_test(test_capacity),
         cmocka_unit_test(test_bytes_per_object),
         cmocka_unit_test(test_vma_query),
