@@ -14,21 +14,24 @@
 #include "model.h"
 
 typedef struct st_graph_node {
-    int pid;                 /* 0 for the shared global graph */
-    char *path;              /* full name, e.g. "shared_memory/anon:0:1:5", "global/00ab..." */
-    uint64_t guid;           /* 0 for implicit nodes and "<unspecified>" */
-    bool is_explicit;        /* reported by a producer (not an ancestor or "<unspecified>") */
-    uint64_t size;           /* after aggregation (pass 5) */
-    uint64_t effective_size; /* after rounding */
-    uint64_t owns;           /* guid of the node it owns, 0 if none */
-    int importance;          /* of that ownership edge */
+    int pid;                     /* 0 for the shared global graph */
+    char *path;                  /* full name, e.g. "shared_memory/anon:0:1:5", "global/00ab..." */
+    uint64_t guid;               /* 0 for implicit nodes and "<unspecified>" */
+    bool is_explicit;            /* reported by a producer (not an ancestor or "<unspecified>") */
+    bool has_size;               /* false: no size could be inferred (a leaf without "size") */
+    uint64_t size;               /* after aggregation (pass 5); 0 when !has_size */
+    uint64_t effective_size;     /* after rounding; 0 when !has_size */
+    long double effective_exact; /* before rounding: leaf size x coefficients, or children's sum */
+    uint64_t owns;               /* guid of the node it owns, 0 if none (or the edge was dropped) */
+    int importance;              /* of that ownership edge */
 } st_graph_node_t;
 
 typedef struct st_graph_result {
     st_graph_node_t *nodes; /* sorted by (pid, path) */
     size_t n_nodes;
-    char **warnings;        /* problems found: unknown edge ends, second edges, bad sizes */
+    char **warnings; /* problems found: unknown edge ends, second edges, bad sizes */
     size_t n_warnings;
+    void *strings; /* private: storage of the paths */
 } st_graph_result_t;
 
 /* Runs every pass over dump. pre: dump != NULL. Returns 0 or -ENOMEM. */
@@ -38,8 +41,8 @@ void st_graph_result_free(st_graph_result_t *result);
 const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, const char *path);
 
 /* Writes the computed "effective_size" entry into every explicit node of dump (process nodes and
- * global nodes) and appends the result's warnings to dump->warnings (once: a warning already
- * present is not added again). */
+ * global nodes; a node without a size, or removed as weak, loses any stale entry) and appends the
+ * result's warnings to dump->warnings (once: a warning already present is not added again). */
 int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result);
 
 /* Convenience: process + annotate every dump of a trace. */

@@ -211,8 +211,7 @@ st_process_dump_t *st_dump_find_process(const st_global_dump_t *dump, int pid)
     return NULL;
 }
 
-int st_dump_add_process(st_global_dump_t *dump, int pid, const char *name,
-                        st_process_dump_t **out)
+int st_dump_add_process(st_global_dump_t *dump, int pid, const char *name, st_process_dump_t **out)
 {
     st_process_dump_t *p = st_dump_find_process(dump, pid);
     if (p == NULL) {
@@ -324,8 +323,8 @@ int st_dump_add_global(st_global_dump_t *dump, const char *name, uint64_t guid, 
     if (created != NULL)
         *created = (n == NULL);
     if (n == NULL) {
-        if (grow((void **)&dump->globals, &dump->cap_globals, dump->n_globals + 1,
-                 sizeof(*n)) < 0 ||
+        if (grow((void **)&dump->globals, &dump->cap_globals, dump->n_globals + 1, sizeof(*n)) <
+                0 ||
             grow((void **)&dump->global_carrier, &dump->cap_carrier, dump->n_globals + 1,
                  sizeof(int)) < 0)
             return -ENOMEM;
@@ -352,8 +351,8 @@ int st_dump_add_warning(st_global_dump_t *dump, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return -ENOMEM;
-    if (grow((void **)&dump->warnings, &dump->cap_warnings, dump->n_warnings + 1,
-             sizeof(char *)) < 0) {
+    if (grow((void **)&dump->warnings, &dump->cap_warnings, dump->n_warnings + 1, sizeof(char *)) <
+        0) {
         free(s);
         return -ENOMEM;
     }
@@ -390,8 +389,7 @@ static int entry_slot(st_node_t *node, const char *name, st_entry_t **out)
 {
     st_entry_t *e = (st_entry_t *)st_node_get(node, name);
     if (e == NULL) {
-        if (grow((void **)&node->entries, &node->cap_entries, node->n_entries + 1,
-                 sizeof(*e)) < 0)
+        if (grow((void **)&node->entries, &node->cap_entries, node->n_entries + 1, sizeof(*e)) < 0)
             return -ENOMEM;
         e = &node->entries[node->n_entries];
         memset(e, 0, sizeof(*e));

@@ -69,8 +69,8 @@ enum {
 };
 #define ST_TOTAL_HAS(f) (1u << ST_TOTAL_BIT_##f)
 
-const char *st_kind_name(st_kind_t kind);          /* "anon"...; "?" when out of range */
-int st_kind_parse(const char *s, st_kind_t *out);  /* 0 or ST_EFORMAT */
+const char *st_kind_name(st_kind_t kind);         /* "anon"...; "?" when out of range */
+int st_kind_parse(const char *s, st_kind_t *out); /* 0 or ST_EFORMAT */
 const char *st_policy_name(st_policy_t policy);
 int st_policy_parse(const char *s, st_policy_t *out);
 
@@ -81,13 +81,13 @@ typedef enum st_entry_type { ST_ENTRY_SCALAR, ST_ENTRY_STRING } st_entry_type_t;
 typedef struct st_entry {
     char *name;
     st_entry_type_t type;
-    char *units;   /* scalar: "bytes", "objects", ... */
+    char *units;    /* scalar: "bytes", "objects", ... */
     uint64_t value; /* scalar */
-    char *string;  /* string */
+    char *string;   /* string */
 } st_entry_t;
 
 typedef struct st_node {
-    char *name;     /* '/'-separated path; "global/..." for shared nodes */
+    char *name; /* '/'-separated path; "global/..." for shared nodes */
     uint64_t guid;
     bool weak;
     st_entry_t *entries;
@@ -109,9 +109,9 @@ typedef struct st_totals {
 
 typedef struct st_process_dump {
     int pid;
-    char *name;        /* NULL when unknown */
+    char *name; /* NULL when unknown */
     st_totals_t totals;
-    st_node_t *nodes;  /* no "global/" nodes here: they live in st_global_dump_t.globals */
+    st_node_t *nodes; /* no "global/" nodes here: they live in st_global_dump_t.globals */
     size_t n_nodes, cap_nodes;
     st_edge_t *edges;
     size_t n_edges, cap_edges;
@@ -119,9 +119,9 @@ typedef struct st_process_dump {
 
 /* Something a producer could not read (scan: a /proc file; coordinator: a peer). */
 typedef struct st_problem {
-    int pid;     /* 0 when not about one process */
-    char *path;  /* what was being read; never NULL */
-    int err;     /* positive errno or a negative ST_E* code */
+    int pid;    /* 0 when not about one process */
+    char *path; /* what was being read; never NULL */
+    int err;    /* positive errno or a negative ST_E* code */
 } st_problem_t;
 
 typedef struct st_global_dump {
@@ -131,14 +131,14 @@ typedef struct st_global_dump {
     char *level_of_detail; /* "detailed" | "background" | "light" */
     st_process_dump_t *procs;
     size_t n_procs, cap_procs;
-    st_node_t *globals;    /* the shared graph: each global node once */
-    int *global_carrier;   /* per global: pid of the process dump that carries it in JSON */
+    st_node_t *globals;  /* the shared graph: each global node once */
+    int *global_carrier; /* per global: pid of the process dump that carries it in JSON */
     size_t n_globals, cap_globals, cap_carrier;
-    char **warnings;       /* sentences from producers and the graph processor */
+    char **warnings; /* sentences from producers and the graph processor */
     size_t n_warnings, cap_warnings;
     st_problem_t *problems;
     size_t n_problems, cap_problems;
-    bool partial;          /* some process could not report; see warnings */
+    bool partial; /* some process could not report; see warnings */
 } st_global_dump_t;
 
 typedef struct st_trace {
@@ -162,8 +162,7 @@ st_global_dump_t *st_trace_find_dump(const st_trace_t *trace, uint64_t id);
 int st_dump_set_strings(st_global_dump_t *dump, const char *trigger, const char *level_of_detail);
 
 /* Finds or appends the process dump for pid; name (may be NULL) replaces a NULL name only. */
-int st_dump_add_process(st_global_dump_t *dump, int pid, const char *name,
-                        st_process_dump_t **out);
+int st_dump_add_process(st_global_dump_t *dump, int pid, const char *name, st_process_dump_t **out);
 st_process_dump_t *st_dump_find_process(const st_global_dump_t *dump, int pid);
 /* Sorts process dumps by pid and global nodes by name (deterministic output). */
 void st_dump_sort(st_global_dump_t *dump);
@@ -218,14 +217,14 @@ void st_global_name(uint64_t guid, char *buf, size_t len);
 #define ST_HOLDER_PREFIX "shared_memory/"
 
 typedef struct st_object_info {
-    const char *key;      /* required */
+    const char *key; /* required */
     st_kind_t kind;
-    const char *name;     /* shown name (a path, a memfd name); may be NULL */
-    uint64_t size;        /* resident bytes */
+    const char *name; /* shown name (a path, a memfd name); may be NULL */
+    uint64_t size;    /* resident bytes */
     uint64_t virtual_size;
     uint64_t swapped_size;
-    int creator_pid;      /* 0 when unknown */
-    const char *label;    /* may be NULL */
+    int creator_pid;   /* 0 when unknown */
+    const char *label; /* may be NULL */
 } st_object_info_t;
 
 /* "<kind>:<major>:<minor>:<ino>" */

@@ -758,7 +758,7 @@ static int read_dump_event(reader_t *r, const json_t *ev, st_global_dump_t *d, i
         (rc = st_dump_set_strings(d, NULL, level)) < 0)
         return rc;
 
-    if ((rc = st_dump_add_process(d, pid, name_of(r, pid), &proc)) < 0)
+    if ((rc = st_dump_add_process(d, pid, NULL, &proc)) < 0)
         return rc;
     int32_t pi = (int32_t)(proc - d->procs);
     if ((rc = read_totals(r, proc, dumps)) < 0)

@@ -10,8 +10,7 @@
 #define SHMTRACK_CLI_H
 
 /* name, one-line summary */
-#define ST_CMD_MAP(XX)                                                                             \
-    XX(report, "summarise a trace: per-process and per-object ownership")
+#define ST_CMD_MAP(XX) XX(report, "summarise a trace: per-process and per-object ownership")
 
 #define XX(name, summary) int st_cmd_##name(int argc, char **argv);
 ST_CMD_MAP(XX)

@@ -321,6 +321,31 @@ static void test_hex_forms(void **state)
     st_trace_free(t);
 }
 
+/* process_name events in any order, before and after the dumps; the last name of a pid wins and
+ * names it in every dump. */
+static void test_process_names(void **state)
+{
+    (void)state;
+    st_trace_t *t = NULL;
+#define M(pid, name)                                                                               \
+    "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":" #pid ",\"args\":{\"name\":\"" name "\"}}"
+#define V(pid, id)                                                                                 \
+    "{\"ph\":\"v\",\"pid\":" #pid ",\"id\":\"" id "\",\"ts\":1,\"args\":{\"dumps\":{}}}"
+    read_string("{\"traceEvents\":[" M(30, "c") "," M(10, "a") "," M(20, "b") "," V(10, "1") "," V(
+                    20, "1") "," V(30, "1") "," V(40, "1") "," M(10, "a2") "," V(10, "2") "]}",
+                0, &t);
+#undef M
+#undef V
+    assert_int_equal(t->n_dumps, 2);
+    st_global_dump_t *d = &t->dumps[0];
+    assert_string_equal(st_dump_find_process(d, 10)->name, "a2");
+    assert_string_equal(st_dump_find_process(d, 20)->name, "b");
+    assert_string_equal(st_dump_find_process(d, 30)->name, "c");
+    assert_null(st_dump_find_process(d, 40)->name);
+    assert_string_equal(st_dump_find_process(&t->dumps[1], 10)->name, "a2");
+    st_trace_free(t);
+}
+
 static void test_oversized(void **state)
 {
     (void)state;
@@ -512,11 +537,12 @@ static void test_write_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_round_trip),   cmocka_unit_test(test_malformed_dir),
-        cmocka_unit_test(test_catapult_model),      cmocka_unit_test(test_browser_model),
-        cmocka_unit_test(test_hex_forms),           cmocka_unit_test(test_oversized),
-        cmocka_unit_test(test_missing_file),        cmocka_unit_test(test_writer_carriers),
-        cmocka_unit_test(test_writer_invalid_utf8), cmocka_unit_test(test_write_file),
+        cmocka_unit_test(test_golden_round_trip), cmocka_unit_test(test_malformed_dir),
+        cmocka_unit_test(test_catapult_model),    cmocka_unit_test(test_browser_model),
+        cmocka_unit_test(test_hex_forms),         cmocka_unit_test(test_process_names),
+        cmocka_unit_test(test_oversized),         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_writer_carriers),   cmocka_unit_test(test_writer_invalid_utf8),
+        cmocka_unit_test(test_write_file),
     };
     return cmocka_run_group_tests_name("trace_json", tests, NULL, NULL);
 }

@@ -1,0 +1,1469 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The ownership graph processor: Chromium memory-infra's algorithm (shared/ALGORITHM.md, the same
+ * passes as Perfetto's graph_processor.cc and catapult's global_memory_dump.html) over one global
+ * dump, with one deliberate difference: effective sizes are whole bytes that conserve exactly.
+ *
+ * Shape. Every node of every graph (one graph per process, graph 0 for the shared "global/"
+ * nodes, each with an internal root that is never reported) is a `vertex` in one array sized
+ * exactly up front (reported nodes + inner paths + one "<unspecified>" per inner path), so
+ * indices stay valid as nodes are added. Only inner paths are indexed by path (uthash), since only
+ * they are ever looked up; explicit guids are indexed for the edges. Parent/child and owner/owned
+ * links are index lists. Every pass that must visit a node "after its parent and its
+ * owned target" walks one topological order of the dependency graph (arcs parent -> child and
+ * target -> owner); passes that need "after all children and all owners" walk it backwards.
+ * Building that order (Kahn) is also where ownership cycles are found: a cycle (including a node
+ * owning its own descendant, which would deadlock both orders) is broken by dropping the edge on
+ * it that was added last, with a warning.
+ *
+ * Rounding. The exact effective size of a leaf is size x cumulative owning coefficient x
+ * cumulative owned coefficient (long double). Instead of flooring each leaf (Chromium) or
+ * apportioning all leaves at once (which could move a byte from one object to another), the
+ * leaves are arranged in a "flow tree" that follows the splits the algorithm makes: a node that
+ * claims memory through an ownership edge hangs under the node it owns (an owned node's bytes
+ * split between what it keeps and its owners' shares), a leaf below an owning node hangs under
+ * that owning node (its allotment split among its leaves), and a leaf below an owned node under
+ * that node. Exact values are quantised to 2^-20 byte and summed per flow subtree in 128-bit
+ * integers; a subtree total within the accumulated quantisation error of a whole byte counts as
+ * that byte count. Then, top down, each flow node's whole-byte total is apportioned among its
+ * children (and its own leaf value) by the largest-remainder method, ties to the lowest pid,
+ * then the lowest path. So every subtree whose exact total is a whole number of bytes (a shared
+ * object: the global node plus its holders) gets exactly that number, every leaf gets the floor
+ * or the ceiling of its exact value (hence 0 <= effective <= size), and the grand total is the
+ * rounded exact total. docs/graph.md describes the passes as implemented.
+ */
+#include "graph.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static void *big_alloc(size_t bytes);
+#define uthash_malloc(sz) big_alloc(sz) /* bucket arrays of big tables too */
+#include <uthash.h>
+
+#define NONE UINT32_MAX
+#define QSHIFT 20
+__extension__ typedef __int128 q128; /* exact values in units of 2^-20 byte */
+#define QUNIT ((q128)1 << QSHIFT)
+
+/* ---- storage ---- */
+
+#define BIG ((size_t)2 << 20)
+
+/* Large arrays are 2 MiB aligned and offered to transparent huge pages: on a VM a first-touch
+ * fault of a 4 KiB page can cost ~25 us, so a cold 100k-node dump spent most of its time
+ * faulting; a 2 MiB page costs about as much as a 4 KiB one. Freed with free(). */
+static void *big_alloc(size_t bytes)
+{
+    if (bytes < ((size_t)256 << 10))
+        return malloc(bytes ? bytes : 1);
+    size_t len = (bytes + BIG - 1) & ~(BIG - 1);
+    void *p = aligned_alloc(BIG, len);
+#ifdef MADV_HUGEPAGE
+    if (p != NULL)
+        (void)madvise(p, len, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+#endif
+    return p;
+}
+
+/* Paths live in chunks that never move: the result hands them out as its nodes' paths. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    char data[];
+} chunk;
+
+static char *arena_alloc(chunk **head, size_t len)
+{
+    if (*head == NULL || (*head)->used + len > (*head)->cap) {
+        /* chunks grow with the arena, up to 16 MiB */
+        size_t cap = *head != NULL ? (*head)->cap * 2 : 65536;
+        if (cap > ((size_t)16 << 20))
+            cap = (size_t)16 << 20;
+        if (cap < len)
+            cap = len;
+        chunk *c = big_alloc(sizeof(*c) + cap);
+        if (c == NULL)
+            return NULL;
+        c->next = *head;
+        c->used = 0;
+        c->cap = cap;
+        *head = c;
+    }
+    char *p = (*head)->data + (*head)->used;
+    (*head)->used += len;
+    return p;
+}
+
+static void arena_free(chunk *c)
+{
+    while (c != NULL) {
+        chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
+/* Hot data of one node, kept small (160 bytes): the processor's time is mostly memory. Fields
+ * that are never alive at the same time share storage; each union says when each is used. */
+typedef struct vertex {
+    char *key; /* 4 bytes graph index, then the path, NUL-terminated */
+    uint64_t guid;
+    uint64_t own_size, size; /* reported (or propagated) size; computed size (pass 5) */
+    uint64_t eff;            /* pass 9: first the flow subtree's bytes, then the node's own */
+    union {
+        long double owning; /* pass 7 coefficient, cumulative from pass 8 */
+        long double exact;  /* pass 9: exact effective size */
+    };
+    long double owned; /* pass 7 coefficient, cumulative from pass 8 */
+    union {
+        struct {
+            uint64_t not_owning, not_owned; /* passes 6-7 */
+        };
+        q128 q; /* pass 9: quantised flow subtree total */
+    };
+    uint32_t graph, parent, first_child, next_sibling;
+    uint32_t target, first_owner, next_owner; /* the owned node; the owners, linked */
+    int importance;
+    uint32_t depth;
+    union {
+        uint32_t edge_seq; /* passes 2-3: input position of the owns edge */
+        uint32_t oanc;     /* pass 9: nearest owned proper ancestor */
+    };
+    union {
+        uint32_t mark;  /* pass 2-3: cycle walk stamp */
+        uint32_t claim; /* pass 9: nearest owning ancestor-or-self */
+    };
+    uint32_t tfirst, tnext; /* pass 9: flow tree children */
+    union {
+        uint32_t unspec;  /* pass 5: the "<unspecified>" child added */
+        uint32_t nleaves; /* pass 9: leaves in the flow subtree */
+    };
+    bool is_explicit : 1, is_root : 1, weak : 1, removed : 1, has_own : 1, has_size : 1, done : 1,
+        local_below : 1;
+} vertex;
+
+/* An inner path ("shared_memory", "global"): the only paths ever looked up, so the only ones
+ * indexed. Leaves are unique by construction (the model finds-or-adds names per process and
+ * global nodes merge by guid); a duplicate leaf path is reported when the result is sorted. */
+typedef struct prefix {
+    UT_hash_handle hh;
+    char *key; /* as vertex.key */
+    struct prefix *parent, *next;
+    size_t len; /* of the path */
+    uint32_t vidx;
+} prefix;
+
+/* The guid index: entries in one dense array (a chain walk touches little memory). */
+typedef struct guid_entry {
+    UT_hash_handle hh;
+    uint64_t guid;
+    uint32_t vidx;
+} guid_entry;
+
+typedef struct cand {
+    q128 q;
+    int pid;
+    const char *path;
+    uint64_t out;
+} cand;
+
+typedef struct graph {
+    const st_global_dump_t *dump;
+    vertex *v;
+    uint32_t n, cap;
+    prefix *by_path, *prefix_first, *prefix_last;
+    chunk *prefixes;
+    size_t n_prefixes;
+    guid_entry *by_guid, *guids;
+    size_t n_guids;
+    chunk *strings;
+    char *kbuf;
+    size_t kcap;
+    char **warnings;
+    size_t n_warnings, cap_warnings;
+    uint32_t *order;
+    uint32_t n_order;
+    int *gpid; /* pid of each graph */
+    uint32_t n_graphs;
+    uint32_t *roots;
+    uint64_t *prefix_lens; /* per graph: bit (len % 64) set when an inner path has length len */
+    cand *cands;
+    size_t cap_cands;
+    int err;
+} graph;
+
+static const char *vpath(const vertex *x)
+{
+    return x->key + 4;
+}
+
+static int vpid(const graph *g, const vertex *x)
+{
+    return g->gpid[x->graph];
+}
+
+static void warn(graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(graph *g, const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        g->err = -ENOMEM;
+        return;
+    }
+    if (g->n_warnings == g->cap_warnings) {
+        size_t cap = g->cap_warnings ? g->cap_warnings * 2 : 16;
+        char **w = realloc(g->warnings, cap * sizeof(*w));
+        if (w == NULL) {
+            free(s);
+            g->err = -ENOMEM;
+            return;
+        }
+        g->warnings = w;
+        g->cap_warnings = cap;
+    }
+    g->warnings[g->n_warnings++] = s;
+}
+
+/* "'shared_memory/x' of pid 12" or "'global/00ab' (global)", for warnings. */
+static const char *who(const graph *g, uint32_t i, char *buf, size_t len)
+{
+    const vertex *x = &g->v[i];
+    if (x->graph == 0)
+        snprintf(buf, len, "'%s' (global)", vpath(x));
+    else
+        snprintf(buf, len, "'%s' of pid %d", vpath(x), vpid(g, x));
+    return buf;
+}
+
+/* ---- pass 1: nodes ---- */
+
+/* Guids are hashes already (FNV-1a of the node's identity): fold, don't rehash. */
+static unsigned guid_hash(uint64_t guid)
+{
+    return (unsigned)(guid ^ (guid >> 32));
+}
+
+static char *make_key(graph *g, uint32_t gi, const char *path, size_t len)
+{
+    char *key = arena_alloc(&g->strings, 4 + len + 1);
+    if (key == NULL) {
+        g->err = -ENOMEM;
+        return NULL;
+    }
+    memcpy(key, &gi, 4);
+    memcpy(key + 4, path, len);
+    key[4 + len] = '\0';
+    return key;
+}
+
+static uint32_t vertex_new(graph *g, uint32_t gi, char *key, uint32_t parent)
+{
+    if (key == NULL || g->n == g->cap) { /* the capacity is an upper bound: a bug guard */
+        g->err = -ENOMEM;
+        return NONE;
+    }
+    uint32_t i = g->n++;
+    vertex *x = &g->v[i];
+    memset(x, 0, sizeof(*x));
+    x->key = key;
+    x->graph = gi;
+    x->parent = parent;
+    x->first_child = x->next_sibling = NONE;
+    x->target = x->first_owner = x->next_owner = NONE;
+    x->tfirst = x->tnext = x->unspec = NONE;
+    x->owning = x->owned = 1.0L;
+    if (parent != NONE) {
+        vertex *p = &g->v[parent];
+        x->depth = p->depth + 1;
+        x->next_sibling = p->first_child;
+        p->first_child = i;
+    }
+    return i;
+}
+
+static prefix *find_prefix(graph *g, uint32_t gi, const char *path, size_t len)
+{
+    if (4 + len > g->kcap) {
+        size_t cap = (4 + len) * 2;
+        char *k = realloc(g->kbuf, cap);
+        if (k == NULL) {
+            g->err = -ENOMEM;
+            return NULL;
+        }
+        g->kbuf = k;
+        g->kcap = cap;
+    }
+    memcpy(g->kbuf, &gi, 4);
+    memcpy(g->kbuf + 4, path, len);
+    prefix *x = NULL;
+    HASH_FIND(hh, g->by_path, g->kbuf, (unsigned)(4 + len), x);
+    return x;
+}
+
+/* The inner path path[0..len) of graph gi and its missing ancestors, created in that order
+ * (ancestors first). Iterative, so a path of any depth is fine. NULL for the root (len ==
+ * SIZE_MAX) or on error. */
+static prefix *ensure_prefix(graph *g, uint32_t gi, const char *path, size_t len)
+{
+    if (len == SIZE_MAX)
+        return NULL;
+    prefix *found = find_prefix(g, gi, path, len);
+    if (found != NULL || g->err)
+        return found;
+    /* The deepest existing ancestor, and where the first missing component starts. */
+    prefix *parent = NULL;
+    size_t from = 0, pos = len;
+    for (;;) {
+        const char *slash = pos > 0 ? memrchr(path, '/', pos) : NULL;
+        if (slash == NULL)
+            break;
+        size_t plen = (size_t)(slash - path);
+        prefix *p = find_prefix(g, gi, path, plen);
+        if (p != NULL) {
+            parent = p;
+            from = plen + 1;
+            break;
+        }
+        pos = plen;
+    }
+    for (;;) {
+        const char *slash = from < len ? memchr(path + from, '/', len - from) : NULL;
+        size_t end = slash != NULL ? (size_t)(slash - path) : len;
+        prefix *p = (prefix *)(void *)arena_alloc(&g->prefixes, sizeof(prefix) + 15);
+        char *key = make_key(g, gi, path, end);
+        if (p == NULL || key == NULL) {
+            g->err = -ENOMEM;
+            return NULL;
+        }
+        p = (prefix *)(((uintptr_t)p + 15) & ~(uintptr_t)15);
+        memset(p, 0, sizeof(*p));
+        p->key = key;
+        p->len = end;
+        p->parent = parent;
+        if (g->prefix_last != NULL)
+            g->prefix_last->next = p;
+        else
+            g->prefix_first = p;
+        g->prefix_last = p;
+        g->n_prefixes++;
+        HASH_ADD_KEYPTR(hh, g->by_path, p->key, (unsigned)(4 + end), p);
+        g->prefix_lens[gi] |= (uint64_t)1 << (end & 63);
+        parent = p;
+        if (end == len)
+            return p;
+        from = end + 1;
+    }
+}
+
+/* Where the path of a node's parent ends; SIZE_MAX when the parent is the root. */
+static size_t parent_len(const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    return slash != NULL ? (size_t)(slash - name) : SIZE_MAX;
+}
+
+/* The inner path holding name in graph gi (NULL: the root), trying last first. */
+static prefix *parent_prefix(graph *g, uint32_t gi, const char *name, prefix *last)
+{
+    size_t len = parent_len(name);
+    if (len == SIZE_MAX)
+        return NULL;
+    if (last != NULL && last->len == len && memcmp(last->key, &gi, 4) == 0 &&
+        memcmp(last->key + 4, name, len) == 0)
+        return last;
+    return ensure_prefix(g, gi, name, len);
+}
+
+static uint32_t node_graph(const st_node_t *n, uint32_t gi)
+{
+    return strncmp(n->name, "global/", 7) == 0 ? 0 : gi;
+}
+
+static void merge_reporter(graph *g, uint32_t i, const st_node_t *n)
+{
+    vertex *x = &g->v[i];
+    uint64_t size;
+    x->weak = x->weak && n->weak; /* weak only if every reporter says so */
+    if (!x->has_own && st_node_scalar(n, "size", &size)) {
+        x->own_size = size;
+        x->has_own = true;
+    }
+}
+
+static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid, prefix *parent)
+{
+    char a[320];
+    bool index_guid = n->guid != 0;
+    if (n->guid != 0) {
+        guid_entry *ge = NULL;
+        HASH_FIND_BYHASHVALUE(hh, g->by_guid, &n->guid, sizeof(n->guid), guid_hash(n->guid), ge);
+        vertex *x = ge != NULL ? &g->v[ge->vidx] : NULL;
+        if (x != NULL && x->graph == 0 && gi == 0) {
+            if (strcmp(vpath(x), n->name) != 0)
+                warn(g, "global node '%s' has the guid %016" PRIx64 " of %s; merged into it",
+                     n->name, n->guid, who(g, (uint32_t)(x - g->v), a, sizeof(a)));
+            merge_reporter(g, (uint32_t)(x - g->v), n);
+            return;
+        }
+        if (x != NULL) {
+            warn(g,
+                 "node '%s' of pid %d reuses the guid %016" PRIx64 " of %s; edges with that "
+                 "guid refer to the first node",
+                 n->name, pid, n->guid, who(g, (uint32_t)(x - g->v), a, sizeof(a)));
+            index_guid = false;
+        }
+    }
+    size_t len = strlen(n->name);
+    /* Most reported nodes are leaves: look the path up only when some inner path of this
+     * graph has its length (mod 64). */
+    prefix *inner =
+        (g->prefix_lens[gi] >> (len & 63)) & 1 ? find_prefix(g, gi, n->name, len) : NULL;
+    uint32_t i;
+    if (inner != NULL) {
+        i = inner->vidx;
+        if (g->v[i].is_explicit) { /* one inner path reported twice */
+            if (index_guid)
+                warn(g,
+                     "%s is reported with a second guid %016" PRIx64 "; edges with that guid "
+                     "are dropped",
+                     who(g, i, a, sizeof(a)), n->guid);
+            merge_reporter(g, i, n);
+            return;
+        }
+    } else {
+        i = vertex_new(g, gi, make_key(g, gi, n->name, len),
+                       parent != NULL ? parent->vidx : g->roots[gi]);
+        if (i == NONE)
+            return;
+    }
+    vertex *x = &g->v[i];
+    x->is_explicit = true;
+    x->weak = n->weak;
+    uint64_t size;
+    if (st_node_scalar(n, "size", &size)) {
+        x->own_size = size;
+        x->has_own = true;
+    }
+    if (index_guid) {
+        x->guid = n->guid;
+        guid_entry *ge = &g->guids[g->n_guids++];
+        ge->guid = n->guid;
+        ge->vidx = i;
+        HASH_ADD_BYHASHVALUE(hh, g->by_guid, guid, sizeof(ge->guid), guid_hash(ge->guid), ge);
+    }
+}
+
+/* Two steps: first every inner path (the ancestors of reported nodes) is indexed, so that the
+ * vertex array can be sized exactly and only inner paths need an index; then the vertices: the
+ * roots, the inner paths (ancestors first), and each reported node, which either takes over its
+ * inner vertex or becomes a leaf under its parent. */
+static int collect(graph *g)
+{
+    const st_global_dump_t *d = g->dump;
+    size_t n_explicit = d->n_globals;
+    for (size_t p = 0; p < d->n_procs; p++)
+        n_explicit += d->procs[p].n_nodes;
+    prefix **parents = big_alloc(n_explicit * sizeof(*parents));
+    g->n_graphs = (uint32_t)d->n_procs + 1;
+    g->gpid = calloc(g->n_graphs, sizeof(*g->gpid));
+    g->roots = calloc(g->n_graphs, sizeof(*g->roots));
+    g->prefix_lens = calloc(g->n_graphs, sizeof(*g->prefix_lens));
+    if (parents == NULL || g->gpid == NULL || g->roots == NULL || g->prefix_lens == NULL) {
+        free(parents);
+        return -ENOMEM;
+    }
+    size_t e = 0;
+    prefix *last = NULL; /* siblings usually come together: reuse the last parent found */
+    for (size_t i = 0; i < d->n_globals && !g->err; i++, e++)
+        parents[e] = last = parent_prefix(g, 0, d->globals[i].name, last);
+    for (size_t p = 0; p < d->n_procs; p++)
+        for (size_t i = 0; i < d->procs[p].n_nodes && !g->err; i++, e++) {
+            const st_node_t *n = &d->procs[p].nodes[i];
+            prefix *pp = parent_prefix(g, node_graph(n, (uint32_t)p + 1), n->name, last);
+            parents[e] = pp;
+            last = pp != NULL ? pp : last;
+        }
+    /* vertices: roots + inner paths + reported nodes, and one "<unspecified>" per inner node */
+    size_t cap = g->n_graphs + 2 * g->n_prefixes + n_explicit;
+    if (g->err || cap >= NONE) {
+        free(parents);
+        return g->err ? g->err : -E2BIG;
+    }
+    g->cap = (uint32_t)cap;
+    g->v = big_alloc(cap * sizeof(*g->v));
+    g->guids = big_alloc(n_explicit * sizeof(*g->guids));
+    if (g->v == NULL || g->guids == NULL) {
+        free(parents);
+        return -ENOMEM;
+    }
+    for (uint32_t gi = 0; gi < g->n_graphs; gi++) {
+        g->gpid[gi] = gi == 0 ? 0 : d->procs[gi - 1].pid;
+        g->roots[gi] = vertex_new(g, gi, make_key(g, gi, "", 0), NONE);
+        if (g->roots[gi] == NONE)
+            break;
+        g->v[g->roots[gi]].is_root = true;
+        g->v[g->roots[gi]].is_explicit = true;
+    }
+    for (prefix *p = g->prefix_first; p != NULL && !g->err; p = p->next) {
+        uint32_t gi;
+        memcpy(&gi, p->key, 4);
+        p->vidx = vertex_new(g, gi, p->key, p->parent != NULL ? p->parent->vidx : g->roots[gi]);
+    }
+    e = 0;
+    for (size_t i = 0; i < d->n_globals && !g->err; i++, e++)
+        add_explicit(g, 0, &d->globals[i], 0, parents[e]);
+    for (size_t p = 0; p < d->n_procs; p++)
+        for (size_t i = 0; i < d->procs[p].n_nodes && !g->err; i++, e++) {
+            const st_node_t *n = &d->procs[p].nodes[i];
+            add_explicit(g, node_graph(n, (uint32_t)p + 1), n, d->procs[p].pid, parents[e]);
+        }
+    free(parents);
+    return g->err;
+}
+
+/* ---- pass 2: edges ---- */
+
+static uint32_t find_guid(graph *g, uint64_t guid)
+{
+    guid_entry *x = NULL;
+    if (guid != 0)
+        HASH_FIND_BYHASHVALUE(hh, g->by_guid, &guid, sizeof(guid), guid_hash(guid), x);
+    return x != NULL ? x->vidx : NONE;
+}
+
+static void add_edges(graph *g)
+{
+    char a[320], b[320];
+    uint32_t seq = 0;
+    for (size_t p = 0; p < g->dump->n_procs; p++) {
+        const st_process_dump_t *proc = &g->dump->procs[p];
+        for (size_t k = 0; k < proc->n_edges; k++) {
+            const st_edge_t *e = &proc->edges[k];
+            seq++;
+            uint32_t s = find_guid(g, e->source), t = find_guid(g, e->target);
+            if (s == NONE || t == NONE) {
+                if (s == NONE && t == NONE)
+                    warn(g,
+                         "ownership edge %016" PRIx64 " -> %016" PRIx64 " reported by pid %d "
+                         "dropped: no node has either guid",
+                         e->source, e->target, proc->pid);
+                else if (s == NONE)
+                    warn(g,
+                         "ownership edge %016" PRIx64 " -> %s reported by pid %d dropped: no "
+                         "node has the source guid",
+                         e->source, who(g, t, b, sizeof(b)), proc->pid);
+                else
+                    warn(g,
+                         "ownership edge %s -> %016" PRIx64 " reported by pid %d dropped: no "
+                         "node has the target guid",
+                         who(g, s, a, sizeof(a)), e->target, proc->pid);
+                continue;
+            }
+            vertex *x = &g->v[s];
+            if (s == t) {
+                warn(g, "ownership edge from %s to itself dropped (a cycle)",
+                     who(g, s, a, sizeof(a)));
+                continue;
+            }
+            if (x->target != NONE) {
+                if (x->target != t || x->importance != e->importance)
+                    warn(g,
+                         "second ownership edge of %s (to %s, importance %d) ignored: it "
+                         "already owns %016" PRIx64 " with importance %d",
+                         who(g, s, a, sizeof(a)), who(g, t, b, sizeof(b)), e->importance,
+                         g->v[x->target].guid, x->importance);
+                continue;
+            }
+            x->target = t;
+            x->importance = e->importance;
+            x->edge_seq = seq;
+            x->next_owner = g->v[t].first_owner;
+            g->v[t].first_owner = s;
+        }
+    }
+}
+
+static void unlink_owner(graph *g, uint32_t owner)
+{
+    vertex *t = &g->v[g->v[owner].target];
+    uint32_t *link = &t->first_owner;
+    while (*link != NONE && *link != owner)
+        link = &g->v[*link].next_owner;
+    if (*link == owner)
+        *link = g->v[owner].next_owner;
+    g->v[owner].target = NONE;
+    g->v[owner].next_owner = NONE;
+}
+
+/* Kahn's algorithm over arcs parent -> child and target -> owner. When it stalls, the nodes left
+ * contain a cycle: walk back from one of them (to its parent while that is unplaced, else to its
+ * target) until a node repeats, then drop the ownership edge on that cycle that was added last
+ * (the one that closed it). Each node has at most two predecessors, so the walk is cheap. */
+static int build_order(graph *g)
+{
+    char a[320], b[320];
+    uint32_t *indeg = big_alloc(g->n * sizeof(*indeg));
+    g->order = big_alloc(g->n * sizeof(*g->order));
+    if (indeg == NULL || g->order == NULL) {
+        free(indeg);
+        return -ENOMEM;
+    }
+    uint32_t head = 0, tail = 0, cursor = 0, stamp = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        indeg[i] = (g->v[i].parent != NONE) + (g->v[i].target != NONE);
+        if (indeg[i] == 0)
+            g->order[tail++] = i;
+    }
+    while (head < g->n) {
+        if (head == tail) { /* stalled: a cycle among the nodes left */
+            while (g->v[cursor].done)
+                cursor++;
+            uint32_t x = cursor;
+            stamp++;
+            while (g->v[x].mark != stamp) {
+                g->v[x].mark = stamp;
+                uint32_t p = g->v[x].parent;
+                x = (p != NONE && !g->v[p].done) ? p : g->v[x].target;
+            }
+            uint32_t c0 = x, best = NONE;
+            do {
+                uint32_t p = g->v[x].parent;
+                if (p != NONE && !g->v[p].done) {
+                    x = p;
+                } else {
+                    if (best == NONE || g->v[x].edge_seq > g->v[best].edge_seq)
+                        best = x;
+                    x = g->v[x].target;
+                }
+            } while (x != c0);
+            warn(g,
+                 "ownership edges form a cycle; the edge from %s to %s that closes it was "
+                 "dropped",
+                 who(g, best, a, sizeof(a)), who(g, g->v[best].target, b, sizeof(b)));
+            unlink_owner(g, best);
+            if (--indeg[best] == 0)
+                g->order[tail++] = best;
+            continue;
+        }
+        uint32_t x = g->order[head++];
+        g->v[x].done = true;
+        for (uint32_t c = g->v[x].first_child; c != NONE; c = g->v[c].next_sibling)
+            if (--indeg[c] == 0)
+                g->order[tail++] = c;
+        for (uint32_t o = g->v[x].first_owner; o != NONE; o = g->v[o].next_owner)
+            if (--indeg[o] == 0)
+                g->order[tail++] = o;
+    }
+    g->n_order = g->n;
+    free(indeg);
+    return g->err;
+}
+
+/* ---- pass 3: weak nodes ---- */
+
+static void remove_weak(graph *g)
+{
+    /* Implicit nodes whose children are all weak (children come later in the order). */
+    for (uint32_t k = g->n_order; k-- > 0;) {
+        vertex *x = &g->v[g->order[k]];
+        if (x->is_root || x->is_explicit)
+            continue;
+        bool all = true;
+        for (uint32_t c = x->first_child; c != NONE && all; c = g->v[c].next_sibling)
+            all = g->v[c].weak;
+        x->weak = all;
+    }
+    /* Weak parent or weak owned target makes a node weak (both come earlier in the order). */
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        vertex *x = &g->v[g->order[k]];
+        if (x->is_root)
+            continue;
+        if (g->v[x->parent].weak || (x->target != NONE && g->v[x->target].weak))
+            x->weak = true;
+        x->removed = x->weak;
+    }
+    uint32_t kept = 0;
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        uint32_t i = g->order[k];
+        vertex *x = &g->v[i];
+        if (x->removed)
+            continue;
+        g->order[kept++] = i;
+        uint32_t *link = &x->first_child;
+        while (*link != NONE) {
+            if (g->v[*link].removed)
+                *link = g->v[*link].next_sibling;
+            else
+                link = &g->v[*link].next_sibling;
+        }
+        link = &x->first_owner;
+        while (*link != NONE) {
+            if (g->v[*link].removed)
+                *link = g->v[*link].next_owner;
+            else
+                link = &g->v[*link].next_owner;
+        }
+    }
+    g->n_order = kept;
+}
+
+/* ---- pass 4: numerics that matter for sizes ---- */
+
+/* A global node's entries are copied to each owner lacking them; of those, only "size" changes
+ * what this processor computes (the result carries sizes only), so only "size" is copied. */
+static void propagate_sizes(graph *g)
+{
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        vertex *x = &g->v[g->order[k]];
+        if (x->target == NONE || x->has_own)
+            continue;
+        const vertex *t = &g->v[x->target];
+        if (t->graph == 0 && t->has_own) {
+            x->own_size = t->own_size;
+            x->has_own = true;
+        }
+    }
+}
+
+/* ---- pass 5: sizes ---- */
+
+/* Whether node d is p or below it. */
+static bool within(const graph *g, uint32_t d, uint32_t p)
+{
+    uint32_t pd = g->v[p].depth;
+    while (d != NONE && g->v[d].depth > pd)
+        d = g->v[d].parent;
+    return d == p;
+}
+
+/* Σ of leaf sizes below p, not descending into (and not counting) a node that owns something
+ * at or below p: catapult's aggregateDescendantDump. Iterative walk of the subtree. */
+static uint64_t aggregate_slow(const graph *g, uint32_t p)
+{
+    uint64_t sum = 0;
+    uint32_t cur = g->v[p].first_child;
+    while (cur != NONE) {
+        const vertex *x = &g->v[cur];
+        bool descend = false;
+        if (x->target != NONE && within(g, x->target, p))
+            ; /* owns something inside p: counts 0 */
+        else if (x->first_child == NONE)
+            sum += x->has_size ? x->size : 0;
+        else
+            descend = true;
+        if (descend) {
+            cur = x->first_child;
+            continue;
+        }
+        while (cur != p && g->v[cur].next_sibling == NONE)
+            cur = g->v[cur].parent;
+        if (cur == p)
+            break;
+        cur = g->v[cur].next_sibling;
+    }
+    return sum;
+}
+
+static int compute_sizes(graph *g)
+{
+    char a[320], b[320];
+    for (uint32_t k = g->n_order; k-- > 0;) {
+        uint32_t i = g->order[k];
+        vertex *x = &g->v[i];
+        bool lob = x->target != NONE && g->v[x->target].graph == x->graph;
+        bool has_agg = x->first_child != NONE, has_maxo = false;
+        uint64_t agg = 0, maxo = 0;
+        uint32_t maxo_node = NONE;
+        for (uint32_t c = x->first_child; c != NONE; c = g->v[c].next_sibling) {
+            lob = lob || g->v[c].local_below;
+            agg += g->v[c].has_size ? g->v[c].size : 0;
+        }
+        x->local_below = lob;
+        /* Without ownership inside this subtree, Σ of the leaves is Σ of the children's sizes
+         * (each child's "<unspecified>" makes up its difference); otherwise walk the leaves. */
+        if (has_agg && lob)
+            agg = aggregate_slow(g, i);
+        for (uint32_t o = x->first_owner; o != NONE; o = g->v[o].next_owner) {
+            if (g->v[o].has_size && (!has_maxo || g->v[o].size > maxo)) {
+                maxo = g->v[o].size;
+                maxo_node = o;
+            }
+            has_maxo = has_maxo || g->v[o].has_size;
+        }
+        x->has_size = x->has_own || has_agg || has_maxo;
+        uint64_t size = x->has_own ? x->own_size : 0;
+        if (has_agg && agg > size) {
+            if (x->has_own)
+                warn(g,
+                     "%s reports size %" PRIu64 " but its children sum to %" PRIu64
+                     "; using the larger size",
+                     who(g, i, a, sizeof(a)), x->own_size, agg);
+            size = agg;
+        }
+        if (has_maxo && maxo > size) {
+            if (x->has_own)
+                warn(g,
+                     "%s reports size %" PRIu64 " but its owner %s has size %" PRIu64
+                     "; using the larger size",
+                     who(g, i, a, sizeof(a)), x->own_size, who(g, maxo_node, b, sizeof(b)), maxo);
+            size = maxo;
+        }
+        x->size = x->has_size ? size : 0;
+        if (x->has_size && has_agg && size > agg && !x->is_root) {
+            size_t plen = strlen(vpath(x)), slen = sizeof("/<unspecified>") - 1;
+            bool clash = false;
+            for (uint32_t c = x->first_child; c != NONE && !clash; c = g->v[c].next_sibling)
+                clash = strcmp(vpath(&g->v[c]) + plen, "/<unspecified>") == 0;
+            if (clash) {
+                warn(g,
+                     "%s already has a child named <unspecified>; its %" PRIu64
+                     " unaccounted bytes are not shown",
+                     who(g, i, a, sizeof(a)), size - agg);
+                continue;
+            }
+            char *key = arena_alloc(&g->strings, 4 + plen + slen + 1);
+            if (key == NULL)
+                return -ENOMEM;
+            memcpy(key, x->key, 4 + plen);
+            memcpy(key + 4 + plen, "/<unspecified>", slen + 1);
+            uint32_t u = vertex_new(g, x->graph, key, i);
+            if (u == NONE)
+                return g->err;
+            vertex *un = &g->v[u];
+            un->own_size = un->size = size - agg;
+            un->has_own = un->has_size = true;
+            g->v[i].unspec = u;
+        }
+    }
+    /* Put each "<unspecified>" right after its parent: still a topological order. */
+    uint32_t *order = big_alloc(g->n * sizeof(*order));
+    if (order == NULL)
+        return -ENOMEM;
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        order[n++] = g->order[k];
+        if (g->v[g->order[k]].unspec != NONE)
+            order[n++] = g->v[g->order[k]].unspec;
+    }
+    free(g->order);
+    g->order = order;
+    g->n_order = n;
+    return 0;
+}
+
+/* ---- pass 6: sub-sizes ---- */
+
+static uint64_t largest_owner(const graph *g, uint32_t i)
+{
+    uint64_t m = 0;
+    for (uint32_t o = g->v[i].first_owner; o != NONE; o = g->v[o].next_owner)
+        if (g->v[o].has_size && g->v[o].size > m)
+            m = g->v[o].size;
+    return m;
+}
+
+static void compute_sub_sizes(graph *g)
+{
+    for (uint32_t k = g->n_order; k-- > 0;) {
+        vertex *x = &g->v[g->order[k]];
+        if (!x->has_size)
+            continue;
+        if (x->first_child == NONE) {
+            x->not_owning = x->not_owned = x->size;
+            continue;
+        }
+        for (uint32_t c = x->first_child; c != NONE; c = g->v[c].next_sibling) {
+            const vertex *y = &g->v[c];
+            if (y->target == NONE)
+                x->not_owning += y->not_owning;
+            if (y->first_owner == NONE) {
+                x->not_owned += y->not_owned;
+            } else {
+                uint64_t lo = largest_owner(g, c);
+                x->not_owned += y->size > lo ? y->size - lo : 0;
+            }
+        }
+    }
+}
+
+/* ---- pass 7: ownership coefficients ---- */
+
+typedef struct owner_key {
+    int importance;
+    uint64_t s; /* not-owning sub-size */
+    int pid;
+    const char *path;
+    uint32_t idx;
+} owner_key;
+
+static int cmp_owner(const void *pa, const void *pb)
+{
+    const owner_key *a = pa, *b = pb;
+    if (a->importance != b->importance)
+        return a->importance > b->importance ? -1 : 1;
+    if (a->s != b->s)
+        return a->s < b->s ? -1 : 1;
+    if (a->pid != b->pid)
+        return a->pid < b->pid ? -1 : 1;
+    return strcmp(a->path, b->path);
+}
+
+static int compute_coefficients(graph *g)
+{
+    owner_key *keys = NULL;
+    size_t cap = 0;
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        vertex *x = &g->v[g->order[k]];
+        if (!x->has_size || x->first_owner == NONE)
+            continue;
+        size_t n = 0;
+        for (uint32_t o = x->first_owner; o != NONE; o = g->v[o].next_owner) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                owner_key *nk = realloc(keys, cap * sizeof(*keys));
+                if (nk == NULL) {
+                    free(keys);
+                    return -ENOMEM;
+                }
+                keys = nk;
+            }
+            const vertex *y = &g->v[o];
+            keys[n++] = (owner_key){y->importance, y->not_owning, vpid(g, y), vpath(y), o};
+        }
+        qsort(keys, n, sizeof(*keys), cmp_owner);
+        uint64_t already = 0;
+        for (size_t j = 0; j < n;) {
+            size_t end = j;
+            while (end < n && keys[end].importance == keys[j].importance)
+                end++;
+            long double attributed = 0;
+            for (size_t r = end - j; j < end; j++, r--) {
+                uint64_t s = keys[j].s;
+                if (s > already) {
+                    attributed += (long double)(s - already) / (long double)r;
+                    already = s;
+                }
+                if (s != 0)
+                    g->v[keys[j].idx].owning = attributed / (long double)s;
+            }
+        }
+        if (x->not_owned != 0)
+            x->owned = x->not_owned > already
+                           ? (long double)(x->not_owned - already) / (long double)x->not_owned
+                           : 0.0L;
+    }
+    free(keys);
+    return 0;
+}
+
+/* ---- pass 8: cumulative coefficients ---- */
+
+static void compute_cumulative(graph *g)
+{
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        vertex *x = &g->v[g->order[k]];
+        if (!x->has_size)
+            continue;
+        const vertex *p = x->parent != NONE ? &g->v[x->parent] : NULL;
+        x->owned = x->owned * (p != NULL ? p->owned : 1.0L);
+        if (x->target != NONE)
+            x->owning = x->owning * g->v[x->target].owning;
+        else
+            x->owning = p != NULL ? p->owning : 1.0L;
+    }
+}
+
+/* ---- pass 9: effective sizes, rounded per split ---- */
+
+static q128 quantise(long double v, uint64_t max)
+{
+    if (!(v > 0)) /* also NaN */
+        return 0;
+    if (v >= (long double)max)
+        return (q128)max << QSHIFT;
+    uint64_t whole = (uint64_t)v; /* v < max: fits */
+    uint64_t frac = (uint64_t)((v - (long double)whole) * (long double)QUNIT + 0.5L);
+    return ((q128)whole << QSHIFT) + frac;
+}
+
+/* Moves q to the nearest whole byte when it is within tol units of it. */
+static q128 snap(q128 q, q128 tol)
+{
+    if (tol >= QUNIT / 2)
+        tol = QUNIT / 2 - 1;
+    q128 r = q & (QUNIT - 1);
+    if (r != 0 && r <= tol)
+        return q - r;
+    if (r != 0 && QUNIT - r <= tol)
+        return q + (QUNIT - r);
+    return q;
+}
+
+static int cmp_cand_ptr(const void *pa, const void *pb)
+{
+    const cand *a = *(cand *const *)pa, *b = *(cand *const *)pb;
+    q128 ra = a->q & (QUNIT - 1), rb = b->q & (QUNIT - 1);
+    if (ra != rb)
+        return ra > rb ? -1 : 1;
+    if (a->pid != b->pid)
+        return a->pid < b->pid ? -1 : 1;
+    return strcmp(a->path, b->path);
+}
+
+/* Largest remainder: total whole bytes among c[0..n) with exact values c[i].q. */
+static int apportion(uint64_t total, cand *c, size_t n)
+{
+    uint64_t floors = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        c[i].out = (uint64_t)(c[i].q >> QSHIFT);
+        floors += c[i].out;
+        m += (c[i].q & (QUNIT - 1)) != 0;
+    }
+    if (total > floors) {
+        uint64_t extra = total - floors;
+        if (extra < m) {
+            cand **p = malloc(m * sizeof(*p));
+            if (p == NULL)
+                return -ENOMEM;
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++)
+                if ((c[i].q & (QUNIT - 1)) != 0)
+                    p[k++] = &c[i];
+            qsort(p, m, sizeof(*p), cmp_cand_ptr);
+            for (size_t i = 0; i < extra; i++)
+                p[i]->out++;
+            free(p);
+            extra = 0;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                if ((c[i].q & (QUNIT - 1)) != 0)
+                    c[i].out++;
+            extra -= m;
+        }
+        /* Unreachable when every total is the floor or ceiling of its exact value; kept so
+         * that bytes are conserved whatever happens. */
+        for (size_t i = 0; extra > 0 && n > 0; i = (i + 1) % n, extra--)
+            c[i].out++;
+    } else if (total < floors) {
+        uint64_t less = floors - total; /* unreachable, as above */
+        for (size_t i = 0; less > 0; i = (i + 1) % n)
+            if (c[i].out > 0) {
+                c[i].out--;
+                less--;
+            }
+    }
+    return 0;
+}
+
+/* A leaf's own exact value, quantised; whole bytes when within float noise of them. */
+static q128 self_q(const vertex *x)
+{
+    return snap(quantise(x->exact, x->size), 2);
+}
+
+static int reserve_cands(graph *g, size_t n)
+{
+    if (n <= g->cap_cands)
+        return 0;
+    size_t cap = n * 2;
+    cand *c = realloc(g->cands, cap * sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    g->cands = c;
+    g->cap_cands = cap;
+    return 0;
+}
+
+static int compute_effective(graph *g)
+{
+    /* Exact leaf values and the flow tree. */
+    uint32_t top_first = NONE;
+    size_t n_top = 0;
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        uint32_t i = g->order[k];
+        vertex *x = &g->v[i];
+        if (x->is_root)
+            continue;
+        const vertex *p = &g->v[x->parent];
+        bool proot = p->is_root;
+        x->claim = x->target != NONE ? i : proot ? NONE : p->claim;
+        x->oanc = proot ? NONE : p->first_owner != NONE ? x->parent : p->oanc;
+        if (!x->has_size)
+            continue;
+        if (x->first_child == NONE)
+            x->exact = (long double)x->size * x->owning * x->owned;
+        uint32_t tp = x->claim == i ? x->target : x->claim != NONE ? x->claim : x->oanc;
+        if (tp != NONE && g->v[tp].has_size) {
+            x->tnext = g->v[tp].tfirst;
+            g->v[tp].tfirst = i;
+        } else {
+            x->tnext = top_first;
+            top_first = i;
+            n_top++;
+        }
+    }
+    /* Quantised subtree totals, bottom up (flow children come later in the order). */
+    size_t max_kids = n_top;
+    for (uint32_t k = g->n_order; k-- > 0;) {
+        vertex *x = &g->v[g->order[k]];
+        if (!x->has_size || x->is_root)
+            continue;
+        bool leaf = x->first_child == NONE;
+        x->q = leaf ? self_q(x) : 0;
+        x->nleaves = leaf;
+        size_t kids = leaf;
+        for (uint32_t c = x->tfirst; c != NONE; c = g->v[c].tnext) {
+            x->q += g->v[c].q;
+            x->nleaves += g->v[c].nleaves;
+            kids++;
+        }
+        if (kids > max_kids)
+            max_kids = kids;
+        if (x->tfirst != NONE)
+            x->q = snap(x->q, (q128)2 * x->nleaves + (x->q >> 58));
+    }
+    if (reserve_cands(g, max_kids + 1) < 0)
+        return -ENOMEM;
+    /* Top level: the rounded grand total, apportioned. */
+    q128 total = 0;
+    size_t n = 0;
+    for (uint32_t i = top_first; i != NONE; i = g->v[i].tnext) {
+        total += g->v[i].q;
+        g->cands[n++] = (cand){g->v[i].q, vpid(g, &g->v[i]), vpath(&g->v[i]), 0};
+    }
+    if (apportion((uint64_t)((total + QUNIT / 2) >> QSHIFT), g->cands, n) < 0)
+        return -ENOMEM;
+    n = 0;
+    for (uint32_t i = top_first; i != NONE; i = g->v[i].tnext)
+        g->v[i].eff = g->cands[n++].out;
+    /* Each flow node's bytes among its own leaf value and its flow children, top down. */
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        vertex *x = &g->v[g->order[k]];
+        if (!x->has_size || x->is_root)
+            continue;
+        bool leaf = x->first_child == NONE;
+        if (x->tfirst == NONE) {
+            x->eff = leaf ? x->eff : 0;
+            continue;
+        }
+        n = 0;
+        if (leaf)
+            g->cands[n++] = (cand){self_q(x), vpid(g, x), vpath(x), 0};
+        for (uint32_t c = x->tfirst; c != NONE; c = g->v[c].tnext)
+            g->cands[n++] = (cand){g->v[c].q, vpid(g, &g->v[c]), vpath(&g->v[c]), 0};
+        if (apportion(x->eff, g->cands, n) < 0)
+            return -ENOMEM;
+        n = 0;
+        x->eff = leaf ? g->cands[n++].out : 0;
+        for (uint32_t c = x->tfirst; c != NONE; c = g->v[c].tnext)
+            g->v[c].eff = g->cands[n++].out;
+    }
+    /* Inner nodes: Σ of their children, exact and rounded. */
+    for (uint32_t k = g->n_order; k-- > 0;) {
+        vertex *x = &g->v[g->order[k]];
+        if (!x->has_size || x->first_child == NONE)
+            continue;
+        x->eff = 0;
+        x->exact = 0;
+        for (uint32_t c = x->first_child; c != NONE; c = g->v[c].next_sibling) {
+            if (!g->v[c].has_size)
+                continue;
+            x->eff += g->v[c].eff;
+            x->exact += g->v[c].exact;
+        }
+    }
+    return 0;
+}
+
+/* ---- result ---- */
+
+typedef struct sort_item {
+    const char *path;
+    uint32_t idx;
+} sort_item;
+
+static int cmp_item(const void *pa, const void *pb)
+{
+    return strcmp(((const sort_item *)pa)->path, ((const sort_item *)pb)->path);
+}
+
+typedef struct graph_key {
+    int pid;
+    uint32_t gi;
+} graph_key;
+
+static int cmp_graph_key(const void *pa, const void *pb)
+{
+    const graph_key *a = pa, *b = pb;
+    if (a->pid != b->pid)
+        return a->pid < b->pid ? -1 : 1;
+    return (a->gi > b->gi) - (a->gi < b->gi);
+}
+
+/* The surviving nodes sorted by (pid, path): bucketed by graph, then each graph sorted alone
+ * (cheaper than one big sort, and where duplicate leaf paths would show up side by side). */
+static int make_result(graph *g, st_graph_result_t **out)
+{
+    char a[320];
+    int rc = -ENOMEM;
+    st_graph_result_t *r = calloc(1, sizeof(*r));
+    graph_key *gk = calloc(g->n_graphs, sizeof(*gk));
+    size_t *count = calloc(g->n_graphs, sizeof(*count)); /* nodes per graph */
+    sort_item *items = big_alloc(g->n_order * sizeof(*items));
+    if (r == NULL || gk == NULL || count == NULL || items == NULL)
+        goto out;
+    r->nodes = big_alloc(g->n_order * sizeof(*r->nodes));
+    if (r->nodes == NULL)
+        goto out;
+    for (uint32_t gi = 0; gi < g->n_graphs; gi++)
+        gk[gi] = (graph_key){g->gpid[gi], gi};
+    qsort(gk, g->n_graphs, sizeof(*gk), cmp_graph_key);
+    for (uint32_t k = 0; k < g->n_order; k++)
+        if (!g->v[g->order[k]].is_root)
+            count[g->v[g->order[k]].graph]++;
+    /* offsets in pid order */
+    size_t off = 0;
+    size_t *goff = calloc(g->n_graphs, sizeof(*goff));
+    if (goff == NULL)
+        goto out;
+    for (uint32_t j = 0; j < g->n_graphs; j++) {
+        goff[gk[j].gi] = off;
+        off += count[gk[j].gi];
+    }
+    size_t n = off;
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        const vertex *x = &g->v[g->order[k]];
+        if (!x->is_root)
+            items[goff[x->graph]++] = (sort_item){vpath(x), g->order[k]};
+    }
+    off = 0;
+    for (uint32_t j = 0; j < g->n_graphs; j++) {
+        size_t c = count[gk[j].gi];
+        qsort(items + off, c, sizeof(*items), cmp_item);
+        for (size_t i = off + 1; i < off + c; i++)
+            if (strcmp(items[i].path, items[i - 1].path) == 0)
+                warn(g, "two nodes are named %s; looking it up finds either",
+                     who(g, items[i].idx, a, sizeof(a)));
+        off += c;
+    }
+    free(goff);
+    for (size_t i = 0; i < n; i++) {
+        const vertex *x = &g->v[items[i].idx];
+        r->nodes[i] = (st_graph_node_t){
+            .pid = vpid(g, x),
+            .path = (char *)vpath(x),
+            .guid = x->is_explicit ? x->guid : 0,
+            .is_explicit = x->is_explicit,
+            .has_size = x->has_size,
+            .size = x->size,
+            .effective_size = x->eff,
+            .effective_exact = x->has_size ? x->exact : 0,
+            .owns = x->target != NONE ? g->v[x->target].guid : 0,
+            .importance = x->target != NONE ? x->importance : 0,
+        };
+    }
+    r->n_nodes = n;
+    if (g->err) {
+        rc = g->err;
+        goto out;
+    }
+    r->warnings = g->warnings;
+    r->n_warnings = g->n_warnings;
+    r->strings = g->strings;
+    g->warnings = NULL;
+    g->n_warnings = 0;
+    g->strings = NULL;
+    *out = r;
+    r = NULL;
+    rc = 0;
+out:
+    if (r != NULL)
+        free(r->nodes);
+    free(r);
+    free(gk);
+    free(count);
+    free(items);
+    return rc;
+}
+
+int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
+{
+    graph g = {.dump = dump};
+    int rc = collect(&g);
+    /* The indexes are done with: free them now so that later passes reuse the memory. */
+    HASH_CLEAR(hh, g.by_path);
+    arena_free(g.prefixes);
+    g.prefixes = NULL;
+    if (rc == 0)
+        add_edges(&g);
+    HASH_CLEAR(hh, g.by_guid);
+    free(g.guids);
+    g.guids = NULL;
+    if (rc == 0)
+        rc = g.err ? g.err : build_order(&g);
+    if (rc == 0) {
+        remove_weak(&g);
+        propagate_sizes(&g);
+        rc = compute_sizes(&g);
+    }
+    if (rc == 0) {
+        compute_sub_sizes(&g);
+        rc = compute_coefficients(&g);
+    }
+    if (rc == 0) {
+        compute_cumulative(&g);
+        rc = compute_effective(&g);
+    }
+    if (rc == 0 && g.err)
+        rc = g.err;
+    if (rc == 0)
+        rc = make_result(&g, out);
+    HASH_CLEAR(hh, g.by_path);
+    HASH_CLEAR(hh, g.by_guid);
+    free(g.guids);
+    arena_free(g.prefixes);
+    for (size_t i = 0; i < g.n_warnings; i++)
+        free(g.warnings[i]);
+    free(g.warnings);
+    arena_free(g.strings);
+    free(g.v);
+    free(g.gpid);
+    free(g.roots);
+    free(g.prefix_lens);
+    free(g.order);
+    free(g.kbuf);
+    free(g.cands);
+    return rc;
+}
+
+void st_graph_result_free(st_graph_result_t *result)
+{
+    if (result == NULL)
+        return;
+    for (size_t i = 0; i < result->n_warnings; i++)
+        free(result->warnings[i]);
+    free(result->warnings);
+    free(result->nodes);
+    arena_free(result->strings);
+    free(result);
+}
+
+const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, const char *path)
+{
+    size_t lo = 0, hi = result->n_nodes;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const st_graph_node_t *n = &result->nodes[mid];
+        int c = n->pid != pid ? (n->pid < pid ? -1 : 1) : strcmp(n->path, path);
+        if (c == 0)
+            return n;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* ---- annotation ---- */
+
+/* Drops an entry (a stale "effective_size"); the model has no such call and entries are not
+ * indexed, so removing one in place keeps every lookup valid. */
+static void entry_remove(st_node_t *node, const char *name)
+{
+    for (size_t i = 0; i < node->n_entries; i++) {
+        st_entry_t *e = &node->entries[i];
+        if (strcmp(e->name, name) != 0)
+            continue;
+        free(e->name);
+        free(e->units);
+        free(e->string);
+        memmove(e, e + 1, (node->n_entries - i - 1) * sizeof(*e));
+        node->n_entries--;
+        return;
+    }
+}
+
+static int annotate_node(st_node_t *node, int pid, const st_graph_result_t *result)
+{
+    const st_graph_node_t *r =
+        st_graph_find(result, strncmp(node->name, "global/", 7) == 0 ? 0 : pid, node->name);
+    if (r == NULL || !r->has_size) {
+        entry_remove(node, "effective_size");
+        return 0;
+    }
+    return st_node_set_scalar(node, "effective_size", "bytes", r->effective_size);
+}
+
+typedef struct seen {
+    UT_hash_handle hh;
+    const char *s;
+} seen;
+
+int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result)
+{
+    int rc = 0;
+    seen *set = NULL, *items = NULL;
+    for (size_t p = 0; p < dump->n_procs; p++)
+        for (size_t i = 0; i < dump->procs[p].n_nodes; i++)
+            if ((rc = annotate_node(&dump->procs[p].nodes[i], dump->procs[p].pid, result)) < 0)
+                goto out;
+    for (size_t i = 0; i < dump->n_globals; i++)
+        if ((rc = annotate_node(&dump->globals[i], 0, result)) < 0)
+            goto out;
+    items = calloc(dump->n_warnings + result->n_warnings + 1, sizeof(*items));
+    if (items == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < dump->n_warnings; i++) {
+        seen *s = NULL;
+        HASH_FIND_STR(set, dump->warnings[i], s);
+        if (s != NULL)
+            continue;
+        items[n].s = dump->warnings[i];
+        HASH_ADD_KEYPTR(hh, set, items[n].s, strlen(items[n].s), &items[n]);
+        n++;
+    }
+    for (size_t i = 0; i < result->n_warnings; i++) {
+        seen *s = NULL;
+        HASH_FIND_STR(set, result->warnings[i], s);
+        if (s != NULL)
+            continue;
+        if ((rc = st_dump_add_warning(dump, "%s", result->warnings[i])) < 0)
+            goto out;
+        items[n].s = result->warnings[i];
+        HASH_ADD_KEYPTR(hh, set, items[n].s, strlen(items[n].s), &items[n]);
+        n++;
+    }
+out:
+    HASH_CLEAR(hh, set);
+    free(items);
+    return rc;
+}
+
+int st_graph_annotate_trace(st_trace_t *trace)
+{
+    for (size_t i = 0; i < trace->n_dumps; i++) {
+        st_graph_result_t *r = NULL;
+        int rc = st_graph_process(&trace->dumps[i], &r);
+        if (rc == 0)
+            rc = st_graph_annotate(&trace->dumps[i], r);
+        st_graph_result_free(r);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,1116 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Unit tests for the ownership graph processor (src/graph.c): every vector of shared/ALGORITHM.md,
+ * weak removal, "<unspecified>", bad edges, cycles, suballocation chains with hand-computed values,
+ * annotation, and property tests over thousands of random graphs whose expected totals the test
+ * derives from the structure it generated, not from the processor. Ends with an informational
+ * timing of a 100 processes x 1000 objects dump (printed, never asserted).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "graph.h"
+#include "model.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MIB (1024ULL * 1024ULL)
+#define NO_SIZE UINT64_MAX
+
+/* ---- helpers ---- */
+
+typedef struct fixture {
+    st_trace_t *trace;
+    st_global_dump_t *dump;
+    st_graph_result_t *result;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(st_trace_new(&f->trace), 0);
+    assert_int_equal(st_trace_add_dump(f->trace, 1, 0, &f->dump), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    st_graph_result_free(f->result);
+    st_trace_free(f->trace);
+    free(f);
+    return 0;
+}
+
+static st_process_dump_t *proc(fixture *f, int pid)
+{
+    st_process_dump_t *p = NULL;
+    assert_int_equal(st_dump_add_process(f->dump, pid, NULL, &p), 0);
+    return p;
+}
+
+/* A process node with guid = hash of pid:name and an optional size. */
+static uint64_t node(fixture *f, int pid, const char *name, uint64_t size, bool weak)
+{
+    st_node_t *n = NULL;
+    uint64_t guid = st_guid_local(pid, name);
+    assert_int_equal(st_process_add_node(proc(f, pid), name, guid, weak, &n), 0);
+    if (size != NO_SIZE)
+        assert_int_equal(st_node_set_scalar(n, "size", "bytes", size), 0);
+    return guid;
+}
+
+/* A global node "global/<name>" with guid = hash of name. */
+static uint64_t global(fixture *f, const char *name, uint64_t size, bool weak)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "global/%s", name);
+    st_node_t *n = NULL;
+    uint64_t guid = st_guid_global(name);
+    assert_int_equal(st_dump_add_global(f->dump, path, guid, weak, 0, &n, NULL), 0);
+    if (size != NO_SIZE)
+        assert_int_equal(st_node_set_scalar(n, "size", "bytes", size), 0);
+    return guid;
+}
+
+static void edge(fixture *f, int pid, uint64_t from, uint64_t to, int importance)
+{
+    assert_int_equal(st_process_add_edge(proc(f, pid), from, to, importance), 0);
+}
+
+static void run(fixture *f)
+{
+    st_graph_result_free(f->result);
+    f->result = NULL;
+    assert_int_equal(st_graph_process(f->dump, &f->result), 0);
+}
+
+static const st_graph_node_t *get(fixture *f, int pid, const char *path)
+{
+    const st_graph_node_t *n = st_graph_find(f->result, pid, path);
+    if (n == NULL)
+        fail_msg("no node %d:%s", pid, path);
+    return n;
+}
+
+static uint64_t eff(fixture *f, int pid, const char *path)
+{
+    return get(f, pid, path)->effective_size;
+}
+
+static bool has_warning(fixture *f, const char *needle)
+{
+    for (size_t i = 0; i < f->result->n_warnings; i++)
+        if (strstr(f->result->warnings[i], needle) != NULL)
+            return true;
+    return false;
+}
+
+/* Σ effective over top-level nodes (no '/' in the path) of every graph. */
+static uint64_t total_effective(const st_graph_result_t *r)
+{
+    uint64_t t = 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        if (strchr(r->nodes[i].path, '/') == NULL && r->nodes[i].has_size)
+            t += r->nodes[i].effective_size;
+    return t;
+}
+
+/* ---- ALGORITHM.md vectors ---- */
+
+static void test_vector_importance_groups(void **state)
+{
+    fixture *f = *state;
+    uint64_t owned = node(f, 1, "owned", 10, false);
+    static const struct {
+        const char *name;
+        int importance;
+        uint64_t size, expect;
+    } owners[] = {
+        {"owner1", 2, 6, 3}, {"owner2", 2, 7, 4}, {"owner3", 1, 5, 0}, {"owner4", 0, 8, 1}};
+    for (size_t i = 0; i < 4; i++)
+        edge(f, 1, node(f, 1, owners[i].name, owners[i].size, false), owned, owners[i].importance);
+    run(f);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(eff(f, 1, owners[i].name), owners[i].expect);
+    assert_int_equal(eff(f, 1, "owned"), 2);
+    assert_int_equal(f->result->n_warnings, 0);
+}
+
+/* An object of size held by pids[i] with importances[i], through the shmtrack layout helpers. */
+static void shared_object(fixture *f, const char *key, uint64_t size, const int *pids,
+                          const int *importances, size_t n)
+{
+    st_object_info_t info = {.key = key, .kind = ST_KIND_ANON, .size = size};
+    assert_int_equal(st_dump_add_object(f->dump, &info, pids[0], NULL), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(st_process_add_holder(proc(f, pids[i]), &info, size, importances[i], NULL),
+                         0);
+}
+
+static uint64_t holder_eff(fixture *f, int pid, const char *key)
+{
+    char path[128];
+    snprintf(path, sizeof(path), ST_HOLDER_PREFIX "%s", key);
+    return eff(f, pid, path);
+}
+
+static uint64_t global_eff(fixture *f, const char *key)
+{
+    char path[32];
+    st_global_name(st_guid_global(key), path, sizeof(path));
+    return eff(f, 0, path);
+}
+
+static void test_vector_creator_owns(void **state)
+{
+    fixture *f = *state;
+    int pids[] = {100, 200}, imp[] = {2, 0};
+    shared_object(f, "anon:0:1:5", 8 * MIB, pids, imp, 2);
+    run(f);
+    assert_int_equal(holder_eff(f, 100, "anon:0:1:5"), 8 * MIB);
+    assert_int_equal(holder_eff(f, 200, "anon:0:1:5"), 0);
+    assert_int_equal(global_eff(f, "anon:0:1:5"), 0);
+    assert_int_equal(eff(f, 100, "shared_memory"), 8 * MIB);
+}
+
+static void test_vector_equal_split(void **state)
+{
+    fixture *f = *state;
+    int pids[] = {100, 200}, imp[] = {0, 0};
+    shared_object(f, "anon:0:1:5", 8 * MIB, pids, imp, 2);
+    run(f);
+    assert_int_equal(holder_eff(f, 100, "anon:0:1:5"), 4 * MIB);
+    assert_int_equal(holder_eff(f, 200, "anon:0:1:5"), 4 * MIB);
+    assert_int_equal(global_eff(f, "anon:0:1:5"), 0);
+}
+
+static void test_vector_three_holders(void **state)
+{
+    fixture *f = *state;
+    int pids[] = {30, 10, 20}, imp[] = {1, 1, 1};
+    shared_object(f, "memfd:0:1:9", 100, pids, imp, 3);
+    run(f);
+    assert_int_equal(holder_eff(f, 10, "memfd:0:1:9"), 34);
+    assert_int_equal(holder_eff(f, 20, "memfd:0:1:9"), 33);
+    assert_int_equal(holder_eff(f, 30, "memfd:0:1:9"), 33);
+    assert_int_equal(global_eff(f, "memfd:0:1:9"), 0);
+    /* Chromium would floor 33.33 three times. */
+    long double x = get(f, 10, "shared_memory/memfd:0:1:9")->effective_exact;
+    assert_true(fabsl(x - 100.0L / 3) < 1e-9L);
+}
+
+/* Largest remainder first, the pid only breaks ties: holders of 1, 2 and 10 bytes of a
+ * 10-byte object get 1/3, 1/3 + 1/2 and 1/3 + 1/2 + 8 = 0.33, 0.83, 8.83; the two spare bytes go
+ * to the .83s, not to the lowest pid. */
+static void test_largest_remainder_before_pid(void **state)
+{
+    fixture *f = *state;
+    uint64_t g = global(f, "obj", 10, false);
+    static const struct {
+        int pid;
+        uint64_t size, expect;
+    } h[] = {{1, 1, 0}, {2, 2, 1}, {3, 10, 9}};
+    for (size_t i = 0; i < 3; i++)
+        edge(f, h[i].pid, node(f, h[i].pid, "shared_memory/obj", h[i].size, false), g, 0);
+    run(f);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(eff(f, h[i].pid, "shared_memory/obj"), h[i].expect);
+    assert_int_equal(eff(f, 0, "global/obj"), 0);
+}
+
+/* One process holding two objects whose shares have different remainders: each object still
+ * conserves exactly (a global apportionment could move a byte between them). */
+static void test_per_object_conservation(void **state)
+{
+    fixture *f = *state;
+    int pids[] = {1, 2, 3}, imp[] = {0, 0, 0};
+    shared_object(f, "anon:0:1:1", 10, pids, imp, 3);  /* 3.33 each */
+    shared_object(f, "anon:0:1:2", 11, pids, imp, 3);  /* 3.67 each */
+    shared_object(f, "anon:0:1:3", 100, pids, imp, 2); /* 50 each */
+    run(f);
+    assert_int_equal(holder_eff(f, 1, "anon:0:1:1") + holder_eff(f, 2, "anon:0:1:1") +
+                         holder_eff(f, 3, "anon:0:1:1") + global_eff(f, "anon:0:1:1"),
+                     10);
+    assert_int_equal(holder_eff(f, 1, "anon:0:1:2") + holder_eff(f, 2, "anon:0:1:2") +
+                         holder_eff(f, 3, "anon:0:1:2") + global_eff(f, "anon:0:1:2"),
+                     11);
+    assert_int_equal(holder_eff(f, 1, "anon:0:1:1"), 4);
+    assert_int_equal(holder_eff(f, 2, "anon:0:1:1"), 3);
+    assert_int_equal(holder_eff(f, 1, "anon:0:1:2"), 4);
+    assert_int_equal(holder_eff(f, 2, "anon:0:1:2"), 4);
+    assert_int_equal(holder_eff(f, 3, "anon:0:1:2"), 3);
+    assert_int_equal(holder_eff(f, 1, "anon:0:1:3"), 50);
+    assert_int_equal(eff(f, 1, "shared_memory"), 4 + 4 + 50);
+    assert_int_equal(total_effective(f->result), 121);
+}
+
+/* ---- weak removal ---- */
+
+static void test_weak_global_removed(void **state)
+{
+    fixture *f = *state;
+    uint64_t g = global(f, "weak", 100, true);
+    uint64_t h1 = node(f, 1, "shared_memory/weak", 100, false);
+    uint64_t h2 = node(f, 2, "shared_memory/weak", 100, false);
+    node(f, 2, "heap", 7, false);
+    edge(f, 1, h1, g, 0);
+    edge(f, 2, h2, g, 0);
+    run(f);
+    /* The weak node, every edge to it, and (Chromium's rule) the owners of a weak node go. */
+    assert_null(st_graph_find(f->result, 0, "global/weak"));
+    assert_null(st_graph_find(f->result, 1, "shared_memory/weak"));
+    assert_null(st_graph_find(f->result, 2, "shared_memory/weak"));
+    /* Implicit parents are judged before owners are: "shared_memory" had a strong child then,
+     * so it stays, empty and without a size (as in Perfetto and catapult). "global" goes. */
+    assert_false(get(f, 2, "shared_memory")->has_size);
+    assert_null(st_graph_find(f->result, 2, "shared_memory/weak"));
+    assert_null(st_graph_find(f->result, 0, "global"));
+    for (size_t i = 0; i < f->result->n_nodes; i++)
+        assert_int_not_equal(f->result->nodes[i].owns, g);
+    assert_int_equal(eff(f, 2, "heap"), 7);
+    assert_int_equal(f->result->n_warnings, 0);
+}
+
+/* Two reporters of one global: weak only if both say weak. The model keeps a global once, so
+ * the second report is appended as the JSON reader sees it (same guid twice). */
+static void two_reporters(fixture *f, bool weak1, bool weak2)
+{
+    uint64_t g = global(f, "obj", 64, weak1);
+    st_node_t *n = NULL;
+    assert_int_equal(st_dump_add_global(f->dump, "global/obj", g + 1, weak2, 2, &n, NULL), 0);
+    n->guid = g;
+    uint64_t h = node(f, 1, "shared_memory/obj", 64, false);
+    edge(f, 1, h, g, 0);
+    run(f);
+}
+
+static void test_weak_needs_every_reporter(void **state)
+{
+    fixture *f = *state;
+    two_reporters(f, true, false);
+    assert_non_null(st_graph_find(f->result, 0, "global/obj"));
+    assert_int_equal(eff(f, 1, "shared_memory/obj"), 64);
+    assert_int_equal(eff(f, 0, "global/obj"), 0);
+}
+
+static void test_weak_all_reporters(void **state)
+{
+    fixture *f = *state;
+    two_reporters(f, true, true);
+    assert_null(st_graph_find(f->result, 0, "global/obj"));
+    assert_null(st_graph_find(f->result, 1, "shared_memory/obj"));
+}
+
+static void test_weak_implicit_parent(void **state)
+{
+    fixture *f = *state;
+    node(f, 1, "a/x", 1, true);
+    node(f, 1, "a/y", 2, true);
+    node(f, 1, "b/x", 4, true);
+    node(f, 1, "b/y", 8, false);
+    node(f, 1, "c", 16, true);
+    node(f, 1, "c/z", 32, false); /* child of a weak node */
+    run(f);
+    assert_null(st_graph_find(f->result, 1, "a"));
+    assert_null(st_graph_find(f->result, 1, "a/x"));
+    assert_null(st_graph_find(f->result, 1, "c"));
+    assert_null(st_graph_find(f->result, 1, "c/z"));
+    assert_null(st_graph_find(f->result, 1, "b/x"));
+    assert_false(get(f, 1, "b")->is_explicit);
+    assert_int_equal(eff(f, 1, "b"), 8);
+    assert_int_equal(total_effective(f->result), 8);
+}
+
+/* ---- sizes ---- */
+
+static void test_unspecified(void **state)
+{
+    fixture *f = *state;
+    node(f, 1, "malloc", 100, false);
+    node(f, 1, "malloc/a", 30, false);
+    node(f, 1, "malloc/b/c", 20, false);
+    node(f, 1, "tiny", 5, false);
+    node(f, 1, "tiny/a", 5, false); /* exact: no <unspecified> */
+    run(f);
+    const st_graph_node_t *u = get(f, 1, "malloc/<unspecified>");
+    assert_false(u->is_explicit);
+    assert_int_equal(u->size, 50);
+    assert_int_equal(u->effective_size, 50);
+    assert_int_equal(eff(f, 1, "malloc"), 100);
+    assert_int_equal(get(f, 1, "malloc/b")->size, 20);
+    assert_null(st_graph_find(f->result, 1, "tiny/<unspecified>"));
+    assert_int_equal(total_effective(f->result), 105);
+    assert_int_equal(f->result->n_warnings, 0);
+}
+
+static void test_size_warnings(void **state)
+{
+    fixture *f = *state;
+    node(f, 1, "small", 10, false);
+    node(f, 1, "small/a", 15, false);
+    node(f, 1, "small/b", 5, false);
+    uint64_t g = global(f, "g", 50, false);
+    uint64_t h = node(f, 2, "shared_memory/g", 80, false);
+    edge(f, 2, h, g, 0);
+    run(f);
+    assert_int_equal(get(f, 1, "small")->size, 20);
+    assert_true(has_warning(f, "'small' of pid 1 reports size 10 but its children sum to 20"));
+    assert_int_equal(get(f, 0, "global/g")->size, 80);
+    assert_true(has_warning(f, "'global/g' (global) reports size 50 but its owner "
+                               "'shared_memory/g' of pid 2 has size 80"));
+    assert_int_equal(eff(f, 2, "shared_memory/g"), 80);
+    assert_int_equal(eff(f, 0, "global/g"), 0);
+}
+
+static void test_size_from_global(void **state)
+{
+    fixture *f = *state;
+    uint64_t g = global(f, "obj", 4096, false);
+    uint64_t h1 = node(f, 1, "shared_memory/obj", NO_SIZE, false);
+    uint64_t h2 = node(f, 2, "shared_memory/obj", 1024, false);
+    edge(f, 1, h1, g, 0);
+    edge(f, 2, h2, g, 0);
+    run(f);
+    assert_true(get(f, 1, "shared_memory/obj")->has_size);
+    assert_int_equal(get(f, 1, "shared_memory/obj")->size, 4096);
+    /* Layers: 1024 split in two (512 each), then 3072 to the larger holder alone. */
+    assert_int_equal(eff(f, 2, "shared_memory/obj"), 512);
+    assert_int_equal(eff(f, 1, "shared_memory/obj"), 3584);
+    assert_int_equal(eff(f, 0, "global/obj"), 0);
+}
+
+static void test_sizeless_leaf(void **state)
+{
+    fixture *f = *state;
+    node(f, 1, "counters", NO_SIZE, false);
+    node(f, 1, "heap", 10, false);
+    run(f);
+    assert_false(get(f, 1, "counters")->has_size);
+    assert_int_equal(eff(f, 1, "heap"), 10);
+}
+
+/* ---- edges ---- */
+
+static void test_missing_edge_ends(void **state)
+{
+    fixture *f = *state;
+    uint64_t h = node(f, 1, "shared_memory/x", 10, false);
+    uint64_t g = global(f, "y", 20, false);
+    edge(f, 1, h, 0x1234abcdULL, 0);
+    edge(f, 2, 0x5678ULL, g, 0);
+    run(f);
+    assert_true(has_warning(f, "ownership edge 'shared_memory/x' of pid 1 -> 000000001234abcd "
+                               "reported by pid 1 dropped: no node has the target guid"));
+    assert_true(has_warning(f, "0000000000005678 -> 'global/y' (global) reported by pid 2 "
+                               "dropped: no node has the source guid"));
+    assert_int_equal(get(f, 1, "shared_memory/x")->owns, 0);
+    assert_int_equal(eff(f, 1, "shared_memory/x"), 10);
+    assert_int_equal(eff(f, 0, "global/y"), 20);
+}
+
+static void test_second_edge(void **state)
+{
+    fixture *f = *state;
+    uint64_t h = node(f, 1, "shared_memory/x", 10, false);
+    uint64_t g1 = global(f, "one", 10, false);
+    uint64_t g2 = global(f, "two", 10, false);
+    edge(f, 1, h, g1, 0);
+    edge(f, 1, h, g1, 0); /* the same edge again: not a problem */
+    edge(f, 1, h, g2, 3);
+    run(f);
+    assert_int_equal(f->result->n_warnings, 1);
+    assert_true(has_warning(f, "second ownership edge of 'shared_memory/x' of pid 1 (to "
+                               "'global/two' (global), importance 3) ignored"));
+    assert_int_equal(get(f, 1, "shared_memory/x")->owns, g1);
+    assert_int_equal(eff(f, 0, "global/one"), 0);
+    assert_int_equal(eff(f, 0, "global/two"), 10);
+    assert_int_equal(eff(f, 1, "shared_memory/x"), 10);
+}
+
+static void test_cycles(void **state)
+{
+    fixture *f = *state;
+    uint64_t a = node(f, 1, "a", 10, false);
+    uint64_t b = node(f, 2, "b", 10, false);
+    uint64_t c = node(f, 3, "c", 10, false);
+    uint64_t self = node(f, 1, "self", 3, false);
+    uint64_t p = node(f, 4, "p", 8, false);
+    uint64_t pc = node(f, 4, "p/c", 8, false);
+    edge(f, 1, a, b, 0);
+    edge(f, 2, b, c, 0);
+    edge(f, 3, c, a, 0); /* closes a -> b -> c -> a */
+    edge(f, 1, self, self, 0);
+    edge(f, 4, p, pc, 0); /* owning its own child: a cycle through the tree */
+    run(f);
+    assert_true(has_warning(f, "the edge from 'c' of pid 3 to 'a' of pid 1 that closes it"));
+    assert_true(has_warning(f, "ownership edge from 'self' of pid 1 to itself dropped"));
+    assert_true(has_warning(f, "the edge from 'p' of pid 4 to 'p/c' of pid 4 that closes it"));
+    assert_int_equal(get(f, 3, "c")->owns, 0);
+    /* What is left is the chain a -> b -> c of equal sizes: a gets everything. */
+    assert_int_equal(eff(f, 1, "a"), 10);
+    assert_int_equal(eff(f, 2, "b"), 0);
+    assert_int_equal(eff(f, 3, "c"), 0);
+    assert_int_equal(eff(f, 4, "p"), 8);
+    assert_int_equal(total_effective(f->result), 10 + 3 + 8);
+}
+
+/* A path 3000 levels deep whose leaf owns the top of its own path (owning an ancestor is
+ * allowed, owning a descendant is a cycle): nothing recursive may overflow, and the usual
+ * invariants hold. */
+static void test_deep_path(void **state)
+{
+    fixture *f = *state;
+    enum { DEPTH = 3000 };
+    char *path = malloc(2 * DEPTH + 8);
+    assert_non_null(path);
+    char *p = path;
+    for (int i = 0; i < DEPTH; i++) {
+        *p++ = 'a';
+        *p++ = '/';
+    }
+    memcpy(p, "leaf", 5);
+    uint64_t leaf = node(f, 1, path, 100, false);
+    uint64_t top = node(f, 1, "a", NO_SIZE, false);
+    node(f, 1, "a/side", 7, false);
+    edge(f, 1, leaf, top, 0);
+    run(f);
+    assert_int_equal(f->result->n_warnings, 0);
+    /* Hand-computed with ALGORITHM.md: the leaf is not counted in "a" (it owns "a"), so a's
+     * size is its largest owner's, 100, with <unspecified> = 100 - 7 = 93. a.not_owned = 100
+     * (the chain) + 7 + 93 = 200, of which its owner claims 100: owned_coef 1/2, and that half
+     * applies to everything below "a", the owner included: leaf 50, side 3.5, <unspecified>
+     * 46.5. The half byte goes to the lower path ("<" sorts before "s"). */
+    assert_int_equal(get(f, 1, "a")->size, 100);
+    assert_int_equal(get(f, 1, "a/<unspecified>")->size, 93);
+    assert_int_equal(get(f, 1, path)->effective_size, 50);
+    assert_int_equal(eff(f, 1, "a/side"), 3);
+    assert_int_equal(eff(f, 1, "a/<unspecified>"), 47);
+    assert_int_equal(eff(f, 1, "a"), 100);
+    assert_int_equal(total_effective(f->result), 100);
+    free(path);
+}
+
+/* ---- suballocation chains (hand-computed) ---- */
+
+static void test_chain_simple(void **state)
+{
+    fixture *f = *state;
+    /* C (10) is owned by B (6), which is owned by A (4): C keeps 10-6, B keeps 6-4, A gets 4. */
+    uint64_t a = node(f, 1, "a", 4, false);
+    uint64_t b = node(f, 2, "b", 6, false);
+    uint64_t c = node(f, 3, "c", 10, false);
+    edge(f, 1, a, b, 0);
+    edge(f, 2, b, c, 0);
+    run(f);
+    assert_int_equal(eff(f, 1, "a"), 4);
+    assert_int_equal(eff(f, 2, "b"), 2);
+    assert_int_equal(eff(f, 3, "c"), 4);
+}
+
+static void test_chain_outranked(void **state)
+{
+    fixture *f = *state;
+    /* D (8, importance 2) outranks B (6, importance 1) on C (10): D 8, C 2, B and its owner A 0. */
+    uint64_t a = node(f, 1, "a", 4, false);
+    uint64_t b = node(f, 2, "b", 6, false);
+    uint64_t c = node(f, 3, "c", 10, false);
+    uint64_t d = node(f, 4, "d", 8, false);
+    edge(f, 1, a, b, 0);
+    edge(f, 2, b, c, 1);
+    edge(f, 4, d, c, 2);
+    run(f);
+    assert_int_equal(eff(f, 1, "a"), 0);
+    assert_int_equal(eff(f, 2, "b"), 0);
+    assert_int_equal(eff(f, 3, "c"), 2);
+    assert_int_equal(eff(f, 4, "d"), 8);
+}
+
+static void test_chain_fractions(void **state)
+{
+    fixture *f = *state;
+    /* C (10) split equally by B (6) and D (6): 3 each, C keeps 4. B's 3 are split between B
+     * (keeps (6-3)/6 of them: 1.5) and its owner A (3 x 1/2 = 1.5). The B+A split is 3 exact
+     * bytes; the half byte goes to the lowest pid (A, pid 1). */
+    uint64_t a = node(f, 1, "a", 3, false);
+    uint64_t b = node(f, 2, "b", 6, false);
+    uint64_t c = node(f, 3, "c", 10, false);
+    uint64_t d = node(f, 4, "d", 6, false);
+    edge(f, 1, a, b, 0);
+    edge(f, 2, b, c, 0);
+    edge(f, 4, d, c, 0);
+    run(f);
+    assert_true(fabsl(get(f, 1, "a")->effective_exact - 1.5L) < 1e-12L);
+    assert_true(fabsl(get(f, 2, "b")->effective_exact - 1.5L) < 1e-12L);
+    assert_int_equal(eff(f, 1, "a"), 2);
+    assert_int_equal(eff(f, 2, "b"), 1);
+    assert_int_equal(eff(f, 3, "c"), 4);
+    assert_int_equal(eff(f, 4, "d"), 3);
+}
+
+static void test_inner_owner(void **state)
+{
+    fixture *f = *state;
+    /* An owning inner node: "gpu" (children 3 + 7) owns a global of 10 together with another
+     * process's leaf of 10 at equal importance: 5 bytes to "gpu", split 1.5 / 3.5 among its
+     * leaves: equal remainders, so the extra byte goes to the lower path, "gpu/a". */
+    uint64_t g = global(f, "tex", 10, false);
+    uint64_t gpu = node(f, 1, "gpu", NO_SIZE, false);
+    node(f, 1, "gpu/a", 3, false);
+    node(f, 1, "gpu/b", 7, false);
+    uint64_t o = node(f, 2, "tex", 10, false);
+    edge(f, 1, gpu, g, 0);
+    edge(f, 2, o, g, 0);
+    run(f);
+    assert_int_equal(eff(f, 1, "gpu"), 5);
+    assert_int_equal(eff(f, 1, "gpu/a"), 2);
+    assert_int_equal(eff(f, 1, "gpu/b"), 3);
+    assert_int_equal(eff(f, 2, "tex"), 5);
+    assert_int_equal(eff(f, 0, "global/tex"), 0);
+}
+
+/* ---- annotation ---- */
+
+static void test_annotate(void **state)
+{
+    fixture *f = *state;
+    int pids[] = {10, 20}, imp[] = {2, 0};
+    shared_object(f, "anon:0:1:7", 1000, pids, imp, 2);
+    uint64_t h = node(f, 10, "orphan", 5, false);
+    edge(f, 10, h, 999, 0);
+    uint64_t w = node(f, 10, "gone", 5, true);
+    st_node_t *gone = st_process_find_guid(proc(f, 10), w);
+    assert_int_equal(st_node_set_scalar(gone, "effective_size", "bytes", 77), 0);
+    run(f);
+    assert_int_equal(st_graph_annotate(f->dump, f->result), 0);
+    assert_int_equal(st_graph_annotate(f->dump, f->result), 0); /* warnings only once */
+    uint64_t v = 0;
+    st_node_t *n = st_process_find_node(proc(f, 10), "shared_memory/anon:0:1:7");
+    assert_true(st_node_scalar(n, "effective_size", &v));
+    assert_int_equal(v, 1000);
+    n = st_process_find_node(proc(f, 20), "shared_memory/anon:0:1:7");
+    assert_true(st_node_scalar(n, "effective_size", &v));
+    assert_int_equal(v, 0);
+    assert_true(st_node_scalar(&f->dump->globals[0], "effective_size", &v));
+    assert_int_equal(v, 0);
+    assert_false(
+        st_node_scalar(gone, "effective_size", &v)); /* removed as weak: stale entry gone */
+    assert_int_equal(f->dump->n_warnings, 1);
+    assert_non_null(strstr(f->dump->warnings[0], "'orphan' of pid 10"));
+}
+
+static void test_annotate_trace(void **state)
+{
+    fixture *f = *state;
+    int pids[] = {1, 2, 3}, imp[] = {0, 0, 0};
+    shared_object(f, "anon:0:1:8", 100, pids, imp, 3);
+    st_global_dump_t *d2 = NULL;
+    assert_int_equal(st_trace_add_dump(f->trace, 2, 10, &d2), 0);
+    f->dump = d2;
+    shared_object(f, "anon:0:1:8", 50, pids, imp, 2);
+    assert_int_equal(st_graph_annotate_trace(f->trace), 0);
+    uint64_t v = 0;
+    st_node_t *n = st_process_find_node(st_dump_find_process(&f->trace->dumps[0], 1),
+                                        "shared_memory/anon:0:1:8");
+    assert_true(st_node_scalar(n, "effective_size", &v));
+    assert_int_equal(v, 34);
+    n = st_process_find_node(st_dump_find_process(&f->trace->dumps[1], 2),
+                             "shared_memory/anon:0:1:8");
+    assert_true(st_node_scalar(n, "effective_size", &v));
+    assert_int_equal(v, 25);
+}
+
+/* ---- property tests ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+static uint64_t rnd_below(uint64_t n)
+{
+    return n ? rnd() % n : 0;
+}
+
+/* A size: often tiny (remainders matter), sometimes large. */
+static uint64_t rnd_size(void)
+{
+    switch (rnd_below(4)) {
+    case 0:
+        return rnd_below(12);
+    case 1:
+        return rnd_below(1000);
+    case 2:
+        return rnd_below(1ULL << 30);
+    default:
+        return 4096 * rnd_below(1 << 16);
+    }
+}
+
+static bool near_integer_part(long double exact, uint64_t got)
+{
+    /* got must be floor or ceil of exact (allowing float noise around whole numbers) */
+    long double lo = floorl(exact + 1e-6L), hi = ceill(exact - 1e-6L);
+    if (lo > hi) { /* exact is (nearly) a whole number */
+        long double r = roundl(exact);
+        return (long double)got == r;
+    }
+    return (long double)got == lo || (long double)got == hi;
+}
+
+/* The shmtrack family: each process has a private tree of non-owning nodes whose inner sizes
+ * are at least their children's sum, plus holders "shared_memory/<key>" owning the global node
+ * of an object with a random importance and a size <= the object's size (or no size: it then
+ * inherits the global's). The exact rule the test checks: every object's bytes are counted
+ * once, by its global node and its holders together, and nothing else moves, so
+ *   Σ effective over all top-level nodes = Σ object sizes + Σ sizes of the private trees
+ * (= Σ process roots' sizes - Σ of the owning "shared_memory" subtrees + Σ global sizes),
+ * and per object: Σ holders' effective + the global's effective == the object's size. */
+static void shmtrack_family_one(uint64_t seed)
+{
+    rng_state = seed;
+    st_trace_t *t = NULL;
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &d), 0);
+    size_t nobj = 1 + rnd_below(12), nproc = 1 + rnd_below(7);
+    uint64_t objsize[16];
+    char keys[16][32];
+    uint64_t truth = 0;
+    /* per object: holders (pid, size, importance) for the independent share check */
+    struct {
+        int pid;
+        uint64_t s;
+        int imp;
+    } holders[16][8];
+    size_t nh[16] = {0};
+    for (size_t k = 0; k < nobj; k++) {
+        snprintf(keys[k], sizeof(keys[k]), "anon:0:1:%zu", k + 1);
+        objsize[k] = rnd_size();
+        st_object_info_t info = {.key = keys[k], .kind = ST_KIND_ANON, .size = objsize[k]};
+        assert_int_equal(st_dump_add_object(d, &info, 0, NULL), 0);
+        truth += objsize[k];
+    }
+    for (size_t p = 0; p < nproc; p++) {
+        int pid = (int)(100 + rnd_below(900)) * 8 + (int)p; /* distinct, random order */
+        st_process_dump_t *pr = NULL;
+        assert_int_equal(st_dump_add_process(d, pid, NULL, &pr), 0);
+        /* private tree: a few roots with leaves; inner sizes >= Σ children, or none */
+        size_t nroots = rnd_below(3);
+        for (size_t r = 0; r < nroots; r++) {
+            char name[64];
+            uint64_t sum = 0;
+            size_t nleaves = rnd_below(4);
+            for (size_t l = 0; l < nleaves; l++) {
+                snprintf(name, sizeof(name), "heap%zu/part%zu", r, l);
+                st_node_t *n = NULL;
+                assert_int_equal(st_process_add_node(pr, name, st_guid_local(pid, name), false, &n),
+                                 0);
+                uint64_t s = rnd_size();
+                assert_int_equal(st_node_set_scalar(n, "size", "bytes", s), 0);
+                sum += s;
+            }
+            snprintf(name, sizeof(name), "heap%zu", r);
+            if (nleaves == 0 || rnd_below(2)) {
+                st_node_t *n = NULL;
+                assert_int_equal(st_process_add_node(pr, name, st_guid_local(pid, name), false, &n),
+                                 0);
+                uint64_t s = sum + (rnd_below(2) ? rnd_size() : 0);
+                assert_int_equal(st_node_set_scalar(n, "size", "bytes", s), 0);
+                sum = s;
+            }
+            truth += sum;
+        }
+        for (size_t k = 0; k < nobj; k++) {
+            if (rnd_below(3) == 0 || nh[k] == 8)
+                continue;
+            int imp = (int)rnd_below(3);
+            uint64_t s = rnd_below(4) == 0 ? objsize[k] : rnd_below(objsize[k] + 1);
+            st_object_info_t info = {.key = keys[k], .kind = ST_KIND_ANON, .size = s};
+            st_node_t *h = NULL;
+            assert_int_equal(st_process_add_holder(pr, &info, s, imp, &h), 0);
+            if (rnd_below(5) == 0) { /* no size: inherits the global's */
+                for (size_t e = 0; e < h->n_entries; e++)
+                    if (strcmp(h->entries[e].name, "size") == 0)
+                        h->entries[e].name[0] = 'x'; /* "xize": not a size */
+                s = objsize[k];
+            }
+            holders[k][nh[k]].pid = pid;
+            holders[k][nh[k]].s = s;
+            holders[k][nh[k]].imp = imp;
+            nh[k]++;
+        }
+    }
+    st_graph_result_t *r = NULL;
+    assert_int_equal(st_graph_process(d, &r), 0);
+    if (r->n_warnings != 0)
+        fail_msg("seed %" PRIu64 ": unexpected warning %s", seed, r->warnings[0]);
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const st_graph_node_t *n = &r->nodes[i];
+        bool leaf = i + 1 == r->n_nodes || r->nodes[i + 1].pid != n->pid ||
+                    strncmp(r->nodes[i + 1].path, n->path, strlen(n->path)) != 0 ||
+                    r->nodes[i + 1].path[strlen(n->path)] != '/';
+        if (leaf && n->effective_size > n->size)
+            fail_msg("seed %" PRIu64 ": %d:%s effective %" PRIu64 " > size %" PRIu64, seed, n->pid,
+                     n->path, n->effective_size, n->size);
+        if (leaf && !near_integer_part(n->effective_exact, n->effective_size))
+            fail_msg("seed %" PRIu64 ": %d:%s effective %" PRIu64 " is not a rounding of %Lf", seed,
+                     n->pid, n->path, n->effective_size, n->effective_exact);
+    }
+    for (size_t k = 0; k < nobj; k++) {
+        char gpath[32], hpath[64];
+        st_global_name(st_guid_global(keys[k]), gpath, sizeof(gpath));
+        const st_graph_node_t *g = st_graph_find(r, 0, gpath);
+        assert_non_null(g);
+        uint64_t sum = g->effective_size;
+        snprintf(hpath, sizeof(hpath), ST_HOLDER_PREFIX "%s", keys[k]);
+        /* independent exact shares: importance groups, layered equal splits */
+        long double share[8] = {0};
+        size_t idx[8];
+        for (size_t j = 0; j < nh[k]; j++)
+            idx[j] = j;
+        for (size_t a = 0; a < nh[k]; a++) /* sort: importance desc, size asc */
+            for (size_t b = a + 1; b < nh[k]; b++) {
+                size_t x = idx[a], y = idx[b];
+                if (holders[k][y].imp > holders[k][x].imp ||
+                    (holders[k][y].imp == holders[k][x].imp && holders[k][y].s < holders[k][x].s)) {
+                    idx[a] = y;
+                    idx[b] = x;
+                }
+            }
+        uint64_t already = 0;
+        for (size_t a = 0; a < nh[k];) {
+            size_t end = a;
+            while (end < nh[k] && holders[k][idx[end]].imp == holders[k][idx[a]].imp)
+                end++;
+            long double acc = 0;
+            for (; a < end; a++) {
+                uint64_t s = holders[k][idx[a]].s;
+                if (s > already) {
+                    acc += (long double)(s - already) / (long double)(end - a);
+                    already = s;
+                }
+                share[idx[a]] = acc;
+            }
+        }
+        for (size_t j = 0; j < nh[k]; j++) {
+            const st_graph_node_t *h = st_graph_find(r, holders[k][j].pid, hpath);
+            assert_non_null(h);
+            sum += h->effective_size;
+            if (fabsl(h->effective_exact - share[j]) > 1e-6L * (1 + share[j]))
+                fail_msg("seed %" PRIu64 ": holder %d of %s: exact %Lf, expected %Lf", seed,
+                         holders[k][j].pid, keys[k], h->effective_exact, share[j]);
+        }
+        if (fabsl(g->effective_exact - (long double)(objsize[k] - already)) > 1e-6L)
+            fail_msg("seed %" PRIu64 ": %s keeps %Lf, expected %" PRIu64, seed, keys[k],
+                     g->effective_exact, objsize[k] - already);
+        if (sum != objsize[k])
+            fail_msg("seed %" PRIu64 ": object %s: holders + global = %" PRIu64 " != size %" PRIu64,
+                     seed, keys[k], sum, objsize[k]);
+    }
+    uint64_t total = total_effective(r);
+    if (total != truth)
+        fail_msg("seed %" PRIu64 ": total effective %" PRIu64 " != truth %" PRIu64, seed, total,
+                 truth);
+    st_graph_result_free(r);
+    st_trace_free(t);
+}
+
+static void test_property_shmtrack(void **state)
+{
+    (void)state;
+    for (uint64_t i = 0; i < 4000; i++)
+        shmtrack_family_one(0x5eed0000ULL + i);
+}
+
+/* The general family: random trees in several processes, random ownership edges between any
+ * two nodes (leaves or inner nodes, chains, cycles that must be broken), random importances and
+ * sizes that need not be consistent (the size pass fixes them, with warnings). Checks: no crash,
+ * every leaf's effective size is the floor or ceiling of its exact value (so 0 <= effective <=
+ * size), and Σ effective == Σ exact leaf values rounded.
+ *
+ * When the generator only draws leaf -> leaf edges going from a later node to an earlier one
+ * (no cycles) between flat top-level nodes, and makes every owned node at least as large as its
+ * owners, there is an exact rule too: every chain hands its root's bytes down and nothing
+ * else, so Σ effective == Σ sizes of the nodes that own nothing. */
+static void general_family_one(uint64_t seed, bool chains_only)
+{
+    rng_state = seed;
+    st_trace_t *t = NULL;
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &d), 0);
+    enum { MAXN = 40 };
+    struct {
+        int pid;
+        uint64_t guid, size;
+        bool owns;
+    } nodes[MAXN];
+    size_t n = 0;
+    size_t nproc = 1 + rnd_below(4);
+    for (size_t p = 0; p < nproc; p++) {
+        int pid = (int)p + 1;
+        st_process_dump_t *pr = NULL;
+        assert_int_equal(st_dump_add_process(d, pid, NULL, &pr), 0);
+        size_t count = 1 + rnd_below(chains_only ? 6 : 10);
+        for (size_t i = 0; i < count && n < MAXN; i++) {
+            char name[64];
+            if (chains_only)
+                snprintf(name, sizeof(name), "n%zu", i);
+            else
+                snprintf(name, sizeof(name), "%s%zu%s%zu", rnd_below(2) ? "a/" : "b/", rnd_below(3),
+                         rnd_below(2) ? "/x" : "", rnd_below(3));
+            st_node_t *node = NULL;
+            uint64_t guid = st_guid_local(pid, name);
+            if (st_process_find_node(pr, name) != NULL)
+                continue;
+            assert_int_equal(
+                st_process_add_node(pr, name, guid, rnd_below(20) == 0 && !chains_only, &node), 0);
+            uint64_t s = rnd_size();
+            if (rnd_below(6) != 0 || chains_only)
+                assert_int_equal(st_node_set_scalar(node, "size", "bytes", s), 0);
+            nodes[n].pid = pid;
+            nodes[n].guid = guid;
+            nodes[n].size = s;
+            nodes[n].owns = false;
+            n++;
+        }
+        /* inner nodes as explicit owners too */
+        if (!chains_only && rnd_below(2)) {
+            st_node_t *node = NULL;
+            uint64_t guid = st_guid_local(pid, "a");
+            assert_int_equal(st_process_add_node(pr, "a", guid, false, &node), 0);
+            if (rnd_below(2))
+                assert_int_equal(st_node_set_scalar(node, "size", "bytes", rnd_size()), 0);
+            if (n < MAXN) {
+                nodes[n].pid = pid;
+                nodes[n].guid = guid;
+                nodes[n].size = 0;
+                nodes[n].owns = false;
+                n++;
+            }
+        }
+    }
+    size_t nedges = rnd_below(n + 1);
+    for (size_t e = 0; e < nedges; e++) {
+        size_t a = rnd_below(n), b = rnd_below(n);
+        if (chains_only) {
+            if (a < b) {
+                size_t tmp = a;
+                a = b;
+                b = tmp;
+            }
+            if (a == b || nodes[a].owns)
+                continue;
+            /* the owned node must be at least as large as every owner */
+            if (nodes[a].size > nodes[b].size)
+                continue;
+            nodes[a].owns = true;
+        }
+        st_process_dump_t *pr = st_dump_find_process(d, nodes[a].pid);
+        assert_int_equal(st_process_add_edge(pr, nodes[a].guid, nodes[b].guid,
+                                             (int)rnd_below(3) - (chains_only ? 0 : 1)),
+                         0);
+    }
+    st_graph_result_t *r = NULL;
+    assert_int_equal(st_graph_process(d, &r), 0);
+    long double exact = 0;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const st_graph_node_t *x = &r->nodes[i];
+        size_t len = strlen(x->path);
+        bool leaf = i + 1 == r->n_nodes || r->nodes[i + 1].pid != x->pid ||
+                    strncmp(r->nodes[i + 1].path, x->path, len) != 0 ||
+                    r->nodes[i + 1].path[len] != '/';
+        if (!leaf || !x->has_size)
+            continue;
+        exact += x->effective_exact;
+        if (x->effective_size > x->size)
+            fail_msg("seed %" PRIu64 ": %d:%s effective %" PRIu64 " > size %" PRIu64, seed, x->pid,
+                     x->path, x->effective_size, x->size);
+        if (x->effective_exact < 0 || !near_integer_part(x->effective_exact, x->effective_size))
+            fail_msg("seed %" PRIu64 ": %d:%s effective %" PRIu64 " is not a rounding of %Lf", seed,
+                     x->pid, x->path, x->effective_size, x->effective_exact);
+    }
+    uint64_t total = total_effective(r);
+    if ((long double)total != roundl(exact))
+        fail_msg("seed %" PRIu64 ": total effective %" PRIu64 " != rounded exact total %Lf", seed,
+                 total, exact);
+    if (chains_only) {
+        uint64_t truth = 0;
+        for (size_t i = 0; i < n; i++)
+            truth += nodes[i].owns ? 0 : nodes[i].size;
+        if (total != truth)
+            fail_msg("seed %" PRIu64 ": chains: total %" PRIu64 " != truth %" PRIu64, seed, total,
+                     truth);
+        if (r->n_warnings != 0)
+            fail_msg("seed %" PRIu64 ": unexpected warning %s", seed, r->warnings[0]);
+    }
+    st_graph_result_free(r);
+    st_trace_free(t);
+}
+
+static void test_property_general(void **state)
+{
+    (void)state;
+    for (uint64_t i = 0; i < 3000; i++)
+        general_family_one(0xc4a10000ULL + i, false);
+}
+
+static void test_property_chains(void **state)
+{
+    (void)state;
+    for (uint64_t i = 0; i < 3000; i++)
+        general_family_one(0xc4a20000ULL + i, true);
+}
+
+/* ---- scale (informational) ---- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void timed_dump(size_t nproc, size_t nobj, size_t globals_per_obj)
+{
+    st_trace_t *t = NULL;
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &d), 0);
+    size_t nkeys = nobj * globals_per_obj;
+    char(*keys)[32] = calloc(nkeys, sizeof(*keys));
+    assert_non_null(keys);
+    uint64_t sum_objects = 0;
+    for (size_t k = 0; k < nkeys; k++) {
+        snprintf(keys[k], sizeof(keys[k]), "anon:0:1:%zu", k + 1);
+        /* appended directly: the model's find-or-add is linear, made for small producers */
+        if (d->n_globals == d->cap_globals) {
+            d->cap_globals = d->cap_carrier = d->cap_globals ? d->cap_globals * 2 : 1024;
+            d->globals = realloc(d->globals, d->cap_globals * sizeof(*d->globals));
+            d->global_carrier = realloc(d->global_carrier, d->cap_carrier * sizeof(int));
+            assert_non_null(d->globals);
+            assert_non_null(d->global_carrier);
+        }
+        st_node_t *g = &d->globals[d->n_globals];
+        memset(g, 0, sizeof(*g));
+        char name[32];
+        st_global_name(st_guid_global(keys[k]), name, sizeof(name));
+        g->name = strdup(name);
+        g->guid = st_guid_global(keys[k]);
+        d->global_carrier[d->n_globals++] = 0;
+        assert_int_equal(st_node_set_scalar(g, "size", "bytes", 4096 * (k % 97 + 1)), 0);
+        sum_objects += 4096 * (k % 97 + 1);
+    }
+    for (size_t p = 0; p < nproc; p++) {
+        st_process_dump_t *pr = NULL;
+        assert_int_equal(st_dump_add_process(d, (int)(1000 + p), NULL, &pr), 0);
+        /* each process holds nobj objects: all shared when globals_per_obj == 1 */
+        for (size_t o = 0; o < nobj; o++) {
+            size_t k = globals_per_obj == 1 ? o : (p * nobj + o) % nkeys;
+            uint64_t size = 4096 * (k % 97 + 1);
+            /* appended directly, as above */
+            char path[64];
+            snprintf(path, sizeof(path), ST_HOLDER_PREFIX "%s", keys[k]);
+            if (pr->n_nodes == pr->cap_nodes) {
+                pr->cap_nodes = pr->cap_nodes ? pr->cap_nodes * 2 : 1024;
+                pr->nodes = realloc(pr->nodes, pr->cap_nodes * sizeof(*pr->nodes));
+                assert_non_null(pr->nodes);
+            }
+            st_node_t *h = &pr->nodes[pr->n_nodes++];
+            memset(h, 0, sizeof(*h));
+            h->name = strdup(path);
+            h->guid = st_guid_local(pr->pid, path);
+            assert_int_equal(st_node_set_scalar(h, "size", "bytes", size), 0);
+            assert_int_equal(
+                st_process_add_edge(pr, h->guid, st_guid_global(keys[k]), (int)((p + o) % 3)), 0);
+        }
+    }
+    /* The first run pays for fresh pages (expensive on a busy VM); the later ones show a
+     * coordinator's steady state, where the allocator reuses the previous dump's memory. CPU
+     * time is printed next to wall time because the test machine may be shared. */
+    double ms[3], cpu[3];
+    size_t n_nodes = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        st_graph_result_t *r = NULL;
+        double t0 = now(), c0 = cpu_now();
+        assert_int_equal(st_graph_process(d, &r), 0);
+        ms[rep] = (now() - t0) * 1e3;
+        cpu[rep] = (cpu_now() - c0) * 1e3;
+        assert_int_equal(total_effective(r), sum_objects);
+        assert_int_equal(r->n_warnings, 0);
+        n_nodes = r->n_nodes;
+        st_graph_result_free(r);
+    }
+    print_message("graph: %zu processes x %zu objects (%zu globals, %zu nodes): wall/cpu ms "
+                  "%.1f/%.1f, then %.1f/%.1f, %.1f/%.1f\n",
+                  nproc, nobj, nkeys, n_nodes, ms[0], cpu[0], ms[1], cpu[1], ms[2], cpu[2]);
+    st_trace_free(t);
+    free(keys);
+}
+
+static void test_scale(void **state)
+{
+    (void)state;
+    timed_dump(100, 1000, 1);   /* 1000 objects shared by all */
+    timed_dump(100, 1000, 100); /* 100k objects, one holder each */
+    timed_dump(500, 1000, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_vector_importance_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vector_creator_owns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vector_equal_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vector_three_holders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_largest_remainder_before_pid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_object_conservation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weak_global_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weak_needs_every_reporter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weak_all_reporters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weak_implicit_parent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unspecified, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_warnings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_from_global, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sizeless_leaf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_edge_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_edge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cycles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_simple, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_outranked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_fractions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inner_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_annotate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_annotate_trace, setup, teardown),
+        cmocka_unit_test(test_property_shmtrack),
+        cmocka_unit_test(test_property_general),
+        cmocka_unit_test(test_property_chains),
+        cmocka_unit_test(test_scale),
+    };
+    return cmocka_run_group_tests_name("graph", tests, NULL, NULL);
+}
