@@ -115,6 +115,32 @@ static inline void leave(void)
     in_hook = 0;
 }
 
+/* Takes the registry lock, unless this process is a child that did not come through our fork
+ * hooks (a raw clone(2), as sandboxes and zygotes make, or a vfork child that calls a hook) and
+ * the lock was held by a thread that does not exist here: then false, and the caller passes the
+ * call through untracked, touching nothing (a vfork child shares our memory). The pid is only
+ * checked when the lock is contended, so the common path costs no system call. */
+static bool hook_lock(void)
+{
+    if (st__reg_trylock(&reg))
+        return true;
+    if (st__prim_getpid() != __atomic_load_n(&my_pid, __ATOMIC_RELAXED))
+        return false;
+    st__reg_lock(&reg);
+    return true;
+}
+
+/* enter() and hook_lock() together. */
+static inline bool enter_locked(void)
+{
+    if (!enter())
+        return false;
+    if (hook_lock())
+        return true;
+    leave();
+    return false;
+}
+
 static void disable(void)
 {
     __atomic_store_n(&state, ST_DISABLED, __ATOMIC_RELAXED);
@@ -249,10 +275,9 @@ static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_
         return st__prim_mmap(addr, len, prot, flags, fd, off);
     if (type == MAP_PRIVATE && !st__reg_may_overlap(&reg, (uintptr_t)addr, len))
         return st__prim_mmap(addr, len, prot, flags, fd, off);
-    if (!enter())
+    if (!enter_locked())
         return st__prim_mmap(addr, len, prot, flags, fd, off);
     int saved = errno;
-    st__reg_lock(&reg);
     void *p = st__prim_mmap(addr, len, prot, flags, fd, off);
     int err = errno;
     if (p != MAP_FAILED) {
@@ -279,10 +304,9 @@ ST_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off6
 
 ST_EXPORT int munmap(void *addr, size_t len)
 {
-    if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter())
+    if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter_locked())
         return st__prim_munmap(addr, len);
     int saved = errno;
-    st__reg_lock(&reg);
     int rc = st__prim_munmap(addr, len);
     int err = errno;
     if (rc == 0)
@@ -305,10 +329,9 @@ ST_EXPORT void *mremap(void *old_addr, size_t old_len, size_t new_len, int flags
     if (!active() ||
         (!st__reg_may_overlap(&reg, (uintptr_t)old_addr, old_len ? old_len : 1) &&
          !((flags & MREMAP_FIXED) && st__reg_may_overlap(&reg, (uintptr_t)new_addr, new_len))) ||
-        !enter())
+        !enter_locked())
         return st__prim_mremap(old_addr, old_len, new_len, flags, new_addr);
     int saved = errno;
-    st__reg_lock(&reg);
     void *p = st__prim_mremap(old_addr, old_len, new_len, flags, new_addr);
     int err = errno;
     if (p != MAP_FAILED && st__reg_mremap(&reg, (uintptr_t)old_addr, page_round(old_len),
@@ -331,7 +354,8 @@ static void track_fd_object(int fd, int kind, const char *name, bool creator)
     if (st__prim_fd_stat(fd, &fi) != 0 || fi.type != ST__FD_REG)
         return;
     st__key_t key = st__key_shmem((uint8_t)kind, fi.dev_major, fi.dev_minor, fi.ino);
-    st__reg_lock(&reg);
+    if (!hook_lock())
+        return;
     if (st__reg_get(&reg, &key, &obj, &added) != 0) {
         st__reg_unlock(&reg);
         disable();
@@ -429,10 +453,9 @@ ST_EXPORT int shmget(key_t key, size_t size, int shmflg)
 
 ST_EXPORT void *shmat(int shmid, const void *addr, int shmflg)
 {
-    if (!enter())
+    if (!enter_locked())
         return st__prim_shmat(shmid, addr, shmflg);
     int saved = errno;
-    st__reg_lock(&reg);
     void *p = st__prim_shmat(shmid, addr, shmflg);
     int err = errno;
     uint64_t segsz;
@@ -461,10 +484,9 @@ ST_EXPORT void *shmat(int shmid, const void *addr, int shmflg)
 
 ST_EXPORT int shmdt(const void *addr)
 {
-    if (!enter())
+    if (!enter_locked())
         return st__prim_shmdt(addr);
     int saved = errno;
-    st__reg_lock(&reg);
     int rc = st__prim_shmdt(addr);
     int err = errno;
     st__range_t *r = NULL;
@@ -557,9 +579,8 @@ ST_EXPORT pid_t fork(void)
         errno = ENOSYS;
         return -1;
     }
-    if (!enter())
+    if (!enter_locked())
         return real();
-    st__reg_lock(&reg);
     pid_t pid = real();
     int err = errno;
     if (pid == 0) {
@@ -761,10 +782,9 @@ int shmtrack_v1_set_importance(const void *addr, int importance)
         return -ENOSYS;
     if (addr == NULL)
         return -EINVAL;
-    if (!enter())
+    if (!enter_locked())
         return -ENOSYS;
     int rc = -ENOENT, saved = errno;
-    st__reg_lock(&reg);
     st__obj_t *obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
     if (obj != NULL) {
         obj->importance = importance;
@@ -784,10 +804,9 @@ int shmtrack_v1_label(const void *addr, const char *name)
         return -ENOSYS;
     if (addr == NULL || name == NULL)
         return -EINVAL;
-    if (!enter())
+    if (!enter_locked())
         return -ENOSYS;
     int rc = -ENOENT, saved = errno;
-    st__reg_lock(&reg);
     st__obj_t *obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
     if (obj != NULL) {
         rc = st__reg_set_label(&reg, obj, name);
@@ -1058,7 +1077,11 @@ __attribute__((destructor)) static void shmtrack_fini(void)
     if (state != ST_ACTIVE || registry_file[0] == '\0')
         return;
     in_hook = 1;
-    my_pid = st__prim_getpid();
-    write_registry();
+    /* Not in a raw clone child whose lock died with the parent's threads. */
+    if (hook_lock()) {
+        st__reg_unlock(&reg);
+        my_pid = st__prim_getpid();
+        write_registry();
+    }
     in_hook = 0;
 }

@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -279,6 +280,37 @@ static int scenario_forkstorm(void)
     return failures != 0;
 }
 
+/* Children made with a raw clone(2) (as sandboxes and zygotes do: no fork hook, no atfork
+ * handler) while other threads are inside hooks holding the preload's lock: the child's own
+ * hooks must not wait for a thread that does not exist in it. */
+static int scenario_rawclone(void)
+{
+    pthread_t t[3];
+    stop = 0;
+    for (int i = 0; i < 3; i++)
+        if (pthread_create(&t[i], NULL, hammer, NULL) != 0)
+            die("pthread_create");
+    int failures = 0;
+    for (int i = 0; i < 300; i++) {
+        long pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+        if (pid < 0)
+            die("clone");
+        if (pid == 0) {
+            char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+            syscall(SYS_exit_group, p == MAP_FAILED || munmap(p, PAGE) != 0);
+        }
+        int status;
+        if (waitpid((pid_t)pid, &status, 0) != pid || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
+            failures++;
+    }
+    stop = 1;
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    printf("clones 300 failures %d\n", failures);
+    return failures != 0;
+}
+
 /* A program that closes every descriptor it did not open (and one that dup2()s over them), then
  * keeps using shared memory. */
 static int scenario_closefds(int use_dup2)
@@ -516,6 +548,8 @@ int main(int argc, char **argv)
         return scenario_errno();
     if (strcmp(s, "forkstorm") == 0)
         return scenario_forkstorm();
+    if (strcmp(s, "rawclone") == 0)
+        return scenario_rawclone();
     if (strcmp(s, "closefds") == 0)
         return scenario_closefds(0);
     if (strcmp(s, "dup2fds") == 0)

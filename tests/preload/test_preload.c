@@ -406,6 +406,18 @@ static void test_forkstorm(void **state)
     assert_true(seconds < 150);
 }
 
+static void test_rawclone(void **state)
+{
+    (void)state;
+    char out[512];
+    out_path(out, sizeof(out), "rawclone");
+    const char *env[] = {preload_env, NULL};
+    double seconds = 0;
+    int rc = run_probe("rawclone", out, env, &seconds);
+    print_message("rawclone: 300 raw clones with 3 threads in hooks took %.2f s\n", seconds);
+    assert_int_equal(rc, 0);
+}
+
 static void check_closefds(const char *scenario)
 {
     char out[512], regenv[600], maps[600];
@@ -634,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_errno_identical),
         cmocka_unit_test(test_forkstorm),
+        cmocka_unit_test(test_rawclone),
         cmocka_unit_test(test_closefds),
         cmocka_unit_test(test_dup2fds),
         cmocka_unit_test(test_fork_inherit),
