@@ -17,15 +17,16 @@
  * that an address cannot be unmapped and handed out again between the syscall and the update.
  * Any internal failure (no arena, registry full) switches tracking off: calls then pass through.
  *
- * fork: the hook takes the registry lock before the real fork() (libc's, so atfork handlers and
- * libc's own state stay right), so the child inherits a consistent registry; the child re-creates
- * the lock, keeps every object as inherited (holder, not creator) and drops the parent's
- * connection. _Fork (no atfork handlers, may run in a signal handler) only try-locks and starts
- * empty when it could not. vfork is deliberately not interposed: a C wrapper cannot return twice
- * through one stack frame, and the vfork child must not touch our locks or memory; it only reaches
- * us through execve, whose hook takes no lock and writes nothing but its own stack. posix_spawn's
- * child never runs our code (glibc calls the execve syscall itself), so its hook fixes the
- * environment in the parent.
+ * fork: a pthread_atfork prepare handler takes the registry lock right before the kernel fork
+ * (after the program's own handlers), so the child inherits a consistent registry; the child
+ * handler re-creates the lock, keeps every object as inherited (holder, not creator) and drops the
+ * parent's connection; the fork hook then re-announces the inherited objects. A child of a raw
+ * clone(2) never waits for a lock a vanished parent thread held: it passes calls through. _Fork (no
+ * atfork handlers, may run in a signal handler) only try-locks and starts empty when it could not.
+ * vfork is deliberately not interposed: a C wrapper cannot return twice through one stack frame,
+ * and the vfork child must not touch our locks or memory; it only reaches us through execve, whose
+ * hook takes no lock and writes nothing but its own stack. posix_spawn's child never runs our code
+ * (glibc calls the execve syscall itself), so its hook fixes the environment in the parent.
  *
  * exec: children keep LD_PRELOAD (and SHMTRACK_SOCKET) even when the program passes a scrubbed
  * environment, unless SHMTRACK_FOLLOW_CHILDREN=0, which removes this library from LD_PRELOAD.
@@ -39,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -572,6 +574,32 @@ static void after_fork_child(bool consistent)
     st__agent_fork_child();
 }
 
+/* The registry lock is taken by a pthread_atfork prepare handler registered in the constructor,
+ * i.e. before the program's own handlers were registered, so it runs after theirs, right before
+ * the kernel fork: a program handler that waits for a thread which waits for our lock cannot
+ * deadlock. The child handler runs first in the child. These also cover forks that do not go
+ * through the fork symbol. */
+static __thread int fork_locked __attribute__((tls_model("initial-exec")));
+
+static void atfork_prepare(void)
+{
+    fork_locked = active() && hook_lock();
+}
+
+static void atfork_parent(void)
+{
+    if (fork_locked)
+        st__reg_unlock(&reg);
+    fork_locked = 0;
+}
+
+static void atfork_child(void)
+{
+    if (active() || fork_locked)
+        after_fork_child(fork_locked);
+    fork_locked = 0;
+}
+
 ST_EXPORT pid_t fork(void)
 {
     fork_fn real = NEXT(real_fork, "fork");
@@ -579,20 +607,14 @@ ST_EXPORT pid_t fork(void)
         errno = ENOSYS;
         return -1;
     }
-    if (!enter_locked())
+    if (!enter())
         return real();
     pid_t pid = real();
     int err = errno;
-    if (pid == 0) {
-        after_fork_child(true);
+    if (pid == 0 && active() && hook_lock()) {
         /* fork() (unlike _Fork) leaves a child that may start threads: announcing the inherited
          * objects makes the client connect now, so the child is a known holder. */
-        if (active()) {
-            st__reg_lock(&reg); /* the fresh lock of the child */
-            announce_all();
-            st__reg_unlock(&reg);
-        }
-    } else {
+        announce_all();
         st__reg_unlock(&reg);
     }
     errno = err;
@@ -1067,6 +1089,7 @@ __attribute__((constructor)) static void shmtrack_init(void)
         return;
     }
     st__reg_set_change_cb(&reg, on_change, NULL);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     st__agent_start(&reg, sock);
     __atomic_store_n(&state, ST_ACTIVE, __ATOMIC_RELEASE);
     in_hook = 0;

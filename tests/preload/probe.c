@@ -237,12 +237,27 @@ static int scenario_errno(void)
 /* Threads hammer the hooks while the main thread forks 1000 times; each child uses the hooks
  * once and exits. A deadlock shows as a timeout. */
 static volatile int stop;
+/* The program's own lock, held around its mmaps and taken by its atfork handler: a preload that
+ * held its lock across the whole fork() would deadlock against it. */
+static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void app_prepare(void)
+{
+    pthread_mutex_lock(&app_lock);
+}
+
+static void app_release(void)
+{
+    pthread_mutex_unlock(&app_lock);
+}
 
 static void *hammer(void *arg)
 {
     (void)arg;
     while (!stop) {
+        pthread_mutex_lock(&app_lock);
         char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        pthread_mutex_unlock(&app_lock);
         if (p != MAP_FAILED) {
             p[0] = 1;
             munmap(p, PAGE);
@@ -256,6 +271,7 @@ static void *hammer(void *arg)
 
 static int scenario_forkstorm(void)
 {
+    pthread_atfork(app_prepare, app_release, app_release);
     pthread_t t[3];
     for (int i = 0; i < 3; i++)
         if (pthread_create(&t[i], NULL, hammer, NULL) != 0)
