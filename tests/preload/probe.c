@@ -537,6 +537,47 @@ static int scenario_threads(void)
     return 0;
 }
 
+/* For the coordinator test: a memfd (16 pages, 5 touched here, labelled, claimed 4) and a shared
+ * anonymous mapping (2 pages, 1 touched), then a fork child that touches one more memfd page.
+ * Prints "ready <child pid>" once both are set up, and exits when stdin reaches EOF. */
+static int scenario_ipc(void)
+{
+    int fd = memfd_create("ipc-frames", 0);
+    if (fd < 0 || ftruncate(fd, 16 * PAGE) != 0)
+        die("memfd");
+    char *m = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *a = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED || a == MAP_FAILED)
+        die("mmap");
+    touch(m, 5);
+    touch(a, 1);
+    if (shmtrack_label(m, "frames") != 0 || shmtrack_set_importance(m, 4) != 0)
+        return 3;
+    int sync[2];
+    if (pipe(sync) != 0)
+        die("pipe");
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        m[10 * PAGE] = 1;
+        if (write(sync[1], "x", 1) != 1)
+            _exit(1);
+        while (getppid() == parent)
+            usleep(10000);
+        _exit(0);
+    }
+    char x;
+    if (read(sync[0], &x, 1) != 1)
+        die("sync");
+    printf("ready %d\n", (int)pid);
+    char buf[64];
+    while (read(0, buf, sizeof(buf)) > 0)
+        ;
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return 0;
+}
+
 /* The public API with and without the preload. */
 static int scenario_api(void)
 {
@@ -576,6 +617,8 @@ int main(int argc, char **argv)
         return scenario_exec(argv[0]);
     if (strcmp(s, "print-env") == 0)
         return print_env();
+    if (strcmp(s, "ipc") == 0)
+        return scenario_ipc();
     if (strcmp(s, "threads") == 0)
         return scenario_threads();
     if (strcmp(s, "churn") == 0)
