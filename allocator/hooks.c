@@ -143,9 +143,44 @@ static inline bool enter_locked(void)
     return false;
 }
 
-static void disable(void)
+/* SHMTRACK_LOG: one line appended with raw write(2) when tracking switches itself off. */
+static char log_path[PATH_MAX];
+
+static void log_line(const char *what)
 {
-    __atomic_store_n(&state, ST_DISABLED, __ATOMIC_RELAXED);
+    if (log_path[0] == '\0')
+        return;
+    int fd = st__prim_open(log_path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    if (fd < 0)
+        return;
+    char line[256];
+    size_t n = 0;
+    static const char head[] = "shmtrack: pid ";
+    memcpy(line, head, sizeof(head) - 1);
+    n = sizeof(head) - 1;
+    char digits[16];
+    int d = 0;
+    for (unsigned v = (unsigned)st__prim_getpid(); v != 0 || d == 0; v /= 10)
+        digits[d++] = (char)('0' + v % 10);
+    while (d > 0)
+        line[n++] = digits[--d];
+    line[n++] = ':';
+    line[n++] = ' ';
+    size_t w = strlen(what);
+    if (w > sizeof(line) - n - 1)
+        w = sizeof(line) - n - 1;
+    memcpy(line + n, what, w);
+    n += w;
+    line[n++] = '\n';
+    st__prim_write_all(fd, line, n);
+    st__prim_close(fd);
+}
+
+/* Any internal failure: calls pass through from now on; the coordinator's scan still sees us. */
+static void disable(const char *why)
+{
+    if (__atomic_exchange_n(&state, ST_DISABLED, __ATOMIC_RELAXED) == ST_ACTIVE)
+        log_line(why);
 }
 
 static size_t page_round(size_t len)
@@ -267,7 +302,7 @@ static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t
         goto fail;
     return;
 fail:
-    disable();
+    disable("tracking off: the registry is full");
 }
 
 static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -338,7 +373,7 @@ ST_EXPORT void *mremap(void *old_addr, size_t old_len, size_t new_len, int flags
     int err = errno;
     if (p != MAP_FAILED && st__reg_mremap(&reg, (uintptr_t)old_addr, page_round(old_len),
                                           (uintptr_t)p, page_round(new_len), flags) != 0)
-        disable();
+        disable("tracking off: the registry is full");
     st__reg_unlock(&reg);
     errno = p == MAP_FAILED ? err : saved;
     leave();
@@ -360,13 +395,13 @@ static void track_fd_object(int fd, int kind, const char *name, bool creator)
         return;
     if (st__reg_get(&reg, &key, &obj, &added) != 0) {
         st__reg_unlock(&reg);
-        disable();
+        disable("tracking off: the registry is full");
         return;
     }
     if (added) {
         new_object(obj, creator);
         if (name != NULL && st__reg_set_name(&reg, obj, name) != 0)
-            disable();
+            disable("tracking off: the registry is full");
     } else if (creator) {
         obj->flags |= ST__OBJ_CREATOR;
     }
@@ -467,7 +502,7 @@ ST_EXPORT void *shmat(int shmid, const void *addr, int shmflg)
         st__obj_t *obj = NULL;
         bool added = false;
         if (st__reg_get(&reg, &key, &obj, &added) != 0) {
-            disable();
+            disable("tracking off: the registry is full");
         } else {
             if (added)
                 new_object(obj, cpid == my_pid);
@@ -475,7 +510,7 @@ ST_EXPORT void *shmat(int shmid, const void *addr, int shmflg)
             if ((shmflg & SHM_RDONLY) && st__prim_geteuid() != 0)
                 obj->flags |= ST__OBJ_UNTRUSTED;
             if (st__reg_map(&reg, obj, (uintptr_t)p, page_round(segsz), 0) != 0)
-                disable();
+                disable("tracking off: the registry is full");
         }
     }
     st__reg_unlock(&reg);
@@ -560,7 +595,7 @@ static void after_fork_child(bool consistent)
     st__prim_after_fork();
     st__reg_fork_child(&reg, consistent);
     if (reg.arena == NULL)
-        disable();
+        disable("tracking off: no memory for the registry in a fork child");
     /* A claim belongs to the process that made it: the child holds its inherited objects with
      * the default claim (SHMTRACK_IMPORTANCE, inherited through the environment) or none. */
     for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
@@ -1077,14 +1112,23 @@ __attribute__((constructor)) static void shmtrack_init(void)
     const char *sock = st__prim_getenv("SHMTRACK_SOCKET");
     if (sock != NULL)
         copy_env(socket_env, sizeof(socket_env), "SHMTRACK_SOCKET=", sock);
+    v = st__prim_getenv("SHMTRACK_LOG");
+    if (v != NULL && strlen(v) < sizeof(log_path))
+        strcpy(log_path, v);
     v = st__prim_getenv("SHMTRACK_TEST_REGISTRY");
     if (v != NULL && strlen(v) < sizeof(registry_file))
         strcpy(registry_file, v);
     my_pid = st__prim_getpid();
     if (st__prim_ipc_ns(&ipc_ns) != 0)
         ipc_ns = 0;
-    if (st__reg_init(&reg, 0, 0) != 0) {
+    /* SHMTRACK_TEST_MAX_OBJECTS: a small registry, so tests can reach "full" (0: default). */
+    int32_t max_objs = 0;
+    v = st__prim_getenv("SHMTRACK_TEST_MAX_OBJECTS");
+    if (v != NULL && (parse_int(v, &max_objs) != 0 || max_objs < 0))
+        max_objs = 0;
+    if (st__reg_init(&reg, (uint32_t)max_objs, 0) != 0) {
         state = ST_DISABLED;
+        log_line("tracking off: no memory for the registry");
         in_hook = 0;
         return;
     }

@@ -578,6 +578,26 @@ static int scenario_ipc(void)
     return 0;
 }
 
+/* More shared objects than a small registry holds: every call must still succeed. */
+static int scenario_many(void)
+{
+    for (int i = 0; i < 8; i++) {
+        int fd = memfd_create("many", 0);
+        if (fd < 0 || ftruncate(fd, PAGE) != 0)
+            die("memfd many");
+        char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            die("mmap many");
+        p[0] = 1;
+        char *a = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (a == MAP_FAILED)
+            die("mmap anon many");
+        a[0] = 1;
+    }
+    printf("many ok\n");
+    return 0;
+}
+
 /* The public API with and without the preload. */
 static int scenario_api(void)
 {
@@ -617,6 +637,8 @@ int main(int argc, char **argv)
         return scenario_exec(argv[0]);
     if (strcmp(s, "print-env") == 0)
         return print_env();
+    if (strcmp(s, "many") == 0)
+        return scenario_many();
     if (strcmp(s, "ipc") == 0)
         return scenario_ipc();
     if (strcmp(s, "threads") == 0)

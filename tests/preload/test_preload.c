@@ -617,6 +617,30 @@ static void test_threads(void **state)
     check_exact(&reg, maps);
 }
 
+/* An internal failure (the registry full) switches tracking off, says so in SHMTRACK_LOG, and the
+ * program carries on. */
+static void test_full_registry(void **state)
+{
+    (void)state;
+    char out[512], regenv[600], logenv[600], path[600];
+    out_path(out, sizeof(out), "full");
+    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
+    snprintf(logenv, sizeof(logenv), "SHMTRACK_LOG=%s.log", out);
+    const char *env[] = {preload_env, regenv, logenv, "SHMTRACK_TEST_MAX_OBJECTS=4", NULL};
+    assert_int_equal(run_probe("many", out, env, NULL), 0);
+    snprintf(path, sizeof(path), "%s.stdout", out);
+    char *s = slurp(path);
+    assert_string_equal(s, "many ok\n");
+    free(s);
+    snprintf(path, sizeof(path), "%s.log", out);
+    s = slurp(path);
+    assert_non_null(s);
+    assert_non_null(strstr(s, ": tracking off: the registry is full\n"));
+    free(s);
+    static reg_t reg;
+    assert_int_equal(find_registry(out, &reg, 0), 0); /* off: nothing written at exit */
+}
+
 static void test_importance_env(void **state)
 {
     (void)state;
@@ -656,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_disable),
         cmocka_unit_test(test_importance_env),
         cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_full_registry),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
