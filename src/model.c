@@ -44,6 +44,89 @@ static int set_str(char **dst, const char *src)
     return 0;
 }
 
+/* ---- lookup indexes ----
+ *
+ * Producers add hundreds of thousands of nodes to one dump (the coordinator merging 500 clients);
+ * linear find-or-add would make that quadratic. Each process dump keeps an open-addressing table
+ * of node positions by name hash and each global dump one of global positions by guid. A table
+ * covers the first `count` elements of its array; when the array holds more (someone appended
+ * without the functions below) or was reordered (st_dump_sort), it is rebuilt on the next lookup.
+ */
+struct st_model_index {
+    size_t *slots; /* element position + 1; 0 is empty */
+    size_t cap;    /* power of two */
+    size_t count;  /* elements indexed: positions [0, count) */
+};
+
+static void index_free(struct st_model_index **ix)
+{
+    if (*ix != NULL) {
+        free((*ix)->slots);
+        free(*ix);
+        *ix = NULL;
+    }
+}
+
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Inserts position pos with hash h (no duplicate check: callers looked it up first). */
+static void index_put(struct st_model_index *ix, uint64_t h, size_t pos)
+{
+    size_t i = (size_t)mix64(h) & (ix->cap - 1);
+    while (ix->slots[i] != 0)
+        i = (i + 1) & (ix->cap - 1);
+    ix->slots[i] = pos + 1;
+}
+
+static uint64_t node_hash(const st_node_t *n)
+{
+    return st_hash64(n->name);
+}
+
+static uint64_t global_hash(const st_node_t *n)
+{
+    return n->guid;
+}
+
+/* Makes ix cover n elements of arr, growing or rebuilding it. -ENOMEM leaves it absent (lookups
+ * then fall back to a linear scan). */
+static int index_sync(struct st_model_index **pix, const st_node_t *arr, size_t n,
+                      uint64_t (*hash)(const st_node_t *))
+{
+    struct st_model_index *ix = *pix;
+    if (ix != NULL && ix->count == n)
+        return 0;
+    if (ix == NULL || ix->count > n || (n + 1) * 2 > ix->cap) {
+        size_t cap = 64;
+        while (cap < (n + 1) * 2)
+            cap <<= 1;
+        if (ix == NULL && (ix = calloc(1, sizeof(*ix))) == NULL)
+            return -ENOMEM;
+        size_t *slots = calloc(cap, sizeof(*slots));
+        if (slots == NULL) {
+            free(ix->slots);
+            free(ix);
+            *pix = NULL;
+            return -ENOMEM;
+        }
+        free(ix->slots);
+        ix->slots = slots;
+        ix->cap = cap;
+        ix->count = 0;
+        *pix = ix;
+    }
+    for (size_t i = ix->count; i < n; i++)
+        index_put(ix, hash(&arr[i]), i);
+    ix->count = n;
+    return 0;
+}
+
 /* ---- closed sets ---- */
 
 static const char *const kind_names[] = {
@@ -110,6 +193,7 @@ static void process_clear(st_process_dump_t *proc)
     free(proc->nodes);
     free(proc->edges);
     free(proc->name);
+    index_free(&proc->node_index);
 }
 
 static void dump_clear(st_global_dump_t *dump)
@@ -129,6 +213,7 @@ static void dump_clear(st_global_dump_t *dump)
     free(dump->problems);
     free(dump->trigger);
     free(dump->level_of_detail);
+    index_free(&dump->global_index);
 }
 
 int st_trace_new(st_trace_t **out)
@@ -235,24 +320,57 @@ static int cmp_proc(const void *a, const void *b)
     return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
+static int cmp_global(const void *a, const void *b)
+{
+    const st_node_t *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
 void st_dump_sort(st_global_dump_t *dump)
 {
     if (dump->n_procs > 1) /* qsort(NULL, 0, ...) is undefined behaviour */
         qsort(dump->procs, dump->n_procs, sizeof(*dump->procs), cmp_proc);
-    /* Insertion sort keeps globals and their carriers paired; the lists are built sorted
-     * or nearly so by every producer. */
-    for (size_t i = 1; i < dump->n_globals; i++) {
-        st_node_t n = dump->globals[i];
-        int c = dump->global_carrier[i];
-        size_t j = i;
-        while (j > 0 && strcmp(dump->globals[j - 1].name, n.name) > 0) {
-            dump->globals[j] = dump->globals[j - 1];
-            dump->global_carrier[j] = dump->global_carrier[j - 1];
-            j--;
+    if (dump->n_globals < 2)
+        return;
+    /* Sort pointers, then permute globals and their carriers together. */
+    size_t n = dump->n_globals;
+    st_node_t **order = malloc(n * sizeof(*order));
+    st_node_t *nodes = malloc(n * sizeof(*nodes));
+    int *carrier = malloc(n * sizeof(*carrier));
+    if (order == NULL || nodes == NULL || carrier == NULL) {
+        /* out of memory: fall back to an in-place insertion sort */
+        free(order);
+        free(nodes);
+        free(carrier);
+        for (size_t i = 1; i < n; i++) {
+            st_node_t t = dump->globals[i];
+            int c = dump->global_carrier[i];
+            size_t j = i;
+            while (j > 0 && strcmp(dump->globals[j - 1].name, t.name) > 0) {
+                dump->globals[j] = dump->globals[j - 1];
+                dump->global_carrier[j] = dump->global_carrier[j - 1];
+                j--;
+            }
+            dump->globals[j] = t;
+            dump->global_carrier[j] = c;
         }
-        dump->globals[j] = n;
-        dump->global_carrier[j] = c;
+        index_free(&dump->global_index);
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        order[i] = &dump->globals[i];
+    qsort(order, n, sizeof(*order), cmp_global);
+    for (size_t i = 0; i < n; i++) {
+        size_t from = (size_t)(order[i] - dump->globals);
+        nodes[i] = dump->globals[from];
+        carrier[i] = dump->global_carrier[from];
+    }
+    memcpy(dump->globals, nodes, n * sizeof(*nodes));
+    memcpy(dump->global_carrier, carrier, n * sizeof(*carrier));
+    free(order);
+    free(nodes);
+    free(carrier);
+    index_free(&dump->global_index);
 }
 
 /* ---- nodes ---- */
@@ -264,6 +382,16 @@ static bool is_global_name(const char *name)
 
 st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
 {
+    /* The index is a cache: building it does not change what the process dump holds. */
+    st_process_dump_t *mut = (st_process_dump_t *)proc;
+    if (index_sync(&mut->node_index, proc->nodes, proc->n_nodes, node_hash) == 0) {
+        const struct st_model_index *ix = proc->node_index;
+        size_t i = (size_t)mix64(st_hash64(name)) & (ix->cap - 1);
+        for (; ix->slots[i] != 0; i = (i + 1) & (ix->cap - 1))
+            if (strcmp(proc->nodes[ix->slots[i] - 1].name, name) == 0)
+                return &proc->nodes[ix->slots[i] - 1];
+        return NULL;
+    }
     for (size_t i = 0; i < proc->n_nodes; i++)
         if (strcmp(proc->nodes[i].name, name) == 0)
             return &proc->nodes[i];
@@ -310,6 +438,15 @@ int st_process_add_edge(st_process_dump_t *proc, uint64_t source, uint64_t targe
 
 st_node_t *st_dump_find_global(const st_global_dump_t *dump, uint64_t guid)
 {
+    st_global_dump_t *mut = (st_global_dump_t *)dump; /* the index is a cache */
+    if (index_sync(&mut->global_index, dump->globals, dump->n_globals, global_hash) == 0) {
+        const struct st_model_index *ix = dump->global_index;
+        size_t i = (size_t)mix64(guid) & (ix->cap - 1);
+        for (; ix->slots[i] != 0; i = (i + 1) & (ix->cap - 1))
+            if (dump->globals[ix->slots[i] - 1].guid == guid)
+                return &dump->globals[ix->slots[i] - 1];
+        return NULL;
+    }
     for (size_t i = 0; i < dump->n_globals; i++)
         if (dump->globals[i].guid == guid)
             return &dump->globals[i];
@@ -553,15 +690,17 @@ int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
     if (n < 0 || (size_t)n >= sizeof(path))
         return -ENAMETOOLONG;
     st_node_t *node = NULL;
+    size_t before = proc->n_nodes;
     int rc = st_process_add_node(proc, path, st_guid_local(proc->pid, path), false, &node);
     if (rc < 0)
         return rc;
+    bool is_new = proc->n_nodes > before;
     if (set_object_entries(node, info) < 0 ||
         st_node_set_scalar(node, "mapped_size", "bytes", mapped_size) < 0)
         return -ENOMEM;
     uint64_t target = st_guid_global(info->key);
     bool have_edge = false;
-    for (size_t i = 0; i < proc->n_edges; i++) {
+    for (size_t i = 0; !is_new && i < proc->n_edges; i++) {
         if (proc->edges[i].source == node->guid) {
             proc->edges[i].target = target;
             proc->edges[i].importance = importance;

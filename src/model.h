@@ -107,6 +107,8 @@ typedef struct st_totals {
     unsigned present; /* ST_TOTAL_HAS(...) bits */
 } st_totals_t;
 
+struct st_model_index; /* private to model.c: find-by-name / find-by-guid in O(1) */
+
 typedef struct st_process_dump {
     int pid;
     char *name; /* NULL when unknown */
@@ -115,6 +117,7 @@ typedef struct st_process_dump {
     size_t n_nodes, cap_nodes;
     st_edge_t *edges;
     size_t n_edges, cap_edges;
+    struct st_model_index *node_index; /* nodes by name; maintained by model.c */
 } st_process_dump_t;
 
 /* Something a producer could not read (scan: a /proc file; coordinator: a peer). */
@@ -138,7 +141,8 @@ typedef struct st_global_dump {
     size_t n_warnings, cap_warnings;
     st_problem_t *problems;
     size_t n_problems, cap_problems;
-    bool partial; /* some process could not report; see warnings */
+    bool partial;                        /* some process could not report; see warnings */
+    struct st_model_index *global_index; /* globals by guid; maintained by model.c */
 } st_global_dump_t;
 
 typedef struct st_trace {

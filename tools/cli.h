@@ -10,7 +10,9 @@
 #define SHMTRACK_CLI_H
 
 /* name, one-line summary */
-#define ST_CMD_MAP(XX) XX(report, "summarise a trace: per-process and per-object ownership")
+#define ST_CMD_MAP(XX)                                                                             \
+    XX(report, "summarise a trace: per-process and per-object ownership")                          \
+    XX(scan, "one global dump from /proc alone, for any processes (no preload)")
 
 #define XX(name, summary) int st_cmd_##name(int argc, char **argv);
 ST_CMD_MAP(XX)

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Installs the Debian packages shmtrack needs, only those missing. Usage: tools/deps.sh [build|test]
+# Installs the Debian packages shmtrack needs, only those missing. Usage: tools/deps.sh [build|test|bench]
 #   build: compiler, CMake, pkg-config, uthash, jansson, cmocka
 #   test:  build + clang (libFuzzer, sanitizers) + clang-format
+#   bench: build + smem (tools/bench/bench_scan compares against it)
 # Not root and something missing: prints the apt-get line to run and fails.
 set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential cmake pkg-config uthash-dev libjansson-dev libcmocka-dev)
 if [ "$what" = test ]; then
     pkgs+=(clang libclang-rt-14-dev clang-format)
+fi
+if [ "$what" = bench ]; then
+    pkgs+=(smem)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

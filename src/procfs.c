@@ -1,0 +1,773 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * /proc readers (see procfs.h). Parsers work on (pointer, length) with a small cursor type so that
+ * no parser depends on a terminating NUL or reads past the end of what it was given; they are
+ * fuzzed (tests/fuzz/fuzz_procfs.c). Readers open one file, read it whole, and hand the buffer to
+ * the parser, so a file that changes while it is read is at worst a slightly stale snapshot.
+ *
+ * PROCMAP_QUERY and its structure are defined here when the system headers predate Linux 6.11
+ * (Debian 12 ships 6.1 headers); the layout is the kernel's ABI and carries its own size field.
+ */
+#include "procfs.h"
+
+#include "error.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/fs.h>
+
+#ifndef PROCMAP_QUERY
+struct procmap_query {
+    uint64_t size;
+    uint64_t query_flags;
+    uint64_t query_addr;
+    uint64_t vma_start;
+    uint64_t vma_end;
+    uint64_t vma_flags;
+    uint64_t vma_page_size;
+    uint64_t vma_offset;
+    uint64_t inode;
+    uint32_t dev_major;
+    uint32_t dev_minor;
+    uint32_t vma_name_size;
+    uint32_t build_id_size;
+    uint64_t vma_name_addr;
+    uint64_t build_id_addr;
+};
+#define PROCFS_IOCTL_MAGIC 'f'
+#define PROCMAP_QUERY _IOWR(PROCFS_IOCTL_MAGIC, 17, struct procmap_query)
+#define PROCMAP_QUERY_VMA_READABLE 0x01
+#define PROCMAP_QUERY_VMA_WRITABLE 0x02
+#define PROCMAP_QUERY_VMA_EXECUTABLE 0x04
+#define PROCMAP_QUERY_VMA_SHARED 0x08
+#define PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
+#define PROCMAP_QUERY_FILE_BACKED_VMA 0x20
+#endif
+
+static const char deleted_suffix[] = " (deleted)";
+
+/* ---- files ---- */
+
+int st_procfs_read_file(const char *path, char **buf, size_t *len)
+{
+    int rc = 0;
+    char *data = NULL;
+    size_t cap = 4096, used = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    data = malloc(cap);
+    if (data == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        if (cap - used < 2) {
+            if (cap >= ST_PROCFS_MAX_BYTES) {
+                rc = ST_ETOOBIG;
+                goto out;
+            }
+            char *p = realloc(data, cap * 2);
+            if (p == NULL) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            data = p;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, data + used, cap - used - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    data[used] = '\0';
+    *buf = data;
+    *len = used;
+    data = NULL;
+out:
+    free(data);
+    close(fd);
+    return rc;
+}
+
+/* ---- a bounded cursor ---- */
+
+typedef struct cur {
+    const char *p, *end;
+} cur_t;
+
+static void skip_spaces(cur_t *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+        c->p++;
+}
+
+/* Parses an unsigned number in base 10 or 16; false when there is no digit or it overflows. */
+static bool take_u64(cur_t *c, int base, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *start = c->p;
+    while (c->p < c->end) {
+        int d;
+        char ch = *c->p;
+        if (ch >= '0' && ch <= '9')
+            d = ch - '0';
+        else if (base == 16 && ch >= 'a' && ch <= 'f')
+            d = ch - 'a' + 10;
+        else if (base == 16 && ch >= 'A' && ch <= 'F')
+            d = ch - 'A' + 10;
+        else
+            break;
+        if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
+            return false;
+        v = v * (uint64_t)base + (uint64_t)d;
+        c->p++;
+    }
+    if (c->p == start)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool take_int(cur_t *c, int *out)
+{
+    bool neg = false;
+    uint64_t v;
+    if (c->p < c->end && *c->p == '-') {
+        neg = true;
+        c->p++;
+    }
+    if (!take_u64(c, 10, &v) || v > (uint64_t)INT32_MAX + (neg ? 1u : 0u))
+        return false;
+    *out = neg ? (int)(-(int64_t)v) : (int)v;
+    return true;
+}
+
+static bool take_char(cur_t *c, char ch)
+{
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return true;
+    }
+    return false;
+}
+
+/* Splits the next line off buf: [line, line+n) without its '\n'; false at the end. */
+static bool next_line(cur_t *buf, cur_t *line)
+{
+    if (buf->p >= buf->end)
+        return false;
+    const char *nl = memchr(buf->p, '\n', (size_t)(buf->end - buf->p));
+    line->p = buf->p;
+    line->end = nl ? nl : buf->end;
+    buf->p = nl ? nl + 1 : buf->end;
+    return true;
+}
+
+/* Copies [p, end) into dst (size cap) with the " (deleted)" suffix removed into *deleted.
+ * Returns true when the copy was truncated. */
+static bool copy_path(const char *p, const char *end, char *dst, size_t cap, bool *deleted)
+{
+    size_t n = (size_t)(end - p);
+    size_t sl = sizeof(deleted_suffix) - 1;
+    *deleted = false;
+    if (n >= sl && memcmp(end - sl, deleted_suffix, sl) == 0) {
+        *deleted = true;
+        n -= sl;
+    }
+    bool truncated = n >= cap;
+    if (truncated)
+        n = cap - 1;
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    return truncated;
+}
+
+/* ---- maps ---- */
+
+int st_procfs_parse_maps_line(const char *line, size_t len, st_vma_t *out)
+{
+    cur_t c = {line, line + len};
+    uint64_t v;
+    const char *nl = memchr(line, '\n', len);
+    if (nl != NULL)
+        c.end = nl;
+    memset(out, 0, offsetof(st_vma_t, path));
+    out->path[0] = '\0';
+    if (!take_u64(&c, 16, &out->start) || !take_char(&c, '-') || !take_u64(&c, 16, &out->end) ||
+        out->end < out->start || !take_char(&c, ' '))
+        return ST_EFORMAT;
+    if (c.end - c.p < 4)
+        return ST_EFORMAT;
+    static const char flags[4] = {'r', 'w', 'x', 's'};
+    for (int i = 0; i < 4; i++, c.p++) {
+        if (*c.p == flags[i])
+            out->perms |= 1u << i;
+        else if (!(*c.p == '-' || (i == 3 && *c.p == 'p')))
+            return ST_EFORMAT;
+    }
+    skip_spaces(&c);
+    if (!take_u64(&c, 16, &out->offset))
+        return ST_EFORMAT;
+    skip_spaces(&c);
+    if (!take_u64(&c, 16, &v) || v > UINT32_MAX)
+        return ST_EFORMAT;
+    out->major = (unsigned)v;
+    if (!take_char(&c, ':') || !take_u64(&c, 16, &v) || v > UINT32_MAX)
+        return ST_EFORMAT;
+    out->minor = (unsigned)v;
+    skip_spaces(&c);
+    if (!take_u64(&c, 10, &out->inode))
+        return ST_EFORMAT;
+    if (c.p < c.end && *c.p != ' ' && *c.p != '\t')
+        return ST_EFORMAT;
+    skip_spaces(&c);
+    out->truncated = copy_path(c.p, c.end, out->path, sizeof(out->path), &out->deleted);
+    return 0;
+}
+
+int st_procfs_parse_maps(const char *buf, size_t len, st_vma_cb cb, void *arg, size_t *bad)
+{
+    cur_t all = {buf, buf + len}, line;
+    st_vma_t *vma = malloc(sizeof(*vma));
+    int rc = 0;
+    if (vma == NULL)
+        return -ENOMEM;
+    while (next_line(&all, &line)) {
+        if (line.p == line.end)
+            continue;
+        if (st_procfs_parse_maps_line(line.p, (size_t)(line.end - line.p), vma) < 0) {
+            if (bad != NULL)
+                (*bad)++;
+            continue;
+        }
+        if ((rc = cb(vma, arg)) != 0)
+            break;
+    }
+    free(vma);
+    return rc;
+}
+
+typedef struct filter_arg {
+    st_vma_cb cb;
+    void *arg;
+} filter_arg_t;
+
+static int filter_shared_files(const st_vma_t *vma, void *arg)
+{
+    filter_arg_t *f = arg;
+    if (!(vma->perms & ST_VMA_SHARED) || vma->path[0] != '/') /* SysV inode 0 is shmid 0 */
+        return 0;
+    return f->cb(vma, f->arg);
+}
+
+static int read_vmas_text(const char *path, bool shared_files_only, st_vma_cb cb, void *arg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = st_procfs_read_file(path, &buf, &len);
+    if (rc < 0)
+        return rc;
+    filter_arg_t f = {cb, arg};
+    rc = shared_files_only ? st_procfs_parse_maps(buf, len, filter_shared_files, &f, NULL)
+                           : st_procfs_parse_maps(buf, len, cb, arg, NULL);
+    free(buf);
+    return rc;
+}
+
+/* Walks VMAs with PROCMAP_QUERY: ask for the VMA covering or following addr, then continue at its
+ * end. pre: fd is an open /proc/PID/maps. */
+static int read_vmas_ioctl(int fd, bool shared_files_only, st_vma_cb cb, void *arg)
+{
+    int rc = 0;
+    st_vma_t *vma = malloc(sizeof(*vma));
+    char *name = malloc(PATH_MAX);
+    if (vma == NULL || name == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    uint64_t addr = 0;
+    for (;;) {
+        struct procmap_query q;
+        memset(&q, 0, sizeof(q));
+        q.size = sizeof(q);
+        q.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
+        if (shared_files_only)
+            q.query_flags |= PROCMAP_QUERY_FILE_BACKED_VMA | PROCMAP_QUERY_VMA_SHARED;
+        q.query_addr = addr;
+        q.vma_name_addr = (uint64_t)(uintptr_t)name;
+        q.vma_name_size = PATH_MAX;
+        if (ioctl(fd, PROCMAP_QUERY, &q) < 0) {
+            if (errno == ENOENT) /* no VMA at or after addr */
+                break;
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            goto out;
+        }
+        memset(vma, 0, offsetof(st_vma_t, path));
+        vma->start = q.vma_start;
+        vma->end = q.vma_end;
+        vma->offset = q.vma_offset;
+        vma->major = q.dev_major;
+        vma->minor = q.dev_minor;
+        vma->inode = q.inode;
+        vma->page_size = q.vma_page_size;
+        if (q.vma_flags & PROCMAP_QUERY_VMA_READABLE)
+            vma->perms |= ST_VMA_READ;
+        if (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE)
+            vma->perms |= ST_VMA_WRITE;
+        if (q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE)
+            vma->perms |= ST_VMA_EXEC;
+        if (q.vma_flags & PROCMAP_QUERY_VMA_SHARED)
+            vma->perms |= ST_VMA_SHARED;
+        /* vma_name_size is the length including the NUL; 0 when the VMA has no name. */
+        size_t n = q.vma_name_size ? q.vma_name_size - 1 : 0;
+        if (n >= PATH_MAX)
+            n = PATH_MAX - 1;
+        vma->truncated =
+            copy_path(name, name + strnlen(name, n), vma->path, sizeof(vma->path), &vma->deleted);
+        if (q.vma_end <= addr) { /* the kernel must make progress; never loop */
+            rc = ST_EFORMAT;
+            goto out;
+        }
+        addr = q.vma_end;
+        if (!shared_files_only || vma->path[0] == '/') {
+            if ((rc = cb(vma, arg)) != 0)
+                goto out;
+        }
+    }
+out:
+    free(vma);
+    free(name);
+    return rc;
+}
+
+int st_procfs_read_vmas(int pid, st_maps_method_t method, bool shared_files_only, st_vma_cb cb,
+                        void *arg, st_maps_method_t *used)
+{
+    char path[64];
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/maps");
+    if (method == ST_MAPS_TEXT) {
+        if (used != NULL)
+            *used = ST_MAPS_TEXT;
+        return read_vmas_text(path, shared_files_only, cb, arg);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = read_vmas_ioctl(fd, shared_files_only, cb, arg);
+    close(fd);
+    if ((rc == -ENOTTY || rc == -EINVAL) && method == ST_MAPS_AUTO) {
+        if (used != NULL)
+            *used = ST_MAPS_TEXT;
+        return read_vmas_text(path, shared_files_only, cb, arg);
+    }
+    if (used != NULL)
+        *used = ST_MAPS_PROCMAP;
+    return rc;
+}
+
+/* ---- "Key:   N kB" files ---- */
+
+/* If line is "<key>: <n> kB", stores n*1024 in *out. */
+static bool kv_kb(cur_t line, const char *key, uint64_t *out)
+{
+    size_t kl = strlen(key);
+    if ((size_t)(line.end - line.p) <= kl || memcmp(line.p, key, kl) != 0 || line.p[kl] != ':')
+        return false;
+    line.p += kl + 1;
+    skip_spaces(&line);
+    uint64_t v;
+    if (!take_u64(&line, 10, &v) || v > UINT64_MAX / 1024)
+        return false;
+    *out = v * 1024;
+    return true;
+}
+
+/* True when line looks like a VMA header "start-end perms ..." (smaps). */
+static bool vma_header(cur_t line, uint64_t *start, uint64_t *end)
+{
+    return take_u64(&line, 16, start) && take_char(&line, '-') && take_u64(&line, 16, end) &&
+           take_char(&line, ' ');
+}
+
+int st_procfs_parse_smaps(const char *buf, size_t len, st_smaps_cb cb, void *arg)
+{
+    cur_t all = {buf, buf + len}, line;
+    bool in_vma = false;
+    uint64_t start = 0, end = 0, rss = 0, swap = 0, v;
+    int rc = 0;
+    while (next_line(&all, &line)) {
+        uint64_t s, e;
+        if (vma_header(line, &s, &e)) {
+            if (in_vma && (rc = cb(start, end, rss, swap, arg)) != 0)
+                return rc;
+            in_vma = true;
+            start = s;
+            end = e;
+            rss = swap = 0;
+        } else if (kv_kb(line, "Rss", &v)) {
+            rss = v;
+        } else if (kv_kb(line, "Swap", &v)) {
+            swap = v;
+        }
+    }
+    if (in_vma)
+        rc = cb(start, end, rss, swap, arg);
+    return rc;
+}
+
+int st_procfs_parse_smaps_rollup(const char *buf, size_t len, st_proc_mem_t *mem)
+{
+    cur_t all = {buf, buf + len}, line;
+    uint64_t v;
+    while (next_line(&all, &line)) {
+        if (kv_kb(line, "Rss", &v)) {
+            mem->rss = v;
+            mem->present |= ST_MEM_RSS;
+        } else if (kv_kb(line, "Pss", &v)) {
+            mem->pss = v;
+            mem->present |= ST_MEM_PSS;
+        } else if (kv_kb(line, "Pss_Shmem", &v)) {
+            mem->pss_shmem = v;
+            mem->present |= ST_MEM_PSS_SHMEM;
+        } else if (kv_kb(line, "Private_Clean", &v) || kv_kb(line, "Private_Dirty", &v) ||
+                   kv_kb(line, "Private_Hugetlb", &v)) {
+            mem->private_bytes += v;
+            mem->present |= ST_MEM_PRIVATE;
+        } else if (kv_kb(line, "Swap", &v)) {
+            mem->swap = v;
+            mem->present |= ST_MEM_SWAP;
+        }
+    }
+    return 0;
+}
+
+int st_procfs_parse_status(const char *buf, size_t len, st_proc_mem_t *mem)
+{
+    cur_t all = {buf, buf + len}, line;
+    uint64_t v;
+    while (next_line(&all, &line)) {
+        if (kv_kb(line, "RssAnon", &v)) {
+            mem->rss_anon = v;
+            mem->present |= ST_MEM_RSS_ANON;
+        } else if (kv_kb(line, "RssShmem", &v)) {
+            mem->rss_shmem = v;
+            mem->present |= ST_MEM_RSS_SHMEM;
+        } else if (kv_kb(line, "VmSwap", &v)) {
+            mem->vm_swap = v;
+            mem->present |= ST_MEM_VM_SWAP;
+        } else if (kv_kb(line, "VmRSS", &v)) {
+            mem->vm_rss = v;
+            mem->present |= ST_MEM_VM_RSS;
+        }
+    }
+    return 0;
+}
+
+void st_procfs_totals_from_mem(const st_proc_mem_t *m, st_totals_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (m->present & ST_MEM_RSS) {
+        out->resident_set_bytes = m->rss;
+        out->present |= ST_TOTAL_HAS(resident_set_bytes);
+    } else if (m->present & ST_MEM_VM_RSS) {
+        out->resident_set_bytes = m->vm_rss;
+        out->present |= ST_TOTAL_HAS(resident_set_bytes);
+    }
+    if ((m->present & ST_MEM_RSS_ANON) && (m->present & ST_MEM_VM_SWAP)) {
+        out->private_footprint_bytes = m->rss_anon + m->vm_swap;
+        out->present |= ST_TOTAL_HAS(private_footprint_bytes);
+    }
+    if (m->present & ST_MEM_PSS) {
+        out->pss_bytes = m->pss;
+        out->present |= ST_TOTAL_HAS(pss_bytes);
+    }
+    if (m->present & ST_MEM_PRIVATE) {
+        out->uss_bytes = m->private_bytes;
+        out->present |= ST_TOTAL_HAS(uss_bytes);
+    }
+    if (m->present & ST_MEM_VM_SWAP) {
+        out->swap_bytes = m->vm_swap;
+        out->present |= ST_TOTAL_HAS(swap_bytes);
+    }
+    if (m->present & ST_MEM_RSS_SHMEM) {
+        out->rss_shmem_bytes = m->rss_shmem;
+        out->present |= ST_TOTAL_HAS(rss_shmem_bytes);
+    }
+}
+
+int st_procfs_read_totals(int pid, st_totals_t *out)
+{
+    char path[64];
+    char *buf = NULL;
+    size_t len = 0;
+    st_proc_mem_t mem;
+    memset(&mem, 0, sizeof(mem));
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    int rc = st_procfs_read_file(path, &buf, &len);
+    if (rc < 0)
+        return rc;
+    st_procfs_parse_status(buf, len, &mem);
+    free(buf);
+    buf = NULL;
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+    rc = st_procfs_read_file(path, &buf, &len);
+    if (rc < 0)
+        return rc;
+    st_procfs_parse_smaps_rollup(buf, len, &mem);
+    free(buf);
+    st_procfs_totals_from_mem(&mem, out);
+    return 0;
+}
+
+/* ---- stat ---- */
+
+int st_procfs_parse_stat(const char *buf, size_t len, st_proc_stat_t *out)
+{
+    cur_t c = {buf, buf + len};
+    memset(out, 0, sizeof(*out));
+    if (!take_int(&c, &out->pid) || !take_char(&c, ' ') || !take_char(&c, '('))
+        return ST_EFORMAT;
+    const char *comm = c.p, *close = NULL;
+    for (const char *p = c.p; p < c.end; p++)
+        if (*p == ')')
+            close = p;
+    if (close == NULL)
+        return ST_EFORMAT;
+    size_t n = (size_t)(close - comm);
+    if (n >= sizeof(out->comm))
+        n = sizeof(out->comm) - 1;
+    memcpy(out->comm, comm, n);
+    out->comm[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (out->comm[i] == '\0' || out->comm[i] == '\n')
+            out->comm[i] = '?';
+    c.p = close + 1;
+    if (!take_char(&c, ' ') || c.p >= c.end)
+        return ST_EFORMAT;
+    out->state = *c.p++;
+    if (!take_char(&c, ' ') || !take_int(&c, &out->ppid))
+        return ST_EFORMAT;
+    /* Fields 5..21 are skipped; field 22 is starttime. We are after field 4 (ppid). */
+    for (int field = 5; field <= 22; field++) {
+        if (!take_char(&c, ' '))
+            return ST_EFORMAT;
+        if (field == 22)
+            return take_u64(&c, 10, &out->starttime) ? 0 : ST_EFORMAT;
+        if (field == 9) {
+            uint64_t flags;
+            if (!take_u64(&c, 10, &flags) || flags > UINT32_MAX)
+                return ST_EFORMAT;
+            out->flags = (unsigned)flags;
+            continue;
+        }
+        while (c.p < c.end && *c.p != ' ')
+            c.p++;
+    }
+    return ST_EFORMAT;
+}
+
+int st_procfs_read_stat(int pid, st_proc_stat_t *out)
+{
+    char path[64];
+    char *buf = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    int rc = st_procfs_read_file(path, &buf, &len);
+    if (rc < 0)
+        return rc;
+    rc = st_procfs_parse_stat(buf, len, out);
+    free(buf);
+    return rc;
+}
+
+/* ---- fds ---- */
+
+int st_procfs_read_fds(int pid, st_fd_cb cb, void *arg)
+{
+    char dir[64], link[96];
+    int rc = 0;
+    st_fd_info_t *info = NULL;
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -errno;
+    info = malloc(sizeof(*info));
+    if (info == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *endp = NULL;
+        long fd = strtol(de->d_name, &endp, 10);
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || *endp != '\0' || fd < 0 || fd > INT32_MAX)
+            continue;
+        snprintf(link, sizeof(link), "%s/%ld", dir, fd);
+        char target[PATH_MAX];
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n <= 0 || target[0] != '/')
+            continue; /* closed meanwhile, or socket:[..], pipe:[..], anon_inode:... */
+        if (stat(link, &info->st) < 0)
+            continue;
+        info->fd = (int)fd;
+        copy_path(target, target + n, info->target, sizeof(info->target), &info->deleted);
+        if ((rc = cb(info, arg)) != 0)
+            goto out;
+    }
+out:
+    free(info);
+    closedir(d);
+    return rc;
+}
+
+/* ---- sysvipc ---- */
+
+int st_procfs_parse_sysvipc_shm(const char *buf, size_t len, st_sysv_cb cb, void *arg, size_t *bad)
+{
+    cur_t all = {buf, buf + len}, line;
+    int rc = 0;
+    while (next_line(&all, &line)) {
+        st_sysv_seg_t s;
+        memset(&s, 0, sizeof(s));
+        skip_spaces(&line);
+        if (line.p == line.end || (!isdigit((unsigned char)*line.p) && *line.p != '-')) {
+            /* the header line ("key shmid perms ...") or an empty line */
+            continue;
+        }
+        uint64_t perms = 0, size = 0, nattch = 0, uid = 0, v = 0;
+        int key = 0, shmid = 0, cpid = 0, lpid = 0;
+        bool ok = take_int(&line, &key);
+        skip_spaces(&line);
+        ok = ok && take_int(&line, &shmid);
+        skip_spaces(&line);
+        ok = ok && take_u64(&line, 8, &perms);
+        skip_spaces(&line);
+        ok = ok && take_u64(&line, 10, &size);
+        skip_spaces(&line);
+        ok = ok && take_int(&line, &cpid);
+        skip_spaces(&line);
+        ok = ok && take_int(&line, &lpid);
+        skip_spaces(&line);
+        ok = ok && take_u64(&line, 10, &nattch);
+        skip_spaces(&line);
+        ok = ok && take_u64(&line, 10, &uid);
+        if (!ok || shmid < 0 || uid > UINT32_MAX) {
+            if (bad != NULL)
+                (*bad)++;
+            continue;
+        }
+        s.key = key;
+        s.shmid = shmid;
+        s.perms = (unsigned)perms;
+        s.size = size;
+        s.cpid = cpid;
+        s.lpid = lpid;
+        s.nattch = nattch;
+        s.uid = (unsigned)uid;
+        /* gid cuid cgid atime dtime ctime, then rss swap */
+        uint64_t rest[8];
+        int got = 0;
+        for (; got < 8; got++) {
+            skip_spaces(&line);
+            if (!take_u64(&line, 10, &v))
+                break;
+            rest[got] = v;
+        }
+        if (got == 8) {
+            s.rss = rest[6];
+            s.swap = rest[7];
+            s.have_rss = true;
+        }
+        if ((rc = cb(&s, arg)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- mountinfo ---- */
+
+/* Next space-separated field of line into dst (cap); false when there is none. */
+static bool take_field(cur_t *line, char *dst, size_t cap)
+{
+    skip_spaces(line);
+    const char *s = line->p;
+    while (line->p < line->end && *line->p != ' ')
+        line->p++;
+    size_t n = (size_t)(line->p - s);
+    if (n == 0)
+        return false;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return true;
+}
+
+int st_procfs_parse_mountinfo(const char *buf, size_t len, st_mount_cb cb, void *arg)
+{
+    cur_t all = {buf, buf + len}, line;
+    char root[PATH_MAX], mnt[PATH_MAX], fstype[64], tmp[PATH_MAX];
+    int rc = 0;
+    while (next_line(&all, &line)) {
+        uint64_t id, parent, major, minor;
+        skip_spaces(&line);
+        if (!take_u64(&line, 10, &id))
+            continue;
+        skip_spaces(&line);
+        if (!take_u64(&line, 10, &parent))
+            continue;
+        skip_spaces(&line);
+        if (!take_u64(&line, 10, &major) || !take_char(&line, ':') ||
+            !take_u64(&line, 10, &minor) || major > UINT32_MAX || minor > UINT32_MAX)
+            continue;
+        if (!take_field(&line, root, sizeof(root)) || !take_field(&line, mnt, sizeof(mnt)))
+            continue;
+        bool sep = false;
+        while (take_field(&line, tmp, sizeof(tmp))) {
+            if (strcmp(tmp, "-") == 0) {
+                sep = true;
+                break;
+            }
+        }
+        if (!sep || !take_field(&line, fstype, sizeof(fstype)))
+            continue;
+        if ((rc = cb((unsigned)major, (unsigned)minor, fstype, mnt, arg)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int st_procfs_ns_inode(int pid, const char *name, uint64_t *out)
+{
+    char path[64];
+    struct stat st;
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, name);
+    else
+        snprintf(path, sizeof(path), "/proc/self/ns/%s", name);
+    if (stat(path, &st) < 0)
+        return -errno;
+    *out = (uint64_t)st.st_ino;
+    return 0;
+}

@@ -1,0 +1,1169 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The /proc scanner (see scan.h for what it finds, how it measures and whom it names owner).
+ *
+ * Shape of a scan: each process is read whole (stat, totals, VMAs, fds) into a private record list
+ * and only then committed to the object table, so a process that vanishes half-way leaves nothing
+ * behind. Objects live in one array indexed by an open-addressing table on the key. After all
+ * processes: SysV segments and unheld /dev/shm files are added, every object is measured once,
+ * and only measured objects are written to the dump with their holders.
+ */
+#include "scan.h"
+
+#include "error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- records and objects ---- */
+
+typedef struct rec {
+    st_kind_t kind;
+    char key[ST_KEY_MAX];
+    unsigned major, minor;
+    uint64_t ino;
+    uint64_t start, end, offset; /* a VMA; end == 0 for an fd */
+    int fd;                      /* -1 for a VMA */
+    char *name;
+} rec_t;
+
+typedef struct vma_ref {
+    uint64_t start, end, offset;
+    size_t obj;
+} vma_ref_t;
+
+typedef struct proc {
+    int pid;
+    st_proc_stat_t stat;
+    st_totals_t totals;
+    uint64_t ipcns;
+    vma_ref_t *vmas;
+    size_t n_vmas, cap_vmas;
+    bool smaps_read;
+} proc_t;
+
+typedef struct holder {
+    size_t proc;
+    uint64_t mapped;
+    size_t n_vmas;
+    uint64_t start, end; /* its first VMA of the object, for map_files */
+    int fd;              /* an fd to the object, or -1 */
+} holder_t;
+
+typedef struct obj {
+    char key[ST_KEY_MAX];
+    st_kind_t kind;
+    char *name;
+    unsigned major, minor;
+    uint64_t ino;
+    uint64_t sysv_ns; /* sysv: the IPC namespace of its key */
+    holder_t *holders;
+    size_t n_holders, cap_holders;
+    char *path; /* a path of its own (a /dev/shm file), or NULL */
+    bool have_seg;
+    st_sysv_seg_t seg;
+    bool measured;
+    st_residency_t res;
+    uint64_t lb_rss, lb_swap, lb_virt; /* smaps lower bound inputs */
+} obj_t;
+
+enum { FS_OTHER, FS_TMPFS, FS_HUGETLBFS };
+
+typedef struct mount_ent {
+    unsigned major, minor;
+    int fs;
+} mount_ent_t;
+
+typedef struct mount_ns {
+    uint64_t ns;
+    mount_ent_t *ents;
+    size_t n, cap;
+} mount_ns_t;
+
+typedef struct scan {
+    const st_scan_options_t *o;
+    st_global_dump_t *dump;
+    proc_t *procs;
+    size_t n_procs, cap_procs;
+    obj_t *objs;
+    size_t n_objs, cap_objs;
+    size_t *table; /* object index + 1; 0 = empty */
+    size_t table_cap;
+    bool have_shm_dev;
+    unsigned shm_major, shm_minor;
+    uint64_t self_ipcns;
+    mount_ns_t *mnts;
+    size_t n_mnts, cap_mnts;
+    st_sysv_seg_t *segs;
+    size_t n_segs, cap_segs;
+    bool segs_read;
+    /* the last /proc/PID/map_files and /proc/PID/fd directories opened (objects are measured in
+     * roughly the order their first holder introduced them, so one entry each hits often) */
+    int dir_pid[2], dir_fd[2];
+} scan_t;
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, ncap * elem);
+    if (p == NULL)
+        return -ENOMEM;
+    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static bool gone(int rc)
+{
+    return rc == -ENOENT || rc == -ESRCH;
+}
+
+/* ---- object index ---- */
+
+static int table_rehash(scan_t *s, size_t cap)
+{
+    size_t *t = calloc(cap, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n_objs; i++) {
+        size_t h = (size_t)st_hash64(s->objs[i].key) & (cap - 1);
+        while (t[h] != 0)
+            h = (h + 1) & (cap - 1);
+        t[h] = i + 1;
+    }
+    free(s->table);
+    s->table = t;
+    s->table_cap = cap;
+    return 0;
+}
+
+static obj_t *obj_find(const scan_t *s, const char *key, size_t *idx)
+{
+    if (s->table_cap == 0)
+        return NULL;
+    size_t h = (size_t)st_hash64(key) & (s->table_cap - 1);
+    while (s->table[h] != 0) {
+        obj_t *o = &s->objs[s->table[h] - 1];
+        if (strcmp(o->key, key) == 0) {
+            if (idx != NULL)
+                *idx = s->table[h] - 1;
+            return o;
+        }
+        h = (h + 1) & (s->table_cap - 1);
+    }
+    return NULL;
+}
+
+/* Finds or adds the object of rec-like identity. */
+static int obj_get(scan_t *s, const char *key, st_kind_t kind, const char *name, unsigned major,
+                   unsigned minor, uint64_t ino, size_t *idx)
+{
+    if (obj_find(s, key, idx) != NULL)
+        return 0;
+    int rc;
+    if ((s->n_objs + 1) * 2 > s->table_cap &&
+        (rc = table_rehash(s, s->table_cap ? s->table_cap * 2 : 256)) < 0)
+        return rc;
+    if ((rc = grow((void **)&s->objs, &s->cap_objs, s->n_objs + 1, sizeof(obj_t))) < 0)
+        return rc;
+    obj_t *o = &s->objs[s->n_objs];
+    memset(o, 0, sizeof(*o));
+    snprintf(o->key, sizeof(o->key), "%s", key);
+    o->kind = kind;
+    o->major = major;
+    o->minor = minor;
+    o->ino = ino;
+    if (name != NULL && (o->name = strdup(name)) == NULL)
+        return -ENOMEM;
+    size_t h = (size_t)st_hash64(key) & (s->table_cap - 1);
+    while (s->table[h] != 0)
+        h = (h + 1) & (s->table_cap - 1);
+    s->table[h] = s->n_objs + 1;
+    *idx = s->n_objs++;
+    return 0;
+}
+
+static holder_t *obj_holder(obj_t *o, size_t proc)
+{
+    for (size_t i = 0; i < o->n_holders; i++)
+        if (o->holders[i].proc == proc)
+            return &o->holders[i];
+    if (grow((void **)&o->holders, &o->cap_holders, o->n_holders + 1, sizeof(holder_t)) < 0)
+        return NULL;
+    holder_t *h = &o->holders[o->n_holders++];
+    memset(h, 0, sizeof(*h));
+    h->proc = proc;
+    h->fd = -1;
+    return h;
+}
+
+/* ---- classification ---- */
+
+static int mounts_load(scan_t *s, int pid, uint64_t ns, mount_ns_t **out);
+
+static int fs_of(scan_t *s, int pid, unsigned major, unsigned minor, int *fs)
+{
+    uint64_t ns = 0;
+    mount_ns_t *m = NULL;
+    int rc = st_procfs_ns_inode(pid, "mnt", &ns);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < s->n_mnts; i++)
+        if (s->mnts[i].ns == ns)
+            m = &s->mnts[i];
+    if (m == NULL && (rc = mounts_load(s, pid, ns, &m)) < 0)
+        return rc;
+    *fs = FS_OTHER;
+    for (size_t i = 0; i < m->n; i++) {
+        if (m->ents[i].major == major && m->ents[i].minor == minor) {
+            *fs = m->ents[i].fs;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int mount_cb(unsigned major, unsigned minor, const char *fstype, const char *mountpoint,
+                    void *arg)
+{
+    mount_ns_t *m = arg;
+    if (grow((void **)&m->ents, &m->cap, m->n + 1, sizeof(mount_ent_t)) < 0)
+        return -ENOMEM;
+    m->ents[m->n].major = major;
+    m->ents[m->n].minor = minor;
+    m->ents[m->n].fs = strcmp(fstype, "tmpfs") == 0       ? FS_TMPFS
+                       : strcmp(fstype, "hugetlbfs") == 0 ? FS_HUGETLBFS
+                                                          : FS_OTHER;
+    m->n++;
+    return 0;
+}
+
+static int mounts_load(scan_t *s, int pid, uint64_t ns, mount_ns_t **out)
+{
+    char path[64];
+    char *buf = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+    int rc = st_procfs_read_file(path, &buf, &len);
+    if (rc < 0)
+        return rc;
+    if ((rc = grow((void **)&s->mnts, &s->cap_mnts, s->n_mnts + 1, sizeof(mount_ns_t))) < 0)
+        goto out;
+    mount_ns_t *m = &s->mnts[s->n_mnts];
+    memset(m, 0, sizeof(*m));
+    m->ns = ns;
+    if ((rc = st_procfs_parse_mountinfo(buf, len, mount_cb, m)) < 0) {
+        free(m->ents);
+        goto out;
+    }
+    s->n_mnts++;
+    *out = m;
+out:
+    free(buf);
+    return rc;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The kind of a shared file mapping or an fd target (path without " (deleted)"), or 1 when it is
+ * not shared memory (a regular file on a disk). */
+static int classify(scan_t *s, int pid, const char *path, bool deleted, unsigned major,
+                    unsigned minor, uint64_t page_size, st_kind_t *kind)
+{
+    bool on_shm = s->have_shm_dev && major == s->shm_major && minor == s->shm_minor;
+    if (deleted && starts_with(path, "/SYSV") && strlen(path) == 13) {
+        *kind = ST_KIND_SYSV;
+        return 0;
+    }
+    if (deleted && strcmp(path, "/anon_hugepage") == 0) {
+        *kind = ST_KIND_HUGETLB;
+        return 0;
+    }
+    if (deleted && strcmp(path, "/dev/zero") == 0 && (on_shm || !s->have_shm_dev)) {
+        *kind = ST_KIND_ANON;
+        return 0;
+    }
+    if (starts_with(path, "/memfd:")) {
+        long base = sysconf(_SC_PAGESIZE);
+        bool huge = (page_size > (uint64_t)base) || (s->have_shm_dev && !on_shm);
+        *kind = huge ? ST_KIND_HUGETLB : ST_KIND_MEMFD;
+        return 0;
+    }
+    if (on_shm) { /* the internal shm mount holds nothing else we know */
+        *kind = ST_KIND_ANON;
+        return 0;
+    }
+    int fs = FS_OTHER;
+    int rc = fs_of(s, pid, major, minor, &fs);
+    if (rc < 0)
+        return rc;
+    if (fs == FS_TMPFS) {
+        *kind = ST_KIND_POSIX;
+        return 0;
+    }
+    if (fs == FS_HUGETLBFS) {
+        *kind = ST_KIND_HUGETLB;
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- reading one process ---- */
+
+typedef struct pread {
+    scan_t *s;
+    proc_t *p;
+    rec_t *recs;
+    size_t n_recs, cap_recs;
+    int err; /* first error from a callback */
+} pread_t;
+
+static int add_rec(pread_t *r, st_kind_t kind, const char *path, unsigned major, unsigned minor,
+                   uint64_t ino, uint64_t start, uint64_t end, uint64_t offset, int fd)
+{
+    int rc = grow((void **)&r->recs, &r->cap_recs, r->n_recs + 1, sizeof(rec_t));
+    if (rc < 0)
+        return rc;
+    rec_t *rec = &r->recs[r->n_recs];
+    memset(rec, 0, sizeof(*rec));
+    rec->kind = kind;
+    rec->major = major;
+    rec->minor = minor;
+    rec->ino = ino;
+    rec->start = start;
+    rec->end = end;
+    rec->offset = offset;
+    rec->fd = fd;
+    if (kind == ST_KIND_SYSV)
+        st_key_format_sysv(rec->key, sizeof(rec->key), r->p->ipcns, (int)ino);
+    else
+        st_key_format(rec->key, sizeof(rec->key), kind, major, minor, ino);
+    const char *name = path[0] == '/' && starts_with(path, "/memfd:") ? path + 1 : path;
+    if ((rec->name = strdup(name)) == NULL)
+        return -ENOMEM;
+    r->n_recs++;
+    return 0;
+}
+
+static int vma_cb(const st_vma_t *vma, void *arg)
+{
+    pread_t *r = arg;
+    st_kind_t kind;
+    int rc = classify(r->s, r->p->pid, vma->path, vma->deleted, vma->major, vma->minor,
+                      vma->page_size, &kind);
+    if (rc == 1)
+        return 0;
+    if (rc == 0)
+        rc = add_rec(r, kind, vma->path, vma->major, vma->minor, vma->inode, vma->start, vma->end,
+                     vma->offset, -1);
+    if (rc < 0)
+        r->err = rc;
+    return rc < 0 ? 1 : 0;
+}
+
+static int fd_cb(const st_fd_info_t *fd, void *arg)
+{
+    pread_t *r = arg;
+    if (!S_ISREG(fd->st.st_mode))
+        return 0;
+    unsigned major = major(fd->st.st_dev), minor = minor(fd->st.st_dev);
+    st_kind_t kind;
+    int rc = classify(r->s, r->p->pid, fd->target, fd->deleted, major, minor, 0, &kind);
+    if (rc == 1 || (rc == 0 && kind == ST_KIND_SYSV))
+        return 0;
+    if (rc == 0)
+        rc = add_rec(r, kind, fd->target, major, minor, (uint64_t)fd->st.st_ino, 0, 0, 0, fd->fd);
+    if (rc < 0)
+        r->err = rc;
+    return rc < 0 ? 1 : 0;
+}
+
+static void free_recs(pread_t *r)
+{
+    for (size_t i = 0; i < r->n_recs; i++)
+        free(r->recs[i].name);
+    free(r->recs);
+    r->recs = NULL;
+    r->n_recs = r->cap_recs = 0;
+}
+
+/* Reads pid completely into r (p->... and r->recs): 0, 1 for a kernel thread or a zombie (nothing
+ * to read), or -errno with *what naming the file. */
+static int read_proc(pread_t *r, const char **what)
+{
+    proc_t *p = r->p;
+    int rc;
+    *what = "stat";
+    if ((rc = st_procfs_read_stat(p->pid, &p->stat)) < 0)
+        return rc;
+    if ((p->stat.flags & ST_PF_KTHREAD) || p->stat.state == 'Z' || p->stat.state == 'X')
+        return 1; /* a kernel thread or a zombie: no memory of its own, not a problem */
+    *what = "ns/ipc";
+    if ((rc = st_procfs_ns_inode(p->pid, "ipc", &p->ipcns)) < 0)
+        return rc;
+    *what = "smaps_rollup";
+    if ((rc = st_procfs_read_totals(p->pid, &p->totals)) < 0)
+        return rc;
+    *what = "maps";
+    rc = st_procfs_read_vmas(p->pid, r->s->o->maps_method, true, vma_cb, r, NULL);
+    if (r->err < 0)
+        return r->err;
+    if (rc < 0)
+        return rc;
+    *what = "fd";
+    rc = st_procfs_read_fds(p->pid, fd_cb, r);
+    if (r->err < 0)
+        return r->err;
+    return rc < 0 ? rc : 0;
+}
+
+/* Moves a fully read process and its records into the scan. */
+static int commit_proc(scan_t *s, pread_t *r)
+{
+    int rc = grow((void **)&s->procs, &s->cap_procs, s->n_procs + 1, sizeof(proc_t));
+    if (rc < 0)
+        return rc;
+    size_t pi = s->n_procs;
+    s->procs[pi] = *r->p;
+    s->n_procs++;
+    proc_t *p = &s->procs[pi];
+    for (size_t i = 0; i < r->n_recs; i++) {
+        rec_t *rec = &r->recs[i];
+        size_t oi;
+        if ((rc = obj_get(s, rec->key, rec->kind, rec->name, rec->major, rec->minor, rec->ino,
+                          &oi)) < 0)
+            return rc;
+        obj_t *o = &s->objs[oi];
+        if (rec->kind == ST_KIND_SYSV)
+            o->sysv_ns = p->ipcns;
+        holder_t *h = obj_holder(o, pi);
+        if (h == NULL)
+            return -ENOMEM;
+        if (rec->fd >= 0) {
+            if (h->fd < 0)
+                h->fd = rec->fd;
+            continue;
+        }
+        uint64_t len = rec->end - rec->start;
+        h->mapped += len;
+        if (h->n_vmas++ == 0) {
+            h->start = rec->start;
+            h->end = rec->end;
+        }
+        if (rec->offset + len > o->lb_virt)
+            o->lb_virt = rec->offset + len;
+        if ((rc = grow((void **)&p->vmas, &p->cap_vmas, p->n_vmas + 1, sizeof(vma_ref_t))) < 0)
+            return rc;
+        p->vmas[p->n_vmas++] = (vma_ref_t){rec->start, rec->end, rec->offset, oi};
+    }
+    return 0;
+}
+
+/* ---- SysV and /dev/shm ---- */
+
+static int seg_cb(const st_sysv_seg_t *seg, void *arg)
+{
+    scan_t *s = arg;
+    if (grow((void **)&s->segs, &s->cap_segs, s->n_segs + 1, sizeof(*seg)) < 0)
+        return -ENOMEM;
+    s->segs[s->n_segs++] = *seg;
+    return 0;
+}
+
+static int read_segs(scan_t *s)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = st_procfs_read_file("/proc/sysvipc/shm", &buf, &len);
+    if (rc < 0) {
+        st_dump_add_problem(s->dump, 0, "/proc/sysvipc/shm", -rc);
+        return rc == -ENOMEM ? rc : 0;
+    }
+    rc = st_procfs_parse_sysvipc_shm(buf, len, seg_cb, s, NULL);
+    free(buf);
+    s->segs_read = rc == 0;
+    return rc;
+}
+
+static const st_sysv_seg_t *seg_find(const scan_t *s, int shmid)
+{
+    for (size_t i = 0; i < s->n_segs; i++)
+        if (s->segs[i].shmid == shmid)
+            return &s->segs[i];
+    return NULL;
+}
+
+static int add_unheld_sysv(scan_t *s)
+{
+    for (size_t i = 0; i < s->n_segs; i++) {
+        const st_sysv_seg_t *seg = &s->segs[i];
+        if (seg->nattch != 0)
+            continue;
+        char key[ST_KEY_MAX], name[32];
+        size_t oi;
+        st_key_format_sysv(key, sizeof(key), s->self_ipcns, seg->shmid);
+        snprintf(name, sizeof(name), "/SYSV%08x", (unsigned)seg->key);
+        int rc = obj_get(s, key, ST_KIND_SYSV, name, 0, 0, (uint64_t)seg->shmid, &oi);
+        if (rc < 0)
+            return rc;
+        s->objs[oi].sysv_ns = s->self_ipcns;
+    }
+    return 0;
+}
+
+typedef struct outside {
+    scan_t *s;
+    size_t *cand; /* object indexes still believed unheld */
+    size_t n_cand;
+} outside_t;
+
+static void outside_drop(outside_t *x, unsigned major, unsigned minor, uint64_t ino)
+{
+    for (size_t i = 0; i < x->n_cand; i++) {
+        obj_t *o = &x->s->objs[x->cand[i]];
+        if (o->major == major && o->minor == minor && o->ino == ino) {
+            o->path = (free(o->path), NULL); /* held elsewhere: not ours to report */
+            x->cand[i] = x->cand[--x->n_cand];
+            return;
+        }
+    }
+}
+
+static int outside_vma(const st_vma_t *vma, void *arg)
+{
+    outside_drop(arg, vma->major, vma->minor, vma->inode);
+    return 0;
+}
+
+static int outside_fd(const st_fd_info_t *fd, void *arg)
+{
+    outside_drop(arg, major(fd->st.st_dev), minor(fd->st.st_dev), (uint64_t)fd->st.st_ino);
+    return 0;
+}
+
+static bool scanned(const scan_t *s, int pid)
+{
+    for (size_t i = 0; i < s->n_procs; i++)
+        if (s->procs[i].pid == pid)
+            return true;
+    return false;
+}
+
+/* In a scan of a subset of processes, a /dev/shm file nobody in the subset holds may be held by
+ * a process outside it: check every other process for the candidates' inodes. */
+static int check_outside(scan_t *s, outside_t *x)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return -errno;
+    struct dirent *de;
+    size_t unchecked = 0;
+    int self = getpid();
+    while (x->n_cand > 0 && (de = readdir(d)) != NULL) {
+        char *end = NULL;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == self || scanned(s, (int)pid))
+            continue;
+        int rc = st_procfs_read_vmas((int)pid, s->o->maps_method, true, outside_vma, x, NULL);
+        if (rc == 0)
+            rc = st_procfs_read_fds((int)pid, outside_fd, x);
+        if (rc < 0 && !gone(rc))
+            unchecked++;
+    }
+    closedir(d);
+    if (unchecked > 0 && x->n_cand > 0)
+        st_dump_add_warning(s->dump,
+                            "scan: %zu process(es) outside the scanned set could not be read; "
+                            "%zu /dev/shm file(s) reported as unheld may be held by them",
+                            unchecked, x->n_cand);
+    return 0;
+}
+
+static int add_unheld_devshm(scan_t *s, bool subset)
+{
+    const char *dir = s->o->devshm_dir ? s->o->devshm_dir : "/dev/shm";
+    DIR *d = opendir(dir);
+    int rc = 0;
+    outside_t x = {s, NULL, 0};
+    size_t cap = 0;
+    if (d == NULL) {
+        st_dump_add_problem(s->dump, 0, dir, errno);
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char path[PATH_MAX], key[ST_KEY_MAX];
+        struct stat st;
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        unsigned major = major(st.st_dev), minor = minor(st.st_dev);
+        st_key_format(key, sizeof(key), ST_KIND_POSIX, major, minor, (uint64_t)st.st_ino);
+        if (obj_find(s, key, NULL) != NULL)
+            continue;
+        size_t oi;
+        if ((rc = obj_get(s, key, ST_KIND_POSIX, path, major, minor, (uint64_t)st.st_ino, &oi)) <
+                0 ||
+            (rc = grow((void **)&x.cand, &cap, x.n_cand + 1, sizeof(size_t))) < 0)
+            goto out;
+        if ((s->objs[oi].path = strdup(path)) == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        x.cand[x.n_cand++] = oi;
+    }
+    if (subset && x.n_cand > 0)
+        rc = check_outside(s, &x);
+out:
+    free(x.cand);
+    closedir(d);
+    return rc;
+}
+
+/* ---- measurement ---- */
+
+/* Whether what was measured is the object (an fd number or an address range may be reused). */
+static bool same_object(const obj_t *o, const st_residency_t *r)
+{
+    return major((dev_t)r->dev) == o->major && minor((dev_t)r->dev) == o->minor && r->ino == o->ino;
+}
+
+typedef struct lb_arg {
+    scan_t *s;
+    proc_t *p;
+} lb_arg_t;
+
+static int smaps_cb(uint64_t start, uint64_t end, uint64_t rss, uint64_t swap, void *arg)
+{
+    lb_arg_t *a = arg;
+    for (size_t i = 0; i < a->p->n_vmas; i++) {
+        vma_ref_t *v = &a->p->vmas[i];
+        if (v->start == start && v->end == end) {
+            obj_t *o = &a->s->objs[v->obj];
+            if (rss > o->lb_rss)
+                o->lb_rss = rss;
+            if (swap > o->lb_swap)
+                o->lb_swap = swap;
+        }
+    }
+    return 0;
+}
+
+/* Reads /proc/PID/smaps of a mapper once and folds every VMA's Rss/Swap into its object. */
+static void load_smaps(scan_t *s, proc_t *p)
+{
+    char path[64];
+    char *buf = NULL;
+    size_t len = 0;
+    if (p->smaps_read)
+        return;
+    p->smaps_read = true;
+    snprintf(path, sizeof(path), "/proc/%d/smaps", p->pid);
+    int rc = st_procfs_read_file(path, &buf, &len);
+    if (rc < 0) {
+        st_dump_add_problem(s->dump, p->pid, path, -rc);
+        return;
+    }
+    lb_arg_t a = {s, p};
+    st_procfs_parse_smaps(buf, len, smaps_cb, &a);
+    free(buf);
+}
+
+/* Checks what was measured and keeps it: 0 when it was the object, 1 when not, or rc. */
+static int keep(obj_t *o, int rc, const st_residency_t *r)
+{
+    if (rc < 0)
+        return rc;
+    if (!same_object(o, r))
+        return 1;
+    o->res = *r;
+    o->measured = true;
+    return 0;
+}
+
+/* Tries one path: 0 when it measured the object, 1 when this path is not the object, -errno. */
+static int try_path(scan_t *s, obj_t *o, const char *path)
+{
+    st_residency_t r;
+    return keep(o, st_residency_measure_path(path, s->o->residency_method, &r), &r);
+}
+
+/* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) through a cached directory fd. */
+static int try_in(scan_t *s, obj_t *o, int pid, int dir, const char *name)
+{
+    if (s->dir_pid[dir] != pid) {
+        char path[64];
+        if (s->dir_fd[dir] >= 0)
+            close(s->dir_fd[dir]);
+        snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir == 0 ? "map_files" : "fd");
+        s->dir_fd[dir] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        s->dir_pid[dir] = pid;
+    }
+    if (s->dir_fd[dir] < 0)
+        return -errno;
+    st_residency_t r;
+    return keep(o, st_residency_measure_at(s->dir_fd[dir], name, s->o->residency_method, &r), &r);
+}
+
+/* Records the outcome of one attempt: permission refusals and vanished ways are told apart. */
+static void note(int rc, int *denied, int *vanished)
+{
+    if (rc == -EPERM || rc == -EACCES)
+        *denied = rc;
+    else if (rc == 1 || gone(rc))
+        *vanished = rc == 1 ? -ESTALE : rc;
+    else if (rc < 0)
+        *denied = rc; /* an error we cannot explain: not exact, so a lower bound */
+}
+
+/* Measures o exactly if any way to it is permitted, else falls back to the smaps lower bound.
+ * Returns -ENOENT/-ESRCH/-ESTALE when every way to it vanished (the object is then left out). */
+static int measure(scan_t *s, obj_t *o)
+{
+    char path[128];
+    int denied = 0, vanished = 0;
+    if (o->kind == ST_KIND_SYSV && o->sysv_ns == s->self_ipcns && s->segs_read) {
+        const st_sysv_seg_t *seg = seg_find(s, (int)o->ino);
+        if (seg == NULL)
+            return -EIDRM; /* removed since the maps were read */
+        o->have_seg = true;
+        o->seg = *seg;
+        o->res.virtual_size = seg->size;
+        if (seg->have_rss) {
+            o->res.resident = seg->rss;
+            o->res.swapped = seg->swap;
+            o->res.source = ST_RES_SYSVIPC;
+            o->measured = true;
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < o->n_holders && !o->measured; i++) {
+        holder_t *h = &o->holders[i];
+        int pid = s->procs[h->proc].pid;
+        if (h->n_vmas > 0) {
+            snprintf(path, sizeof(path), "%" PRIx64 "-%" PRIx64, h->start, h->end);
+            note(try_in(s, o, pid, 0, path), &denied, &vanished);
+        }
+        if (!o->measured && h->fd >= 0) {
+            snprintf(path, sizeof(path), "%d", h->fd);
+            note(try_in(s, o, pid, 1, path), &denied, &vanished);
+        }
+    }
+    if (!o->measured && o->path == NULL && o->kind == ST_KIND_POSIX && o->name != NULL &&
+        o->name[0] == '/' && (o->path = strdup(o->name)) == NULL)
+        return -ENOMEM;
+    if (!o->measured && o->path != NULL)
+        note(try_path(s, o, o->path), &denied, &vanished);
+    if (o->measured)
+        return 0;
+    if (denied == 0 && !(o->kind == ST_KIND_SYSV && o->sysv_ns != s->self_ipcns))
+        return vanished ? vanished : -ENOENT;
+    /* Lower bound: the largest single VMA's Rss/Swap among its mappers. */
+    for (size_t i = 0; i < o->n_holders; i++)
+        if (o->holders[i].n_vmas > 0)
+            load_smaps(s, &s->procs[o->holders[i].proc]);
+    o->res.resident = o->lb_rss;
+    o->res.swapped = o->lb_swap;
+    if (o->res.virtual_size < o->lb_virt)
+        o->res.virtual_size = o->lb_virt;
+    o->res.source = ST_RES_SMAPS_LOWER_BOUND;
+    o->measured = true;
+    st_dump_add_warning(s->dump,
+                        "scan: %s: residency could not be measured exactly (%s); size is a lower "
+                        "bound: the largest Rss of one VMA mapping it (smaps)",
+                        o->key, denied ? strerror(-denied) : "not in the scanner's IPC namespace");
+    return 0;
+}
+
+/* ---- ownership and output ---- */
+
+/* Index into o->holders of the owner under the creator policy. */
+static size_t owner_of(const scan_t *s, const obj_t *o)
+{
+    size_t best = 0;
+    if (o->have_seg) {
+        for (size_t i = 0; i < o->n_holders; i++)
+            if (s->procs[o->holders[i].proc].pid == o->seg.cpid)
+                return i;
+    }
+    for (size_t i = 1; i < o->n_holders; i++) {
+        const proc_t *a = &s->procs[o->holders[i].proc], *b = &s->procs[o->holders[best].proc];
+        if (a->stat.starttime < b->stat.starttime ||
+            (a->stat.starttime == b->stat.starttime && a->pid < b->pid))
+            best = i;
+    }
+    return best;
+}
+
+typedef struct order {
+    uint64_t guid;
+    size_t obj;
+} order_t;
+
+static int cmp_order(const void *a, const void *b)
+{
+    uint64_t x = ((const order_t *)a)->guid, y = ((const order_t *)b)->guid;
+    return (x > y) - (x < y);
+}
+
+/* Writes processes, measured objects and holders into the dump. Objects go in the order of their
+ * global node names ("global/<guid hex>"), so st_dump_sort finds them sorted. */
+static int emit(scan_t *s)
+{
+    int rc = 0;
+    int lowest = 0;
+    order_t *order = NULL;
+    st_process_dump_t **pds = calloc(s->n_procs ? s->n_procs : 1, sizeof(*pds));
+    if (pds == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n_procs; i++) {
+        proc_t *p = &s->procs[i];
+        st_process_dump_t *pd = NULL;
+        if ((rc = st_dump_add_process(s->dump, p->pid, p->stat.comm, &pd)) < 0)
+            goto out;
+        if (p->totals.present != 0)
+            pd->totals = p->totals;
+        if (lowest == 0 || p->pid < lowest)
+            lowest = p->pid;
+    }
+    for (size_t i = 0; i < s->n_procs; i++) /* stable now: no more processes are added */
+        pds[i] = st_dump_find_process(s->dump, s->procs[i].pid);
+    size_t n = 0;
+    if ((order = malloc((s->n_objs ? s->n_objs : 1) * sizeof(*order))) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t oi = 0; oi < s->n_objs; oi++)
+        if (s->objs[oi].measured)
+            order[n++] = (order_t){st_guid_global(s->objs[oi].key), oi};
+    qsort(order, n, sizeof(*order), cmp_order);
+    for (size_t k = 0; k < n; k++) {
+        obj_t *o = &s->objs[order[k].obj];
+        st_object_info_t info = {
+            .key = o->key,
+            .kind = o->kind,
+            .name = o->name,
+            .size = o->res.resident,
+            .virtual_size = o->res.virtual_size,
+            .swapped_size = o->res.swapped,
+            .creator_pid = o->have_seg ? o->seg.cpid : 0,
+            .label = NULL,
+        };
+        size_t owner = o->n_holders ? owner_of(s, o) : 0;
+        int carrier = o->n_holders ? s->procs[o->holders[owner].proc].pid : lowest;
+        st_node_t *g = NULL;
+        if ((rc = st_dump_add_object(s->dump, &info, carrier, &g)) < 0 ||
+            (rc = st_node_set_string(g, "residency_source",
+                                     st_residency_source_name(o->res.source))) < 0)
+            goto out;
+        for (size_t i = 0; i < o->n_holders; i++) {
+            holder_t *h = &o->holders[i];
+            int importance = (s->o->policy == ST_POLICY_CREATOR && i == owner) ? 2 : 0;
+            if ((rc = st_process_add_holder(pds[h->proc], &info, h->mapped, importance, NULL)) < 0)
+                goto out;
+        }
+    }
+out:
+    free(order);
+    free(pds);
+    return rc;
+}
+
+/* ---- entry points ---- */
+
+void st_scan_options_init(st_scan_options_t *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->policy = ST_POLICY_CREATOR;
+    opts->maps_method = ST_MAPS_AUTO;
+    opts->residency_method = ST_RESIDENCY_AUTO;
+    opts->include_unheld = true;
+    opts->devshm_dir = "/dev/shm";
+    opts->dump_id = 1;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static bool pid_exists(int pid)
+{
+    char path[64];
+    struct stat st;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    return pid > 0 && stat(path, &st) == 0;
+}
+
+int st_scan_resolve_pids(const st_scan_options_t *opts, int **pids, size_t *n_pids, int *bad_pid)
+{
+    int rc = 0;
+    int *all = NULL, *ppid = NULL, *out = NULL;
+    size_t n_all = 0, cap_all = 0, cap_ppid = 0, n_out = 0, cap_out = 0;
+    DIR *d = NULL;
+    if (opts->policy == ST_POLICY_FIRST_TOUCH)
+        return ST_EUSAGE;
+    if (opts->n_pids > 0) {
+        for (size_t i = 0; i < opts->n_pids; i++) {
+            if (!pid_exists(opts->pids[i])) {
+                if (bad_pid != NULL)
+                    *bad_pid = opts->pids[i];
+                return -ESRCH;
+            }
+        }
+        if ((out = malloc(opts->n_pids * sizeof(int))) == NULL)
+            return -ENOMEM;
+        memcpy(out, opts->pids, opts->n_pids * sizeof(int));
+        n_out = opts->n_pids;
+        goto done;
+    }
+    if (opts->tree_root > 0 && !pid_exists(opts->tree_root)) {
+        if (bad_pid != NULL)
+            *bad_pid = opts->tree_root;
+        return -ESRCH;
+    }
+    if ((d = opendir("/proc")) == NULL)
+        return -errno;
+    struct dirent *de;
+    int self = getpid();
+    while ((de = readdir(d)) != NULL) {
+        char *end = NULL;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid > INT32_MAX)
+            continue;
+        st_proc_stat_t st;
+        if (opts->tree_root > 0 && st_procfs_read_stat((int)pid, &st) < 0)
+            continue; /* gone */
+        if ((rc = grow((void **)&all, &cap_all, n_all + 1, sizeof(int))) < 0 ||
+            (rc = grow((void **)&ppid, &cap_ppid, n_all + 1, sizeof(int))) < 0)
+            goto out;
+        all[n_all] = (int)pid;
+        ppid[n_all] = opts->tree_root > 0 ? st.ppid : 0;
+        n_all++;
+        if (opts->tree_root <= 0 && pid != self) {
+            if ((rc = grow((void **)&out, &cap_out, n_out + 1, sizeof(int))) < 0)
+                goto out;
+            out[n_out++] = (int)pid;
+        }
+    }
+    if (opts->tree_root > 0) {
+        /* breadth-first over the parent links: out doubles as the queue */
+        if ((rc = grow((void **)&out, &cap_out, 1, sizeof(int))) < 0)
+            goto out;
+        out[n_out++] = opts->tree_root;
+        for (size_t q = 0; q < n_out; q++) {
+            for (size_t i = 0; i < n_all; i++) {
+                if (ppid[i] != out[q] || all[i] == opts->tree_root)
+                    continue;
+                if ((rc = grow((void **)&out, &cap_out, n_out + 1, sizeof(int))) < 0)
+                    goto out;
+                out[n_out++] = all[i];
+            }
+        }
+    }
+done:
+    qsort(out, n_out, sizeof(int), cmp_int);
+    /* drop duplicates (a --pid given twice) */
+    size_t w = 0;
+    for (size_t i = 0; i < n_out; i++)
+        if (w == 0 || out[w - 1] != out[i])
+            out[w++] = out[i];
+    *pids = out;
+    *n_pids = w;
+    out = NULL;
+out:
+    if (d != NULL)
+        closedir(d);
+    free(all);
+    free(ppid);
+    free(out);
+    return rc;
+}
+
+/* The dev of the kernel's internal shm mount (shared anon, memfd, SysV live there): our own
+ * memfd's. */
+static void probe_shm_dev(scan_t *s)
+{
+    int fd = memfd_create("shmtrack-probe", MFD_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0) {
+        s->have_shm_dev = true;
+        s->shm_major = major(st.st_dev);
+        s->shm_minor = minor(st.st_dev);
+    }
+    close(fd);
+}
+
+static void scan_free(scan_t *s)
+{
+    for (size_t i = 0; i < s->n_procs; i++)
+        free(s->procs[i].vmas);
+    free(s->procs);
+    for (size_t i = 0; i < s->n_objs; i++) {
+        free(s->objs[i].name);
+        free(s->objs[i].path);
+        free(s->objs[i].holders);
+    }
+    free(s->objs);
+    free(s->table);
+    for (size_t i = 0; i < s->n_mnts; i++)
+        free(s->mnts[i].ents);
+    free(s->mnts);
+    free(s->segs);
+    for (int i = 0; i < 2; i++)
+        if (s->dir_fd[i] >= 0)
+            close(s->dir_fd[i]);
+}
+
+/* Whether pids are all processes but the scanner (then /dev/shm needs no outside check). */
+static bool is_subset(const int *pids, size_t n)
+{
+    int *all = NULL;
+    size_t n_all = 0;
+    st_scan_options_t o;
+    st_scan_options_init(&o);
+    if (st_scan_resolve_pids(&o, &all, &n_all, NULL) < 0)
+        return true;
+    bool subset = false;
+    for (size_t i = 0; i < n_all && !subset; i++)
+        subset = bsearch(&all[i], pids, n, sizeof(int), cmp_int) == NULL;
+    free(all);
+    return subset;
+}
+
+int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t n_pids,
+                      st_global_dump_t *dump)
+{
+    if (opts->policy == ST_POLICY_FIRST_TOUCH) {
+        st_dump_add_warning(dump, "scan: policy first-touch cannot be known from /proc");
+        return ST_EUSAGE;
+    }
+    scan_t s;
+    memset(&s, 0, sizeof(s));
+    s.o = opts;
+    s.dump = dump;
+    s.dir_fd[0] = s.dir_fd[1] = -1;
+    int rc = 0, refused = 0;
+    int *pids = NULL;
+    if (n_pids > 0) {
+        if ((pids = malloc(n_pids * sizeof(int))) == NULL)
+            return -ENOMEM;
+        memcpy(pids, pids_in, n_pids * sizeof(int));
+        qsort(pids, n_pids, sizeof(int), cmp_int);
+    }
+    probe_shm_dev(&s);
+    if ((rc = st_procfs_ns_inode(0, "ipc", &s.self_ipcns)) < 0)
+        goto out;
+
+    for (size_t i = 0; i < n_pids; i++) {
+        proc_t p;
+        memset(&p, 0, sizeof(p));
+        p.pid = pids[i];
+        pread_t r = {&s, &p, NULL, 0, 0, 0};
+        const char *what = "";
+        rc = read_proc(&r, &what);
+        if (rc == -ENOMEM) {
+            free_recs(&r);
+            goto out;
+        }
+        if (rc == 1) {
+            free_recs(&r);
+            continue;
+        }
+        if (rc < 0) {
+            char path[64];
+            snprintf(path, sizeof(path), "/proc/%d/%s", p.pid, what);
+            st_dump_add_problem(dump, p.pid, path, -rc);
+            if (!gone(rc))
+                refused = rc;
+            free_recs(&r);
+            continue;
+        }
+        rc = commit_proc(&s, &r);
+        free_recs(&r);
+        if (rc < 0)
+            goto out;
+    }
+    if (s.n_procs == 0 && n_pids > 0) {
+        rc = refused ? refused : -ESRCH; /* e.g. -EACCES: none of them is ours to read */
+        goto out;
+    }
+    if ((rc = read_segs(&s)) < 0)
+        goto out;
+    if (opts->include_unheld) {
+        if ((rc = add_unheld_sysv(&s)) < 0 ||
+            (rc = add_unheld_devshm(&s, is_subset(pids, n_pids))) < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < s.n_objs; i++) {
+        obj_t *o = &s.objs[i];
+        int mrc = measure(&s, o);
+        if (mrc < 0) {
+            char what[ST_KEY_MAX + 16];
+            snprintf(what, sizeof(what), "object %s", o->key);
+            st_dump_add_problem(dump, 0, what, -mrc);
+        }
+    }
+    rc = emit(&s);
+out:
+    free(pids);
+    scan_free(&s);
+    return rc;
+}
+
+int st_scan_trace(const st_scan_options_t *opts, st_trace_t **out, int *bad_pid)
+{
+    st_trace_t *t = NULL;
+    int *pids = NULL;
+    size_t n = 0;
+    int rc = st_scan_resolve_pids(opts, &pids, &n, bad_pid);
+    if (rc < 0)
+        return rc;
+    struct utsname u;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    st_global_dump_t *d = NULL;
+    if ((rc = st_trace_new(&t)) < 0)
+        goto out;
+    bool have_uname = uname(&u) == 0;
+    if ((rc = st_trace_set_meta(t, st_policy_name(opts->policy), have_uname ? u.nodename : NULL,
+                                have_uname ? u.release : NULL)) < 0 ||
+        (rc = st_trace_add_dump(t, opts->dump_id ? opts->dump_id : 1,
+                                (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u,
+                                &d)) < 0 ||
+        (rc = st_dump_set_strings(d, "explicitly_triggered", "detailed")) < 0)
+        goto out;
+    if ((rc = st_scan_into_dump(opts, pids, n, d)) < 0)
+        goto out;
+    st_dump_sort(d);
+    *out = t;
+    t = NULL;
+out:
+    st_trace_free(t);
+    free(pids);
+    return rc;
+}
