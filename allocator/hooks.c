@@ -383,12 +383,17 @@ ST_EXPORT void *mremap(void *old_addr, size_t old_len, size_t new_len, int flags
 /* ---- object creation ------------------------------------------------------------------------- */
 
 /* Records an object this process created (or opened) through fd. pre: inside enter(). */
-static void track_fd_object(int fd, int kind, const char *name, bool creator)
+static void track_fd_object(int fd, const st__fdinfo_t *fip, int kind, const char *name,
+                            bool creator)
 {
     st__fdinfo_t fi;
     st__obj_t *obj = NULL;
     bool added = false;
-    if (st__prim_fd_stat(fd, &fi) != 0 || fi.type != ST__FD_REG)
+    if (fip != NULL)
+        fi = *fip;
+    else if (st__prim_fd_stat(fd, &fi) != 0)
+        return;
+    if (fi.type != ST__FD_REG)
         return;
     st__key_t key = st__key_shmem((uint8_t)kind, fi.dev_major, fi.dev_minor, fi.ino);
     if (!hook_lock())
@@ -418,7 +423,7 @@ ST_EXPORT int memfd_create(const char *name, unsigned int flags)
     if (fd < 0 || !enter())
         return fd;
     int saved = errno;
-    track_fd_object(fd, (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD, name, true);
+    track_fd_object(fd, NULL, (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD, name, true);
     errno = saved;
     leave();
     return fd;
@@ -436,14 +441,18 @@ ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
         return fd;
     int saved = errno;
     st__fdinfo_t fi;
+    if (st__prim_fd_stat(fd, &fi) != 0) {
+        errno = saved;
+        leave();
+        return fd;
+    }
     /* Created here when O_EXCL succeeded, or when O_CREAT found it empty (heuristic: a peer
      * opening with O_CREAT before the creator's ftruncate is taken for a creator too). */
-    bool creator =
-        (oflag & O_CREAT) && ((oflag & O_EXCL) || (st__prim_fd_stat(fd, &fi) == 0 && fi.size == 0));
+    bool creator = (oflag & O_CREAT) && ((oflag & O_EXCL) || fi.size == 0);
     const char *shown = name;
     while (*shown == '/')
         shown++;
-    track_fd_object(fd, ST_KIND_POSIX, shown, creator);
+    track_fd_object(fd, &fi, ST_KIND_POSIX, shown, creator);
     errno = saved;
     leave();
     return fd;
