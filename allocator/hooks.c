@@ -725,6 +725,27 @@ static void drop_word(const char *list, const char *word, char *buf, size_t len)
     buf[at] = '\0';
 }
 
+/* Whether envp already follows the policy (or cannot be rewritten within our fixed buffers, in
+ * which case it passes unchanged). Uses no large buffers: most launches stop here. */
+static bool env_follows(char *const envp[])
+{
+    if (envp == NULL || self_path[0] == '\0')
+        return true;
+    size_t n = 0;
+    const char *cur = NULL;
+    bool has_socket = socket_env[0] == '\0';
+    for (; envp[n] != NULL; n++) {
+        if (strncmp(envp[n], "LD_PRELOAD=", 11) == 0)
+            cur = envp[n] + 11;
+        else if (!has_socket && strncmp(envp[n], "SHMTRACK_SOCKET=", 16) == 0)
+            has_socket = true;
+    }
+    if (n + 3 > ENV_MAX)
+        return true;
+    bool present = cur != NULL && has_word(cur, self_path);
+    return follow_children ? (present && has_socket) : !present;
+}
+
 /* The environment a child should get: envp itself when it already follows the policy (or when
  * it does not fit our fixed buffers: then it passes unchanged), else a copy in out/buf, which
  * live on the caller's stack (no allocation: this runs in vfork children too). */
@@ -777,14 +798,55 @@ static char *const *child_env(char *const envp[], char **out, char *buf)
     return out;
 }
 
-ST_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+/* One exec or spawn call, made by do_launch with the environment chosen by launch. */
+enum { L_EXECVE, L_EXECVPE, L_SPAWN };
+typedef struct launch {
+    int what;
+    const char *path;
+    char *const *argv;
+    execvpe_fn execvpe_real;
+    spawn_fn spawn_real;
+    pid_t *pid;
+    const posix_spawn_file_actions_t *fa;
+    const posix_spawnattr_t *attr;
+} launch_t;
+
+static int do_launch(const launch_t *l, char *const *env)
+{
+    switch (l->what) {
+    case L_EXECVE:
+        return (int)syscall(SYS_execve, l->path, l->argv, env);
+    case L_EXECVPE:
+        return l->execvpe_real(l->path, l->argv, env);
+    default:
+        return l->spawn_real(l->pid, l->path, l->fa, l->attr, l->argv, env);
+    }
+}
+
+/* The rewrite, in its own frame: the 24 KiB of buffers are only on the stack when needed (a
+ * thread with a small stack that launches with a normal environment never pays for them). */
+static __attribute__((noinline)) int launch_rewritten(const launch_t *l, char *const envp[])
 {
     char *out[ENV_MAX];
     char buf[ENV_BUF];
     int saved = errno;
-    char *const *env = active() ? child_env(envp, out, buf) : envp;
+    char *const *env = child_env(envp, out, buf);
     errno = saved;
-    return (int)syscall(SYS_execve, path, argv, env);
+    return do_launch(l, env);
+}
+
+static int launch(const launch_t *l, char *const envp[])
+{
+    int saved = errno;
+    bool keep = !active() || env_follows(envp);
+    errno = saved;
+    return keep ? do_launch(l, envp) : launch_rewritten(l, envp);
+}
+
+ST_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    launch_t l = {.what = L_EXECVE, .path = path, .argv = argv};
+    return launch(&l, envp);
 }
 
 ST_EXPORT int execv(const char *path, char *const argv[])
@@ -799,12 +861,8 @@ ST_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
         errno = ENOSYS;
         return -1;
     }
-    char *out[ENV_MAX];
-    char buf[ENV_BUF];
-    int saved = errno;
-    char *const *env = active() ? child_env(envp, out, buf) : envp;
-    errno = saved;
-    return real(file, argv, env);
+    launch_t l = {.what = L_EXECVPE, .path = file, .argv = argv, .execvpe_real = real};
+    return launch(&l, envp);
 }
 
 ST_EXPORT int execvp(const char *file, char *const argv[])
@@ -817,12 +875,14 @@ static int spawn(spawn_fn real, pid_t *pid, const char *path, const posix_spawn_
 {
     if (real == NULL)
         return ENOSYS;
-    char *out[ENV_MAX];
-    char buf[ENV_BUF];
-    int saved = errno;
-    char *const *env = active() ? child_env(envp, out, buf) : envp;
-    errno = saved;
-    return real(pid, path, fa, attr, argv, env);
+    launch_t l = {.what = L_SPAWN,
+                  .path = path,
+                  .argv = argv,
+                  .spawn_real = real,
+                  .pid = pid,
+                  .fa = fa,
+                  .attr = attr};
+    return launch(&l, envp);
 }
 
 ST_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
