@@ -3,6 +3,8 @@
 # Finds the Debian-packaged dependencies and fails with the package name to install when one is
 # missing. Each result is an imported target; nothing here touches global include paths.
 find_package(PkgConfig)
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
 
 function(shmtrack_missing what package)
     message(FATAL_ERROR "shmtrack needs ${what}: install it with `apt-get install ${package}` "

@@ -1,0 +1,1223 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The interposed libc functions of libshmtrack.so (private to allocator/).
+ *
+ * Each hook keeps libc's contract exactly: it makes the real call (a raw syscall through prim.h,
+ * or the next definition found once with dlsym(RTLD_NEXT) in the constructor), returns its result
+ * and leaves errno as that call left it; tracking happens around it with errno saved and restored.
+ * Private mappings go straight through: mmap(MAP_PRIVATE) costs one flag test, munmap and mremap
+ * of untracked memory two relaxed loads (st__reg_may_overlap). Shared mappings are identified at
+ * hook time: fstat for fd-backed objects (kind from fstatfs and /proc/self/fd), the VMA's dev/ino
+ * for shared anonymous memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV.
+ *
+ * Hooks never allocate, never use stdio and never block on the coordinator: the registry lives in
+ * a private arena, events go to a bounded queue (agent.h), and an initial-exec TLS flag makes any
+ * re-entry (our own code, or a hook called from inside another hook) pass straight through. The
+ * registry lock is held across the real syscall of a tracked mmap/munmap/mremap/shmat/shmdt, so
+ * that an address cannot be unmapped and handed out again between the syscall and the update.
+ * Any internal failure (no arena, registry full) switches tracking off: calls then pass through.
+ *
+ * fork: a pthread_atfork prepare handler takes the registry lock right before the kernel fork
+ * (after the program's own handlers), so the child inherits a consistent registry; the child
+ * handler re-creates the lock, keeps every object as inherited (holder, not creator) and drops the
+ * parent's connection; the fork hook then re-announces the inherited objects. A child of a raw
+ * clone(2) never waits for a lock a vanished parent thread held: it passes calls through. _Fork (no
+ * atfork handlers, may run in a signal handler) only try-locks and starts empty when it could not.
+ * vfork is deliberately not interposed: a C wrapper cannot return twice through one stack frame,
+ * and the vfork child must not touch our locks or memory; it only reaches us through execve, whose
+ * hook takes no lock and writes nothing but its own stack. posix_spawn's child never runs our code
+ * (glibc calls the execve syscall itself), so its hook fixes the environment in the parent.
+ *
+ * exec: children keep LD_PRELOAD (and SHMTRACK_SOCKET) even when the program passes a scrubbed
+ * environment, unless SHMTRACK_FOLLOW_CHILDREN=0, which removes this library from LD_PRELOAD.
+ */
+#include "agent.h"
+#include "model.h"
+#include "prim.h"
+#include "registry.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ST_EXPORT __attribute__((visibility("default")))
+
+extern char **environ;
+
+enum { ST_OFF = 0, ST_ACTIVE = 1, ST_DISABLED = 2 };
+
+static int state; /* ST_OFF until the constructor finishes */
+static __thread int in_hook __attribute__((tls_model("initial-exec")));
+static st__reg_t reg;
+static int32_t default_importance = ST__IMPORTANCE_NONE;
+static uint64_t ipc_ns;
+static int follow_children = 1;
+static int my_pid;
+static char self_path[PATH_MAX];       /* this library, for LD_PRELOAD in children */
+static char socket_env[PATH_MAX + 32]; /* "SHMTRACK_SOCKET=..." as we started with it */
+static char registry_file[PATH_MAX];   /* SHMTRACK_TEST_REGISTRY */
+
+typedef int (*shm_open_fn)(const char *, int, mode_t);
+typedef int (*shm_unlink_fn)(const char *);
+typedef pid_t (*fork_fn)(void);
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                        const posix_spawnattr_t *, char *const[], char *const[]);
+typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+
+static shm_open_fn real_shm_open;
+static shm_unlink_fn real_shm_unlink;
+static fork_fn real_fork;
+static fork_fn real__Fork;
+static spawn_fn real_posix_spawn;
+static spawn_fn real_posix_spawnp;
+static execvpe_fn real_execvpe;
+
+/* The next definition of name, looked up once. The constructor resolves every one of them; the
+ * lazy path serves calls made before it ran (another library's constructor). Never used for the
+ * mmap family, which needs no dlsym at all. */
+static void *next_symbol(void **slot, const char *name)
+{
+    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (fn == NULL) {
+        fn = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+    }
+    return fn;
+}
+#define NEXT(var, name) ((__typeof__(var))next_symbol((void **)&(var), (name)))
+
+static inline bool active(void)
+{
+    return __atomic_load_n(&state, __ATOMIC_RELAXED) == ST_ACTIVE;
+}
+
+/* Enters tracking on this thread; false when tracking is off or we are already inside a hook. */
+static inline bool enter(void)
+{
+    if (in_hook || !active())
+        return false;
+    in_hook = 1;
+    return true;
+}
+
+static inline void leave(void)
+{
+    in_hook = 0;
+}
+
+/* Takes the registry lock, unless this process is a child that did not come through our fork
+ * hooks (a raw clone(2), as sandboxes and zygotes make, or a vfork child that calls a hook) and
+ * the lock was held by a thread that does not exist here: then false, and the caller passes the
+ * call through untracked, touching nothing (a vfork child shares our memory). The pid is only
+ * checked when the lock is contended, so the common path costs no system call. */
+static bool hook_lock(void)
+{
+    if (st__reg_trylock(&reg))
+        return true;
+    if (st__prim_getpid() != __atomic_load_n(&my_pid, __ATOMIC_RELAXED))
+        return false;
+    st__reg_lock(&reg);
+    return true;
+}
+
+/* enter() and hook_lock() together. */
+static inline bool enter_locked(void)
+{
+    if (!enter())
+        return false;
+    if (hook_lock())
+        return true;
+    leave();
+    return false;
+}
+
+/* SHMTRACK_LOG: one line appended with raw write(2) when tracking switches itself off. */
+static char log_path[PATH_MAX];
+
+static void log_line(const char *what)
+{
+    if (log_path[0] == '\0')
+        return;
+    int fd = st__prim_open(log_path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    if (fd < 0)
+        return;
+    char line[256];
+    size_t n = 0;
+    static const char head[] = "shmtrack: pid ";
+    memcpy(line, head, sizeof(head) - 1);
+    n = sizeof(head) - 1;
+    char digits[16];
+    int d = 0;
+    for (unsigned v = (unsigned)st__prim_getpid(); v != 0 || d == 0; v /= 10)
+        digits[d++] = (char)('0' + v % 10);
+    while (d > 0)
+        line[n++] = digits[--d];
+    line[n++] = ':';
+    line[n++] = ' ';
+    size_t w = strlen(what);
+    if (w > sizeof(line) - n - 1)
+        w = sizeof(line) - n - 1;
+    memcpy(line + n, what, w);
+    n += w;
+    line[n++] = '\n';
+    st__prim_write_all(fd, line, n);
+    st__prim_close(fd);
+}
+
+/* Any internal failure: calls pass through from now on; the coordinator's scan still sees us. */
+static void disable(const char *why)
+{
+    if (__atomic_exchange_n(&state, ST_DISABLED, __ATOMIC_RELAXED) == ST_ACTIVE)
+        log_line(why);
+}
+
+static size_t page_round(size_t len)
+{
+    size_t page = st__prim_page_size();
+    return (len + page - 1) & ~(page - 1);
+}
+
+/* ---- events ---------------------------------------------------------------------------------- */
+
+static void send_event(const st__obj_t *obj, st__event_type_t type, uint64_t start, uint64_t len)
+{
+    st__event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = (uint8_t)type;
+    ev.kind = obj->kind;
+    ev.flags = obj->flags;
+    ev.importance = obj->importance;
+    ev.a = obj->a;
+    ev.b = obj->b;
+    ev.start = start;
+    ev.len = len;
+    ev.size = obj->size;
+    const char *name = type == ST__EV_LABEL ? st__reg_label(&reg, obj) : st__reg_name(&reg, obj);
+    size_t n = strlen(name);
+    memcpy(ev.name, name, n + 1);
+    st__agent_event(&ev);
+}
+
+static void on_change(const st__obj_t *obj, st__reg_change_t what, uint64_t start, uint64_t len,
+                      void *ctx)
+{
+    (void)ctx;
+    switch (what) {
+    case ST__REG_MAPPED:
+        send_event(obj, ST__EV_MAPPED, start, len);
+        break;
+    case ST__REG_UNMAPPED:
+        send_event(obj, ST__EV_UNMAPPED, start, len);
+        break;
+    case ST__REG_REMOVED:
+        send_event(obj, ST__EV_DESTROYED, 0, 0);
+        break;
+    case ST__REG_ADDED:
+        break;
+    }
+}
+
+/* A newly added object takes the process's default claim (SHMTRACK_IMPORTANCE). */
+static void new_object(st__obj_t *obj, bool creator)
+{
+    if (creator)
+        obj->flags |= ST__OBJ_CREATOR;
+    if (default_importance != ST__IMPORTANCE_NONE) {
+        obj->importance = default_importance;
+        obj->flags |= ST__OBJ_CLAIMED;
+    }
+}
+
+/* ---- mmap family ----------------------------------------------------------------------------- */
+
+/* Records a successful shared mapping. pre: locked, inside enter(). */
+static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t off)
+{
+    st__key_t key;
+    st__obj_t *obj = NULL;
+    bool added = false, creator = false, untrusted = false;
+    uint64_t offset = (uint64_t)off, size = len;
+    char name[ST__REG_NAME_MAX] = "";
+    int fdtype = ST__FD_DEVZERO;
+    st__fdinfo_t fi;
+
+    if (!(flags & MAP_ANONYMOUS)) {
+        if (st__prim_fd_stat(fd, &fi) != 0)
+            return;
+        fdtype = fi.type;
+    }
+    if (fdtype == ST__FD_DEVZERO) {
+        /* Shared anonymous memory (or /dev/zero): a new shmem inode, known only from the VMA. */
+        st__vma_t v;
+        if (st__prim_vma_query((uintptr_t)p, &v) != 0 || !v.shared)
+            return;
+        key = st__key_shmem((flags & MAP_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_ANON, v.dev_major,
+                            v.dev_minor, v.ino);
+        offset = v.offset + ((uintptr_t)p - v.start);
+        creator = true;
+    } else if (fdtype == ST__FD_REG) {
+        key = st__key_shmem(ST_KIND_POSIX, fi.dev_major, fi.dev_minor, fi.ino);
+        size = fi.size;
+        if (!(prot & PROT_WRITE)) {
+            /* mincore reports all-resident to a reader that neither owns nor may write the
+             * file; geteuid only here, so writable mappings cost no extra syscall */
+            uint32_t euid = st__prim_geteuid();
+            untrusted = fi.uid != euid && euid != 0;
+        }
+        if (st__reg_find(&reg, &key) == NULL) {
+            int kind;
+            if (st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0)
+                return; /* a disk file mapped shared: not shared memory */
+            key.kind = (uint8_t)kind;
+        }
+    } else {
+        return;
+    }
+    if (st__reg_get(&reg, &key, &obj, &added) != 0)
+        goto fail;
+    if (added) {
+        new_object(obj, creator);
+        if (name[0] != '\0' && st__reg_set_name(&reg, obj, name) != 0)
+            goto fail;
+        if (creator)
+            send_event(obj, ST__EV_CREATED, 0, 0);
+    }
+    if (size > obj->size)
+        obj->size = size;
+    if (untrusted)
+        obj->flags |= ST__OBJ_UNTRUSTED;
+    if (st__reg_map(&reg, obj, (uintptr_t)p, page_round(len), offset) != 0)
+        goto fail;
+    return;
+fail:
+    disable("tracking off: the registry is full");
+}
+
+static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    int type = flags & MAP_TYPE;
+    if (type == MAP_PRIVATE && !(flags & MAP_FIXED))
+        return st__prim_mmap(addr, len, prot, flags, fd, off);
+    if (type == MAP_PRIVATE && !st__reg_may_overlap(&reg, (uintptr_t)addr, len))
+        return st__prim_mmap(addr, len, prot, flags, fd, off);
+    if (!enter_locked())
+        return st__prim_mmap(addr, len, prot, flags, fd, off);
+    int saved = errno;
+    void *p = st__prim_mmap(addr, len, prot, flags, fd, off);
+    int err = errno;
+    if (p != MAP_FAILED) {
+        if (type == MAP_PRIVATE)
+            st__reg_unmap(&reg, (uintptr_t)p, page_round(len)); /* MAP_FIXED over tracked memory */
+        else
+            track_shared(p, len, prot, flags, fd, off);
+    }
+    st__reg_unlock(&reg);
+    errno = p == MAP_FAILED ? err : saved;
+    leave();
+    return p;
+}
+
+ST_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return hook_mmap(addr, len, prot, flags, fd, off);
+}
+
+ST_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
+{
+    return hook_mmap(addr, len, prot, flags, fd, (off_t)off);
+}
+
+ST_EXPORT int munmap(void *addr, size_t len)
+{
+    if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter_locked())
+        return st__prim_munmap(addr, len);
+    int saved = errno;
+    int rc = st__prim_munmap(addr, len);
+    int err = errno;
+    if (rc == 0)
+        st__reg_unmap(&reg, (uintptr_t)addr, page_round(len));
+    st__reg_unlock(&reg);
+    errno = rc == 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+ST_EXPORT void *mremap(void *old_addr, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *new_addr = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        new_addr = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (!active() ||
+        (!st__reg_may_overlap(&reg, (uintptr_t)old_addr, old_len ? old_len : 1) &&
+         !((flags & MREMAP_FIXED) && st__reg_may_overlap(&reg, (uintptr_t)new_addr, new_len))) ||
+        !enter_locked())
+        return st__prim_mremap(old_addr, old_len, new_len, flags, new_addr);
+    int saved = errno;
+    void *p = st__prim_mremap(old_addr, old_len, new_len, flags, new_addr);
+    int err = errno;
+    if (p != MAP_FAILED && st__reg_mremap(&reg, (uintptr_t)old_addr, page_round(old_len),
+                                          (uintptr_t)p, page_round(new_len), flags) != 0)
+        disable("tracking off: the registry is full");
+    st__reg_unlock(&reg);
+    errno = p == MAP_FAILED ? err : saved;
+    leave();
+    return p;
+}
+
+/* ---- object creation ------------------------------------------------------------------------- */
+
+/* Records an object this process created (or opened) through fd. pre: inside enter(). */
+static void track_fd_object(int fd, const st__fdinfo_t *fip, int kind, const char *name,
+                            bool creator)
+{
+    st__fdinfo_t fi;
+    st__obj_t *obj = NULL;
+    bool added = false;
+    if (fip != NULL)
+        fi = *fip;
+    else if (st__prim_fd_stat(fd, &fi) != 0)
+        return;
+    if (fi.type != ST__FD_REG)
+        return;
+    st__key_t key = st__key_shmem((uint8_t)kind, fi.dev_major, fi.dev_minor, fi.ino);
+    if (!hook_lock())
+        return;
+    if (st__reg_get(&reg, &key, &obj, &added) != 0) {
+        st__reg_unlock(&reg);
+        disable("tracking off: the registry is full");
+        return;
+    }
+    if (added) {
+        new_object(obj, creator);
+        if (name != NULL && st__reg_set_name(&reg, obj, name) != 0)
+            disable("tracking off: the registry is full");
+    } else if (creator) {
+        obj->flags |= ST__OBJ_CREATOR;
+    }
+    st__reg_set_fd(&reg, obj, fd);
+    obj->size = fi.size;
+    if (creator)
+        send_event(obj, ST__EV_CREATED, 0, 0);
+    st__reg_unlock(&reg);
+}
+
+ST_EXPORT int memfd_create(const char *name, unsigned int flags)
+{
+    int fd = st__prim_memfd_create(name, flags);
+    if (fd < 0 || !enter())
+        return fd;
+    int saved = errno;
+    track_fd_object(fd, NULL, (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD, name, true);
+    errno = saved;
+    leave();
+    return fd;
+}
+
+ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
+{
+    shm_open_fn real = NEXT(real_shm_open, "shm_open");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int fd = real(name, oflag, mode);
+    if (fd < 0 || !enter())
+        return fd;
+    int saved = errno;
+    st__fdinfo_t fi;
+    if (st__prim_fd_stat(fd, &fi) != 0) {
+        errno = saved;
+        leave();
+        return fd;
+    }
+    /* Created here when O_EXCL succeeded, or when O_CREAT found it empty (heuristic: a peer
+     * opening with O_CREAT before the creator's ftruncate is taken for a creator too). */
+    bool creator = (oflag & O_CREAT) && ((oflag & O_EXCL) || fi.size == 0);
+    const char *shown = name;
+    while (*shown == '/')
+        shown++;
+    track_fd_object(fd, &fi, ST_KIND_POSIX, shown, creator);
+    errno = saved;
+    leave();
+    return fd;
+}
+
+ST_EXPORT int shm_unlink(const char *name)
+{
+    /* The object lives on while mapped; the registry follows mappings, so nothing to update. */
+    shm_unlink_fn real = NEXT(real_shm_unlink, "shm_unlink");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real(name);
+}
+
+/* ---- SysV ------------------------------------------------------------------------------------ */
+
+ST_EXPORT int shmget(key_t key, size_t size, int shmflg)
+{
+    int id = st__prim_shmget(key, size, shmflg);
+    if (id < 0 || !(shmflg & IPC_CREAT) || !enter())
+        return id;
+    int saved = errno;
+    uint64_t segsz;
+    int cpid;
+    if (st__prim_shm_stat(id, &segsz, &cpid) == 0 && cpid == my_pid) {
+        /* Created, but not held until shmat: an event only. */
+        st__event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.type = ST__EV_CREATED;
+        ev.kind = ST_KIND_SYSV;
+        ev.flags = ST__OBJ_CREATOR;
+        ev.importance = default_importance;
+        ev.a = ipc_ns;
+        ev.b = (uint64_t)id;
+        ev.size = segsz;
+        st__agent_event(&ev);
+    }
+    errno = saved;
+    leave();
+    return id;
+}
+
+ST_EXPORT void *shmat(int shmid, const void *addr, int shmflg)
+{
+    if (!enter_locked())
+        return st__prim_shmat(shmid, addr, shmflg);
+    int saved = errno;
+    void *p = st__prim_shmat(shmid, addr, shmflg);
+    int err = errno;
+    uint64_t segsz;
+    int cpid;
+    if (p != (void *)-1 && st__prim_shm_stat(shmid, &segsz, &cpid) == 0) {
+        st__key_t key = {ipc_ns, (uint64_t)shmid, ST_KIND_SYSV};
+        st__obj_t *obj = NULL;
+        bool added = false;
+        if (st__reg_get(&reg, &key, &obj, &added) != 0) {
+            disable("tracking off: the registry is full");
+        } else {
+            if (added)
+                new_object(obj, cpid == my_pid);
+            obj->size = segsz;
+            if ((shmflg & SHM_RDONLY) && st__prim_geteuid() != 0)
+                obj->flags |= ST__OBJ_UNTRUSTED;
+            if (st__reg_map(&reg, obj, (uintptr_t)p, page_round(segsz), 0) != 0)
+                disable("tracking off: the registry is full");
+        }
+    }
+    st__reg_unlock(&reg);
+    errno = p == (void *)-1 ? err : saved;
+    leave();
+    return p;
+}
+
+ST_EXPORT int shmdt(const void *addr)
+{
+    if (!enter_locked())
+        return st__prim_shmdt(addr);
+    int saved = errno;
+    int rc = st__prim_shmdt(addr);
+    int err = errno;
+    st__range_t *r = NULL;
+    st__obj_t *obj = rc == 0 ? st__reg_find_addr(&reg, (uintptr_t)addr, &r) : NULL;
+    if (obj != NULL && obj->kind == ST_KIND_SYSV) {
+        /* shmdt removes every piece of the attachment made at addr: the ranges whose object
+         * offset 0 sits at addr. */
+        uint64_t base = r->start - r->off;
+        uint32_t id = obj->first;
+        while (id != 0 && obj->used) {
+            st__range_t *x = st__reg_range(&reg, id);
+            uint32_t next = x->next;
+            if (x->start - x->off == base) {
+                st__reg_unmap(&reg, x->start, x->len);
+                id = obj->used ? obj->first : 0; /* the list changed: restart */
+                continue;
+            }
+            id = next;
+        }
+    }
+    st__reg_unlock(&reg);
+    errno = rc == 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+ST_EXPORT int shmctl(int shmid, int cmd, struct shmid_ds *buf)
+{
+    /* IPC_RMID only marks the segment; attached processes keep it. Nothing to track. */
+    return st__prim_shmctl(shmid, cmd, buf);
+}
+
+/* ---- fork ------------------------------------------------------------------------------------ */
+
+/* Announces every object and mapping this process holds (after a fork, after a reconnect), so
+ * that the coordinator knows the holder without waiting for the next dump. pre: locked */
+static void announce_all(void)
+{
+    for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
+        st__obj_t *obj = st__reg_obj(&reg, id);
+        if (!obj->used)
+            continue;
+        if (obj->flags & ST__OBJ_CREATOR)
+            send_event(obj, ST__EV_CREATED, 0, 0);
+        for (uint32_t rid = obj->first; rid != 0;) {
+            st__range_t *r = st__reg_range(&reg, rid);
+            send_event(obj, ST__EV_MAPPED, r->start, r->len);
+            rid = r->next;
+        }
+    }
+}
+
+/* The client's connect callback (agent thread): re-announce after a reconnect; the first
+ * connection delivers the events queued since start. */
+void st__hooks_on_connect(unsigned reconnects)
+{
+    if (reconnects == 0 || !active())
+        return;
+    in_hook = 1;
+    st__reg_lock(&reg);
+    announce_all();
+    st__reg_unlock(&reg);
+    in_hook = 0;
+}
+
+static void after_fork_child(bool consistent)
+{
+    my_pid = st__prim_getpid();
+    st__prim_after_fork();
+    st__reg_fork_child(&reg, consistent);
+    if (reg.arena == NULL)
+        disable("tracking off: no memory for the registry in a fork child");
+    /* A claim belongs to the process that made it: the child holds its inherited objects with
+     * the default claim (SHMTRACK_IMPORTANCE, inherited through the environment) or none. */
+    for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
+        st__obj_t *obj = st__reg_obj(&reg, id);
+        if (!obj->used)
+            continue;
+        obj->importance = default_importance;
+        if (default_importance == ST__IMPORTANCE_NONE)
+            obj->flags &= (uint8_t)~ST__OBJ_CLAIMED;
+    }
+    st__agent_fork_child();
+}
+
+/* The registry lock is taken by a pthread_atfork prepare handler registered in the constructor,
+ * i.e. before the program's own handlers were registered, so it runs after theirs, right before
+ * the kernel fork: a program handler that waits for a thread which waits for our lock cannot
+ * deadlock. The child handler runs first in the child. These also cover forks that do not go
+ * through the fork symbol. */
+static __thread int fork_locked __attribute__((tls_model("initial-exec")));
+
+static void atfork_prepare(void)
+{
+    fork_locked = active() && hook_lock();
+}
+
+static void atfork_parent(void)
+{
+    if (fork_locked)
+        st__reg_unlock(&reg);
+    fork_locked = 0;
+}
+
+static void atfork_child(void)
+{
+    if (active() || fork_locked)
+        after_fork_child(fork_locked);
+    fork_locked = 0;
+}
+
+ST_EXPORT pid_t fork(void)
+{
+    fork_fn real = NEXT(real_fork, "fork");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (!enter())
+        return real();
+    pid_t pid = real();
+    int err = errno;
+    if (pid == 0 && active() && hook_lock()) {
+        /* fork() (unlike _Fork) leaves a child that may start threads: announcing the inherited
+         * objects makes the client connect now, so the child is a known holder. */
+        announce_all();
+        st__reg_unlock(&reg);
+    }
+    errno = err;
+    leave();
+    return pid;
+}
+
+ST_EXPORT pid_t _Fork(void)
+{
+    fork_fn real = NEXT(real__Fork, "_Fork");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (!enter())
+        return real();
+    bool locked = st__reg_trylock(&reg);
+    pid_t pid = real();
+    int err = errno;
+    if (pid == 0)
+        after_fork_child(locked);
+    else if (locked)
+        st__reg_unlock(&reg);
+    errno = err;
+    leave();
+    return pid;
+}
+
+/* ---- exec and spawn: the child's environment ------------------------------------------------- */
+
+#define ENV_MAX 2048
+#define ENV_BUF 8192
+
+static bool has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; *p != '\0';) {
+        while (*p == ':' || *p == ' ')
+            p++;
+        size_t l = strcspn(p, ": ");
+        if (l == n && strncmp(p, word, n) == 0)
+            return true;
+        p += l;
+    }
+    return false;
+}
+
+/* LD_PRELOAD's value without our library; into buf. */
+static void drop_word(const char *list, const char *word, char *buf, size_t len)
+{
+    size_t n = strlen(word), at = 0;
+    for (const char *p = list; *p != '\0';) {
+        while (*p == ':' || *p == ' ')
+            p++;
+        size_t l = strcspn(p, ": ");
+        if (l > 0 && !(l == n && strncmp(p, word, n) == 0) && at + l + 2 < len) {
+            if (at > 0)
+                buf[at++] = ':';
+            memcpy(buf + at, p, l);
+            at += l;
+        }
+        p += l;
+    }
+    buf[at] = '\0';
+}
+
+/* Whether envp already follows the policy (or cannot be rewritten within our fixed buffers, in
+ * which case it passes unchanged). Uses no large buffers: most launches stop here. */
+static bool env_follows(char *const envp[])
+{
+    if (envp == NULL || self_path[0] == '\0')
+        return true;
+    size_t n = 0;
+    const char *cur = NULL;
+    bool has_socket = socket_env[0] == '\0';
+    for (; envp[n] != NULL; n++) {
+        if (strncmp(envp[n], "LD_PRELOAD=", 11) == 0)
+            cur = envp[n] + 11;
+        else if (!has_socket && strncmp(envp[n], "SHMTRACK_SOCKET=", 16) == 0)
+            has_socket = true;
+    }
+    if (n + 3 > ENV_MAX)
+        return true;
+    bool present = cur != NULL && has_word(cur, self_path);
+    return follow_children ? (present && has_socket) : !present;
+}
+
+/* The environment a child should get: envp itself when it already follows the policy (or when
+ * it does not fit our fixed buffers: then it passes unchanged), else a copy in out/buf, which
+ * live on the caller's stack (no allocation: this runs in vfork children too). */
+static char *const *child_env(char *const envp[], char **out, char *buf)
+{
+    if (envp == NULL || self_path[0] == '\0')
+        return envp;
+    static const char key[] = "LD_PRELOAD=";
+    const size_t klen = sizeof(key) - 1;
+    size_t n = 0, preload_at = (size_t)-1;
+    bool has_socket = socket_env[0] == '\0';
+    for (; envp[n] != NULL; n++) {
+        if (strncmp(envp[n], key, klen) == 0)
+            preload_at = n;
+        else if (!has_socket && strncmp(envp[n], "SHMTRACK_SOCKET=", 16) == 0)
+            has_socket = true;
+    }
+    if (n + 3 > ENV_MAX)
+        return envp;
+    const char *cur = preload_at != (size_t)-1 ? envp[preload_at] + klen : NULL;
+    bool present = cur != NULL && has_word(cur, self_path);
+    if (follow_children ? (present && has_socket) : !present)
+        return envp;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i != preload_at)
+            out[m++] = envp[i];
+    if (follow_children) {
+        size_t need = klen + strlen(self_path) + (cur ? strlen(cur) + 1 : 0) + 1;
+        if (need > ENV_BUF)
+            return envp;
+        memcpy(buf, key, klen);
+        strcpy(buf + klen, self_path);
+        if (cur != NULL && !present) {
+            strcat(buf, ":");
+            strcat(buf, cur);
+        } else if (cur != NULL) {
+            strcpy(buf + klen, cur);
+        }
+        out[m++] = buf;
+        if (!has_socket)
+            out[m++] = socket_env;
+    } else {
+        memcpy(buf, key, klen);
+        drop_word(cur, self_path, buf + klen, ENV_BUF - klen);
+        if (buf[klen] != '\0')
+            out[m++] = buf;
+    }
+    out[m] = NULL;
+    return out;
+}
+
+/* One exec or spawn call, made by do_launch with the environment chosen by launch. */
+enum { L_EXECVE, L_EXECVPE, L_SPAWN };
+typedef struct launch {
+    int what;
+    const char *path;
+    char *const *argv;
+    execvpe_fn execvpe_real;
+    spawn_fn spawn_real;
+    pid_t *pid;
+    const posix_spawn_file_actions_t *fa;
+    const posix_spawnattr_t *attr;
+} launch_t;
+
+static int do_launch(const launch_t *l, char *const *env)
+{
+    switch (l->what) {
+    case L_EXECVE:
+        return (int)syscall(SYS_execve, l->path, l->argv, env);
+    case L_EXECVPE:
+        return l->execvpe_real(l->path, l->argv, env);
+    default:
+        return l->spawn_real(l->pid, l->path, l->fa, l->attr, l->argv, env);
+    }
+}
+
+/* The rewrite, in its own frame: the 24 KiB of buffers are only on the stack when needed (a
+ * thread with a small stack that launches with a normal environment never pays for them). */
+static __attribute__((noinline)) int launch_rewritten(const launch_t *l, char *const envp[])
+{
+    char *out[ENV_MAX];
+    char buf[ENV_BUF];
+    int saved = errno;
+    char *const *env = child_env(envp, out, buf);
+    errno = saved;
+    return do_launch(l, env);
+}
+
+static int launch(const launch_t *l, char *const envp[])
+{
+    int saved = errno;
+    bool keep = !active() || env_follows(envp);
+    errno = saved;
+    return keep ? do_launch(l, envp) : launch_rewritten(l, envp);
+}
+
+ST_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    launch_t l = {.what = L_EXECVE, .path = path, .argv = argv};
+    return launch(&l, envp);
+}
+
+ST_EXPORT int execv(const char *path, char *const argv[])
+{
+    return execve(path, argv, environ);
+}
+
+ST_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    execvpe_fn real = NEXT(real_execvpe, "execvpe");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    launch_t l = {.what = L_EXECVPE, .path = file, .argv = argv, .execvpe_real = real};
+    return launch(&l, envp);
+}
+
+ST_EXPORT int execvp(const char *file, char *const argv[])
+{
+    return execvpe(file, argv, environ);
+}
+
+static int spawn(spawn_fn real, pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    if (real == NULL)
+        return ENOSYS;
+    launch_t l = {.what = L_SPAWN,
+                  .path = path,
+                  .argv = argv,
+                  .spawn_real = real,
+                  .pid = pid,
+                  .fa = fa,
+                  .attr = attr};
+    return launch(&l, envp);
+}
+
+ST_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    return spawn(NEXT(real_posix_spawn, "posix_spawn"), pid, path, fa, attr, argv, envp);
+}
+
+ST_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    return spawn(NEXT(real_posix_spawnp, "posix_spawnp"), pid, file, fa, attr, argv, envp);
+}
+
+/* ---- public API (include/shmtrack/shmtrack.h) ------------------------------------------------ */
+
+ST_EXPORT int shmtrack_v1_set_importance(const void *addr, int importance);
+ST_EXPORT int shmtrack_v1_label(const void *addr, const char *name);
+
+int shmtrack_v1_set_importance(const void *addr, int importance)
+{
+    if (!active())
+        return -ENOSYS;
+    if (addr == NULL)
+        return -EINVAL;
+    if (!enter_locked())
+        return -ENOSYS;
+    int rc = -ENOENT, saved = errno;
+    st__obj_t *obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
+    if (obj != NULL) {
+        obj->importance = importance;
+        obj->flags |= ST__OBJ_CLAIMED;
+        send_event(obj, ST__EV_IMPORTANCE, 0, 0);
+        rc = 0;
+    }
+    st__reg_unlock(&reg);
+    errno = saved;
+    leave();
+    return rc;
+}
+
+int shmtrack_v1_label(const void *addr, const char *name)
+{
+    if (!active())
+        return -ENOSYS;
+    if (addr == NULL || name == NULL)
+        return -EINVAL;
+    if (!enter_locked())
+        return -ENOSYS;
+    int rc = -ENOENT, saved = errno;
+    st__obj_t *obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
+    if (obj != NULL) {
+        rc = st__reg_set_label(&reg, obj, name);
+        if (rc == 0)
+            send_event(obj, ST__EV_LABEL, 0, 0);
+    }
+    st__reg_unlock(&reg);
+    errno = saved;
+    leave();
+    return rc;
+}
+
+/* ---- the registry file (SHMTRACK_TEST_REGISTRY) ---------------------------------------------- */
+
+/* A tiny append-only formatter: no stdio in the preload. */
+typedef struct out {
+    char buf[4096];
+    size_t len;
+    int fd;
+} out_t;
+
+static void out_flush(out_t *o)
+{
+    st__prim_write_all(o->fd, o->buf, o->len);
+    o->len = 0;
+}
+
+static void out_str(out_t *o, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (o->len == sizeof(o->buf))
+            out_flush(o);
+        o->buf[o->len++] = *s;
+    }
+}
+
+static void out_u64(out_t *o, uint64_t v, unsigned base)
+{
+    char d[24];
+    int n = 0;
+    do {
+        d[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v != 0);
+    char s[24];
+    for (int i = 0; i < n; i++)
+        s[i] = d[n - 1 - i];
+    s[n] = '\0';
+    out_str(o, s);
+}
+
+static void out_i64(out_t *o, int64_t v)
+{
+    if (v < 0) {
+        out_str(o, "-");
+        out_u64(o, (uint64_t)(-(v + 1)) + 1, 10);
+    } else {
+        out_u64(o, (uint64_t)v, 10);
+    }
+}
+
+static const char *kind_name(unsigned kind)
+{
+    static const char *const names[] = {
+#define XX(e, s) s,
+        ST_KIND_MAP(XX)
+#undef XX
+    };
+    return kind < ST_KIND_COUNT ? names[kind] : "?";
+}
+
+static st__obj_record_t recs[4096];
+
+/* One line per object and per range:
+ *   obj <kind> <a> <b> creator=<0|1> claimed=<0|1> inherited=<0|1> importance=<n|none>
+ *       size=<n> mapped=<n> resident=<n|unknown> swapped=<n> name=<s> label=<s>
+ *   range <kind> <a> <b> <start hex> <end hex> <offset>
+ * a is (major << 32 | minor) for shmem kinds (printed as major:minor), the IPC ns for SysV. */
+static void write_registry(void)
+{
+    char path[PATH_MAX + 16];
+    size_t l = strlen(registry_file);
+    memcpy(path, registry_file, l);
+    path[l++] = '.';
+    char pid[16];
+    int n = 0;
+    for (unsigned v = (unsigned)my_pid; v != 0 || n == 0; v /= 10)
+        pid[n++] = (char)('0' + v % 10);
+    while (n > 0)
+        path[l++] = pid[--n];
+    path[l] = '\0';
+    static out_t o;
+    o.len = 0;
+    o.fd = st__prim_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (o.fd < 0)
+        return;
+    st__totals_record_t totals;
+    size_t count = 0;
+    st__agent_fill_dump(&reg, &totals, recs, sizeof(recs) / sizeof(recs[0]), &count);
+    for (size_t i = 0; i < count; i++) {
+        const st__obj_record_t *r = &recs[i];
+        out_str(&o, "obj ");
+        out_str(&o, kind_name(r->kind));
+        out_str(&o, " ");
+        if (r->kind == ST_KIND_SYSV) {
+            out_u64(&o, r->a, 10);
+        } else {
+            out_u64(&o, r->a >> 32, 10);
+            out_str(&o, ":");
+            out_u64(&o, r->a & 0xffffffffu, 10);
+        }
+        out_str(&o, " ");
+        out_u64(&o, r->b, 10);
+        out_str(&o, " creator=");
+        out_u64(&o, (r->flags & ST__REC_CREATOR) != 0, 10);
+        out_str(&o, " claimed=");
+        out_u64(&o, (r->flags & ST__REC_CLAIMED) != 0, 10);
+        out_str(&o, " inherited=");
+        out_u64(&o, (r->flags & ST__REC_INHERITED) != 0, 10);
+        out_str(&o, " importance=");
+        if (r->importance == ST__IMPORTANCE_NONE)
+            out_str(&o, "none");
+        else
+            out_i64(&o, r->importance);
+        out_str(&o, " size=");
+        out_u64(&o, r->virtual_size, 10);
+        out_str(&o, " mapped=");
+        out_u64(&o, r->mapped, 10);
+        out_str(&o, " resident=");
+        if (r->flags & ST__REC_RESIDENT_UNKNOWN)
+            out_str(&o, "unknown");
+        else
+            out_u64(&o, r->resident, 10);
+        out_str(&o, " swapped=");
+        out_u64(&o, r->swapped, 10);
+        out_str(&o, " name=");
+        out_str(&o, r->name);
+        out_str(&o, " label=");
+        out_str(&o, r->label);
+        out_str(&o, "\n");
+    }
+    st__reg_lock(&reg);
+    for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
+        st__obj_t *obj = st__reg_obj(&reg, id);
+        if (!obj->used)
+            continue;
+        for (uint32_t rid = obj->first; rid != 0;) {
+            st__range_t *r = st__reg_range(&reg, rid);
+            out_str(&o, "range ");
+            out_str(&o, kind_name(obj->kind));
+            out_str(&o, " ");
+            if (obj->kind == ST_KIND_SYSV) {
+                out_u64(&o, obj->a, 10);
+            } else {
+                out_u64(&o, obj->a >> 32, 10);
+                out_str(&o, ":");
+                out_u64(&o, obj->a & 0xffffffffu, 10);
+            }
+            out_str(&o, " ");
+            out_u64(&o, obj->b, 10);
+            out_str(&o, " ");
+            out_u64(&o, r->start, 16);
+            out_str(&o, " ");
+            out_u64(&o, r->start + r->len, 16);
+            out_str(&o, " ");
+            out_u64(&o, r->off, 10);
+            out_str(&o, "\n");
+            rid = r->next;
+        }
+    }
+    st__reg_unlock(&reg);
+    uint64_t queued, dropped;
+    st__agent_counts(&queued, &dropped);
+    out_str(&o, "events ");
+    out_u64(&o, queued, 10);
+    out_str(&o, " ");
+    out_u64(&o, dropped, 10);
+    out_str(&o, "\nbytes_per_object ");
+    out_u64(&o, st__reg_bytes_per_object(&reg), 10);
+    out_str(&o, "\n");
+    out_flush(&o);
+    st__prim_close(o.fd);
+}
+
+/* ---- constructor ----------------------------------------------------------------------------- */
+
+static int parse_int(const char *s, int32_t *out)
+{
+    int64_t v = 0;
+    bool neg = *s == '-';
+    if (neg || *s == '+')
+        s++;
+    if (*s == '\0')
+        return -EINVAL;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9' || v > INT32_MAX)
+            return -EINVAL;
+        v = v * 10 + (*s - '0');
+    }
+    v = neg ? -v : v;
+    if (v < INT32_MIN + 1 || v > INT32_MAX)
+        return -EINVAL;
+    *out = (int32_t)v;
+    return 0;
+}
+
+static void copy_env(char *dst, size_t len, const char *prefix, const char *value)
+{
+    size_t p = strlen(prefix), v = strlen(value);
+    if (p + v + 1 > len) {
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, prefix, p);
+    memcpy(dst + p, value, v + 1);
+}
+
+__attribute__((constructor)) static void shmtrack_init(void)
+{
+    in_hook = 1;
+    /* Everything that needs the dynamic linker happens here, once, disabled or not: the
+     * pass-through hooks need the next definitions too. */
+    NEXT(real_shm_open, "shm_open");
+    NEXT(real_shm_unlink, "shm_unlink");
+    NEXT(real_fork, "fork");
+    NEXT(real__Fork, "_Fork");
+    NEXT(real_posix_spawn, "posix_spawn");
+    NEXT(real_posix_spawnp, "posix_spawnp");
+    NEXT(real_execvpe, "execvpe");
+    const char *v = st__prim_getenv("SHMTRACK_DISABLE");
+    if (v != NULL && strcmp(v, "1") == 0) {
+        state = ST_DISABLED;
+        in_hook = 0;
+        return;
+    }
+    Dl_info info;
+    if (dladdr((void *)shmtrack_init, &info) != 0 && info.dli_fname != NULL &&
+        strlen(info.dli_fname) < sizeof(self_path))
+        strcpy(self_path, info.dli_fname);
+
+    v = st__prim_getenv("SHMTRACK_FOLLOW_CHILDREN");
+    follow_children = !(v != NULL && strcmp(v, "0") == 0);
+    v = st__prim_getenv("SHMTRACK_IMPORTANCE");
+    if (v != NULL && parse_int(v, &default_importance) != 0)
+        default_importance = ST__IMPORTANCE_NONE;
+    const char *sock = st__prim_getenv("SHMTRACK_SOCKET");
+    if (sock != NULL)
+        copy_env(socket_env, sizeof(socket_env), "SHMTRACK_SOCKET=", sock);
+    v = st__prim_getenv("SHMTRACK_LOG");
+    if (v != NULL && strlen(v) < sizeof(log_path))
+        strcpy(log_path, v);
+    v = st__prim_getenv("SHMTRACK_TEST_REGISTRY");
+    if (v != NULL && strlen(v) < sizeof(registry_file))
+        strcpy(registry_file, v);
+    my_pid = st__prim_getpid();
+    if (st__prim_ipc_ns(&ipc_ns) != 0)
+        ipc_ns = 0;
+    /* SHMTRACK_TEST_MAX_OBJECTS: a small registry, so tests can reach "full" (0: default). */
+    int32_t max_objs = 0;
+    v = st__prim_getenv("SHMTRACK_TEST_MAX_OBJECTS");
+    if (v != NULL && (parse_int(v, &max_objs) != 0 || max_objs < 0))
+        max_objs = 0;
+    if (st__reg_init(&reg, (uint32_t)max_objs, 0) != 0) {
+        state = ST_DISABLED;
+        log_line("tracking off: no memory for the registry");
+        in_hook = 0;
+        return;
+    }
+    st__reg_set_change_cb(&reg, on_change, NULL);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    st__agent_start(&reg, sock);
+    __atomic_store_n(&state, ST_ACTIVE, __ATOMIC_RELEASE);
+    in_hook = 0;
+}
+
+__attribute__((destructor)) static void shmtrack_fini(void)
+{
+    if (state != ST_ACTIVE || registry_file[0] == '\0')
+        return;
+    in_hook = 1;
+    /* Not in a raw clone child whose lock died with the parent's threads. */
+    if (hook_lock()) {
+        st__reg_unlock(&reg);
+        my_pid = st__prim_getpid();
+        write_registry();
+    }
+    in_hook = 0;
+}

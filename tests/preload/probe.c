@@ -1,0 +1,652 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * A small program that test_preload runs with and without LD_PRELOAD=libshmtrack.so: each
+ * scenario exercises some hooks and writes what it knows for certain (the pages it touched, the
+ * errno each failing call gave, its own /proc/self/maps at the end) so that the test can hold the
+ * preload's registry file against the kernel's view, never against the preload's own idea.
+ *
+ * Usage: probe SCENARIO OUT   (OUT: a path prefix; the probe writes OUT.maps and OUT.expect)
+ * Exit status 0 when the scenario itself ran as intended; the test checks the rest.
+ */
+#include <shmtrack/shmtrack.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define PAGE 4096
+static const char *out_prefix;
+static FILE *expect;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "probe: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static void touch(char *p, size_t pages)
+{
+    for (size_t i = 0; i < pages; i++)
+        p[i * PAGE] = 1;
+}
+
+/* OUT.maps: a copy of /proc/self/maps taken now. */
+static void save_maps(void)
+{
+    char path[4096], buf[65536];
+    snprintf(path, sizeof(path), "%s.maps", out_prefix);
+    int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (in < 0 || out < 0)
+        die("save_maps");
+    ssize_t n;
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            die("write maps");
+    close(in);
+    close(out);
+}
+
+static void open_expect(void)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s.expect", out_prefix);
+    expect = fopen(path, "w");
+    if (expect == NULL)
+        die("expect");
+}
+
+/* "expect <what> <ino> <resident bytes> <label>": what the probe knows about one object. */
+static void expect_obj(const char *what, const void *addr, size_t resident, const char *label)
+{
+    char line[512], path[64];
+    unsigned long start = (unsigned long)addr;
+    FILE *m = fopen("/proc/self/maps", "r");
+    unsigned long s, e, ino = 0;
+    if (m == NULL)
+        die("maps");
+    while (fgets(line, sizeof(line), m) != NULL) {
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &s, &e, &ino) == 3 && s <= start && start < e)
+            break;
+        ino = 0;
+    }
+    fclose(m);
+    (void)path;
+    fprintf(expect, "expect %s %lu %zu %s\n", what, ino, resident, label ? label : "-");
+}
+
+/* Whether the preload is there and on: then the API calls must succeed. */
+static int tracking(void)
+{
+    const char *d = getenv("SHMTRACK_DISABLE");
+    return getenv("LD_PRELOAD") != NULL && !(d != NULL && strcmp(d, "1") == 0);
+}
+
+/* ---- scenarios ------------------------------------------------------------------------------- */
+
+/* Every tracked hook once, mapped in the ways the registry must follow exactly. */
+static int scenario_basic(void)
+{
+    open_expect();
+    /* shared anonymous: 4 pages, 2 touched; grown in place or moved by mremap to 8 */
+    char *anon = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (anon == MAP_FAILED)
+        die("mmap anon");
+    touch(anon, 2);
+    anon = mremap(anon, 4 * PAGE, 8 * PAGE, MREMAP_MAYMOVE);
+    if (anon == MAP_FAILED)
+        die("mremap");
+    if (shmtrack_set_importance(anon + PAGE, 7) != 0 && tracking())
+        return 3;
+    expect_obj("anon", anon, 2 * PAGE, NULL);
+
+    /* memfd: 16 pages, 5 touched, mapped twice (one mapping with a hole in it) */
+    int fd = memfd_create("probe-frames", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, 16 * PAGE) != 0)
+        die("memfd");
+    char *m1 = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *m2 = mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED, fd, 8 * PAGE);
+    if (m1 == MAP_FAILED || m2 == MAP_FAILED)
+        die("mmap memfd");
+    touch(m1, 5);
+    if (munmap(m1 + 10 * PAGE, 2 * PAGE) != 0)
+        die("munmap hole");
+    close(fd);
+    if (shmtrack_label(m2, "frames") != 0 && tracking())
+        return 3;
+    expect_obj("memfd", m1, 5 * PAGE, "frames");
+
+    /* POSIX shm: 8 pages, 1 touched, unlinked while mapped */
+    char name[64];
+    snprintf(name, sizeof(name), "/shmtrack-probe-%d", (int)getpid());
+    int pfd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (pfd < 0 || ftruncate(pfd, 8 * PAGE) != 0)
+        die("shm_open");
+    char *ps = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+    if (ps == MAP_FAILED)
+        die("mmap posix");
+    touch(ps, 1);
+    close(pfd);
+    expect_obj("posix", ps, PAGE, NULL);
+    shm_unlink(name);
+
+    /* SysV: 3 pages, 2 touched, attached twice, one attachment detached, then IPC_RMID */
+    int id = shmget(IPC_PRIVATE, 3 * PAGE, IPC_CREAT | 0600);
+    if (id < 0)
+        die("shmget");
+    char *s1 = shmat(id, NULL, 0);
+    char *s2 = shmat(id, NULL, 0);
+    if (s1 == (void *)-1 || s2 == (void *)-1)
+        die("shmat");
+    touch(s1, 2);
+    if (shmdt(s2) != 0)
+        die("shmdt");
+    shmctl(id, IPC_RMID, NULL);
+    fprintf(expect, "expect sysv %d %d -\n", id, 2 * PAGE);
+
+    /* a shared anon mapping that is gone entirely, and private memory that is never tracked */
+    char *gone = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    touch(gone, 1);
+    munmap(gone, 2 * PAGE);
+    char *priv = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    touch(priv, 4);
+    /* MAP_FIXED private memory over the middle of a shared mapping replaces it */
+    char *fx = mmap64(NULL, 6 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mmap(fx + 2 * PAGE, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+        MAP_FAILED)
+        die("MAP_FIXED");
+    fclose(expect);
+    save_maps();
+    return 0;
+}
+
+/* Failing calls: the same result and errno with and without the preload. Prints one line per
+ * call ("name result errno"); the test compares the two runs and checks errno against libc's
+ * documented values. */
+static int scenario_errno(void)
+{
+    errno = 1234;
+    void *p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, 999, 0);
+    printf("mmap_badfd %d %d\n", p == MAP_FAILED ? -1 : 0, errno);
+    errno = 1234;
+    p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    printf("mmap_ok %d %d\n", p == MAP_FAILED ? -1 : 0, errno);
+    errno = 1234;
+    int rc = munmap((char *)p + 1, PAGE);
+    printf("munmap_unaligned %d %d\n", rc, errno);
+    errno = 1234;
+    rc = munmap(p, PAGE);
+    printf("munmap_ok %d %d\n", rc, errno);
+    errno = 1234;
+    rc = shm_open("/shmtrack-probe-missing", O_RDWR, 0);
+    printf("shm_open_missing %d %d\n", rc, errno);
+    errno = 1234;
+    rc = shm_unlink("/shmtrack-probe-missing");
+    printf("shm_unlink_missing %d %d\n", rc, errno);
+    errno = 1234;
+    rc = memfd_create("x", 0x7fff0000u);
+    printf("memfd_badflags %d %d\n", rc, errno);
+    errno = 1234;
+    rc = shmget(0x5eed1e55, PAGE, 0600);
+    printf("shmget_missing %d %d\n", rc, errno);
+    errno = 1234;
+    p = shmat(-1, NULL, 0);
+    printf("shmat_bad %d %d\n", p == (void *)-1 ? -1 : 0, errno);
+    errno = 1234;
+    rc = shmdt((void *)PAGE);
+    printf("shmdt_bad %d %d\n", rc, errno);
+    errno = 1234;
+    rc = shmctl(-1, IPC_STAT, NULL);
+    printf("shmctl_bad %d %d\n", rc, errno);
+    errno = 1234;
+    p = mremap((void *)PAGE, PAGE, 2 * PAGE, 0);
+    printf("mremap_bad %d %d\n", p == MAP_FAILED ? -1 : 0, errno);
+    errno = 1234;
+    char *argv[] = {"/nonexistent/shmtrack", NULL};
+    rc = execve(argv[0], argv, environ);
+    printf("execve_missing %d %d\n", rc, errno);
+    errno = 1234;
+    rc = execvp("shmtrack-no-such-program", argv);
+    printf("execvp_missing %d %d\n", rc, errno);
+    pid_t pid;
+    errno = 1234;
+    rc = posix_spawn(&pid, "/nonexistent/shmtrack", NULL, NULL, argv, environ);
+    printf("posix_spawn_missing %d %d\n", rc, errno);
+    printf("api_set_importance_null %d\n", shmtrack_set_importance(NULL, 1));
+    printf("api_label_untracked %d\n", shmtrack_label(&rc, "x"));
+    return 0;
+}
+
+/* Threads hammer the hooks while the main thread forks 1000 times; each child uses the hooks
+ * once and exits. A deadlock shows as a timeout. */
+static volatile int stop;
+/* The program's own lock, held around its mmaps and taken by its atfork handler: a preload that
+ * held its lock across the whole fork() would deadlock against it. */
+static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void app_prepare(void)
+{
+    pthread_mutex_lock(&app_lock);
+}
+
+static void app_release(void)
+{
+    pthread_mutex_unlock(&app_lock);
+}
+
+static void *hammer(void *arg)
+{
+    (void)arg;
+    while (!stop) {
+        pthread_mutex_lock(&app_lock);
+        char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        pthread_mutex_unlock(&app_lock);
+        if (p != MAP_FAILED) {
+            p[0] = 1;
+            munmap(p, PAGE);
+        }
+        int fd = memfd_create("hammer", MFD_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+    }
+    return NULL;
+}
+
+static int scenario_forkstorm(void)
+{
+    pthread_atfork(app_prepare, app_release, app_release);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        if (pthread_create(&t[i], NULL, hammer, NULL) != 0)
+            die("pthread_create");
+    int failures = 0;
+    for (int i = 0; i < 1000; i++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork");
+        if (pid == 0) {
+            char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+            _exit(p == MAP_FAILED || munmap(p, PAGE) != 0);
+        }
+        int status;
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            failures++;
+    }
+    stop = 1;
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    printf("forks 1000 failures %d\n", failures);
+    return failures != 0;
+}
+
+/* Children made with a raw clone(2) (as sandboxes and zygotes do: no fork hook, no atfork
+ * handler) while other threads are inside hooks holding the preload's lock: the child's own
+ * hooks must not wait for a thread that does not exist in it. */
+static int scenario_rawclone(void)
+{
+    pthread_t t[3];
+    stop = 0;
+    for (int i = 0; i < 3; i++)
+        if (pthread_create(&t[i], NULL, hammer, NULL) != 0)
+            die("pthread_create");
+    int failures = 0;
+    for (int i = 0; i < 300; i++) {
+        long pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+        if (pid < 0)
+            die("clone");
+        if (pid == 0) {
+            char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+            syscall(SYS_exit_group, p == MAP_FAILED || munmap(p, PAGE) != 0);
+        }
+        int status;
+        if (waitpid((pid_t)pid, &status, 0) != pid || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
+            failures++;
+    }
+    stop = 1;
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    printf("clones 300 failures %d\n", failures);
+    return failures != 0;
+}
+
+/* A program that closes every descriptor it did not open (and one that dup2()s over them), then
+ * keeps using shared memory. */
+static int scenario_closefds(int use_dup2)
+{
+    char *a = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    touch(a, 1);
+    int devnull = open("/dev/null", O_RDWR);
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != devnull) {
+            if (use_dup2)
+                dup2(devnull, fd);
+            else
+                close(fd);
+        }
+    char *b = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED)
+        die("mmap after close");
+    touch(b, 3);
+    int fd = memfd_create("after-close", 0);
+    if (fd < 0 || ftruncate(fd, 4 * PAGE) != 0)
+        die("memfd after close");
+    char *c = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    touch(c, 2);
+    open_expect();
+    expect_obj("anon", a, PAGE, NULL);
+    expect_obj("anon", b, 3 * PAGE, NULL);
+    expect_obj("memfd", c, 2 * PAGE, NULL);
+    fclose(expect);
+    save_maps();
+    return 0;
+}
+
+/* Objects inherited over fork: the child holds them (inherited, not creator). */
+static int scenario_fork_inherit(void)
+{
+    int fd = memfd_create("inherited", 0);
+    if (fd < 0 || ftruncate(fd, 4 * PAGE) != 0)
+        die("memfd");
+    char *p = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    touch(p, 3);
+    shmtrack_set_importance(p, 6);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s.child", out_prefix);
+        out_prefix = strdup(path);
+        char *q = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        touch(q, 1);
+        save_maps();
+        exit(0); /* destructors run: the child writes its registry file */
+    }
+    int status, status2;
+    waitpid(pid, &status, 0);
+    /* _Fork: no atfork handlers; the child uses the hooks and exits without destructors */
+    pid_t pid2 = _Fork();
+    if (pid2 == 0) {
+        char *q = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        _exit(q == MAP_FAILED || munmap(q, PAGE) != 0);
+    }
+    waitpid(pid2, &status2, 0);
+    save_maps();
+    printf("child %d\n", (int)pid);
+    return !(WIFEXITED(status) && WEXITSTATUS(status) == 0 && WIFEXITED(status2) &&
+             WEXITSTATUS(status2) == 0);
+}
+
+/* Prints the LD_PRELOAD and SHMTRACK_SOCKET a child sees after exec/spawn with a scrubbed
+ * environment. */
+static int scenario_exec(const char *self)
+{
+    char *argv[] = {(char *)self, "print-env", (char *)out_prefix, NULL};
+    /* PROBE_PASS_PRELOAD=1: the child's environment names LD_PRELOAD explicitly (to check that
+     * SHMTRACK_FOLLOW_CHILDREN=0 removes it); otherwise it lacks it (to check it is re-added). */
+    char preload[4096];
+    const char *cur = getenv("LD_PRELOAD");
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", cur ? cur : "");
+    char *scrubbed[] = {"PATH=/usr/bin:/bin", NULL, NULL};
+    if (getenv("PROBE_PASS_PRELOAD") != NULL)
+        scrubbed[1] = preload;
+    char child_preload[4096];
+    if (getenv("PROBE_CHILD_PRELOAD") != NULL) {
+        snprintf(child_preload, sizeof(child_preload), "LD_PRELOAD=%s",
+                 getenv("PROBE_CHILD_PRELOAD"));
+        scrubbed[1] = child_preload;
+    }
+    pid_t pid;
+    fflush(stdout);
+    if (posix_spawn(&pid, self, NULL, NULL, argv, scrubbed) != 0)
+        die("posix_spawn");
+    int status;
+    waitpid(pid, &status, 0);
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        execve(self, argv, scrubbed);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    if (posix_spawnp(&pid, self, NULL, NULL, argv, scrubbed) != 0)
+        die("posix_spawnp");
+    waitpid(pid, &status, 0);
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        execvpe(self, argv, scrubbed);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    /* execv passes environ, which has whatever the probe was started with */
+    pid = fork();
+    if (pid == 0) {
+        execv(self, argv);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+    return 0;
+}
+
+static int print_env(void)
+{
+    const char *p = getenv("LD_PRELOAD"), *s = getenv("SHMTRACK_SOCKET");
+    printf("child LD_PRELOAD=%s SHMTRACK_SOCKET=%s\n", p ? p : "(none)", s ? s : "(none)");
+    return 0;
+}
+
+/* 70000 memfds created, mapped and closed (more than the registry has object slots): closed fds
+ * must not pile up in the registry and switch tracking off. */
+static int scenario_churn(void)
+{
+    for (int i = 0; i < 70000; i++) {
+        int fd = memfd_create("churn", MFD_CLOEXEC);
+        if (fd < 0 || ftruncate(fd, PAGE) != 0)
+            die("memfd churn");
+        char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            die("mmap churn");
+        munmap(p, PAGE);
+        close(fd);
+    }
+    char *a = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    touch(a, 2);
+    open_expect();
+    expect_obj("anon", a, 2 * PAGE, NULL);
+    fclose(expect);
+    save_maps();
+    return 0;
+}
+
+/* Threads map, cut, move and unmap shared memory concurrently, keeping a few mappings each; the
+ * registry must still equal the kernel's view at the end. */
+static void *shuffle(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    char *keep[8] = {0};
+    size_t keep_len[8] = {0};
+    for (int i = 0; i < 3000; i++) {
+        int slot = (int)(rand_r(&seed) % 8);
+        if (keep[slot] != NULL) {
+            int op = (int)(rand_r(&seed) % 3);
+            if (op == 0 && keep_len[slot] >= 2 * PAGE) {
+                /* cut the first page off */
+                munmap(keep[slot], PAGE);
+                keep[slot] += PAGE;
+                keep_len[slot] -= PAGE;
+                continue;
+            }
+            if (op == 1) {
+                char *q = mremap(keep[slot], keep_len[slot], keep_len[slot] + PAGE, MREMAP_MAYMOVE);
+                if (q != MAP_FAILED) {
+                    keep[slot] = q;
+                    keep_len[slot] += PAGE;
+                }
+                continue;
+            }
+            munmap(keep[slot], keep_len[slot]);
+            keep[slot] = NULL;
+            continue;
+        }
+        size_t len = (1 + rand_r(&seed) % 4) * PAGE;
+        char *p;
+        if (rand_r(&seed) % 2) {
+            p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        } else {
+            int fd = memfd_create("shuffle", MFD_CLOEXEC);
+            if (fd < 0 || ftruncate(fd, (off_t)len) != 0)
+                die("memfd shuffle");
+            p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            close(fd);
+        }
+        if (p == MAP_FAILED)
+            die("mmap shuffle");
+        p[0] = 1;
+        keep[slot] = p;
+        keep_len[slot] = len;
+    }
+    return NULL;
+}
+
+static int scenario_threads(void)
+{
+    pthread_t t[4];
+    for (uintptr_t i = 0; i < 4; i++)
+        if (pthread_create(&t[i], NULL, shuffle, (void *)(i + 1)) != 0)
+            die("pthread_create");
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    save_maps();
+    return 0;
+}
+
+/* For the coordinator test: a memfd (16 pages, 5 touched here, labelled, claimed 4) and a shared
+ * anonymous mapping (2 pages, 1 touched), then a fork child that touches one more memfd page.
+ * Prints "ready <child pid>" once both are set up, and exits when stdin reaches EOF. */
+static int scenario_ipc(void)
+{
+    int fd = memfd_create("ipc-frames", 0);
+    if (fd < 0 || ftruncate(fd, 16 * PAGE) != 0)
+        die("memfd");
+    char *m = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *a = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED || a == MAP_FAILED)
+        die("mmap");
+    touch(m, 5);
+    touch(a, 1);
+    if (shmtrack_label(m, "frames") != 0 || shmtrack_set_importance(m, 4) != 0)
+        return 3;
+    int sync[2];
+    if (pipe(sync) != 0)
+        die("pipe");
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        m[10 * PAGE] = 1;
+        if (write(sync[1], "x", 1) != 1)
+            _exit(1);
+        while (getppid() == parent)
+            usleep(10000);
+        _exit(0);
+    }
+    char x;
+    if (read(sync[0], &x, 1) != 1)
+        die("sync");
+    printf("ready %d\n", (int)pid);
+    char buf[64];
+    while (read(0, buf, sizeof(buf)) > 0)
+        ;
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return 0;
+}
+
+/* More shared objects than a small registry holds: every call must still succeed. */
+static int scenario_many(void)
+{
+    for (int i = 0; i < 8; i++) {
+        int fd = memfd_create("many", 0);
+        if (fd < 0 || ftruncate(fd, PAGE) != 0)
+            die("memfd many");
+        char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            die("mmap many");
+        p[0] = 1;
+        char *a = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (a == MAP_FAILED)
+            die("mmap anon many");
+        a[0] = 1;
+    }
+    printf("many ok\n");
+    return 0;
+}
+
+/* The public API with and without the preload. */
+static int scenario_api(void)
+{
+    char *p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char *q = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("set_importance_tracked %d\n", shmtrack_set_importance(p + PAGE, 3));
+    printf("label_tracked %d\n", shmtrack_label(p, "api-label"));
+    printf("set_importance_private %d\n", shmtrack_set_importance(q, 3));
+    printf("label_null %d\n", shmtrack_label(p, NULL));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: probe SCENARIO OUT\n");
+        return 2;
+    }
+    out_prefix = argv[2];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *s = argv[1];
+    if (strcmp(s, "basic") == 0)
+        return scenario_basic();
+    if (strcmp(s, "errno") == 0)
+        return scenario_errno();
+    if (strcmp(s, "forkstorm") == 0)
+        return scenario_forkstorm();
+    if (strcmp(s, "rawclone") == 0)
+        return scenario_rawclone();
+    if (strcmp(s, "closefds") == 0)
+        return scenario_closefds(0);
+    if (strcmp(s, "dup2fds") == 0)
+        return scenario_closefds(1);
+    if (strcmp(s, "fork-inherit") == 0)
+        return scenario_fork_inherit();
+    if (strcmp(s, "exec") == 0)
+        return scenario_exec(argv[0]);
+    if (strcmp(s, "print-env") == 0)
+        return print_env();
+    if (strcmp(s, "many") == 0)
+        return scenario_many();
+    if (strcmp(s, "ipc") == 0)
+        return scenario_ipc();
+    if (strcmp(s, "threads") == 0)
+        return scenario_threads();
+    if (strcmp(s, "churn") == 0)
+        return scenario_churn();
+    if (strcmp(s, "api") == 0)
+        return scenario_api();
+    fprintf(stderr, "probe: unknown scenario %s\n", s);
+    return 2;
+}
