@@ -208,13 +208,6 @@ int main(int argc, char **argv)
         die("mmap ring");
     memset(ring, 0x22, RING_SIZE / 2);
     (void)shmtrack_label(ring, "ipc-ring");
-    int frame_fd[MAX_RENDERERS];
-    for (int i = 0; i < renderers; i++) {
-        char name[32];
-        snprintf(name, sizeof(name), "frame-%d", i);
-        frame_fd[i] = memfd_or_die(name, FRAME_SIZE);
-    }
-
     /* The network process: forked without exec, so it inherits the ring mapping. */
     int net_pipe[2];
     if (pipe2(net_pipe, O_CLOEXEC) < 0)
@@ -229,6 +222,14 @@ int main(int argc, char **argv)
         _exit(0);
     }
     close(net_pipe[0]);
+
+    /* Frames are created after the fork: the network process must not hold them. */
+    int frame_fd[MAX_RENDERERS];
+    for (int i = 0; i < renderers; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "frame-%d", i);
+        frame_fd[i] = memfd_or_die(name, FRAME_SIZE);
+    }
 
     int gpu_sock, rsock[MAX_RENDERERS];
     pid_t gpu = spawn(self, "gpu", 0, &gpu_sock);
