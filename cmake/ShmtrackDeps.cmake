@@ -33,3 +33,10 @@ if(BUILD_TESTING)
         shmtrack_missing("cmocka (for the tests; -DBUILD_TESTING=OFF skips them)" "libcmocka-dev")
     endif()
 endif()
+
+# `shmtrack serve`'s HTTP server.
+pkg_check_modules(MHD IMPORTED_TARGET libmicrohttpd)
+if(NOT MHD_FOUND)
+    shmtrack_missing("libmicrohttpd (for `shmtrack serve`)" "libmicrohttpd-dev")
+endif()
+find_package(Threads REQUIRED)

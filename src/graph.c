@@ -1378,29 +1378,12 @@ const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, c
 
 /* ---- annotation ---- */
 
-/* Drops an entry (a stale "effective_size"); the model has no such call and entries are not
- * indexed, so removing one in place keeps every lookup valid. */
-static void entry_remove(st_node_t *node, const char *name)
-{
-    for (size_t i = 0; i < node->n_entries; i++) {
-        st_entry_t *e = &node->entries[i];
-        if (strcmp(e->name, name) != 0)
-            continue;
-        free(e->name);
-        free(e->units);
-        free(e->string);
-        memmove(e, e + 1, (node->n_entries - i - 1) * sizeof(*e));
-        node->n_entries--;
-        return;
-    }
-}
-
 static int annotate_node(st_node_t *node, int pid, const st_graph_result_t *result)
 {
     const st_graph_node_t *r =
         st_graph_find(result, strncmp(node->name, "global/", 7) == 0 ? 0 : pid, node->name);
     if (r == NULL || !r->has_size) {
-        entry_remove(node, "effective_size");
+        st_node_remove(node, "effective_size");
         return 0;
     }
     return st_node_set_scalar(node, "effective_size", "bytes", r->effective_size);

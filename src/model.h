@@ -81,7 +81,7 @@ typedef enum st_entry_type { ST_ENTRY_SCALAR, ST_ENTRY_STRING } st_entry_type_t;
 typedef struct st_entry {
     char *name;
     st_entry_type_t type;
-    char *units;    /* scalar: "bytes", "objects", ... */
+    char *units;    /* scalar: "bytes", "objects", ...; shared by entries: never free it */
     uint64_t value; /* scalar */
     char *string;   /* string */
 } st_entry_t;
@@ -193,6 +193,8 @@ int st_dump_add_problem(st_global_dump_t *dump, int pid, const char *path, int e
 int st_node_set_scalar(st_node_t *node, const char *name, const char *units, uint64_t value);
 int st_node_set_string(st_node_t *node, const char *name, const char *value);
 const st_entry_t *st_node_get(const st_node_t *node, const char *name);
+/* Drops the entry called name, if any (entries keep their order). */
+void st_node_remove(st_node_t *node, const char *name);
 /* The scalar's value when the entry exists and is a scalar. */
 bool st_node_scalar(const st_node_t *node, const char *name, uint64_t *value);
 /* The string's value, or NULL. */

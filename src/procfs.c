@@ -57,53 +57,96 @@ static const char deleted_suffix[] = " (deleted)";
 
 /* ---- files ---- */
 
-int st_procfs_read_file(const char *path, char **buf, size_t *len)
+void st_procfs_buf_free(st_procfs_buf_t *b)
 {
-    int rc = 0;
-    char *data = NULL;
-    size_t cap = 4096, used = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    data = malloc(cap);
-    if (data == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+/* Reads fd to its end into b. single: the file is one seq_file record (stat, status,
+ * smaps_rollup are single_open files), which the kernel hands whole to a read that has room for
+ * it, so a read that leaves room is the end and the read that would return 0 is saved. */
+static int read_fd_into(int fd, st_procfs_buf_t *b, size_t *len, bool single)
+{
+    size_t used = 0;
     for (;;) {
-        if (cap - used < 2) {
-            if (cap >= ST_PROCFS_MAX_BYTES) {
-                rc = ST_ETOOBIG;
-                goto out;
-            }
-            char *p = realloc(data, cap * 2);
-            if (p == NULL) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            data = p;
-            cap *= 2;
+        if (b->cap - used < 2 || b->p == NULL) {
+            size_t ncap = b->cap ? b->cap * 2 : 16384;
+            if (b->cap >= ST_PROCFS_MAX_BYTES)
+                return ST_ETOOBIG;
+            char *p = realloc(b->p, ncap);
+            if (p == NULL)
+                return -ENOMEM;
+            b->p = p;
+            b->cap = ncap;
         }
-        ssize_t n = read(fd, data + used, cap - used - 1);
+        size_t room = b->cap - used - 1;
+        ssize_t n = read(fd, b->p + used, room);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            rc = -errno;
-            goto out;
+            return -errno;
         }
         if (n == 0)
             break;
         used += (size_t)n;
+        if (single && (size_t)n < room)
+            break;
     }
-    data[used] = '\0';
-    *buf = data;
+    b->p[used] = '\0';
     *len = used;
-    data = NULL;
-out:
-    free(data);
+    return 0;
+}
+
+static int read_at(int dirfd, const char *name, st_procfs_buf_t *b, size_t *len, bool single)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = read_fd_into(fd, b, len, single);
     close(fd);
     return rc;
 }
+
+int st_procfs_read_at(int dirfd, const char *name, st_procfs_buf_t *b, size_t *len)
+{
+    return read_at(dirfd, name, b, len, false);
+}
+
+int st_procfs_read_file(const char *path, char **buf, size_t *len)
+{
+    st_procfs_buf_t b = {NULL, 0};
+    int rc = read_at(AT_FDCWD, path, &b, len, false);
+    if (rc < 0) {
+        st_procfs_buf_free(&b);
+        return rc;
+    }
+    *buf = b.p;
+    return 0;
+}
+
+int st_procfs_open_pid(int pid)
+{
+    char path[32];
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%d", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self");
+    int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+/* Runs an *_at reader on a /proc/PID fd opened for it. */
+#define WITH_PID(pid, call)                                                                        \
+    do {                                                                                           \
+        int pidfd = st_procfs_open_pid(pid);                                                       \
+        if (pidfd < 0)                                                                             \
+            return pidfd;                                                                          \
+        int rc_ = (call);                                                                          \
+        close(pidfd);                                                                              \
+        return rc_;                                                                                \
+    } while (0)
 
 /* ---- a bounded cursor ---- */
 
@@ -276,17 +319,19 @@ static int filter_shared_files(const st_vma_t *vma, void *arg)
     return f->cb(vma, f->arg);
 }
 
-static int read_vmas_text(const char *path, bool shared_files_only, st_vma_cb cb, void *arg)
+static int read_vmas_text(int pidfd, st_procfs_buf_t *buf, bool shared_files_only, st_vma_cb cb,
+                          void *arg)
 {
-    char *buf = NULL;
+    st_procfs_buf_t local = {NULL, 0};
+    st_procfs_buf_t *b = buf ? buf : &local;
     size_t len = 0;
-    int rc = st_procfs_read_file(path, &buf, &len);
-    if (rc < 0)
-        return rc;
-    filter_arg_t f = {cb, arg};
-    rc = shared_files_only ? st_procfs_parse_maps(buf, len, filter_shared_files, &f, NULL)
-                           : st_procfs_parse_maps(buf, len, cb, arg, NULL);
-    free(buf);
+    int rc = read_at(pidfd, "maps", b, &len, false);
+    if (rc == 0) {
+        filter_arg_t f = {cb, arg};
+        rc = shared_files_only ? st_procfs_parse_maps(b->p, len, filter_shared_files, &f, NULL)
+                               : st_procfs_parse_maps(b->p, len, cb, arg, NULL);
+    }
+    st_procfs_buf_free(&local);
     return rc;
 }
 
@@ -358,20 +403,15 @@ out:
     return rc;
 }
 
-int st_procfs_read_vmas(int pid, st_maps_method_t method, bool shared_files_only, st_vma_cb cb,
-                        void *arg, st_maps_method_t *used)
+int st_procfs_read_vmas_at(int pidfd, st_procfs_buf_t *buf, st_maps_method_t method,
+                           bool shared_files_only, st_vma_cb cb, void *arg, st_maps_method_t *used)
 {
-    char path[64];
-    if (pid > 0)
-        snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-    else
-        snprintf(path, sizeof(path), "/proc/self/maps");
     if (method == ST_MAPS_TEXT) {
         if (used != NULL)
             *used = ST_MAPS_TEXT;
-        return read_vmas_text(path, shared_files_only, cb, arg);
+        return read_vmas_text(pidfd, buf, shared_files_only, cb, arg);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = openat(pidfd, "maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     int rc = read_vmas_ioctl(fd, shared_files_only, cb, arg);
@@ -379,11 +419,17 @@ int st_procfs_read_vmas(int pid, st_maps_method_t method, bool shared_files_only
     if ((rc == -ENOTTY || rc == -EINVAL) && method == ST_MAPS_AUTO) {
         if (used != NULL)
             *used = ST_MAPS_TEXT;
-        return read_vmas_text(path, shared_files_only, cb, arg);
+        return read_vmas_text(pidfd, buf, shared_files_only, cb, arg);
     }
     if (used != NULL)
         *used = ST_MAPS_PROCMAP;
     return rc;
+}
+
+int st_procfs_read_vmas(int pid, st_maps_method_t method, bool shared_files_only, st_vma_cb cb,
+                        void *arg, st_maps_method_t *used)
+{
+    WITH_PID(pid, st_procfs_read_vmas_at(pidfd, NULL, method, shared_files_only, cb, arg, used));
 }
 
 /* ---- "Key:   N kB" files ---- */
@@ -516,28 +562,29 @@ void st_procfs_totals_from_mem(const st_proc_mem_t *m, st_totals_t *out)
     }
 }
 
-int st_procfs_read_totals(int pid, st_totals_t *out)
+int st_procfs_read_totals_at(int pidfd, st_procfs_buf_t *buf, st_totals_t *out)
 {
-    char path[64];
-    char *buf = NULL;
+    st_procfs_buf_t local = {NULL, 0};
+    st_procfs_buf_t *b = buf ? buf : &local;
     size_t len = 0;
     st_proc_mem_t mem;
     memset(&mem, 0, sizeof(mem));
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    int rc = st_procfs_read_file(path, &buf, &len);
-    if (rc < 0)
-        return rc;
-    st_procfs_parse_status(buf, len, &mem);
-    free(buf);
-    buf = NULL;
-    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-    rc = st_procfs_read_file(path, &buf, &len);
-    if (rc < 0)
-        return rc;
-    st_procfs_parse_smaps_rollup(buf, len, &mem);
-    free(buf);
-    st_procfs_totals_from_mem(&mem, out);
-    return 0;
+    int rc = read_at(pidfd, "status", b, &len, true);
+    if (rc == 0) {
+        st_procfs_parse_status(b->p, len, &mem);
+        rc = read_at(pidfd, "smaps_rollup", b, &len, true);
+    }
+    if (rc == 0) {
+        st_procfs_parse_smaps_rollup(b->p, len, &mem);
+        st_procfs_totals_from_mem(&mem, out);
+    }
+    st_procfs_buf_free(&local);
+    return rc;
+}
+
+int st_procfs_read_totals(int pid, st_totals_t *out)
+{
+    WITH_PID(pid, st_procfs_read_totals_at(pidfd, NULL, out));
 }
 
 /* ---- stat ---- */
@@ -587,58 +634,79 @@ int st_procfs_parse_stat(const char *buf, size_t len, st_proc_stat_t *out)
     return ST_EFORMAT;
 }
 
+int st_procfs_read_stat_at(int pidfd, st_procfs_buf_t *buf, st_proc_stat_t *out)
+{
+    st_procfs_buf_t local = {NULL, 0};
+    st_procfs_buf_t *b = buf ? buf : &local;
+    size_t len = 0;
+    int rc = read_at(pidfd, "stat", b, &len, true);
+    if (rc == 0)
+        rc = st_procfs_parse_stat(b->p, len, out);
+    st_procfs_buf_free(&local);
+    return rc;
+}
+
 int st_procfs_read_stat(int pid, st_proc_stat_t *out)
 {
-    char path[64];
-    char *buf = NULL;
-    size_t len = 0;
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    int rc = st_procfs_read_file(path, &buf, &len);
-    if (rc < 0)
-        return rc;
-    rc = st_procfs_parse_stat(buf, len, out);
-    free(buf);
-    return rc;
+    WITH_PID(pid, st_procfs_read_stat_at(pidfd, NULL, out));
 }
 
 /* ---- fds ---- */
 
-int st_procfs_read_fds(int pid, st_fd_cb cb, void *arg)
+/* The fd directory is read with getdents64 into a stack buffer: no DIR allocation and no fcntl
+ * that fdopendir would make. */
+int st_procfs_read_fds_at(int pidfd, st_fd_cb cb, void *arg)
 {
-    char dir[64], link[96];
     int rc = 0;
     st_fd_info_t *info = NULL;
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-    DIR *d = opendir(dir);
-    if (d == NULL)
+    char dents[8192] __attribute__((aligned(8)));
+    int dfd = openat(pidfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
         return -errno;
     info = malloc(sizeof(*info));
     if (info == NULL) {
         rc = -ENOMEM;
         goto out;
     }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char *endp = NULL;
-        long fd = strtol(de->d_name, &endp, 10);
-        if (de->d_name[0] < '0' || de->d_name[0] > '9' || *endp != '\0' || fd < 0 || fd > INT32_MAX)
-            continue;
-        snprintf(link, sizeof(link), "%s/%ld", dir, fd);
-        char target[PATH_MAX];
-        ssize_t n = readlink(link, target, sizeof(target) - 1);
-        if (n <= 0 || target[0] != '/')
-            continue; /* closed meanwhile, or socket:[..], pipe:[..], anon_inode:... */
-        if (stat(link, &info->st) < 0)
-            continue;
-        info->fd = (int)fd;
-        copy_path(target, target + n, info->target, sizeof(info->target), &info->deleted);
-        if ((rc = cb(info, arg)) != 0)
+    for (;;) {
+        ssize_t got = getdents64(dfd, dents, sizeof(dents));
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
             goto out;
+        }
+        if (got == 0)
+            break;
+        for (size_t off = 0; off < (size_t)got;) {
+            const struct dirent64 *de = (const struct dirent64 *)(dents + off);
+            off += de->d_reclen;
+            char *endp = NULL;
+            long fd = strtol(de->d_name, &endp, 10);
+            if (de->d_name[0] < '0' || de->d_name[0] > '9' || *endp != '\0' || fd < 0 ||
+                fd > INT32_MAX)
+                continue;
+            char target[PATH_MAX];
+            ssize_t n = readlinkat(dfd, de->d_name, target, sizeof(target) - 1);
+            if (n <= 0 || target[0] != '/')
+                continue; /* closed meanwhile, or socket:[..], pipe:[..], anon_inode:... */
+            if (fstatat(dfd, de->d_name, &info->st, 0) < 0)
+                continue;
+            info->fd = (int)fd;
+            copy_path(target, target + n, info->target, sizeof(info->target), &info->deleted);
+            if ((rc = cb(info, arg)) != 0)
+                goto out;
+        }
     }
 out:
     free(info);
-    closedir(d);
+    close(dfd);
     return rc;
+}
+
+int st_procfs_read_fds(int pid, st_fd_cb cb, void *arg)
+{
+    WITH_PID(pid, st_procfs_read_fds_at(pidfd, cb, arg));
 }
 
 /* ---- sysvipc ---- */
@@ -758,16 +826,18 @@ int st_procfs_parse_mountinfo(const char *buf, size_t len, st_mount_cb cb, void 
     return 0;
 }
 
-int st_procfs_ns_inode(int pid, const char *name, uint64_t *out)
+int st_procfs_ns_inode_at(int pidfd, const char *name, uint64_t *out)
 {
     char path[64];
     struct stat st;
-    if (pid > 0)
-        snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, name);
-    else
-        snprintf(path, sizeof(path), "/proc/self/ns/%s", name);
-    if (stat(path, &st) < 0)
+    snprintf(path, sizeof(path), "ns/%s", name);
+    if (fstatat(pidfd, path, &st, 0) < 0)
         return -errno;
     *out = (uint64_t)st.st_ino;
     return 0;
+}
+
+int st_procfs_ns_inode(int pid, const char *name, uint64_t *out)
+{
+    WITH_PID(pid, st_procfs_ns_inode_at(pidfd, name, out));
 }

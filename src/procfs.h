@@ -34,6 +34,23 @@
  * 0, -errno, or ST_ETOOBIG beyond ST_PROCFS_MAX_BYTES. */
 int st_procfs_read_file(const char *path, char **buf, size_t *len);
 
+/* A read buffer reused across reads, so that a scan of many processes allocates it once. Start
+ * it zeroed; st_procfs_buf_free releases it. */
+typedef struct st_procfs_buf {
+    char *p;
+    size_t cap;
+} st_procfs_buf_t;
+void st_procfs_buf_free(st_procfs_buf_t *b);
+
+/* Reads dirfd/name whole into b (NUL-terminated; *len excludes the NUL). 0, -errno, or
+ * ST_ETOOBIG beyond ST_PROCFS_MAX_BYTES. */
+int st_procfs_read_at(int dirfd, const char *name, st_procfs_buf_t *b, size_t *len);
+
+/* A directory fd on /proc/PID (pid 0: /proc/self) for the *_at readers below. Everything read
+ * through it is about that one process even if the pid is reused meanwhile, and each file is
+ * one short lookup instead of a walk from /. Returns the fd or -errno. */
+int st_procfs_open_pid(int pid);
+
 /* ---- mappings ---------------------------------------------------------------------------- */
 
 enum {
@@ -83,6 +100,9 @@ typedef enum st_maps_method {
  * *used (optional) tells which source answered. */
 int st_procfs_read_vmas(int pid, st_maps_method_t method, bool shared_files_only, st_vma_cb cb,
                         void *arg, st_maps_method_t *used);
+/* The same through a st_procfs_open_pid() fd; buf (may be NULL) is reused for maps text. */
+int st_procfs_read_vmas_at(int pidfd, st_procfs_buf_t *buf, st_maps_method_t method,
+                           bool shared_files_only, st_vma_cb cb, void *arg, st_maps_method_t *used);
 
 /* ---- per-VMA residency from smaps (the scanner's lower bound) ---------------------------- */
 
@@ -120,6 +140,7 @@ int st_procfs_parse_status(const char *buf, size_t len, st_proc_mem_t *mem);
 void st_procfs_totals_from_mem(const st_proc_mem_t *mem, st_totals_t *out);
 /* Reads smaps_rollup and status of pid. A kernel thread (empty rollup) gives present == 0. */
 int st_procfs_read_totals(int pid, st_totals_t *out);
+int st_procfs_read_totals_at(int pidfd, st_procfs_buf_t *buf, st_totals_t *out);
 
 /* ---- /proc/PID/stat ---------------------------------------------------------------------- */
 
@@ -138,6 +159,7 @@ typedef struct st_proc_stat {
 /* 0 or ST_EFORMAT. comm may hold spaces and parentheses: the last ')' ends it. */
 int st_procfs_parse_stat(const char *buf, size_t len, st_proc_stat_t *out);
 int st_procfs_read_stat(int pid, st_proc_stat_t *out);
+int st_procfs_read_stat_at(int pidfd, st_procfs_buf_t *buf, st_proc_stat_t *out);
 
 /* ---- /proc/PID/fd ------------------------------------------------------------------------ */
 
@@ -153,6 +175,7 @@ typedef struct st_fd_info {
  * and stat is skipped. 0, the first non-zero cb value, or -errno for the directory itself. */
 typedef int (*st_fd_cb)(const st_fd_info_t *fd, void *arg);
 int st_procfs_read_fds(int pid, st_fd_cb cb, void *arg);
+int st_procfs_read_fds_at(int pidfd, st_fd_cb cb, void *arg);
 
 /* ---- /proc/sysvipc/shm ------------------------------------------------------------------- */
 
@@ -180,5 +203,6 @@ int st_procfs_parse_mountinfo(const char *buf, size_t len, st_mount_cb cb, void 
 
 /* The inode of /proc/PID/ns/<name> (e.g. "ipc", "mnt"); pid 0 = self. */
 int st_procfs_ns_inode(int pid, const char *name, uint64_t *out);
+int st_procfs_ns_inode_at(int pidfd, const char *name, uint64_t *out);
 
 #endif

@@ -4,9 +4,10 @@
  *
  * Shape of a scan: each process is read whole (stat, totals, VMAs, fds) into a private record list
  * and only then committed to the object table, so a process that vanishes half-way leaves nothing
- * behind. Objects live in one array indexed by an open-addressing table on the key. After all
- * processes: SysV segments and unheld /dev/shm files are added, every object is measured once,
- * and only measured objects are written to the dump with their holders.
+ * behind. Objects live in one array indexed by an open-addressing table on their identity (the
+ * key's fields, not the formatted key). After all processes: SysV segments and unheld /dev/shm
+ * files are added, every object is measured once, and only measured objects are written to the
+ * dump with their holders.
  */
 #include "scan.h"
 
@@ -28,14 +29,21 @@
 
 /* ---- records and objects ---- */
 
-typedef struct rec {
+/* What identifies an object: its key's fields (DESIGN §1) without formatting the key. SysV: ns is
+ * the IPC namespace inode and ino the shmid (the device is not part of the key); others: the
+ * backing inode's (major, minor, ino) and ns 0. */
+typedef struct ident {
     st_kind_t kind;
-    char key[ST_KEY_MAX];
     unsigned major, minor;
     uint64_t ino;
+    uint64_t ns;
+} ident_t;
+
+typedef struct rec {
+    ident_t id;
     uint64_t start, end, offset; /* a VMA; end == 0 for an fd */
     int fd;                      /* -1 for a VMA */
-    char *name;
+    size_t name;                 /* offset in the reader's name arena */
 } rec_t;
 
 typedef struct vma_ref {
@@ -47,7 +55,8 @@ typedef struct proc {
     int pid;
     st_proc_stat_t stat;
     st_totals_t totals;
-    uint64_t ipcns;
+    uint64_t ipcns; /* read when the first SysV mapping is seen */
+    bool have_ipcns;
     vma_ref_t *vmas;
     size_t n_vmas, cap_vmas;
     bool smaps_read;
@@ -111,6 +120,10 @@ typedef struct scan {
     /* the last /proc/PID/map_files and /proc/PID/fd directories opened (objects are measured in
      * roughly the order their first holder introduced them, so one entry each hits often) */
     int dir_pid[2], dir_fd[2];
+    st_procfs_buf_t buf; /* one read buffer for every /proc file of the scan */
+    /* fds of measured objects not yet closed: closed in runs with one close_range each */
+    int closing[64];
+    size_t n_closing;
 } scan_t;
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -136,13 +149,36 @@ static bool gone(int rc)
 
 /* ---- object index ---- */
 
+static uint64_t ident_hash(const ident_t *id)
+{
+    uint64_t h = (uint64_t)id->kind * 0x9e3779b97f4a7c15ull;
+    if (id->kind == ST_KIND_SYSV)
+        h ^= id->ns * 0xff51afd7ed558ccdull;
+    else
+        h ^= (((uint64_t)id->major << 32) | id->minor) * 0xff51afd7ed558ccdull;
+    h ^= id->ino * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
+}
+
+static bool ident_eq(const ident_t *a, const obj_t *o)
+{
+    if (a->kind != o->kind || a->ino != o->ino)
+        return false;
+    return a->kind == ST_KIND_SYSV ? a->ns == o->sysv_ns
+                                   : a->major == o->major && a->minor == o->minor;
+}
+
 static int table_rehash(scan_t *s, size_t cap)
 {
     size_t *t = calloc(cap, sizeof(*t));
     if (t == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < s->n_objs; i++) {
-        size_t h = (size_t)st_hash64(s->objs[i].key) & (cap - 1);
+        const obj_t *o = &s->objs[i];
+        ident_t id = {o->kind, o->major, o->minor, o->ino, o->sysv_ns};
+        size_t h = (size_t)ident_hash(&id) & (cap - 1);
         while (t[h] != 0)
             h = (h + 1) & (cap - 1);
         t[h] = i + 1;
@@ -153,14 +189,14 @@ static int table_rehash(scan_t *s, size_t cap)
     return 0;
 }
 
-static obj_t *obj_find(const scan_t *s, const char *key, size_t *idx)
+static obj_t *obj_find(const scan_t *s, const ident_t *id, size_t *idx)
 {
     if (s->table_cap == 0)
         return NULL;
-    size_t h = (size_t)st_hash64(key) & (s->table_cap - 1);
+    size_t h = (size_t)ident_hash(id) & (s->table_cap - 1);
     while (s->table[h] != 0) {
         obj_t *o = &s->objs[s->table[h] - 1];
-        if (strcmp(o->key, key) == 0) {
+        if (ident_eq(id, o)) {
             if (idx != NULL)
                 *idx = s->table[h] - 1;
             return o;
@@ -170,11 +206,10 @@ static obj_t *obj_find(const scan_t *s, const char *key, size_t *idx)
     return NULL;
 }
 
-/* Finds or adds the object of rec-like identity. */
-static int obj_get(scan_t *s, const char *key, st_kind_t kind, const char *name, unsigned major,
-                   unsigned minor, uint64_t ino, size_t *idx)
+/* Finds or adds the object id (name: its path or memfd name, used when adding). */
+static int obj_get(scan_t *s, const ident_t *id, const char *name, size_t *idx)
 {
-    if (obj_find(s, key, idx) != NULL)
+    if (obj_find(s, id, idx) != NULL)
         return 0;
     int rc;
     if ((s->n_objs + 1) * 2 > s->table_cap &&
@@ -184,14 +219,20 @@ static int obj_get(scan_t *s, const char *key, st_kind_t kind, const char *name,
         return rc;
     obj_t *o = &s->objs[s->n_objs];
     memset(o, 0, sizeof(*o));
-    snprintf(o->key, sizeof(o->key), "%s", key);
-    o->kind = kind;
-    o->major = major;
-    o->minor = minor;
-    o->ino = ino;
+    if (id->kind == ST_KIND_SYSV)
+        rc = st_key_format_sysv(o->key, sizeof(o->key), id->ns, (int)id->ino);
+    else
+        rc = st_key_format(o->key, sizeof(o->key), id->kind, id->major, id->minor, id->ino);
+    if (rc < 0)
+        return rc;
+    o->kind = id->kind;
+    o->major = id->major;
+    o->minor = id->minor;
+    o->ino = id->ino;
+    o->sysv_ns = id->kind == ST_KIND_SYSV ? id->ns : 0;
     if (name != NULL && (o->name = strdup(name)) == NULL)
         return -ENOMEM;
-    size_t h = (size_t)st_hash64(key) & (s->table_cap - 1);
+    size_t h = (size_t)ident_hash(id) & (s->table_cap - 1);
     while (s->table[h] != 0)
         h = (h + 1) & (s->table_cap - 1);
     s->table[h] = s->n_objs + 1;
@@ -199,13 +240,20 @@ static int obj_get(scan_t *s, const char *key, st_kind_t kind, const char *name,
     return 0;
 }
 
+/* The holder of o for process proc, added when missing. Processes are committed one after the
+ * other, so if proc already holds o it is the last holder: O(1) however many holders o has. */
 static holder_t *obj_holder(obj_t *o, size_t proc)
 {
-    for (size_t i = 0; i < o->n_holders; i++)
-        if (o->holders[i].proc == proc)
-            return &o->holders[i];
-    if (grow((void **)&o->holders, &o->cap_holders, o->n_holders + 1, sizeof(holder_t)) < 0)
-        return NULL;
+    if (o->n_holders > 0 && o->holders[o->n_holders - 1].proc == proc)
+        return &o->holders[o->n_holders - 1];
+    if (o->n_holders == o->cap_holders) {
+        size_t ncap = o->cap_holders ? o->cap_holders * 2 : 2;
+        holder_t *p = realloc(o->holders, ncap * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        o->holders = p;
+        o->cap_holders = ncap;
+    }
     holder_t *h = &o->holders[o->n_holders++];
     memset(h, 0, sizeof(*h));
     h->proc = proc;
@@ -215,19 +263,19 @@ static holder_t *obj_holder(obj_t *o, size_t proc)
 
 /* ---- classification ---- */
 
-static int mounts_load(scan_t *s, int pid, uint64_t ns, mount_ns_t **out);
+static int mounts_load(scan_t *s, int pidfd, uint64_t ns, mount_ns_t **out);
 
-static int fs_of(scan_t *s, int pid, unsigned major, unsigned minor, int *fs)
+static int fs_of(scan_t *s, int pid, int pidfd, unsigned major, unsigned minor, int *fs)
 {
     uint64_t ns = 0;
     mount_ns_t *m = NULL;
-    int rc = st_procfs_ns_inode(pid, "mnt", &ns);
+    int rc = st_procfs_ns_inode_at(pidfd, "mnt", &ns);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < s->n_mnts; i++)
         if (s->mnts[i].ns == ns)
             m = &s->mnts[i];
-    if (m == NULL && (rc = mounts_load(s, pid, ns, &m)) < 0)
+    if (m == NULL && (rc = mounts_load(s, pidfd, ns, &m)) < 0)
         return rc;
     *fs = FS_OTHER;
     for (size_t i = 0; i < m->n; i++) {
@@ -254,28 +302,28 @@ static int mount_cb(unsigned major, unsigned minor, const char *fstype, const ch
     return 0;
 }
 
-static int mounts_load(scan_t *s, int pid, uint64_t ns, mount_ns_t **out)
+/* Reads mountinfo into a buffer of its own: it runs while s->buf may hold the maps text being
+ * parsed (a lookup from vma_cb), and happens once per mount namespace. */
+static int mounts_load(scan_t *s, int pidfd, uint64_t ns, mount_ns_t **out)
 {
-    char path[64];
-    char *buf = NULL;
+    st_procfs_buf_t buf = {NULL, 0};
     size_t len = 0;
-    snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
-    int rc = st_procfs_read_file(path, &buf, &len);
+    int rc = st_procfs_read_at(pidfd, "mountinfo", &buf, &len);
     if (rc < 0)
-        return rc;
+        goto out;
     if ((rc = grow((void **)&s->mnts, &s->cap_mnts, s->n_mnts + 1, sizeof(mount_ns_t))) < 0)
         goto out;
     mount_ns_t *m = &s->mnts[s->n_mnts];
     memset(m, 0, sizeof(*m));
     m->ns = ns;
-    if ((rc = st_procfs_parse_mountinfo(buf, len, mount_cb, m)) < 0) {
+    if ((rc = st_procfs_parse_mountinfo(buf.p, len, mount_cb, m)) < 0) {
         free(m->ents);
         goto out;
     }
     s->n_mnts++;
     *out = m;
 out:
-    free(buf);
+    st_procfs_buf_free(&buf);
     return rc;
 }
 
@@ -286,7 +334,7 @@ static bool starts_with(const char *s, const char *prefix)
 
 /* The kind of a shared file mapping or an fd target (path without " (deleted)"), or 1 when it is
  * not shared memory (a regular file on a disk). */
-static int classify(scan_t *s, int pid, const char *path, bool deleted, unsigned major,
+static int classify(scan_t *s, int pid, int pidfd, const char *path, bool deleted, unsigned major,
                     unsigned minor, uint64_t page_size, st_kind_t *kind)
 {
     bool on_shm = s->have_shm_dev && major == s->shm_major && minor == s->shm_minor;
@@ -313,7 +361,7 @@ static int classify(scan_t *s, int pid, const char *path, bool deleted, unsigned
         return 0;
     }
     int fs = FS_OTHER;
-    int rc = fs_of(s, pid, major, minor, &fs);
+    int rc = fs_of(s, pid, pidfd, major, minor, &fs);
     if (rc < 0)
         return rc;
     if (fs == FS_TMPFS) {
@@ -332,9 +380,13 @@ static int classify(scan_t *s, int pid, const char *path, bool deleted, unsigned
 typedef struct pread {
     scan_t *s;
     proc_t *p;
+    int pidfd; /* /proc/PID */
     rec_t *recs;
     size_t n_recs, cap_recs;
-    int err; /* first error from a callback */
+    char *names; /* the records' names, NUL-separated; reused from process to process */
+    size_t names_len, names_cap;
+    int err;          /* first error from a callback */
+    const char *what; /* the file the callback failed on, or NULL */
 } pread_t;
 
 static int add_rec(pread_t *r, st_kind_t kind, const char *path, unsigned major, unsigned minor,
@@ -343,23 +395,27 @@ static int add_rec(pread_t *r, st_kind_t kind, const char *path, unsigned major,
     int rc = grow((void **)&r->recs, &r->cap_recs, r->n_recs + 1, sizeof(rec_t));
     if (rc < 0)
         return rc;
+    proc_t *p = r->p;
+    if (kind == ST_KIND_SYSV && !p->have_ipcns) {
+        if ((rc = st_procfs_ns_inode_at(r->pidfd, "ipc", &p->ipcns)) < 0) {
+            r->what = "ns/ipc";
+            return rc;
+        }
+        p->have_ipcns = true;
+    }
+    const char *name = path[0] == '/' && starts_with(path, "/memfd:") ? path + 1 : path;
+    size_t nl = strlen(name) + 1;
+    if ((rc = grow((void **)&r->names, &r->names_cap, r->names_len + nl, 1)) < 0)
+        return rc;
+    memcpy(r->names + r->names_len, name, nl);
     rec_t *rec = &r->recs[r->n_recs];
-    memset(rec, 0, sizeof(*rec));
-    rec->kind = kind;
-    rec->major = major;
-    rec->minor = minor;
-    rec->ino = ino;
+    rec->id = (ident_t){kind, major, minor, ino, kind == ST_KIND_SYSV ? p->ipcns : 0};
     rec->start = start;
     rec->end = end;
     rec->offset = offset;
     rec->fd = fd;
-    if (kind == ST_KIND_SYSV)
-        st_key_format_sysv(rec->key, sizeof(rec->key), r->p->ipcns, (int)ino);
-    else
-        st_key_format(rec->key, sizeof(rec->key), kind, major, minor, ino);
-    const char *name = path[0] == '/' && starts_with(path, "/memfd:") ? path + 1 : path;
-    if ((rec->name = strdup(name)) == NULL)
-        return -ENOMEM;
+    rec->name = r->names_len;
+    r->names_len += nl;
     r->n_recs++;
     return 0;
 }
@@ -368,7 +424,7 @@ static int vma_cb(const st_vma_t *vma, void *arg)
 {
     pread_t *r = arg;
     st_kind_t kind;
-    int rc = classify(r->s, r->p->pid, vma->path, vma->deleted, vma->major, vma->minor,
+    int rc = classify(r->s, r->p->pid, r->pidfd, vma->path, vma->deleted, vma->major, vma->minor,
                       vma->page_size, &kind);
     if (rc == 1)
         return 0;
@@ -387,7 +443,7 @@ static int fd_cb(const st_fd_info_t *fd, void *arg)
         return 0;
     unsigned major = major(fd->st.st_dev), minor = minor(fd->st.st_dev);
     st_kind_t kind;
-    int rc = classify(r->s, r->p->pid, fd->target, fd->deleted, major, minor, 0, &kind);
+    int rc = classify(r->s, r->p->pid, r->pidfd, fd->target, fd->deleted, major, minor, 0, &kind);
     if (rc == 1 || (rc == 0 && kind == ST_KIND_SYSV))
         return 0;
     if (rc == 0)
@@ -397,43 +453,61 @@ static int fd_cb(const st_fd_info_t *fd, void *arg)
     return rc < 0 ? 1 : 0;
 }
 
+/* Empties r for the next process, keeping its arrays. */
+static void reset_recs(pread_t *r)
+{
+    r->n_recs = 0;
+    r->names_len = 0;
+    r->err = 0;
+    r->what = NULL;
+}
+
 static void free_recs(pread_t *r)
 {
-    for (size_t i = 0; i < r->n_recs; i++)
-        free(r->recs[i].name);
     free(r->recs);
+    free(r->names);
     r->recs = NULL;
-    r->n_recs = r->cap_recs = 0;
+    r->names = NULL;
+    r->n_recs = r->cap_recs = r->names_len = r->names_cap = 0;
 }
 
 /* Reads pid completely into r (p->... and r->recs): 0, 1 for a kernel thread or a zombie (nothing
- * to read), or -errno with *what naming the file. */
+ * to read), or -errno with *what naming the file. Every file is read through one /proc/PID fd, so
+ * all of it is about the same process. */
 static int read_proc(pread_t *r, const char **what)
 {
     proc_t *p = r->p;
+    st_procfs_buf_t *buf = &r->s->buf;
     int rc;
+    *what = "";
+    if ((rc = st_procfs_open_pid(p->pid)) < 0)
+        return rc;
+    r->pidfd = rc;
     *what = "stat";
-    if ((rc = st_procfs_read_stat(p->pid, &p->stat)) < 0)
-        return rc;
-    if ((p->stat.flags & ST_PF_KTHREAD) || p->stat.state == 'Z' || p->stat.state == 'X')
-        return 1; /* a kernel thread or a zombie: no memory of its own, not a problem */
-    *what = "ns/ipc";
-    if ((rc = st_procfs_ns_inode(p->pid, "ipc", &p->ipcns)) < 0)
-        return rc;
+    if ((rc = st_procfs_read_stat_at(r->pidfd, buf, &p->stat)) < 0)
+        goto out;
+    if ((p->stat.flags & ST_PF_KTHREAD) || p->stat.state == 'Z' || p->stat.state == 'X') {
+        rc = 1; /* a kernel thread or a zombie: no memory of its own, not a problem */
+        goto out;
+    }
     *what = "smaps_rollup";
-    if ((rc = st_procfs_read_totals(p->pid, &p->totals)) < 0)
-        return rc;
+    if ((rc = st_procfs_read_totals_at(r->pidfd, buf, &p->totals)) < 0)
+        goto out;
     *what = "maps";
-    rc = st_procfs_read_vmas(p->pid, r->s->o->maps_method, true, vma_cb, r, NULL);
-    if (r->err < 0)
-        return r->err;
-    if (rc < 0)
-        return rc;
+    rc = st_procfs_read_vmas_at(r->pidfd, buf, r->s->o->maps_method, true, vma_cb, r, NULL);
+    if (r->err < 0 || rc < 0)
+        goto out;
     *what = "fd";
-    rc = st_procfs_read_fds(p->pid, fd_cb, r);
-    if (r->err < 0)
-        return r->err;
-    return rc < 0 ? rc : 0;
+    rc = st_procfs_read_fds_at(r->pidfd, fd_cb, r);
+out:
+    if (r->err < 0) {
+        rc = r->err;
+        if (r->what != NULL)
+            *what = r->what;
+    }
+    close(r->pidfd);
+    r->pidfd = -1;
+    return rc < 0 ? rc : rc == 1 ? 1 : 0;
 }
 
 /* Moves a fully read process and its records into the scan. */
@@ -449,12 +523,9 @@ static int commit_proc(scan_t *s, pread_t *r)
     for (size_t i = 0; i < r->n_recs; i++) {
         rec_t *rec = &r->recs[i];
         size_t oi;
-        if ((rc = obj_get(s, rec->key, rec->kind, rec->name, rec->major, rec->minor, rec->ino,
-                          &oi)) < 0)
+        if ((rc = obj_get(s, &rec->id, r->names + rec->name, &oi)) < 0)
             return rc;
         obj_t *o = &s->objs[oi];
-        if (rec->kind == ST_KIND_SYSV)
-            o->sysv_ns = p->ipcns;
         holder_t *h = obj_holder(o, pi);
         if (h == NULL)
             return -ENOMEM;
@@ -518,14 +589,13 @@ static int add_unheld_sysv(scan_t *s)
         const st_sysv_seg_t *seg = &s->segs[i];
         if (seg->nattch != 0)
             continue;
-        char key[ST_KEY_MAX], name[32];
+        char name[32];
         size_t oi;
-        st_key_format_sysv(key, sizeof(key), s->self_ipcns, seg->shmid);
+        ident_t id = {ST_KIND_SYSV, 0, 0, (uint64_t)seg->shmid, s->self_ipcns};
         snprintf(name, sizeof(name), "/SYSV%08x", (unsigned)seg->key);
-        int rc = obj_get(s, key, ST_KIND_SYSV, name, 0, 0, (uint64_t)seg->shmid, &oi);
+        int rc = obj_get(s, &id, name, &oi);
         if (rc < 0)
             return rc;
-        s->objs[oi].sysv_ns = s->self_ipcns;
     }
     return 0;
 }
@@ -611,7 +681,7 @@ static int add_unheld_devshm(scan_t *s, bool subset)
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        char path[PATH_MAX], key[ST_KEY_MAX];
+        char path[PATH_MAX];
         struct stat st;
         if (de->d_name[0] == '.')
             continue;
@@ -619,12 +689,11 @@ static int add_unheld_devshm(scan_t *s, bool subset)
         if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
             continue;
         unsigned major = major(st.st_dev), minor = minor(st.st_dev);
-        st_key_format(key, sizeof(key), ST_KIND_POSIX, major, minor, (uint64_t)st.st_ino);
-        if (obj_find(s, key, NULL) != NULL)
+        ident_t id = {ST_KIND_POSIX, major, minor, (uint64_t)st.st_ino, 0};
+        if (obj_find(s, &id, NULL) != NULL)
             continue;
         size_t oi;
-        if ((rc = obj_get(s, key, ST_KIND_POSIX, path, major, minor, (uint64_t)st.st_ino, &oi)) <
-                0 ||
+        if ((rc = obj_get(s, &id, path, &oi)) < 0 ||
             (rc = grow((void **)&x.cand, &cap, x.n_cand + 1, sizeof(size_t))) < 0)
             goto out;
         if ((s->objs[oi].path = strdup(path)) == NULL) {
@@ -709,6 +778,46 @@ static int try_path(scan_t *s, obj_t *o, const char *path)
     return keep(o, st_residency_measure_path(path, s->o->residency_method, &r), &r);
 }
 
+static int cmp_int(const void *a, const void *b);
+
+/* Closes the deferred fds: each run of consecutive numbers with one close_range (every number in
+ * a run is an fd this scan opened and still owns, so nothing else is closed). */
+static void close_deferred(scan_t *s)
+{
+    size_t n = s->n_closing;
+    qsort(s->closing, n, sizeof(int), cmp_int);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && s->closing[j] == s->closing[j - 1] + 1)
+            j++;
+        if (j - i == 1 || close_range((unsigned)s->closing[i], (unsigned)s->closing[j - 1], 0) < 0)
+            for (size_t k = i; k < j; k++)
+                close(s->closing[k]);
+        i = j;
+    }
+    s->n_closing = 0;
+}
+
+/* Closes fd later, with others: a measured object's fd is of no further use, and one close per
+ * object was a fifth of the measuring syscalls. */
+static void close_later(scan_t *s, int fd)
+{
+    if (s->n_closing == sizeof(s->closing) / sizeof(s->closing[0]))
+        close_deferred(s);
+    s->closing[s->n_closing++] = fd;
+}
+
+/* Opens name under dirfd to measure an object; when out of fds, the deferred ones go first. */
+static int open_object(scan_t *s, int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && s->n_closing > 0) {
+        close_deferred(s);
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    }
+    return fd < 0 ? -errno : fd;
+}
+
 /* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) through a cached directory fd. */
 static int try_in(scan_t *s, obj_t *o, int pid, int dir, const char *name)
 {
@@ -723,7 +832,12 @@ static int try_in(scan_t *s, obj_t *o, int pid, int dir, const char *name)
     if (s->dir_fd[dir] < 0)
         return -errno;
     st_residency_t r;
-    return keep(o, st_residency_measure_at(s->dir_fd[dir], name, s->o->residency_method, &r), &r);
+    int fd = open_object(s, s->dir_fd[dir], name);
+    if (fd < 0)
+        return fd;
+    int rc = st_residency_measure_fd(fd, s->o->residency_method, &r);
+    close_later(s, fd);
+    return keep(o, rc, &r);
 }
 
 /* Records the outcome of one attempt: permission refusals and vanished ways are told apart. */
@@ -1034,6 +1148,8 @@ static void scan_free(scan_t *s)
         free(s->mnts[i].ents);
     free(s->mnts);
     free(s->segs);
+    st_procfs_buf_free(&s->buf);
+    close_deferred(s);
     for (int i = 0; i < 2; i++)
         if (s->dir_fd[i] >= 0)
             close(s->dir_fd[i]);
@@ -1079,35 +1195,38 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
     if ((rc = st_procfs_ns_inode(0, "ipc", &s.self_ipcns)) < 0)
         goto out;
 
+    pread_t r;
+    memset(&r, 0, sizeof(r));
+    r.s = &s;
+    r.pidfd = -1;
     for (size_t i = 0; i < n_pids; i++) {
         proc_t p;
         memset(&p, 0, sizeof(p));
         p.pid = pids[i];
-        pread_t r = {&s, &p, NULL, 0, 0, 0};
+        r.p = &p;
+        reset_recs(&r);
         const char *what = "";
         rc = read_proc(&r, &what);
         if (rc == -ENOMEM) {
             free_recs(&r);
             goto out;
         }
-        if (rc == 1) {
-            free_recs(&r);
+        if (rc == 1)
             continue;
-        }
         if (rc < 0) {
             char path[64];
             snprintf(path, sizeof(path), "/proc/%d/%s", p.pid, what);
             st_dump_add_problem(dump, p.pid, path, -rc);
             if (!gone(rc))
                 refused = rc;
-            free_recs(&r);
             continue;
         }
-        rc = commit_proc(&s, &r);
-        free_recs(&r);
-        if (rc < 0)
+        if ((rc = commit_proc(&s, &r)) < 0) {
+            free_recs(&r);
             goto out;
+        }
     }
+    free_recs(&r);
     if (s.n_procs == 0 && n_pids > 0) {
         rc = refused ? refused : -ESRCH; /* e.g. -EACCES: none of them is ours to read */
         goto out;

@@ -1202,6 +1202,13 @@ static void put_indent(buf_t *b, int indent)
     put(b, nl, 1 + (size_t)indent);
 }
 
+/* Bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char plain_ascii[256] = {
+    [0x20 ... 0x21] = 1,
+    [0x23 ... 0x5b] = 1,
+    [0x5d ... 0x7f] = 1,
+};
+
 /* s as a JSON string; bytes that do not start valid UTF-8 become U+FFFD. */
 static void put_str(buf_t *b, const char *s)
 {
@@ -1209,6 +1216,13 @@ static void put_str(buf_t *b, const char *s)
     size_t run = 0, i = 0; /* run: bytes before p[i] still to copy as they are */
     put(b, "\"", 1);
     while (p[i]) {
+        /* the common case first: a run of printable ASCII that needs no escape */
+        size_t start = i;
+        while (plain_ascii[p[i]])
+            i++;
+        run += i - start;
+        if (p[i] == 0)
+            break;
         unsigned char c = p[i];
         size_t n = c >= 0x20 && c != '"' && c != '\\' && c < 0x80 ? 1 : 0;
         if (c >= 0x80)
@@ -1251,23 +1265,47 @@ static void put_str(buf_t *b, const char *s)
     put(b, "\"", 1);
 }
 
+/* Numbers are formatted by hand: a dump has a few hundred thousand of them and snprintf was a
+ * tenth of writing one. */
 static void put_hex(buf_t *b, uint64_t v, bool prefix)
 {
+    static const char digits[] = "0123456789abcdef";
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "\"%s%" PRIx64 "\"", prefix ? "0x" : "", v);
-    put(b, tmp, (size_t)n);
+    char *e = tmp + sizeof(tmp), *p = e;
+    *--p = '"';
+    do {
+        *--p = digits[v & 15];
+        v >>= 4;
+    } while (v != 0);
+    if (prefix) {
+        *--p = 'x';
+        *--p = '0';
+    }
+    *--p = '"';
+    put(b, p, (size_t)(e - p));
 }
 
 static void put_int(buf_t *b, long long v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
-    put(b, tmp, (size_t)n);
+    char *e = tmp + sizeof(tmp), *p = e;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    put(b, p, (size_t)(e - p));
 }
 
 static int cmp_entry_ptr(const void *a, const void *b)
 {
-    return strcmp((*(const st_entry_t *const *)a)->name, (*(const st_entry_t *const *)b)->name);
+    const char *x = (*(const st_entry_t *const *)a)->name;
+    const char *y = (*(const st_entry_t *const *)b)->name;
+    if (x[0] != y[0]) /* most names differ in their first byte */
+        return (unsigned char)x[0] - (unsigned char)y[0];
+    return strcmp(x, y);
 }
 
 static int cmp_node_ptr(const void *a, const void *b)
@@ -1282,9 +1320,19 @@ static void put_node(buf_t *b, const st_node_t *n, int indent, const st_entry_t 
     put_indent(b, indent);
     put_str(b, n->name);
     puts_(b, ":{\"attrs\":{");
-    for (size_t i = 0; i < n->n_entries; i++)
-        es[i] = &n->entries[i];
-    if (n->n_entries > 1)
+    /* entries by name: an insertion sort when there are few, as a shmtrack node has about ten
+     * and qsort's calls cost more than the sort */
+    bool few = n->n_entries <= 32;
+    for (size_t i = 0; i < n->n_entries; i++) {
+        const st_entry_t *e = &n->entries[i];
+        size_t j = i;
+        while (few && j > 0 && cmp_entry_ptr(&es[j - 1], &e) > 0) {
+            es[j] = es[j - 1];
+            j--;
+        }
+        es[j] = e;
+    }
+    if (!few)
         qsort(es, n->n_entries, sizeof(*es), cmp_entry_ptr);
     for (size_t i = 0; i < n->n_entries; i++) {
         const st_entry_t *e = es[i];

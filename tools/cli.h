@@ -12,7 +12,12 @@
 /* name, one-line summary */
 #define ST_CMD_MAP(XX)                                                                             \
     XX(report, "summarise a trace: per-process and per-object ownership")                          \
-    XX(scan, "one global dump from /proc alone, for any processes (no preload)")
+    XX(scan, "one global dump from /proc alone, for any processes (no preload)")                   \
+    XX(daemon, "run a coordinator on a socket until SIGTERM/SIGINT, then write the trace")         \
+    XX(dump, "ask a running coordinator for a global dump now")                                    \
+    XX(view, "write a self-contained HTML page of a trace (memory-infra view)")                    \
+    XX(export, "convert a trace for other tools (Perfetto)")                                       \
+    XX(serve, "serve the view live over HTTP, with /api/dumps and Prometheus /metrics")
 
 #define XX(name, summary) int st_cmd_##name(int argc, char **argv);
 ST_CMD_MAP(XX)

@@ -2,21 +2,26 @@
 # SPDX-License-Identifier: MIT
 #
 # Installs the Debian packages shmtrack needs, only those missing. Usage: tools/deps.sh [build|test|bench]
-#   build: compiler, CMake, pkg-config, uthash, jansson, cmocka
-#   test:  build + clang (libFuzzer, sanitizers) + clang-format
+#   build: compiler, CMake, pkg-config, uthash, jansson, cmocka, libmicrohttpd (serve)
+#   test:  build + clang (libFuzzer, sanitizers) + clang-format + what the view/serve/export
+#          tests drive: chromium, nodejs + npm (Playwright), protobuf-compiler (protoc --decode),
+#          python3 (HTTP tests), prometheus (promtool check metrics)
 #   bench: build + smem (tools/bench/bench_scan compares against it)
 # Not root and something missing: prints the apt-get line to run and fails.
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config uthash-dev libjansson-dev libcmocka-dev)
+pkgs=(build-essential cmake pkg-config uthash-dev libjansson-dev libcmocka-dev libmicrohttpd-dev)
 if [ "$what" = test ]; then
     pkgs+=(clang libclang-rt-14-dev clang-format)
+    pkgs+=(chromium nodejs npm protobuf-compiler python3 prometheus)
 fi
 if [ "$what" = bench ]; then
     pkgs+=(smem)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
+    # A node from elsewhere (e.g. NodeSource's nodejs) ships its own npm: Debian's would conflict.
+    [ "$p" = npm ] && command -v npm >/dev/null && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -4,9 +4,10 @@
 # The whole test suite, as CI runs it: installs what is missing, then
 #   1. Release build with -Wall -Wextra -Werror, every ctest label
 #   2. Debug build with ASan+UBSan, every ctest label
-#   3. the libFuzzer targets for a bounded time each (SHMTRACK_FUZZ_SECONDS, default 60)
-#   4. clang-format check of every C source
-# Build trees: build-release/, build-asan/, build-fuzz/. Exits non-zero on the first failure.
+#   3. TSan build, the tests labelled tsan (ipc and coordinator)
+#   4. the libFuzzer targets for a bounded time each (SHMTRACK_FUZZ_SECONDS, default 60)
+#   5. clang-format check of every C source
+# Build trees: build-release/, build-asan/, build-tsan/, build-fuzz/. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh test
@@ -23,6 +24,12 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSHMTRACK_WERROR=ON -DSHMTRAC
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan -j"$jobs" --output-on-failure
+
+echo "== TSan build (ipc and coordinator tests) =="
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMTRACK_WERROR=ON -DSHMTRACK_TSAN=ON \
+    -DSHMTRACK_BENCH=OFF >/dev/null
+cmake --build build-tsan -j"$jobs"
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L tsan --output-on-failure
 
 echo "== fuzz =="
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSHMTRACK_FUZZ=ON -DBUILD_TESTING=OFF \

@@ -586,6 +586,58 @@ static void test_posix_reopen_unlink(void **state)
     munmap(m, len);
 }
 
+/* ---- regression: maps text read past a file whose filesystem had to be looked up ---- */
+
+/* A /dev/shm file's mount is looked up (mountinfo) while the maps text is being parsed; that
+ * lookup must not reuse the buffer holding the maps. The test maps a /dev/shm file and just above
+ * it a memfd, at the bottom of its address space (first in maps), and scans itself from the maps
+ * text: both must be found. */
+static void test_maps_text_after_mount_lookup(void **state)
+{
+    size_t len = 2 * (size_t)page;
+    char shm_name[64], k_memfd[96], k_posix[96];
+    snprintf(shm_name, sizeof(shm_name), "/shmtrack-test-mnt-%d", (int)getpid());
+    int mfd = memfd_create("mnt-lookup", MFD_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(ftruncate(mfd, (off_t)len), 0);
+    /* low fixed addresses: first in maps, so the lookup happens early in the text (256 MiB is
+     * below a PIE binary and inside ASan's low application range) */
+    char *low = NULL, *a = MAP_FAILED;
+    for (uintptr_t at = 0x10000000u; at <= 0x40000000u && a == MAP_FAILED; at += 0x10000000u) {
+        low = (char *)at;
+        a = mmap(low + len, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, mfd, 0);
+    }
+    if (a != low + len) {
+        close(mfd);
+        skip(); /* no free low address: the case cannot be set up here */
+    }
+    int pfd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(pfd >= 0);
+    assert_int_equal(shm_unlink(shm_name), 0);
+    assert_int_equal(ftruncate(pfd, (off_t)len), 0);
+    char *b = mmap(low, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, pfd, 0);
+    assert_true(b == low);
+    a[0] = b[0] = 1;
+    key_of_fd(mfd, "memfd", k_memfd, sizeof(k_memfd));
+    key_of_fd(pfd, "posix", k_posix, sizeof(k_posix));
+    close(mfd);
+    close(pfd);
+    st_scan_options_t o;
+    st_scan_options_init(&o);
+    o.maps_method = ST_MAPS_TEXT;
+    o.include_unheld = false;
+    int self = getpid();
+    o.pids = &self;
+    o.n_pids = 1;
+    st_trace_t *t = NULL;
+    assert_int_equal(st_scan_trace(&o, &t, NULL), 0);
+    assert_non_null(global_of(&t->dumps[0], k_posix));
+    assert_non_null(global_of(&t->dumps[0], k_memfd));
+    st_trace_free(t);
+    munmap(a, len);
+    munmap(b, len);
+}
+
 /* ---- scenario: SysV attached in two processes, then IPC_RMID ---- */
 
 typedef struct sysv_arg {
@@ -1012,6 +1064,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_memfd_scm_rights_exec),
         cmocka_unit_test(test_memfd_twice_and_partial_unmap),
         cmocka_unit_test(test_posix_reopen_unlink),
+        cmocka_unit_test(test_maps_text_after_mount_lookup),
         cmocka_unit_test(test_sysv_two_attach_rmid),
         cmocka_unit_test(test_unmapped_alive),
         cmocka_unit_test(test_hugetlb),

@@ -1,0 +1,750 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The coordinator (see coordinator.h): ipc/server.c handles connections and frames; this file is
+ * the bookkeeping on top: clients by session, objects by key, and the global dump's life:
+ *
+ *   start:  DUMP_REQUEST to every ready client; each becomes PENDING
+ *   answer: PROCESS_DUMP chunks are copied into the client's record buffer; LAST -> ANSWERED
+ *   finish: when nobody is PENDING or the deadline passed. Late and departed clients become
+ *           warnings and make the dump partial. Records are merged in two passes (first find each
+ *           object's creator among all answers, then add objects and holders), the graph processor
+ *           annotates, the dump is appended to the trace and waiting tools are answered.
+ *
+ * uthash keeps the two tables and the per-dump key index, so a merge is linear in the number of
+ * records.
+ */
+#include "coordinator.h"
+
+#include "error.h"
+#include "graph.h"
+#include "scan.h"
+#include "server.h"
+#include "sock.h"
+#include "trace_json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <uthash.h>
+
+_Static_assert(ST_WIRE_KIND_COUNT == ST_KIND_COUNT, "wire kinds follow st_kind_t");
+_Static_assert(ST_KIND_ANON == 0 && ST_KIND_SYSV == 3, "wire kinds follow st_kind_t");
+
+enum { C_IDLE, C_PENDING, C_ANSWERED };
+
+typedef struct client {
+    uint64_t session; /* hash key */
+    st_conn_t *conn;  /* NULL once gone */
+    int pid;
+    uint32_t role;
+    char name[64];
+    int state;
+    st_wire_totals_t totals;
+    st_wire_object_t *recs;
+    size_t n_recs, cap_recs;
+    bool waiting; /* a control client waiting for the dump in progress */
+    bool want_trace;
+    UT_hash_handle hh;
+} client_t;
+
+typedef struct object {
+    char key[ST_KEY_MAX];
+    st_coord_object_t meta;
+    UT_hash_handle hh;
+} object_t;
+
+/* Per-dump merge index entry. */
+typedef struct mobj {
+    char key[ST_KEY_MAX];
+    int creator;
+    const st_wire_object_t *first;
+    UT_hash_handle hh;
+} mobj_t;
+
+struct st_coord {
+    st_coord_config_t cfg;
+    st_server_t *srv;
+    st_trace_t *trace;
+    client_t *clients;
+    object_t *objects;
+    size_t n_ready_clients;
+    /* the dump in progress */
+    bool active;
+    uint64_t id, next_id;
+    uint64_t ts_us;
+    uint64_t deadline_ms;
+    char trigger[32];
+    size_t pending;
+    client_t *departed; /* answered or pending clients that left during the dump (not hashed) */
+    char **reasons;
+    size_t n_reasons;
+    st_global_dump_t *last; /* the last merged dump */
+    bool last_done;
+};
+
+static void logf_(st_coord_t *co, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(st_coord_t *co, const char *fmt, ...)
+{
+    if (co->cfg.log == NULL)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    co->cfg.log(co->cfg.ud, msg);
+}
+
+static void server_log(void *ud, const char *msg)
+{
+    st_coord_t *co = ud;
+    if (co->cfg.log)
+        co->cfg.log(co->cfg.ud, msg);
+}
+
+static void add_reason(st_coord_t *co, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_reason(st_coord_t *co, const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    char **r = realloc(co->reasons, (co->n_reasons + 1) * sizeof(*r));
+    if (r == NULL) {
+        free(s);
+        return;
+    }
+    co->reasons = r;
+    r[co->n_reasons++] = s;
+    logf_(co, "dump 0x%" PRIx64 ": %s", co->id, s);
+}
+
+static int wire_key(const st_wire_key_t *k, char *buf, size_t len)
+{
+    if (k->kind == ST_KIND_SYSV)
+        return st_key_format_sysv(buf, len, k->ino, k->shmid);
+    return st_key_format(buf, len, (st_kind_t)k->kind, k->major, k->minor, k->ino);
+}
+
+static void client_free(client_t *c)
+{
+    free(c->recs);
+    free(c);
+}
+
+/* ---- server callbacks ---- */
+
+static void on_ready(void *ud, st_conn_t *conn)
+{
+    st_coord_t *co = ud;
+    client_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        st_server_drop(co->srv, conn, ST_WERR_BUSY, -ENOMEM, "coordinator out of memory");
+        return;
+    }
+    c->session = conn->session;
+    c->conn = conn;
+    c->pid = (int)conn->pid;
+    c->role = conn->hello.role;
+    const char *exe = conn->hello.exe;
+    const char *slash = strrchr(exe, '/');
+    st_wire_strcpy(c->name, sizeof(c->name), slash ? slash + 1 : exe);
+    conn->data = c;
+    HASH_ADD(hh, co->clients, session, sizeof(c->session), c);
+    if (c->role == ST_ROLE_CLIENT)
+        co->n_ready_clients++;
+}
+
+static void on_close(void *ud, st_conn_t *conn, int err, const char *why)
+{
+    st_coord_t *co = ud;
+    client_t *c = conn->data;
+    if (c == NULL)
+        return; /* never finished its handshake */
+    conn->data = NULL;
+    HASH_DEL(co->clients, c);
+    c->conn = NULL;
+    if (c->role == ST_ROLE_CLIENT)
+        co->n_ready_clients--;
+    if (co->active && c->state == C_PENDING) {
+        co->pending--;
+        add_reason(co, "pid %d (%s) left the dump before answering: %s", c->pid, c->name,
+                   err == 0 ? "it disconnected" : why);
+        c->state = C_IDLE;
+    }
+    if (co->active && c->state == C_ANSWERED) {
+        /* its answer is complete: keep it for the merge */
+        c->hh.next = co->departed;
+        co->departed = c;
+        return;
+    }
+    client_free(c);
+}
+
+static void on_events(st_coord_t *co, client_t *c, const st_frame_t *f)
+{
+    const st_wire_event_t *evs;
+    size_t n;
+    st_frame_events(f, &evs, &n);
+    for (size_t i = 0; i < n; i++) {
+        const st_wire_event_t *ev = &evs[i];
+        char key[ST_KEY_MAX];
+        if (wire_key(&ev->key, key, sizeof(key)) < 0)
+            continue;
+        object_t *o = NULL;
+        HASH_FIND_STR(co->objects, key, o);
+        if (o == NULL) {
+            if ((o = calloc(1, sizeof(*o))) == NULL)
+                return;
+            memcpy(o->key, key, sizeof(key));
+            HASH_ADD_STR(co->objects, key, o);
+        }
+        st_coord_object_t *m = &o->meta;
+        if (ev->name[0] && (ev->type == ST_EVENT_CREATED || m->name[0] == '\0'))
+            st_wire_strcpy(m->name, sizeof(m->name), ev->name);
+        if (ev->label[0] &&
+            (ev->type == ST_EVENT_CREATED || ev->type == ST_EVENT_LABEL || m->label[0] == '\0'))
+            st_wire_strcpy(m->label, sizeof(m->label), ev->label);
+        switch (ev->type) {
+        case ST_EVENT_CREATED:
+            m->creator_pid = c->pid; /* the kernel's pid, not a claim */
+            m->created_ns = ev->ts_ns;
+            m->destroyed = false;
+            break;
+        case ST_EVENT_DESTROYED:
+            m->destroyed = true;
+            break;
+        case ST_EVENT_IMPORTANCE:
+            m->importance = ev->importance;
+            m->explicit_claim = true;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
+{
+    const st_wire_dump_chunk_t *ch;
+    const st_wire_totals_t *t;
+    const st_wire_object_t *objs;
+    size_t n;
+    st_frame_dump_parts(f, &ch, &t, &objs, &n);
+    if (!co->active || c->state != C_PENDING || ch->dump_id != co->id)
+        return; /* a late answer to an earlier dump */
+    if (t != NULL)
+        c->totals = *t;
+    if (c->n_recs + n > c->cap_recs) {
+        size_t cap = c->cap_recs ? c->cap_recs : 512;
+        while (cap < c->n_recs + n)
+            cap *= 2;
+        st_wire_object_t *r = realloc(c->recs, cap * sizeof(*r));
+        if (r == NULL) {
+            st_server_drop(co->srv, c->conn, ST_WERR_BUSY, -ENOMEM, "coordinator out of memory");
+            return;
+        }
+        c->recs = r;
+        c->cap_recs = cap;
+    }
+    if (n > 0)
+        memcpy(c->recs + c->n_recs, objs, n * sizeof(*objs));
+    c->n_recs += n;
+    if (f->hdr.flags & ST_WIRE_F_LAST) {
+        c->state = C_ANSWERED;
+        co->pending--;
+    }
+}
+
+static void on_frame(void *ud, st_conn_t *conn, const st_frame_t *f)
+{
+    st_coord_t *co = ud;
+    client_t *c = conn->data;
+    if (c == NULL)
+        return;
+    switch (f->hdr.type) {
+    case ST_MSG_OBJECT_EVENT:
+        on_events(co, c, f);
+        break;
+    case ST_MSG_PROCESS_DUMP:
+        on_chunk(co, c, f);
+        break;
+    case ST_MSG_DUMP_NOW: {
+        const st_wire_dump_now_t *r = f->body;
+        c->waiting = true;
+        c->want_trace = (r->flags & ST_DUMP_NOW_F_TRACE) != 0;
+        if (!co->active) {
+            int rc = st_coord_dump_start(co, "explicitly_triggered", NULL);
+            if (rc < 0) {
+                st_wire_dump_done_t done = {.rc = rc};
+                st_server_send(co->srv, conn, ST_MSG_DUMP_DONE, 0, &done, sizeof(done));
+                c->waiting = false;
+            }
+        }
+        break;
+    }
+    case ST_MSG_ERROR:
+        logf_(co, "pid %d sent an error: %s", c->pid, ((const st_wire_error_t *)f->body)->text);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- lifecycle ---- */
+
+int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
+{
+    if (cfg == NULL || cfg->socket_path == NULL || (unsigned)cfg->policy >= ST_POLICY_COUNT)
+        return -EINVAL;
+    st_coord_t *co = calloc(1, sizeof(*co));
+    if (co == NULL)
+        return -ENOMEM;
+    co->cfg = *cfg;
+    if (co->cfg.deadline_ms <= 0)
+        co->cfg.deadline_ms = ST_COORD_DEADLINE_DEFAULT_MS;
+    co->next_id = 1;
+    int rc = st_trace_new(&co->trace);
+    if (rc < 0)
+        goto out;
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    struct utsname u;
+    const char *kernel = uname(&u) == 0 ? u.release : "";
+    if ((rc = st_trace_set_meta(co->trace, st_policy_name(cfg->policy), host, kernel)) < 0)
+        goto out;
+    st_server_config_t scfg = {.socket_path = cfg->socket_path, .allow_root = cfg->allow_root};
+    st_server_ops_t ops = {on_ready, on_frame, on_close, server_log};
+    if ((rc = st_server_open(&scfg, &ops, co, &co->srv)) < 0)
+        goto out;
+    *out = co;
+    return 0;
+out:
+    st_trace_free(co->trace);
+    free(co);
+    return rc;
+}
+
+static void clear_dump_state(st_coord_t *co)
+{
+    for (size_t i = 0; i < co->n_reasons; i++)
+        free(co->reasons[i]);
+    free(co->reasons);
+    co->reasons = NULL;
+    co->n_reasons = 0;
+    while (co->departed != NULL) {
+        client_t *c = co->departed;
+        co->departed = c->hh.next;
+        client_free(c);
+    }
+    client_t *c, *tmp;
+    HASH_ITER(hh, co->clients, c, tmp)
+    {
+        c->state = C_IDLE;
+        free(c->recs);
+        c->recs = NULL;
+        c->n_recs = c->cap_recs = 0;
+    }
+    co->active = false;
+    co->pending = 0;
+}
+
+void st_coord_close(st_coord_t *co)
+{
+    if (co == NULL)
+        return;
+    co->active = false;
+    st_server_close(co->srv); /* on_close frees every client */
+    clear_dump_state(co);
+    object_t *o, *tmp;
+    HASH_ITER(hh, co->objects, o, tmp)
+    {
+        HASH_DEL(co->objects, o);
+        free(o);
+    }
+    st_trace_free(co->trace);
+    free(co);
+}
+
+int st_coord_watch(st_coord_t *co, int fd, void (*cb)(void *ud, int fd), void *ud)
+{
+    return st_server_watch(co->srv, fd, cb, ud);
+}
+
+st_trace_t *st_coord_trace(st_coord_t *co)
+{
+    return co->trace;
+}
+
+size_t st_coord_client_count(const st_coord_t *co)
+{
+    return co->n_ready_clients;
+}
+
+bool st_coord_find_object(const st_coord_t *co, const char *key, st_coord_object_t *out)
+{
+    object_t *o = NULL;
+    HASH_FIND_STR(co->objects, key, o);
+    if (o == NULL)
+        return false;
+    *out = o->meta;
+    return true;
+}
+
+bool st_coord_dump_busy(const st_coord_t *co)
+{
+    return co->active;
+}
+
+int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
+{
+    if (co->active)
+        return -EBUSY;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    co->active = true;
+    co->id = co->next_id++;
+    co->ts_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    co->deadline_ms = st_clock_ms() + (uint64_t)co->cfg.deadline_ms;
+    st_wire_strcpy(co->trigger, sizeof(co->trigger), trigger);
+    co->pending = 0;
+    st_wire_dump_request_t req = {co->id, ST_LEVEL_DETAILED, 0};
+    client_t *c, *tmp;
+    /* pending first, then send: a send failure closes the client through on_close */
+    HASH_ITER(hh, co->clients, c, tmp)
+    {
+        if (c->role == ST_ROLE_CLIENT) {
+            c->state = C_PENDING;
+            co->pending++;
+        }
+    }
+    HASH_ITER(hh, co->clients, c, tmp)
+    {
+        if (c->state == C_PENDING && c->conn != NULL)
+            st_server_send(co->srv, c->conn, ST_MSG_DUMP_REQUEST, 0, &req, sizeof(req));
+    }
+    if (id != NULL)
+        *id = co->id;
+    return 0;
+}
+
+/* ---- merge ---- */
+
+static int policy_importance(const st_coord_t *co, const st_wire_object_t *r, int pid, int creator)
+{
+    if (r->flags & ST_OBJ_F_EXPLICIT)
+        return r->importance;
+    switch (co->cfg.policy) {
+    case ST_POLICY_EQUAL:
+        return 0;
+    case ST_POLICY_CREATOR:
+    case ST_POLICY_FIRST_TOUCH:
+    default:
+        return creator != 0 && pid == creator ? 2 : 0;
+    }
+}
+
+/* The clients whose answer is in this dump (connected or departed), in an array. */
+static int answered(st_coord_t *co, client_t ***out, size_t *n)
+{
+    size_t cnt = 0, i = 0;
+    client_t *c, *tmp;
+    HASH_ITER(hh, co->clients, c, tmp)
+    cnt += c->state == C_ANSWERED;
+    for (c = co->departed; c != NULL; c = c->hh.next)
+        cnt++;
+    client_t **v = calloc(cnt ? cnt : 1, sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    HASH_ITER(hh, co->clients, c, tmp)
+    if (c->state == C_ANSWERED)
+        v[i++] = c;
+    for (c = co->departed; c != NULL; c = c->hh.next)
+        v[i++] = c;
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static void totals_from_wire(st_totals_t *t, const st_wire_totals_t *w)
+{
+    t->resident_set_bytes = w->resident_set_bytes;
+    t->private_footprint_bytes = w->private_footprint_bytes;
+    t->pss_bytes = w->pss_bytes;
+    t->uss_bytes = w->uss_bytes;
+    t->swap_bytes = w->swap_bytes;
+    t->rss_shmem_bytes = w->rss_shmem_bytes;
+    t->present = w->present & ((1u << ST_TOTAL_COUNT) - 1);
+}
+
+static int merge(st_coord_t *co, st_global_dump_t **out)
+{
+    int rc = 0;
+    mobj_t *index = NULL, *pool = NULL;
+    client_t **cl = NULL;
+    size_t n_cl = 0, n_recs = 0, used = 0;
+    if ((rc = answered(co, &cl, &n_cl)) < 0)
+        return rc;
+    for (size_t k = 0; k < n_cl; k++)
+        n_recs += cl[k]->n_recs;
+    if (n_recs > 0 && (pool = calloc(n_recs, sizeof(*pool))) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+
+    /* pass 1: every object once, with its creator */
+    for (size_t k = 0; k < n_cl; k++) {
+        client_t *c = cl[k];
+        for (size_t i = 0; i < c->n_recs; i++) {
+            const st_wire_object_t *r = &c->recs[i];
+            char key[ST_KEY_MAX];
+            if (wire_key(&r->key, key, sizeof(key)) < 0)
+                continue;
+            mobj_t *m = NULL;
+            HASH_FIND_STR(index, key, m);
+            if (m == NULL) {
+                m = &pool[used++];
+                memcpy(m->key, key, sizeof(key));
+                m->first = r;
+                object_t *o = NULL;
+                HASH_FIND_STR(co->objects, key, o);
+                if (o != NULL)
+                    m->creator = o->meta.creator_pid;
+                HASH_ADD_STR(index, key, m);
+            }
+            if (m->creator == 0 && (r->flags & ST_OBJ_F_CREATOR))
+                m->creator = c->pid;
+        }
+    }
+
+    st_global_dump_t *d = NULL;
+    if ((rc = st_trace_add_dump(co->trace, co->id, co->ts_us, &d)) < 0 ||
+        (rc = st_dump_set_strings(d, co->trigger, "detailed")) < 0)
+        goto out;
+
+    /* the /proc scan of the clients that answered: what the hooks did not see */
+    if (!co->cfg.no_scan && n_cl > 0) {
+        int *pids = calloc(n_cl, sizeof(*pids));
+        if (pids == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (size_t k = 0; k < n_cl; k++)
+            pids[k] = cl[k]->pid;
+        st_scan_options_t so;
+        st_scan_options_init(&so);
+        so.policy = co->cfg.policy == ST_POLICY_EQUAL ? ST_POLICY_EQUAL : ST_POLICY_CREATOR;
+        so.include_unheld = false;
+        int src = st_scan_into_dump(&so, pids, n_cl, d);
+        free(pids);
+        if (src == -ENOMEM) {
+            rc = src;
+            goto out;
+        }
+        if (src < 0 && (rc = st_dump_add_warning(d, "the /proc scan of the clients failed: %s",
+                                                 st_strerror(src))) < 0)
+            goto out;
+    }
+
+    /* pass 2: processes, objects, holders */
+    for (size_t k = 0; k < n_cl; k++) {
+        client_t *c = cl[k];
+        st_process_dump_t *p = NULL;
+        if ((rc = st_dump_add_process(d, c->pid, c->name[0] ? c->name : NULL, &p)) < 0)
+            goto out;
+        totals_from_wire(&p->totals, &c->totals);
+        for (size_t i = 0; i < c->n_recs; i++) {
+            const st_wire_object_t *r = &c->recs[i];
+            char key[ST_KEY_MAX];
+            if (wire_key(&r->key, key, sizeof(key)) < 0)
+                continue;
+            mobj_t *m = NULL;
+            HASH_FIND_STR(index, key, m);
+            object_t *o = NULL;
+            HASH_FIND_STR(co->objects, key, o);
+            const st_wire_object_t *f = m->first;
+            st_object_info_t info = {
+                .key = key,
+                .kind = (st_kind_t)r->key.kind,
+                .name = f->name[0] ? f->name : (o ? o->meta.name : NULL),
+                .size = f->resident,
+                .virtual_size = f->virtual_size,
+                .swapped_size = f->swapped,
+                .creator_pid = m->creator,
+                .label = f->label[0] ? f->label : (o ? o->meta.label : NULL),
+            };
+            if (f == r && (rc = st_dump_add_object(d, &info, c->pid, NULL)) < 0)
+                goto out;
+            int imp = policy_importance(co, r, c->pid, m->creator);
+            if ((rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, NULL)) < 0)
+                goto out;
+        }
+    }
+
+    if (co->n_reasons > 0) {
+        d->partial = true;
+        for (size_t i = 0; i < co->n_reasons; i++)
+            if ((rc = st_dump_add_warning(d, "%s", co->reasons[i])) < 0)
+                goto out;
+    }
+    st_dump_sort(d);
+    st_graph_result_t *g = NULL;
+    if ((rc = st_graph_process(d, &g)) < 0)
+        goto out;
+    rc = st_graph_annotate(d, g);
+    st_graph_result_free(g);
+    if (rc < 0)
+        goto out;
+    *out = d;
+out:
+    HASH_CLEAR(hh, index);
+    free(pool);
+    free(cl);
+    return rc;
+}
+
+static int write_trace(const st_trace_t *t, FILE *f)
+{
+    return st_trace_write_stream(t, f, NULL);
+}
+
+/* Sends the dump's result to every waiting tool. */
+static void answer_waiters(st_coord_t *co, const st_global_dump_t *d, int merge_rc)
+{
+    char *json = NULL;
+    size_t json_len = 0;
+    bool json_done = false;
+    client_t *c, *tmp;
+    HASH_ITER(hh, co->clients, c, tmp)
+    {
+        if (!c->waiting || c->conn == NULL)
+            continue;
+        c->waiting = false;
+        if (c->want_trace && d != NULL && !json_done) {
+            json_done = true;
+            /* a one-dump view of the trace: the writer only reads it */
+            st_trace_t view = *co->trace;
+            view.dumps = (st_global_dump_t *)d;
+            view.n_dumps = 1;
+            FILE *f = NULL;
+            f = open_memstream(&json, &json_len);
+            if (f != NULL) {
+                if (write_trace(&view, f) < 0) {
+                    fclose(f);
+                    free(json);
+                    json = NULL;
+                    json_len = 0;
+                } else {
+                    fclose(f);
+                }
+            }
+        }
+        st_wire_dump_done_t done = {
+            .dump_id = co->id,
+            .n_processes = d ? (uint32_t)d->n_procs : 0,
+            .n_objects = d ? (uint32_t)d->n_globals : 0,
+            .partial = d ? d->partial : 1,
+            .rc = merge_rc,
+            .trace_bytes = c->want_trace && json ? json_len : 0,
+        };
+        if (st_server_send(co->srv, c->conn, ST_MSG_DUMP_DONE, 0, &done, sizeof(done)) < 0)
+            continue;
+        if (!c->want_trace || json == NULL)
+            continue;
+        static unsigned char chunk[ST_WIRE_MAX_BODY];
+        size_t room = ST_WIRE_MAX_BODY - sizeof(st_wire_trace_chunk_t), off = 0;
+        for (uint32_t seq = 0; c->conn != NULL; seq++) {
+            size_t n = json_len - off < room ? json_len - off : room;
+            st_wire_trace_chunk_t h = {co->id, seq, (uint32_t)n};
+            memcpy(chunk, &h, sizeof(h));
+            memcpy(chunk + sizeof(h), json + off, n);
+            off += n;
+            bool last = off == json_len;
+            if (st_server_send(co->srv, c->conn, ST_MSG_TRACE_CHUNK, last ? ST_WIRE_F_LAST : 0,
+                               chunk, sizeof(h) + n) < 0 ||
+                last)
+                break;
+        }
+    }
+    free(json);
+}
+
+static void finish(st_coord_t *co)
+{
+    uint64_t now = st_clock_ms();
+    client_t *c, *tmp;
+    HASH_ITER(hh, co->clients, c, tmp)
+    {
+        if (c->state == C_PENDING) {
+            add_reason(co, "pid %d (%s) did not answer within %d ms", c->pid, c->name,
+                       co->cfg.deadline_ms);
+            c->state = C_IDLE;
+        }
+    }
+    (void)now;
+    st_global_dump_t *d = NULL;
+    int rc = merge(co, &d);
+    if (rc < 0)
+        logf_(co, "dump 0x%" PRIx64 " could not be merged: %s", co->id, st_strerror(rc));
+    co->last = d;
+    co->last_done = true;
+    clear_dump_state(co);
+    answer_waiters(co, d, rc);
+    if (d != NULL && co->cfg.on_dump)
+        co->cfg.on_dump(co->cfg.ud, d);
+}
+
+int st_coord_run(st_coord_t *co, int timeout_ms)
+{
+    if (co->active) {
+        uint64_t now = st_clock_ms();
+        int left = now >= co->deadline_ms ? 0 : (int)(co->deadline_ms - now);
+        if (co->pending == 0)
+            left = 0;
+        if (timeout_ms < 0 || left < timeout_ms)
+            timeout_ms = left;
+    }
+    int rc = st_server_run(co->srv, timeout_ms);
+    if (co->active && (co->pending == 0 || st_clock_ms() >= co->deadline_ms))
+        finish(co);
+    return rc;
+}
+
+int st_coord_dump_sync(st_coord_t *co, const char *trigger, st_global_dump_t **out)
+{
+    if (!co->active) {
+        int rc = st_coord_dump_start(co, trigger, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    co->last_done = false;
+    co->last = NULL;
+    while (!co->last_done) {
+        int rc = st_coord_run(co, 100);
+        if (rc < 0)
+            return rc;
+    }
+    if (co->last == NULL)
+        return -EIO;
+    *out = co->last;
+    return 0;
+}
+
+int st_coord_write_trace(st_coord_t *co, const char *path, char *err, size_t err_len)
+{
+    st_error_t e;
+    memset(&e, 0, sizeof(e));
+    int rc = st_trace_write_file(co->trace, path, &e);
+    if (rc < 0 && err != NULL)
+        st_error_format(&e, "event", err, err_len);
+    return rc;
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * libFuzzer target for the wire frame decoder (ipc/frame.c). The input is a sequence of packets,
+ * each prefixed by a 2-byte little-endian length, as a peer could send them on one connection:
+ * every packet is decoded; decoded PROCESS_DUMP and TRACE_CHUNK frames go through the chunk
+ * sequencer and their record views are read in full, so an out-of-bounds view shows up under
+ * ASan. A frame that decodes must re-encode to the same bytes.
+ */
+#include "frame.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static unsigned char out[ST_WIRE_MAX_FRAME];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    st_chunk_rx_t dump_rx = {0}, trace_rx = {0};
+    while (size >= 2) {
+        size_t n = (size_t)data[0] | (size_t)data[1] << 8;
+        data += 2;
+        size -= 2;
+        if (n > size)
+            n = size;
+        /* copy so that ASan sees reads past the packet */
+        unsigned char *pkt = malloc(n ? n : 1);
+        if (pkt == NULL)
+            return 0;
+        memcpy(pkt, data, n);
+        st_frame_t f;
+        const char *why = NULL;
+        if (st_frame_decode(pkt, n, &f, &why) == 0) {
+            volatile uint64_t sink = 0;
+            if (f.hdr.type == ST_MSG_PROCESS_DUMP) {
+                const st_wire_dump_chunk_t *c;
+                const st_wire_totals_t *t;
+                const st_wire_object_t *o;
+                size_t k;
+                st_frame_dump_parts(&f, &c, &t, &o, &k);
+                if (t)
+                    sink += t->resident_set_bytes;
+                for (size_t i = 0; i < k; i++)
+                    sink += o[i].resident + strlen(o[i].name) + strlen(o[i].label);
+                (void)st_chunk_accept(&dump_rx, c->dump_id, c->seq, f.hdr.flags, &why);
+            } else if (f.hdr.type == ST_MSG_TRACE_CHUNK) {
+                const st_wire_trace_chunk_t *c;
+                const char *b;
+                st_frame_trace_parts(&f, &c, &b);
+                for (uint32_t i = 0; i < c->n_bytes; i++)
+                    sink += (unsigned char)b[i];
+                (void)st_chunk_accept(&trace_rx, c->dump_id, c->seq, f.hdr.flags, &why);
+            } else if (f.hdr.type == ST_MSG_OBJECT_EVENT) {
+                const st_wire_event_t *e;
+                size_t k;
+                st_frame_events(&f, &e, &k);
+                for (size_t i = 0; i < k; i++)
+                    sink += strlen(e[i].name) + strlen(st_wire_event_name(e[i].type));
+            }
+            (void)sink;
+            if (f.hdr.version == ST_WIRE_VERSION) {
+                int m = st_frame_encode(out, sizeof(out), f.hdr.type, f.hdr.flags, f.body,
+                                        f.hdr.length);
+                if (m != (int)n || memcmp(out, pkt, n) != 0)
+                    abort();
+            }
+        } else if (why == NULL) {
+            abort(); /* every refusal has a reason */
+        }
+        free(pkt);
+        data += n;
+        size -= n;
+    }
+    return 0;
+}

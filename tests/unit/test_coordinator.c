@@ -1,0 +1,761 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The coordinator, the server and the client library together, with fake clients in forked
+ * processes that speak the protocol (through ipc/client.c, or raw frames for misbehaviour):
+ *
+ *  - a merged dump counts shared objects once, charges them to their creator, keeps explicit
+ *    claims, and keeps an object's metadata after its creator exits;
+ *  - a client that stops answering: the dump completes at the deadline, marked partial;
+ *  - a client SIGKILLed mid-dump, and clients that send garbage (bad magic, another version,
+ *    length lies, truncated and out-of-order chunk streams, oversized packets): each is dropped
+ *    with a reason while the other clients' dump completes;
+ *  - the coordinator killed and restarted: clients reconnect, none is harmed;
+ *  - a client of another uid (setpriv --reuid=nobody) is refused;
+ *  - 500 clients x 1000 objects: the dump completes, every object counted once.
+ *
+ * The truth each test checks is what the test's fake clients reported, computed here.
+ */
+#include "client.h"
+#include "coordinator.h"
+#include "frame.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static char g_dir[64];
+static char g_sock[128];
+static char g_self[4096];
+static char g_log[8192];
+
+static void log_cb(void *ud, const char *msg)
+{
+    (void)ud;
+    size_t n = strlen(g_log);
+    snprintf(g_log + n, sizeof(g_log) - n, "%s\n", msg);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/st_coord_XXXXXX");
+    if (mkdtemp(g_dir) == NULL)
+        return -1;
+    snprintf(g_sock, sizeof(g_sock), "%s/run/sock", g_dir);
+    g_log[0] = '\0';
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static st_coord_t *open_coord(int deadline_ms)
+{
+    st_coord_config_t cfg = {.socket_path = g_sock, .deadline_ms = deadline_ms, .log = log_cb};
+    st_coord_t *co = NULL;
+    assert_int_equal(st_coord_open(&cfg, &co), 0);
+    return co;
+}
+
+static void pump_until_clients(st_coord_t *co, size_t n, int timeout_ms)
+{
+    uint64_t end = st_clock_ms() + (uint64_t)timeout_ms;
+    while (st_coord_client_count(co) < n && st_clock_ms() < end)
+        st_coord_run(co, 20);
+    assert_int_equal(st_coord_client_count(co), n);
+}
+
+/* ---- fake clients ---- */
+
+static st_wire_key_t key_of(uint64_t ino)
+{
+    st_wire_key_t k = {.kind = 0 /* anon */, .major = 0, .minor = 1, .shmid = -1, .ino = ino};
+    return k;
+}
+
+static uint64_t resident_of(uint64_t ino)
+{
+    return 4096 * (ino % 7 + 1);
+}
+
+static void announce(st_client_t *c, unsigned type, uint64_t ino, const char *label)
+{
+    st_wire_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = type;
+    ev.key = key_of(ino);
+    ev.resident = resident_of(ino);
+    ev.virtual_size = 8 * 4096;
+    ev.mapped_bytes = 8 * 4096;
+    snprintf(ev.name, sizeof(ev.name), "obj%" PRIu64, ino);
+    if (label)
+        snprintf(ev.label, sizeof(ev.label), "%s", label);
+    while (st_client_event(c, &ev) == -EAGAIN)
+        st_client_flush(c, 100);
+}
+
+enum behaviour { B_NORMAL, B_CLAIM, B_HIDDEN, B_STALL, B_SUICIDE };
+
+typedef struct fake {
+    pid_t pid;
+    int ready_fd; /* reads one byte when the child is set up */
+    int quit_fd;  /* closing it tells the child to exit */
+} fake_t;
+
+static enum behaviour g_behaviour;
+
+/* Dump callback of misbehaving children: writes some objects, then stalls or dies. */
+static int bad_dump(void *ud, uint64_t id, unsigned level, st_client_writer_t *w)
+{
+    (void)ud;
+    st_client_default_dump(st_client_writer_client(w), id, level, w);
+    if (g_behaviour == B_STALL)
+        for (;;)
+            pause();
+    /* more than one chunk written so far? write enough to send a first chunk, then die */
+    st_wire_object_t o;
+    memset(&o, 0, sizeof(o));
+    for (unsigned i = 0; i < ST_WIRE_OBJECTS_PER_CHUNK + 5; i++) {
+        o.key = key_of(900000 + i);
+        st_client_write_object(w, &o);
+    }
+    raise(SIGKILL);
+    return 0;
+}
+
+/* Forks a child running n_clients clients; client g announces objects
+ * [base + g * stride, base + g * stride + n_objs): the first `created` of them as CREATED. */
+static fake_t spawn(unsigned n_clients, uint64_t base, uint64_t stride, unsigned n_objs,
+                    unsigned created, enum behaviour b)
+{
+    int ready[2], quit[2];
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(quit, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* drop what the parent holds (other fakes' pipes, the coordinator's sockets) */
+        for (int fd = 3; fd < 4096; fd++)
+            if (fd != ready[1] && fd != quit[0])
+                close(fd);
+        g_behaviour = b;
+        if (b == B_HIDDEN) {
+            /* a shared mapping the hooks never saw: only the /proc scan can find it */
+            int mfd = memfd_create("hidden", MFD_CLOEXEC);
+            if (mfd < 0 || ftruncate(mfd, 16 * 4096) < 0)
+                _exit(14);
+            char *m = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+            if (m == MAP_FAILED)
+                _exit(15);
+            memset(m, 1, 3 * 4096);
+        }
+        st_client_t **cl = calloc(n_clients, sizeof(*cl));
+        for (unsigned g = 0; g < n_clients; g++) {
+            st_client_config_t cfg = {.socket_path = g_sock,
+                                      .queue_capacity = 1024,
+                                      .registry_capacity = n_objs + 8,
+                                      .dump_cb = b >= B_STALL ? bad_dump : NULL};
+            if (st_client_start(&cfg, &cl[g]) < 0)
+                _exit(10);
+        }
+        for (unsigned g = 0; g < n_clients; g++) {
+            for (unsigned j = 0; j < n_objs; j++)
+                announce(cl[g], j < created ? ST_EVENT_CREATED : ST_EVENT_MAPPED,
+                         base + g * stride + j, NULL);
+            if (b == B_CLAIM) {
+                st_wire_event_t ev;
+                memset(&ev, 0, sizeof(ev));
+                ev.type = ST_EVENT_IMPORTANCE;
+                ev.key = key_of(base + g * stride);
+                ev.importance = 7;
+                st_client_event(cl[g], &ev);
+            }
+        }
+        for (unsigned g = 0; g < n_clients; g++) {
+            if (st_client_wait_connected(cl[g], 10000) < 0 || st_client_flush(cl[g], 10000) < 0)
+                _exit(11);
+        }
+        char byte = 'r';
+        if (write(ready[1], &byte, 1) != 1)
+            _exit(12);
+        while (read(quit[0], &byte, 1) < 0 && errno == EINTR)
+            ;
+        int bad = 0;
+        for (unsigned g = 0; g < n_clients; g++) {
+            st_client_stats_t s;
+            st_client_get_stats(cl[g], &s);
+            bad += s.events_sent != s.events_queued; /* every queued event was sent */
+            st_client_stop(cl[g]);
+        }
+        _exit(bad ? 13 : 0);
+    }
+    close(ready[1]);
+    close(quit[0]);
+    return (fake_t){pid, ready[0], quit[1]};
+}
+
+/* Pumps the coordinator until the child says it is ready. */
+static void wait_ready(st_coord_t *co, const fake_t *f, int timeout_ms)
+{
+    uint64_t end = st_clock_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        st_coord_run(co, 10);
+        struct pollfd p = {.fd = f->ready_fd, .events = POLLIN};
+        if (poll(&p, 1, 0) == 1) {
+            char byte;
+            assert_int_equal(read(f->ready_fd, &byte, 1), 1);
+            return;
+        }
+        assert_true(st_clock_ms() < end);
+    }
+}
+
+/* Tells the child to exit and returns its wait status. */
+static int finish(st_coord_t *co, fake_t *f)
+{
+    close(f->quit_fd);
+    close(f->ready_fd);
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(f->pid, &status, WNOHANG);
+        if (r == f->pid)
+            return status;
+        assert_int_equal(r, 0);
+        if (co != NULL)
+            st_coord_run(co, 10);
+        else
+            usleep(10000);
+    }
+}
+
+static void kill_fake(fake_t *f)
+{
+    kill(f->pid, SIGKILL);
+    close(f->quit_fd);
+    close(f->ready_fd);
+    waitpid(f->pid, NULL, 0);
+}
+
+static const st_edge_t *edge_of(const st_process_dump_t *p, uint64_t ino)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "shared_memory/anon:0:1:%" PRIu64, ino);
+    const st_node_t *n = st_process_find_node(p, path);
+    if (n == NULL)
+        return NULL;
+    for (size_t i = 0; i < p->n_edges; i++)
+        if (p->edges[i].source == n->guid)
+            return &p->edges[i];
+    return NULL;
+}
+
+static const st_node_t *global_of(const st_global_dump_t *d, uint64_t ino)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "anon:0:1:%" PRIu64, ino);
+    return st_dump_find_global(d, st_guid_global(key));
+}
+
+static bool warned(const st_global_dump_t *d, const char *what, int pid)
+{
+    char p[32];
+    snprintf(p, sizeof(p), "pid %d ", pid);
+    for (size_t i = 0; i < d->n_warnings; i++)
+        if (strstr(d->warnings[i], what) && strstr(d->warnings[i], p))
+            return true;
+    return false;
+}
+
+/* ---- tests ---- */
+
+static void test_merge_and_policy(void **state)
+{
+    (void)state;
+    st_coord_t *co = open_coord(2000);
+    fake_t a = spawn(1, 1, 0, 10, 10, B_NORMAL); /* creates 1..10 */
+    fake_t b = spawn(1, 6, 0, 10, 0, B_CLAIM);   /* maps 6..15, claims 7 on 6 */
+    wait_ready(co, &a, 10000);
+    wait_ready(co, &b, 10000);
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_false(d->partial);
+    assert_int_equal(d->n_procs, 2);
+    assert_int_equal(d->n_globals, 15); /* 6..10 are shared, counted once */
+    const st_process_dump_t *pa = st_dump_find_process(d, a.pid);
+    const st_process_dump_t *pb = st_dump_find_process(d, b.pid);
+    assert_non_null(pa);
+    assert_non_null(pb);
+    assert_int_equal(pa->n_nodes, 10);
+    assert_int_equal(pb->n_nodes, 10);
+    for (uint64_t ino = 1; ino <= 15; ino++) {
+        const st_node_t *g = global_of(d, ino);
+        assert_non_null(g);
+        uint64_t size = 0;
+        assert_true(st_node_scalar(g, "size", &size));
+        assert_int_equal(size, resident_of(ino));
+        char want[16];
+        snprintf(want, sizeof(want), "%d", ino <= 10 ? (int)a.pid : 0);
+        assert_string_equal(st_node_string(g, "creator_pid"), want);
+        if (ino <= 10)
+            assert_int_equal(edge_of(pa, ino)->importance, 2); /* the creator */
+        if (ino >= 6)
+            assert_int_equal(edge_of(pb, ino)->importance, ino == 6 ? 7 : 0);
+    }
+    uint64_t mapped = 0;
+    char path[64];
+    snprintf(path, sizeof(path), "shared_memory/anon:0:1:%d", 12);
+    assert_true(st_node_scalar(st_process_find_node(pb, path), "mapped_size", &mapped));
+    assert_int_equal(mapped, 8 * 4096);
+
+    /* the creator exits: its metadata stays, the holder left splits equally */
+    assert_int_equal(finish(co, &a), 0);
+    pump_until_clients(co, 1, 5000);
+    st_coord_object_t meta;
+    assert_true(st_coord_find_object(co, "anon:0:1:3", &meta));
+    assert_int_equal(meta.creator_pid, a.pid);
+    assert_string_equal(meta.name, "obj3");
+    assert_true(meta.created_ns == 0 || meta.created_ns > 0);
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_int_equal(d->n_procs, 1);
+    assert_int_equal(d->n_globals, 10);
+    pb = st_dump_find_process(d, b.pid);
+    char apid[16];
+    snprintf(apid, sizeof(apid), "%d", (int)a.pid);
+    assert_string_equal(st_node_string(global_of(d, 7), "creator_pid"), apid); /* remembered */
+    assert_int_equal(edge_of(pb, 7)->importance, 0);
+    assert_int_equal(st_coord_trace(co)->n_dumps, 2);
+    assert_int_equal(finish(co, &b), 0);
+    st_coord_close(co);
+}
+
+static void test_scan_finds_unannounced(void **state)
+{
+    (void)state;
+    st_coord_t *co = open_coord(2000);
+    fake_t h = spawn(1, 1, 0, 2, 2, B_HIDDEN);
+    wait_ready(co, &h, 10000);
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    const st_process_dump_t *p = st_dump_find_process(d, h.pid);
+    assert_non_null(p);
+    size_t memfds = 0;
+    for (size_t i = 0; i < d->n_globals; i++) {
+        const char *kind = st_node_string(&d->globals[i], "kind");
+        const char *name = st_node_string(&d->globals[i], "name");
+        uint64_t size = 0;
+        if (kind && strcmp(kind, "memfd") == 0 && name && strstr(name, "hidden")) {
+            memfds++;
+            assert_true(st_node_scalar(&d->globals[i], "size", &size));
+            assert_int_equal(size, 3 * 4096); /* the 3 pages the child touched */
+        }
+    }
+    assert_int_equal(memfds, 1);
+    assert_non_null(global_of(d, 1)); /* and the announced ones */
+    assert_int_equal(finish(co, &h), 0);
+    st_coord_close(co);
+}
+
+static void test_stalled_client(void **state)
+{
+    (void)state;
+    st_coord_t *co = open_coord(300);
+    fake_t a = spawn(1, 1, 0, 5, 5, B_NORMAL);
+    fake_t s = spawn(1, 100, 0, 5, 5, B_STALL);
+    wait_ready(co, &a, 10000);
+    wait_ready(co, &s, 10000);
+    uint64_t t0 = st_clock_ms();
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    uint64_t took = st_clock_ms() - t0;
+    assert_true(took >= 290 && took < 3000);
+    assert_true(d->partial);
+    assert_true(warned(d, "did not answer within 300 ms", s.pid));
+    assert_int_equal(d->n_procs, 1);
+    assert_non_null(st_dump_find_process(d, a.pid));
+    assert_int_equal(d->n_globals, 5);
+    /* the coordinator still works: the next dump is partial again, not hung */
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_true(d->partial);
+    kill_fake(&s);
+    assert_int_equal(finish(co, &a), 0);
+    st_coord_close(co);
+}
+
+static void test_killed_mid_dump(void **state)
+{
+    (void)state;
+    st_coord_t *co = open_coord(5000);
+    fake_t a = spawn(1, 1, 0, 5, 5, B_NORMAL);
+    fake_t k = spawn(1, 200, 0, 5, 5, B_SUICIDE);
+    wait_ready(co, &a, 10000);
+    wait_ready(co, &k, 10000);
+    uint64_t t0 = st_clock_ms();
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_true(st_clock_ms() - t0 < 4000); /* did not wait for the deadline */
+    assert_true(d->partial);
+    assert_true(warned(d, "left the dump before answering", k.pid));
+    assert_int_equal(d->n_procs, 1);
+    assert_int_equal(d->n_globals, 5);
+    int status = 0;
+    close(k.quit_fd);
+    close(k.ready_fd);
+    assert_int_equal(waitpid(k.pid, &status, 0), k.pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_int_equal(finish(co, &a), 0);
+    st_coord_close(co);
+}
+
+/* A raw peer in this process: connects and shakes hands by hand. */
+static int raw_connect(st_coord_t *co)
+{
+    int fd = -1;
+    assert_int_equal(st_sock_connect(g_sock, 1000, &fd), 0);
+    static unsigned char buf[ST_WIRE_MAX_FRAME];
+    st_wire_hello_t h;
+    memset(&h, 0, sizeof(h));
+    h.pid = (uint32_t)getpid();
+    int n = st_frame_encode(buf, sizeof(buf), ST_MSG_HELLO, 0, &h, sizeof(h));
+    assert_int_equal(st_sock_send(fd, buf, (size_t)n, 1000), 0);
+    for (int i = 0; i < 100; i++) {
+        st_coord_run(co, 10);
+        n = st_sock_recv(fd, buf, sizeof(buf), 0);
+        if (n != -EAGAIN)
+            break;
+    }
+    st_frame_t f;
+    assert_true(n > 0);
+    assert_int_equal(st_frame_decode(buf, (size_t)n, &f, NULL), 0);
+    assert_int_equal(f.hdr.type, ST_MSG_HELLO_ACK);
+    return fd;
+}
+
+/* Pumps until fd has a packet; returns its decoded type (or a negative errno). */
+static int raw_next(st_coord_t *co, int fd, unsigned char *buf, size_t cap)
+{
+    for (int i = 0; i < 300; i++) {
+        int n = st_sock_recv(fd, buf, cap, 0);
+        if (n != -EAGAIN) {
+            if (n < 0)
+                return n;
+            st_frame_t f;
+            int rc = st_frame_decode(buf, (size_t)n, &f, NULL);
+            return rc < 0 ? rc : f.hdr.type;
+        }
+        st_coord_run(co, 10);
+    }
+    return -ETIMEDOUT;
+}
+
+static int send_chunk(int fd, uint32_t seq, unsigned flags, uint64_t id)
+{
+    static unsigned char body[sizeof(st_wire_dump_chunk_t) + sizeof(st_wire_totals_t)];
+    static unsigned char buf[ST_WIRE_MAX_FRAME];
+    memset(body, 0, sizeof(body));
+    st_wire_dump_chunk_t c = {id, seq, 0};
+    memcpy(body, &c, sizeof(c));
+    size_t len = sizeof(c) + (seq == 0 ? sizeof(st_wire_totals_t) : 0);
+    int n = st_frame_encode(buf, sizeof(buf), ST_MSG_PROCESS_DUMP, flags, body, len);
+    return st_sock_send(fd, buf, (size_t)n, 1000);
+}
+
+enum garbage { G_MAGIC, G_LENGTH, G_TRUNCATED, G_ORDER, G_OVERSIZED, G_TYPE, G_COUNT };
+
+static void test_garbage(void **state)
+{
+    (void)state;
+    static const char *const expect[G_COUNT] = {
+        "bad magic",    "length field disagrees",           "restarted before its last chunk",
+        "out of order", "larger than the protocol maximum", "a client may not send"};
+    st_coord_t *co = open_coord(3000);
+    fake_t a = spawn(1, 1, 0, 5, 5, B_NORMAL);
+    wait_ready(co, &a, 10000);
+    static unsigned char buf[ST_WIRE_MAX_FRAME + 64];
+    for (int g = 0; g < G_COUNT; g++) {
+        g_log[0] = '\0';
+        int fd = raw_connect(co);
+        uint64_t id = 0;
+        assert_int_equal(st_coord_dump_start(co, "explicitly_triggered", &id), 0);
+        assert_int_equal(raw_next(co, fd, buf, sizeof(buf)), ST_MSG_DUMP_REQUEST);
+        int n;
+        switch (g) {
+        case G_MAGIC:
+            memset(buf, 0xab, 64);
+            assert_int_equal(st_sock_send(fd, buf, 64, 1000), 0);
+            break;
+        case G_LENGTH: {
+            st_wire_bye_t bye = {0, 0};
+            n = st_frame_encode(buf, sizeof(buf), ST_MSG_BYE, 0, &bye, sizeof(bye));
+            ((st_wire_header_t *)buf)->length = 4000;
+            assert_int_equal(st_sock_send(fd, buf, (size_t)n, 1000), 0);
+            break;
+        }
+        case G_TRUNCATED:
+            assert_int_equal(send_chunk(fd, 0, 0, id), 0);
+            assert_int_equal(send_chunk(fd, 0, ST_WIRE_F_LAST, id), 0);
+            break;
+        case G_ORDER:
+            assert_int_equal(send_chunk(fd, 0, 0, id), 0);
+            assert_int_equal(send_chunk(fd, 2, ST_WIRE_F_LAST, id), 0);
+            break;
+        case G_OVERSIZED:
+            memset(buf, 0, sizeof(buf));
+            assert_int_equal(st_sock_send(fd, buf, ST_WIRE_MAX_FRAME + 8, 1000), 0);
+            break;
+        case G_TYPE: {
+            st_wire_dump_request_t r = {1, 0, 0};
+            n = st_frame_encode(buf, sizeof(buf), ST_MSG_DUMP_REQUEST, 0, &r, sizeof(r));
+            assert_int_equal(st_sock_send(fd, buf, (size_t)n, 1000), 0);
+            break;
+        }
+        }
+        st_global_dump_t *d = NULL;
+        uint64_t t0 = st_clock_ms();
+        assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+        assert_true(st_clock_ms() - t0 < 2500); /* dropped, not waited for */
+        assert_int_equal(d->id, id);
+        assert_true(d->partial);
+        assert_non_null(st_dump_find_process(d, a.pid)); /* the good client's dump completes */
+        assert_int_equal(d->n_globals, 5);
+        if (strstr(g_log, expect[g]) == NULL)
+            fail_msg("case %d: no '%s' in log:\n%s", g, expect[g], g_log);
+        /* the dropped peer was told why, then closed */
+        int t = raw_next(co, fd, buf, sizeof(buf));
+        assert_int_equal(t, ST_MSG_ERROR);
+        assert_int_equal(raw_next(co, fd, buf, sizeof(buf)), -ECONNRESET);
+        close(fd);
+    }
+    assert_int_equal(st_coord_client_count(co), 1);
+    assert_int_equal(finish(co, &a), 0);
+    st_coord_close(co);
+}
+
+static void test_version_refused(void **state)
+{
+    (void)state;
+    st_coord_t *co = open_coord(1000);
+    int fd = -1;
+    assert_int_equal(st_sock_connect(g_sock, 1000, &fd), 0);
+    static unsigned char buf[ST_WIRE_MAX_FRAME];
+    st_wire_hello_t h;
+    memset(&h, 0, sizeof(h));
+    int n = st_frame_encode(buf, sizeof(buf), ST_MSG_HELLO, 0, &h, sizeof(h));
+    ((st_wire_header_t *)buf)->version = ST_WIRE_VERSION + 1;
+    assert_int_equal(st_sock_send(fd, buf, (size_t)n, 1000), 0);
+    assert_int_equal(raw_next(co, fd, buf, sizeof(buf)), ST_MSG_ERROR);
+    const st_wire_error_t *e = (const void *)(buf + sizeof(st_wire_header_t));
+    assert_int_equal(e->code, ST_WERR_VERSION);
+    assert_non_null(strstr(e->text, "incompatible protocol"));
+    assert_int_equal(raw_next(co, fd, buf, sizeof(buf)), -ECONNRESET);
+    close(fd);
+    assert_non_null(strstr(g_log, "incompatible protocol"));
+    st_coord_close(co);
+}
+
+/* The client library against a fake coordinator that refuses its version: final, with the
+ * coordinator's sentence. */
+static void test_client_refused(void **state)
+{
+    (void)state;
+    int lfd = -1;
+    assert_int_equal(st_sock_listen(g_sock, 4, &lfd), 0);
+    st_client_config_t cfg = {.socket_path = g_sock};
+    st_client_t *c = NULL;
+    assert_int_equal(st_client_start(&cfg, &c), 0);
+    int fd = -1;
+    for (int i = 0; i < 200 && st_sock_accept(lfd, &fd) == -EAGAIN; i++)
+        usleep(10000);
+    assert_true(fd >= 0);
+    static unsigned char buf[ST_WIRE_MAX_FRAME];
+    assert_true(st_sock_recv(fd, buf, sizeof(buf), 2000) > 0);
+    int n = st_frame_encode_error(buf, sizeof(buf), ST_WERR_VERSION, "speak version 9");
+    ((st_wire_header_t *)buf)->version = 9;
+    assert_int_equal(st_sock_send(fd, buf, (size_t)n, 1000), 0);
+    assert_int_equal(st_client_wait_connected(c, 3000), -ECONNREFUSED);
+    assert_non_null(strstr(st_client_last_error(c), "speak version 9"));
+    st_wire_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(st_client_event(c, &ev), -ECONNREFUSED);
+    st_client_stop(c);
+    close(fd);
+    close(lfd);
+}
+
+static void test_restart(void **state)
+{
+    (void)state;
+    st_coord_t *co = open_coord(2000);
+    fake_t a = spawn(2, 1, 100, 20, 20, B_NORMAL);
+    wait_ready(co, &a, 10000);
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_int_equal(d->n_globals, 40);
+    for (int round = 0; round < 2; round++) {
+        st_coord_close(co); /* the coordinator goes away */
+        usleep(200000);
+        co = open_coord(2000);
+        pump_until_clients(co, 2, 10000); /* both clients come back */
+        assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+        assert_false(d->partial);
+        assert_int_equal(d->n_globals, 40);
+        assert_int_equal(waitpid(a.pid, NULL, WNOHANG), 0); /* unharmed */
+    }
+    assert_int_equal(finish(co, &a), 0);
+    st_coord_close(co);
+}
+
+static void test_other_uid_refused(void **state)
+{
+    (void)state;
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+        skip();
+    st_coord_t *co = open_coord(1000);
+    /* open the file permissions so the peer reaches the SO_PEERCRED check behind them */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/run", g_dir);
+    assert_int_equal(chmod(g_dir, 0755), 0);
+    assert_int_equal(chmod(path, 0755), 0);
+    assert_int_equal(chmod(g_sock, 0666), 0);
+    char exe[256];
+    snprintf(exe, sizeof(exe), "%s/peer", g_dir);
+    char cmd[8300];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 755 '%s'", g_self, exe, exe);
+    assert_int_equal(system(cmd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/usr/bin/setpriv", "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+              exe, "--uid-client", g_sock, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    for (int i = 0; i < 1000; i++) {
+        st_coord_run(co, 10);
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0); /* the peer saw a refusal naming the uid */
+    assert_int_equal(st_coord_client_count(co), 0);
+    assert_non_null(strstr(g_log, "peer uid 65534 is not the coordinator's uid 0"));
+    st_coord_close(co);
+}
+
+/* --uid-client mode: exit 0 when the coordinator refused us because of our uid. */
+static int uid_client(const char *sock)
+{
+    st_client_config_t cfg = {.socket_path = sock};
+    st_client_t *c = NULL;
+    if (st_client_start(&cfg, &c) < 0)
+        return 2;
+    int rc = st_client_wait_connected(c, 5000);
+    int ok = rc == -ECONNREFUSED && strstr(st_client_last_error(c), "uid") != NULL;
+    if (!ok)
+        fprintf(stderr, "uid client: rc %d, last error '%s'\n", rc, st_client_last_error(c));
+    st_client_stop(c);
+    return ok ? 0 : 1;
+}
+
+static void test_many_clients(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_THREAD__
+    enum { PROCS = 4, PER = 25, OBJS = 1000, STRIDE = 500 }; /* TSan runs 5-15x slower */
+#else
+    enum { PROCS = 10, PER = 50, OBJS = 1000, STRIDE = 500 };
+#endif
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < PROCS * PER + 64)
+        skip();
+    st_coord_t *co = open_coord(15000);
+    fake_t f[PROCS];
+    uint64_t t0 = st_clock_ms();
+    for (int p = 0; p < PROCS; p++)
+        f[p] = spawn(PER, 1 + (uint64_t)p * PER * STRIDE, STRIDE, OBJS, STRIDE, B_NORMAL);
+    for (int p = 0; p < PROCS; p++)
+        wait_ready(co, &f[p], 60000);
+    assert_int_equal(st_coord_client_count(co), PROCS * PER);
+    uint64_t t1 = st_clock_ms();
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    uint64_t t2 = st_clock_ms();
+    print_message("setup %" PRIu64 " ms, dump of %d clients x %d objects %" PRIu64 " ms\n", t1 - t0,
+                  PROCS * PER, OBJS, t2 - t1);
+    assert_false(d->partial);
+    assert_int_equal(d->n_procs, PROCS);
+    /* truth: client g announced [1 + g*STRIDE, 1 + g*STRIDE + OBJS) and created its first
+     * STRIDE; so inos 1 .. PROCS*PER*STRIDE + STRIDE, each once */
+    const uint64_t last = (uint64_t)PROCS * PER * STRIDE + (OBJS - STRIDE);
+    assert_int_equal(d->n_globals, last);
+    uint64_t want = 0, got = 0;
+    for (uint64_t ino = 1; ino <= last; ino++)
+        want += resident_of(ino);
+    for (size_t i = 0; i < d->n_globals; i++) {
+        uint64_t v = 0;
+        assert_true(st_node_scalar(&d->globals[i], "size", &v));
+        got += v;
+    }
+    assert_int_equal(got, want);
+    size_t holders = 0;
+    for (size_t i = 0; i < d->n_procs; i++)
+        holders += d->procs[i].n_nodes;
+    /* per process: PER overlapping ranges = (PER - 1) * STRIDE + OBJS distinct keys */
+    assert_int_equal(holders, (size_t)PROCS * ((PER - 1) * STRIDE + OBJS));
+    /* every object's creator is the process of the client that created it */
+    for (uint64_t ino = 1; ino <= last; ino += 997) {
+        uint64_t g = (ino - 1) / STRIDE;
+        char want_pid[16];
+        snprintf(want_pid, sizeof(want_pid), "%d", g < PROCS * PER ? (int)f[g / PER].pid : 0);
+        assert_string_equal(st_node_string(global_of(d, ino), "creator_pid"), want_pid);
+    }
+    for (int p = 0; p < PROCS; p++)
+        assert_int_equal(finish(co, &f[p]), 0);
+    st_coord_close(co);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--uid-client") == 0)
+        return uid_client(argv[2]);
+    ssize_t n = readlink("/proc/self/exe", g_self, sizeof(g_self) - 1);
+    if (n > 0)
+        g_self[n] = '\0';
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_merge_and_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_finds_unannounced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_mid_dump, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_uid_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_clients, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Coordinator benchmark: global dump latency and coordinator memory for 10, 100 and 500 clients
+ * with 1000 objects each. Every client is its own forked process running the real client library
+ * (agent thread, default dump callback); client i creates 500 objects and maps 500 created by
+ * client i+1, so half of every report is shared. Latency is measured in the coordinator from
+ * st_coord_dump_start to the merged, graph-annotated dump appended to the trace; the JSON write of
+ * one dump is timed separately. RSS is the coordinator's VmRSS (and peak VmHWM) from
+ * /proc/self/status after the first dump and after all of them (the trace keeps every dump).
+ * Usage: bench_coordinator [ROUNDS [MAX_CLIENTS]] (default 15, 500).
+ */
+#include "client.h"
+#include "coordinator.h"
+#include "sock.h"
+#include "trace_json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define OBJS 1000
+#define STRIDE 500
+
+static char g_sock[128];
+
+static void child(unsigned idx, int quit_fd)
+{
+    st_client_config_t cfg = {
+        .socket_path = g_sock, .queue_capacity = 2048, .registry_capacity = OBJS + 8};
+    st_client_t *c = NULL;
+    if (st_client_start(&cfg, &c) < 0)
+        _exit(1);
+    for (unsigned j = 0; j < OBJS; j++) {
+        st_wire_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.type = j < STRIDE ? ST_EVENT_CREATED : ST_EVENT_MAPPED;
+        ev.key = (st_wire_key_t){0, 0, 1, -1, 1 + (uint64_t)idx * STRIDE + j};
+        ev.resident = 4096 * (j % 5 + 1);
+        ev.virtual_size = ev.mapped_bytes = 5 * 4096;
+        snprintf(ev.name, sizeof(ev.name), "bench%u", j);
+        while (st_client_event(c, &ev) == -EAGAIN)
+            st_client_flush(c, 100);
+    }
+    char b;
+    while (read(quit_fd, &b, 1) < 0 && errno == EINTR)
+        ;
+    st_client_stop(c);
+    _exit(0);
+}
+
+static long status_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, field, n) == 0)
+            v = strtol(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int run(unsigned n, int rounds, const char *dir)
+{
+    snprintf(g_sock, sizeof(g_sock), "%s/run%u/sock", dir, n);
+    st_coord_config_t cfg = {.socket_path = g_sock, .deadline_ms = 10000};
+    st_coord_t *co = NULL;
+    if (st_coord_open(&cfg, &co) < 0)
+        return -1;
+    int quit[2];
+    if (pipe2(quit, O_CLOEXEC) < 0)
+        return -1;
+    pid_t *pids = calloc(n, sizeof(*pids));
+    for (unsigned i = 0; i < n; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            close(quit[1]);
+            child(i, quit[0]);
+        }
+    }
+    close(quit[0]);
+    uint64_t end = st_clock_ms() + 60000;
+    while (st_coord_client_count(co) < n && st_clock_ms() < end)
+        st_coord_run(co, 10);
+    /* let the events arrive: one warm-up dump, then wait for the queues to drain */
+    for (int i = 0; i < 50; i++)
+        st_coord_run(co, 10);
+    st_global_dump_t *d = NULL;
+    st_coord_dump_sync(co, "explicitly_triggered", &d);
+    long rss1 = status_kb("VmRSS:");
+    uint64_t *lat = calloc((size_t)rounds, sizeof(*lat));
+    size_t objects = 0, procs = 0;
+    int partial = 0;
+    for (int r = 0; r < rounds; r++) {
+        uint64_t t0 = st_clock_ns();
+        if (st_coord_dump_sync(co, "explicitly_triggered", &d) < 0)
+            return -1;
+        lat[r] = st_clock_ns() - t0;
+        objects = d->n_globals;
+        procs = d->n_procs;
+        partial += d->partial;
+    }
+    long rss2 = status_kb("VmRSS:"), hwm = status_kb("VmHWM:");
+    /* JSON write of the last dump alone */
+    st_trace_t view = *st_coord_trace(co);
+    view.dumps = d;
+    view.n_dumps = 1;
+    char out[256];
+    snprintf(out, sizeof(out), "%s/trace%u.json", dir, n);
+    uint64_t j0 = st_clock_ns();
+    int wrc = st_trace_write_file(&view, out, NULL);
+    uint64_t jt = st_clock_ns() - j0;
+    qsort(lat, (size_t)rounds, sizeof(*lat), cmp_u64);
+    uint64_t p50 = lat[rounds / 2], p95 = lat[(rounds * 95 + 99) / 100 - 1];
+    printf("%7u %8zu %9zu %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d\n", n, procs, objects,
+           (double)p50 / 1e6, (double)p95 / 1e6, wrc == 0 ? (double)jt / 1e6 : -1.0,
+           (double)rss1 / 1024, (double)rss2 / 1024, (double)hwm / 1024, partial);
+    fflush(stdout);
+    close(quit[1]);
+    for (unsigned i = 0; i < n; i++) {
+        while (waitpid(pids[i], NULL, WNOHANG) == 0)
+            st_coord_run(co, 5);
+    }
+    free(pids);
+    free(lat);
+    st_coord_close(co);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rounds = argc > 1 ? atoi(argv[1]) : 15;
+    unsigned max = argc > 2 ? (unsigned)atoi(argv[2]) : 500;
+    if (rounds < 1)
+        rounds = 1;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    signal(SIGPIPE, SIG_IGN);
+    char dir[] = "/tmp/st_bench_coord_XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    printf("coordinator: global dump latency (request -> merged, annotated dump in the trace),\n"
+           "%d rounds per row, %d objects per client (half shared with the next client)\n\n",
+           rounds, OBJS);
+    printf("%7s %8s %9s %9s %9s %12s %10s %10s %10s %8s\n", "clients", "procs", "objects", "p50 ms",
+           "p95 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB", "partial");
+    static const unsigned sizes[] = {10, 100, 500};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        if (sizes[i] <= max && run(sizes[i], rounds, dir) < 0)
+            fprintf(stderr, "bench_coordinator: run with %u clients failed\n", sizes[i]);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}

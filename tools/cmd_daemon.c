@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * `shmtrack daemon --socket PATH [-o TRACE] [--interval MS] [--policy P] [--deadline MS]
+ * [--allow-root]`: runs a coordinator until SIGTERM or SIGINT (read through a signalfd, so a
+ * signal never interrupts a dump half-way), takes a global dump every --interval ms when asked
+ * and whenever `shmtrack dump` asks, then writes the whole trace atomically (temporary name +
+ * rename: a reader never sees a truncated file).
+ */
+#include "cli.h"
+
+#include "coordinator.h"
+#include "error.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+static volatile int g_stop;
+
+static void log_line(void *ud, const char *msg)
+{
+    (void)ud;
+    fprintf(stderr, "shmtrack daemon: %s\n", msg);
+}
+
+static void on_dump(void *ud, const st_global_dump_t *d)
+{
+    (void)ud;
+    fprintf(stderr, "shmtrack daemon: dump 0x%llx: %zu processes, %zu objects%s\n",
+            (unsigned long long)d->id, d->n_procs, d->n_globals, d->partial ? " (partial)" : "");
+}
+
+static void on_signal(void *ud, int fd)
+{
+    (void)ud;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        g_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: shmtrack daemon --socket PATH [-o TRACE] [--interval MS] [--policy P]\n"
+               "                       [--deadline MS] [--allow-root]\n"
+               "Runs a coordinator on PATH (created 0600 in a 0700 directory) until SIGTERM or\n"
+               "SIGINT, then writes the trace to TRACE (default shmtrack-trace.json).\n"
+               "  --interval MS  take a dump every MS milliseconds (default: only on request)\n"
+               "  --policy P     creator (default), equal or first-touch\n"
+               "  --deadline MS  how long a dump waits for clients (default 1000)\n"
+               "  --allow-root   accept root clients besides this user's\n");
+}
+
+int st_cmd_daemon(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},   {"output", required_argument, NULL, 'o'},
+        {"interval", required_argument, NULL, 'i'}, {"policy", required_argument, NULL, 'p'},
+        {"deadline", required_argument, NULL, 'd'}, {"allow-root", no_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    st_coord_config_t cfg = {.log = log_line, .on_dump = on_dump};
+    const char *out = "shmtrack-trace.json";
+    long interval = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            cfg.socket_path = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'i':
+            interval = strtol(optarg, NULL, 10);
+            break;
+        case 'd':
+            cfg.deadline_ms = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'p':
+            if (st_policy_parse(optarg, &cfg.policy) < 0) {
+                fprintf(stderr, "shmtrack daemon: unknown policy '%s'\n", optarg);
+                return ST_EXIT_USAGE;
+            }
+            break;
+        case 'r':
+            cfg.allow_root = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return ST_EXIT_OK;
+        default:
+            usage(stderr);
+            return ST_EXIT_USAGE;
+        }
+    }
+    if (cfg.socket_path == NULL || optind != argc || interval < 0 || cfg.deadline_ms < 0) {
+        usage(stderr);
+        return ST_EXIT_USAGE;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    st_coord_t *co = NULL;
+    int rc = st_coord_open(&cfg, &co);
+    if (rc < 0) {
+        fprintf(stderr, "shmtrack daemon: cannot listen on %s: %s%s\n", cfg.socket_path,
+                st_strerror(rc),
+                rc == -EPERM ? " (its directory must be ours with mode 0700)" : "");
+        return ST_EXIT_FAIL;
+    }
+    if (sfd < 0 || st_coord_watch(co, sfd, on_signal, NULL) < 0) {
+        fprintf(stderr, "shmtrack daemon: signalfd failed\n");
+        st_coord_close(co);
+        return ST_EXIT_FAIL;
+    }
+    fprintf(stderr, "shmtrack daemon: listening on %s\n", cfg.socket_path);
+    uint64_t next = interval > 0 ? st_clock_ms() + (uint64_t)interval : UINT64_MAX;
+    while (!g_stop || st_coord_dump_busy(co)) {
+        uint64_t now = st_clock_ms();
+        if (!g_stop && now >= next) {
+            if (!st_coord_dump_busy(co))
+                st_coord_dump_start(co, "periodic_interval", NULL);
+            next = now + (uint64_t)interval;
+        }
+        int timeout = next == UINT64_MAX ? 1000 : (int)(next > now ? next - now : 0);
+        if ((rc = st_coord_run(co, timeout)) < 0) {
+            fprintf(stderr, "shmtrack daemon: event loop failed: %s\n", st_strerror(rc));
+            break;
+        }
+    }
+    char err[512] = "";
+    int wrc = st_coord_write_trace(co, out, err, sizeof(err));
+    if (wrc < 0)
+        fprintf(stderr, "shmtrack daemon: cannot write %s: %s\n", out,
+                err[0] ? err : st_strerror(wrc));
+    else
+        fprintf(stderr, "shmtrack daemon: wrote %s (%zu dumps)\n", out,
+                st_coord_trace(co)->n_dumps);
+    st_coord_close(co);
+    close(sfd);
+    return rc < 0 || wrc < 0 ? ST_EXIT_FAIL : ST_EXIT_OK;
+}
