@@ -20,6 +20,7 @@
 #include "sock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -33,11 +34,11 @@
 #include <unistd.h>
 
 struct run_state {
-    pid_t child;        /* CMD's own process */
-    int child_status;   /* its wait status, once reaped */
+    pid_t child;      /* CMD's own process */
+    int child_status; /* its wait status, once reaped */
     bool child_reaped;
-    bool tree_gone;     /* waitpid() reports no children left */
-    int forwarded;      /* last signal forwarded, for the message */
+    bool tree_gone; /* waitpid() reports no children left */
+    int forwarded;  /* last signal forwarded, for the message */
 };
 
 static void log_line(void *ud, const char *msg)
@@ -164,11 +165,13 @@ static int set_preload_env(const char *lib)
 
 int st_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},   {"interval", required_argument, NULL, 'i'},
-        {"socket", required_argument, NULL, 's'},   {"policy", required_argument, NULL, 'p'},
-        {"deadline", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"interval", required_argument, NULL, 'i'},
+                                         {"socket", required_argument, NULL, 's'},
+                                         {"policy", required_argument, NULL, 'p'},
+                                         {"deadline", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     st_coord_config_t cfg = {.log = log_line};
     const char *out = "shmtrack-trace.json";
     long interval = 1000, deadline = 0;
@@ -182,8 +185,7 @@ int st_cmd_run(int argc, char **argv)
             break;
         case 'i':
             if (parse_ms(optarg, &interval) < 0) {
-                fprintf(stderr, "shmtrack run: --interval takes milliseconds, not '%s'\n",
-                        optarg);
+                fprintf(stderr, "shmtrack run: --interval takes milliseconds, not '%s'\n", optarg);
                 return ST_EXIT_USAGE;
             }
             break;
@@ -253,8 +255,9 @@ int st_cmd_run(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, &old);
     signal(SIGPIPE, SIG_IGN);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
-        fprintf(stderr, "shmtrack run: not a subreaper (%s): descendants that outlive CMD's "
-                        "process are not waited for\n",
+        fprintf(stderr,
+                "shmtrack run: not a subreaper (%s): descendants that outlive CMD's "
+                "process are not waited for\n",
                 strerror(errno));
 
     if ((rc = st_coord_open(&cfg, &co)) < 0) {
