@@ -14,6 +14,7 @@
     XX(report, "summarise a trace: per-process and per-object ownership")                          \
     XX(scan, "one global dump from /proc alone, for any processes (no preload)")                   \
     XX(daemon, "run a coordinator on a socket until SIGTERM/SIGINT, then write the trace")         \
+    XX(run, "run a program under the tracker (preload + coordinator), write its trace")            \
     XX(dump, "ask a running coordinator for a global dump now")                                    \
     XX(view, "write a self-contained HTML page of a trace (memory-infra view)")                    \
     XX(export, "convert a trace for other tools (Perfetto)")                                       \
