@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -101,6 +102,9 @@ static void wait_for_end(int sock)
 
 static int run_renderer(int sock, int index)
 {
+    char comm[16];
+    snprintf(comm, sizeof(comm), "renderer-%d", index);
+    prctl(PR_SET_NAME, comm);
     int fds[2];
     if (recv_fds(sock, fds, 2) != 2)
         die("renderer expects heap and frame");
@@ -119,6 +123,7 @@ static int run_renderer(int sock, int index)
 
 static int run_gpu(int sock)
 {
+    prctl(PR_SET_NAME, "gpu");
     int fds[MAX_RENDERERS + 1];
     int n = recv_fds(sock, fds, MAX_RENDERERS + 1);
     (void)map_fd(fds[0], HEAP_SIZE);
@@ -197,6 +202,8 @@ int main(int argc, char **argv)
         die("readlink /proc/self/exe");
     self[len] = '\0';
 
+    prctl(PR_SET_NAME, "broker");
+
     /* The broker's shared memory. */
     int heap_fd = memfd_or_die("shared-heap", HEAP_SIZE);
     unsigned char *heap = map_fd(heap_fd, HEAP_SIZE);
@@ -217,6 +224,7 @@ int main(int argc, char **argv)
         die("fork");
     if (net == 0) {
         close(net_pipe[1]);
+        prctl(PR_SET_NAME, "network");
         memset(ring + RING_SIZE / 2, 0x33, RING_SIZE / 4);
         wait_for_end(net_pipe[0]);
         _exit(0);
