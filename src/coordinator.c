@@ -64,6 +64,7 @@ typedef struct mobj {
     char key[ST_KEY_MAX];
     int creator;
     const st_wire_object_t *first;
+    const object_t *announced; /* what the events said about it; NULL when nothing */
     UT_hash_handle hh;
 } mobj_t;
 
@@ -490,37 +491,43 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
 {
     int rc = 0;
     mobj_t *index = NULL, *pool = NULL;
+    mobj_t **of = NULL; /* per record in answer order: its object (NULL: unusable key) */
     client_t **cl = NULL;
     size_t n_cl = 0, n_recs = 0, used = 0;
     if ((rc = answered(co, &cl, &n_cl)) < 0)
         return rc;
     for (size_t k = 0; k < n_cl; k++)
         n_recs += cl[k]->n_recs;
-    if (n_recs > 0 && (pool = calloc(n_recs, sizeof(*pool))) == NULL) {
+    if (n_recs > 0 && ((pool = calloc(n_recs, sizeof(*pool))) == NULL ||
+                       (of = calloc(n_recs, sizeof(*of))) == NULL)) {
         rc = -ENOMEM;
         goto out;
     }
 
-    /* pass 1: every object once, with its creator */
+    /* pass 1: every object once, with its creator; keys are formatted and looked up only here */
+    size_t at = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
-        for (size_t i = 0; i < c->n_recs; i++) {
+        for (size_t i = 0; i < c->n_recs; i++, at++) {
             const st_wire_object_t *r = &c->recs[i];
             char key[ST_KEY_MAX];
             if (wire_key(&r->key, key, sizeof(key)) < 0)
                 continue;
             mobj_t *m = NULL;
-            HASH_FIND_STR(index, key, m);
+            size_t kl = strlen(key);
+            HASH_FIND(hh, index, key, kl, m);
             if (m == NULL) {
                 m = &pool[used++];
-                memcpy(m->key, key, sizeof(key));
+                memcpy(m->key, key, kl + 1);
                 m->first = r;
                 object_t *o = NULL;
-                HASH_FIND_STR(co->objects, key, o);
+                HASH_FIND(hh, co->objects, key, kl, o);
                 if (o != NULL)
                     m->creator = o->meta.creator_pid;
-                HASH_ADD_STR(index, key, m);
+                m->announced = o;
+                HASH_ADD(hh, index, key, kl, m);
             }
+            of[at] = m;
             if (m->creator == 0 && (r->flags & ST_OBJ_F_CREATOR))
                 m->creator = c->pid;
         }
@@ -556,24 +563,22 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
     }
 
     /* pass 2: processes, objects, holders */
+    at = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
         st_process_dump_t *p = NULL;
         if ((rc = st_dump_add_process(d, c->pid, c->name[0] ? c->name : NULL, &p)) < 0)
             goto out;
         totals_from_wire(&p->totals, &c->totals);
-        for (size_t i = 0; i < c->n_recs; i++) {
+        for (size_t i = 0; i < c->n_recs; i++, at++) {
             const st_wire_object_t *r = &c->recs[i];
-            char key[ST_KEY_MAX];
-            if (wire_key(&r->key, key, sizeof(key)) < 0)
+            const mobj_t *m = of[at];
+            if (m == NULL)
                 continue;
-            mobj_t *m = NULL;
-            HASH_FIND_STR(index, key, m);
-            object_t *o = NULL;
-            HASH_FIND_STR(co->objects, key, o);
+            const object_t *o = m->announced;
             const st_wire_object_t *f = m->first;
             st_object_info_t info = {
-                .key = key,
+                .key = m->key,
                 .kind = (st_kind_t)r->key.kind,
                 .name = f->name[0] ? f->name : (o ? o->meta.name : NULL),
                 .size = f->resident,
@@ -607,6 +612,7 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
     *out = d;
 out:
     HASH_CLEAR(hh, index);
+    free(of);
     free(pool);
     free(cl);
     return rc;

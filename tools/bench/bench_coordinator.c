@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * Coordinator benchmark: global dump latency and coordinator memory for 10, 100 and 500 clients
- * with 1000 objects each. Every client is its own forked process running the real client library
+ * with 1000 objects each. Every client is its own spawned process running the real client library
  * (agent thread, default dump callback); client i creates 500 objects and maps 500 created by
  * client i+1, so half of every report is shared. Latency is measured in the coordinator from
  * st_coord_dump_start to the merged, graph-annotated dump appended to the trace; the JSON write of
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,9 @@
 
 #define OBJS 1000
 #define STRIDE 500
+#define CHILD_QUIT_FD 3 /* a spawned client's end of the quit pipe */
+
+extern char **environ;
 
 static char g_sock[128];
 
@@ -82,16 +86,25 @@ static int run(unsigned n, int rounds, const char *dir)
     if (st_coord_open(&cfg, &co) < 0)
         return -1;
     int quit[2];
-    if (pipe2(quit, O_CLOEXEC) < 0)
+    if (pipe(quit) < 0) /* not close-on-exec: spawned clients inherit the read end */
         return -1;
     pid_t *pids = calloc(n, sizeof(*pids));
+    /* Clients are spawned (a fresh exec of this program), not forked: forked children would share
+     * the coordinator's heap copy-on-write, and the coordinator would then pay a page copy and a
+     * TLB shootdown on its first write to every heap page, which no real coordinator pays. */
+    char idx[16], qfd[16];
+    snprintf(qfd, sizeof(qfd), "%d", quit[0]);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, quit[0], CHILD_QUIT_FD);
+    posix_spawn_file_actions_addclose(&fa, quit[1]);
     for (unsigned i = 0; i < n; i++) {
-        pids[i] = fork();
-        if (pids[i] == 0) {
-            close(quit[1]);
-            child(i, quit[0]);
-        }
+        snprintf(idx, sizeof(idx), "%u", i);
+        char *argv[] = {(char *)"bench_coordinator", (char *)"--child", idx, g_sock, NULL};
+        if (posix_spawn(&pids[i], "/proc/self/exe", &fa, NULL, argv, environ) != 0)
+            return -1;
     }
+    posix_spawn_file_actions_destroy(&fa);
     close(quit[0]);
     uint64_t end = st_clock_ms() + 60000;
     while (st_coord_client_count(co) < n && st_clock_ms() < end)
@@ -143,6 +156,10 @@ static int run(unsigned n, int rounds, const char *dir)
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--child") == 0) {
+        snprintf(g_sock, sizeof(g_sock), "%s", argv[3]);
+        child((unsigned)atoi(argv[2]), CHILD_QUIT_FD);
+    }
     int rounds = argc > 1 ? atoi(argv[1]) : 15;
     unsigned max = argc > 2 ? (unsigned)atoi(argv[2]) : 500;
     if (rounds < 1)
