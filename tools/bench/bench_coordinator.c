@@ -4,8 +4,9 @@
  * with 1000 objects each. Every client is its own spawned process running the real client library
  * (agent thread, default dump callback); client i creates 500 objects and maps 500 created by
  * client i+1, so half of every report is shared. Latency is measured in the coordinator from
- * st_coord_dump_start to the merged, graph-annotated dump appended to the trace; the JSON write of
- * one dump is timed separately. cpu50 is the median CPU time (user + system) the coordinator
+ * st_coord_dump_start to the merged, graph-annotated dump appended to the in-memory trace (a dump
+ * writes no file: the daemon writes the trace when it stops); the JSON write of one dump is timed
+ * separately. cpu50 is the median CPU time (user + system) the coordinator
  * process itself spent per dump: on a shared machine wall time also counts waits for a core. RSS is
  * the coordinator's VmRSS (and peak VmHWM) from /proc/self/status after the first dump and after
  * all of them (the trace keeps every dump). Usage: bench_coordinator [ROUNDS [MAX_CLIENTS]]
@@ -189,8 +190,10 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/st_bench_coord_XXXXXX";
     if (mkdtemp(dir) == NULL)
         return 1;
-    printf("coordinator: global dump latency (request -> merged, annotated dump in the trace),\n"
-           "%d rounds per row, %d objects per client (half shared with the next client)\n\n",
+    printf("coordinator: global dump latency (request -> merged, annotated dump in the in-memory\n"
+           "trace; no file is written per dump, json1 times writing one dump's JSON), cpu50: the\n"
+           "coordinator's own CPU time per dump; %d rounds per row, %d objects per client (half\n"
+           "shared with the next client)\n\n",
            rounds, OBJS);
     printf("%7s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s\n", "clients", "procs", "objects",
            "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB",
