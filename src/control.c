@@ -38,8 +38,7 @@ static int unexpected(const st_frame_t *f, char *msg, size_t msglen)
         snprintf(msg, msglen, "refused by the coordinator: %s",
                  ((const st_wire_error_t *)f->body)->text);
     else
-        snprintf(msg, msglen, "unexpected %s from the coordinator",
-                 st_wire_type_name(f->hdr.type));
+        snprintf(msg, msglen, "unexpected %s from the coordinator", st_wire_type_name(f->hdr.type));
     return -EPROTO;
 }
 

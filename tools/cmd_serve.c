@@ -6,8 +6,8 @@
  * page follows a running trace. With --socket it asks the coordinator on PATH for a dump every
  * --interval ms (src/control.h), keeps the last --keep dumps in memory as one trace and serves
  * that trace's report; when the coordinator cannot be reached it counts the failure in /metrics
- * (shmtrack_dump_errors_total), keeps serving what it has and tries again at the next tick. Prints "listening on http://ADDR:PORT/" on stdout once ready.
- * Runs until SIGINT or SIGTERM.
+ * (shmtrack_dump_errors_total), keeps serving what it has and tries again at the next tick. Prints
+ * "listening on http://ADDR:PORT/" on stdout once ready. Runs until SIGINT or SIGTERM.
  */
 #include "cli.h"
 #include "report_source.h"
