@@ -52,6 +52,18 @@ def metric(text, name):
     return float(m.group(1)) if m else None
 
 
+def preload_list():
+    """The preload, after the sanitizer runtime the demo links: in a sanitizer build the runtime
+    must come first in the initial library list, and LD_PRELOAD goes before the program's own."""
+    runtimes = []
+    for f in (os.path.join(BIN, "shmtrack-demo"), PRELOAD):
+        ldd = subprocess.run(["ldd", f], capture_output=True, text=True).stdout
+        for r in re.findall(r"^\s*lib(?:asan|ubsan)\.so\S*\s+=>\s+(\S+)", ldd, re.M):
+            if r not in runtimes:
+                runtimes.append(r)
+    return ":".join(runtimes + [PRELOAD])
+
+
 def wait_for(what, cond, timeout):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -78,7 +90,7 @@ def main(tmp):
     daemon = spawn([SHMTRACK, "daemon", "--socket", sock], stderr=subprocess.PIPE, text=True)
     wait_for("the coordinator's socket", lambda: os.path.exists(sock), 10)
 
-    env = dict(os.environ, LD_PRELOAD=PRELOAD, SHMTRACK_SOCKET=sock)
+    env = dict(os.environ, LD_PRELOAD=preload_list(), SHMTRACK_SOCKET=sock)
     demo = spawn([os.path.join(BIN, "shmtrack-demo"), "--seconds", "40"], env=env,
                  stdout=subprocess.PIPE, text=True)
     line = demo.stdout.readline()
