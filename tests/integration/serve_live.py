@@ -87,7 +87,9 @@ def main(tmp):
              lambda: (metric(get(port, "/metrics")[1], "shmtrack_dump_errors_total") or 0) >= 1, 10)
     assert get(port, "/api/dumps")[0] == 503, "/api/dumps before any dump"
 
-    daemon = spawn([SHMTRACK, "daemon", "--socket", sock], stderr=subprocess.PIPE, text=True)
+    daemon_err = open(os.path.join(tmp, "daemon.err"), "w")
+    daemon = spawn([SHMTRACK, "daemon", "--socket", sock, "-o", os.path.join(tmp, "daemon.json")],
+                   stderr=daemon_err)
     wait_for("the coordinator's socket", lambda: os.path.exists(sock), 10)
 
     env = dict(os.environ, LD_PRELOAD=preload_list(), SHMTRACK_SOCKET=sock)
@@ -148,6 +150,7 @@ def main(tmp):
     # The coordinator goes away: serve keeps serving the last dumps and counts failed fetches.
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=20) == 0, "the coordinator did not stop cleanly"
+    assert os.path.getsize(os.path.join(tmp, "daemon.json")) > 0
     wait_for("failed fetches in /metrics",
              lambda: metric(get(port, "/metrics")[1], "shmtrack_dump_errors_total") >= errors + 2, 15)
     status, body = get(port, "/api/dumps")
