@@ -37,24 +37,26 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: shmtrack serve TRACE [--port N] [--bind ADDR] [--interval MS]\n"
-               "       shmtrack serve --socket PATH [--port N] [--bind ADDR] [--interval MS]\n"
-               "       shmtrack serve --report REPORT.json [--port N] [--bind ADDR]\n\n"
-               "Serves the memory-infra page live, refreshing itself, plus:\n"
-               "  /api/dumps   the report JSON (as `shmtrack report --format json`)\n"
-               "  /metrics     Prometheus text format\n\n"
-               "  -p, --port N        TCP port (default 9464; 0 picks a free one)\n"
-               "  -b, --bind ADDR     address to listen on (default 127.0.0.1)\n"
-               "  -i, --interval MS   how often TRACE is checked for changes (default 1000), or\n"
-               "                      a dump is taken with --socket (default 2000)\n"
-               "  -s, --socket PATH   a running coordinator (`shmtrack daemon`, `shmtrack run`):\n"
-               "                      take a dump every --interval ms and serve the last --keep\n"
-               "                      ones; an unreachable coordinator is retried every tick\n"
-               "  -k, --keep N        dumps kept in memory with --socket (default 30, 1..1000)\n"
-               "      --report FILE   serve a saved `shmtrack report --format json` output\n"
-               "      --max-connections N   concurrent connections (default 512)\n"
-               "      --timeout S     close connections idle for S seconds (default 15)\n"
-               "  -h, --help          this text\n");
+    fprintf(
+        f,
+        "usage: shmtrack serve TRACE [--port N] [--bind ADDR] [--interval MS]\n"
+        "       shmtrack serve --socket PATH [--port N] [--bind ADDR] [--interval MS] [--keep N]\n"
+        "       shmtrack serve --report REPORT.json [--port N] [--bind ADDR]\n\n"
+        "Serves the memory-infra page live, refreshing itself, plus:\n"
+        "  /api/dumps   the report JSON (as `shmtrack report --format json`)\n"
+        "  /metrics     Prometheus text format\n\n"
+        "  -p, --port N        TCP port (default 9464; 0 picks a free one)\n"
+        "  -b, --bind ADDR     address to listen on (default 127.0.0.1)\n"
+        "  -i, --interval MS   how often TRACE is checked for changes (default 1000), or\n"
+        "                      a dump is taken with --socket (default 2000)\n"
+        "  -s, --socket PATH   a running coordinator (`shmtrack daemon`, `shmtrack run`):\n"
+        "                      take a dump every --interval ms and serve the last --keep\n"
+        "                      ones; an unreachable coordinator is retried every tick\n"
+        "  -k, --keep N        dumps kept in memory with --socket (default 30, 1..1000)\n"
+        "      --report FILE   serve a saved `shmtrack report --format json` output\n"
+        "      --max-connections N   concurrent connections (default 512)\n"
+        "      --timeout S     close connections idle for S seconds (default 15)\n"
+        "  -h, --help          this text\n");
 }
 
 static double now_s(void)
