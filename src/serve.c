@@ -124,7 +124,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     enum MHD_Result ret;
     pthread_mutex_lock(&server->lock);
     const snapshot_t *s = server->current;
-    if (!s) {
+    if (!s && route == ROUTE_METRICS) {
+        /* No dump yet (a coordinator not reachable so far): the counters alone, so that a
+         * scrape sees the failed attempts. */
+        char *counters = NULL;
+        size_t clen = 0;
+        if (st_metrics_render_state(&server->counters, &counters, &clen) == 0)
+            ret = send_bytes(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+                             counters, clen, head);
+        else
+            ret = send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", head);
+        free(counters);
+    } else if (!s) {
         ret = send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no dump yet\n", head);
     } else if (route == ROUTE_PAGE) {
         ret = send_bytes(conn, MHD_HTTP_OK, "text/html; charset=utf-8", s->page, s->page_len, head);

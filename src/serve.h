@@ -27,8 +27,9 @@ typedef struct st_server_options {
     unsigned refresh_ms;      /* the page's refresh period; 0 means 2000 */
 } st_server_options_t;
 
-/* Starts listening. Until the first publish, data URLs answer 503. Returns 0, -EINVAL (bad
- * address), -EADDRINUSE/-errno when the socket cannot be bound, or -ENOMEM. */
+/* Starts listening. Until the first publish, data URLs answer 503, except /metrics, which
+ * then carries the server's counters alone (failed dumps count from the start). Returns 0, -EINVAL
+ * (bad address), -EADDRINUSE/-errno when the socket cannot be bound, or -ENOMEM. */
 int st_server_start(const st_server_options_t *opts, st_server_t **out);
 
 /* Replaces the served data: report_json (len bytes, the report of DESIGN §5), extra_json

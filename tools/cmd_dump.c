@@ -5,16 +5,15 @@
  * peer, then DUMP_NOW). The coordinator answers DUMP_DONE and the dump as a one-dump JSON trace in
  * TRACE_CHUNK frames; this command writes that trace to TRACE atomically (`-o -`: stdout), or,
  * without -o, prints the report of that dump (as `shmtrack report` does). A one-line summary goes
- * to stderr. The socket defaults to $SHMTRACK_SOCKET.
+ * to stderr. The socket defaults to $SHMTRACK_SOCKET. The protocol is src/control.h's.
  */
 #include "cli.h"
 
+#include "control.h"
 #include "error.h"
-#include "frame.h"
 #include "report.h"
 #include "summary.h"
 #include "trace_json.h"
-#include "sock.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,20 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static unsigned char g_buf[ST_WIRE_MAX_FRAME];
-
-/* Receives the next frame within timeout_ms. */
-static int next_frame(int fd, int timeout_ms, st_frame_t *f, const char **why)
-{
-    int n = st_sock_recv(fd, g_buf, sizeof(g_buf), timeout_ms);
-    if (n < 0) {
-        *why = n == -EAGAIN ? "the coordinator did not answer in time"
-                            : "the coordinator closed the connection";
-        return n;
-    }
-    return st_frame_decode(g_buf, (size_t)n, f, why);
-}
 
 static int write_atomic(const char *path, const char *data, size_t len)
 {
@@ -96,7 +81,7 @@ int st_cmd_dump(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *sock = getenv("SHMTRACK_SOCKET"), *out = NULL;
-    int c, fd = -1, rc, status = ST_EXIT_FAIL;
+    int c, rc, status = ST_EXIT_FAIL;
     char *trace = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:o:h", opts, NULL)) != -1) {
@@ -122,70 +107,20 @@ int st_cmd_dump(int argc, char **argv)
         return ST_EXIT_USAGE;
     }
     signal(SIGPIPE, SIG_IGN);
-    if ((rc = st_sock_connect(sock, 2000, &fd)) < 0) {
-        fprintf(stderr, "shmtrack dump: cannot connect to %s: %s\n", sock, strerror(-rc));
-        return ST_EXIT_FAIL;
-    }
-    st_wire_hello_t h;
-    memset(&h, 0, sizeof(h));
-    h.pid = (uint32_t)getpid();
-    h.ppid = (uint32_t)getppid();
-    h.role = ST_ROLE_CONTROL;
-    st_wire_strcpy(h.exe, sizeof(h.exe), "shmtrack");
-    st_frame_t f;
-    const char *why = "";
-    int n = st_frame_encode(g_buf, sizeof(g_buf), ST_MSG_HELLO, 0, &h, sizeof(h));
-    if ((rc = st_sock_send(fd, g_buf, (size_t)n, 2000)) < 0 ||
-        (rc = next_frame(fd, 5000, &f, &why)) < 0)
-        goto fail;
-    if (f.hdr.type != ST_MSG_HELLO_ACK)
-        goto refused;
-    st_wire_dump_now_t now = {ST_DUMP_NOW_F_TRACE, ST_LEVEL_DETAILED};
-    n = st_frame_encode(g_buf, sizeof(g_buf), ST_MSG_DUMP_NOW, 0, &now, sizeof(now));
-    if ((rc = st_sock_send(fd, g_buf, (size_t)n, 2000)) < 0 ||
-        (rc = next_frame(fd, 120000, &f, &why)) < 0)
-        goto fail;
-    if (f.hdr.type != ST_MSG_DUMP_DONE)
-        goto refused;
     st_wire_dump_done_t done;
-    memcpy(&done, f.body, sizeof(done));
-    if (done.rc < 0) {
-        fprintf(stderr, "shmtrack dump: the coordinator could not take the dump: %s\n",
-                st_strerror(done.rc));
+    size_t got = 0;
+    char msg[1024];
+    rc = st_control_fetch_trace(sock, 120000, &done, &trace, &got, msg, sizeof(msg));
+    if (rc < 0 && done.dump_id == 0) {
+        fprintf(stderr, "shmtrack dump: %s\n", msg);
         goto out;
     }
     fprintf(stderr, "shmtrack dump: dump 0x%llx: %u processes, %u objects%s\n",
             (unsigned long long)done.dump_id, done.n_processes, done.n_objects,
             done.partial ? " (partial: some clients did not answer)" : "");
-    if (done.trace_bytes == 0) {
-        fprintf(stderr, "shmtrack dump: the coordinator sent no trace (no JSON writer)\n");
+    if (rc < 0) {
+        fprintf(stderr, "shmtrack dump: %s\n", msg);
         goto out;
-    }
-    if (done.trace_bytes > (1ull << 31) || (trace = malloc(done.trace_bytes)) == NULL) {
-        fprintf(stderr, "shmtrack dump: trace of %llu bytes is too large\n",
-                (unsigned long long)done.trace_bytes);
-        goto out;
-    }
-    size_t got = 0;
-    st_chunk_rx_t rx = {0};
-    for (;;) {
-        if ((rc = next_frame(fd, 30000, &f, &why)) < 0)
-            goto fail;
-        if (f.hdr.type != ST_MSG_TRACE_CHUNK)
-            goto refused;
-        const st_wire_trace_chunk_t *tc;
-        const char *bytes;
-        st_frame_trace_parts(&f, &tc, &bytes);
-        int last = st_chunk_accept(&rx, tc->dump_id, tc->seq, f.hdr.flags, &why);
-        if (last < 0 || got + tc->n_bytes > done.trace_bytes) {
-            rc = -EPROTO;
-            why = last < 0 ? why : "more trace bytes than announced";
-            goto fail;
-        }
-        memcpy(trace + got, bytes, tc->n_bytes);
-        got += tc->n_bytes;
-        if (last)
-            break;
     }
     if (out == NULL) {
         status = print_report(trace, got);
@@ -196,20 +131,7 @@ int st_cmd_dump(int argc, char **argv)
         goto out;
     }
     status = ST_EXIT_OK;
-    goto out;
-refused:
-    if (f.hdr.type == ST_MSG_ERROR)
-        fprintf(stderr, "shmtrack dump: refused by the coordinator: %s\n",
-                ((const st_wire_error_t *)f.body)->text);
-    else
-        fprintf(stderr, "shmtrack dump: unexpected %s from the coordinator\n",
-                st_wire_type_name(f.hdr.type));
-    goto out;
-fail:
-    fprintf(stderr, "shmtrack dump: %s (%s)\n", why ? why : "failed", st_strerror(rc));
 out:
     free(trace);
-    if (fd >= 0)
-        close(fd);
     return status;
 }

@@ -114,10 +114,8 @@ static int extra_of(const st_trace_t *trace, char **extra)
 
 /* Every dump's summary, printed by the report's own JSON writer into memory: the bytes are the
  * ones `shmtrack report TRACE --format json --dump all` prints. */
-int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **extra, char *msg,
-                             size_t msglen)
+int st_cli_report_of_trace(const st_trace_t *trace, char **json, size_t *len, char **extra)
 {
-    st_trace_t *trace = NULL;
     st_summary_t **summaries = NULL;
     size_t n = 0;
     FILE *mem = NULL;
@@ -128,39 +126,49 @@ int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **
     *len = 0;
     if (extra)
         *extra = NULL;
-    rc = st_cli_load_trace(path, &trace, msg, msglen);
-    if (rc != 0)
-        goto out;
     summaries = calloc(trace->n_dumps ? trace->n_dumps : 1, sizeof(*summaries));
     if (!summaries) {
         rc = -ENOMEM;
-        goto fail;
+        goto out;
     }
     for (n = 0; n < trace->n_dumps; n++)
         if ((rc = st_summary_compute(&trace->dumps[n], &summaries[n])) != 0)
-            goto fail;
+            goto out;
     mem = open_memstream(json, len);
     if (!mem) {
         rc = -errno;
-        goto fail;
+        goto out;
     }
     rc = st_report_write(mem, summaries, n, &opt);
     if (fclose(mem) != 0 && rc == 0)
         rc = -EIO;
-    mem = NULL;
-    if (rc != 0)
-        goto fail;
-    if (extra && (rc = extra_of(trace, extra)) != 0)
-        goto fail;
-    goto out;
-fail:
-    snprintf(msg, msglen, "%s: %s", path, st_strerror(rc));
-    free(*json);
-    *json = NULL;
+    if (rc == 0 && extra)
+        rc = extra_of(trace, extra);
 out:
+    if (rc != 0) {
+        free(*json);
+        *json = NULL;
+        *len = 0;
+    }
     for (size_t i = 0; i < n; i++)
         st_summary_free(summaries[i]);
     free(summaries);
+    return rc;
+}
+
+int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **extra, char *msg,
+                             size_t msglen)
+{
+    st_trace_t *trace = NULL;
+    int rc;
+
+    *json = NULL;
+    *len = 0;
+    if (extra)
+        *extra = NULL;
+    rc = st_cli_load_trace(path, &trace, msg, msglen);
+    if (rc == 0 && (rc = st_cli_report_of_trace(trace, json, len, extra)) != 0)
+        snprintf(msg, msglen, "%s: %s", path, st_strerror(rc));
     st_trace_free(trace);
     return rc;
 }

@@ -17,6 +17,9 @@
 int st_cli_report_from_trace(const char *path, char **json, size_t *len, char **extra, char *msg,
                              size_t msglen);
 
+/* The same for a trace in memory (not modified): 0, -ENOMEM or -errno. */
+int st_cli_report_of_trace(const st_trace_t *trace, char **json, size_t *len, char **extra);
+
 /* The trace at path, read with the JSON reader (not annotated). */
 int st_cli_load_trace(const char *path, st_trace_t **trace, char *msg, size_t msglen);
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # The view, export and serve commands' command lines: --help, usage errors (exit 2 and a message
-# naming the problem), unreadable input, the not-yet-available --socket mode, and that `view`
+# naming the problem), unreadable input, --socket's own options, and that `view`
 # writes its page atomically (a failed run leaves an existing OUT untouched).
 #
 # usage: cli_view.py SHMTRACK SAMPLE_REPORT
@@ -59,7 +59,8 @@ with tempfile.TemporaryDirectory() as tmp:
            "missing.json")
     expect(["serve"], 2, "give one of TRACE, --socket PATH or --report FILE")
     expect(["serve", "t.json", "--report", SAMPLE], 2, "give one of")
-    expect(["serve", "--socket", os.path.join(tmp, "s")], 1, "not available yet")
+    expect(["serve", "--socket", os.path.join(tmp, "s"), "--keep", "0"], 2, "--keep")
+    expect(["serve", "--socket", os.path.join(tmp, "s"), "--keep", "1001"], 2, "--keep")
     expect(["serve", "--report", SAMPLE, "--port", "70000"], 2, "not a port number")
     expect(["serve", "--report", SAMPLE, "--port", "-1"], 2, "not a port number")
     expect(["serve", "--report", SAMPLE, "--bind", "localhost.example"], 2, "cannot listen")
