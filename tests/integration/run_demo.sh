@@ -12,7 +12,7 @@ bin=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$bin/shmtrack" run -o "$tmp/t.json" --interval 300 -- "$bin/shmtrack-demo" --seconds 2 \
+"$bin/shmtrack" run -o "$tmp/t.json" --interval 300 --deadline 5000 -- "$bin/shmtrack-demo" --seconds 3 \
     >"$tmp/out" 2>"$tmp/err"
 pids=$(grep -o 'broker [0-9]*, network [0-9]*, gpu [0-9]*' "$tmp/out")
 "$bin/shmtrack" report "$tmp/t.json" --format json >"$tmp/r.json"
