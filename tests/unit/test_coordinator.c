@@ -206,7 +206,11 @@ static fake_t spawn(unsigned n_clients, uint64_t base, uint64_t stride, unsigned
         for (unsigned g = 0; g < n_clients; g++) {
             st_client_stats_t s;
             st_client_get_stats(cl[g], &s);
-            bad += s.events_sent != s.events_queued; /* every queued event was sent */
+            /* No silent loss: every queued event was sent or counted as dropped. (A client drops
+             * a frame whose send timed out after 1 s, e.g. while a coordinator on a heavily
+             * loaded machine merges for tens of seconds; the drop is counted and the registry
+             * still reports the object at the next dump.) */
+            bad += s.events_sent + s.events_dropped < s.events_queued;
             st_client_stop(cl[g]);
         }
         _exit(bad ? 13 : 0);
