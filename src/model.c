@@ -7,6 +7,7 @@
  */
 #include "model.h"
 
+#include "array.h"
 #include "error.h"
 
 #include <errno.h>
@@ -17,23 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-
-/* Grows *arr (of elem bytes each) so that it holds at least need elements. */
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *p = realloc(*arr, ncap * elem);
-    if (p == NULL)
-        return -ENOMEM;
-    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
 
 /* Replaces *dst by a copy of src (NULL allowed). */
 static int set_str(char **dst, const char *src)
@@ -335,7 +319,8 @@ int st_trace_add_dump(st_trace_t *trace, uint64_t id, uint64_t ts_us, st_global_
 {
     st_global_dump_t *d = st_trace_find_dump(trace, id);
     if (d == NULL) {
-        if (grow((void **)&trace->dumps, &trace->cap_dumps, trace->n_dumps + 1, sizeof(*d)) < 0)
+        if (st__array_grow((void **)&trace->dumps, &trace->cap_dumps, trace->n_dumps + 1,
+                           sizeof(*d)) < 0)
             return -ENOMEM;
         d = &trace->dumps[trace->n_dumps];
         memset(d, 0, sizeof(*d));
@@ -374,7 +359,8 @@ int st_dump_add_process(st_global_dump_t *dump, int pid, const char *name, st_pr
 {
     st_process_dump_t *p = st_dump_find_process(dump, pid);
     if (p == NULL) {
-        if (grow((void **)&dump->procs, &dump->cap_procs, dump->n_procs + 1, sizeof(*p)) < 0)
+        if (st__array_grow((void **)&dump->procs, &dump->cap_procs, dump->n_procs + 1, sizeof(*p)) <
+            0)
             return -ENOMEM;
         p = &dump->procs[dump->n_procs];
         memset(p, 0, sizeof(*p));
@@ -487,7 +473,8 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
         return -EINVAL;
     st_node_t *n = st_process_find_node(proc, name);
     if (n == NULL) {
-        if (grow((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + 1, sizeof(*n)) < 0)
+        if (st__array_grow((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + 1, sizeof(*n)) <
+            0)
             return -ENOMEM;
         n = &proc->nodes[proc->n_nodes];
         memset(n, 0, sizeof(*n));
@@ -504,7 +491,8 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
 
 int st_process_add_edge(st_process_dump_t *proc, uint64_t source, uint64_t target, int importance)
 {
-    if (grow((void **)&proc->edges, &proc->cap_edges, proc->n_edges + 1, sizeof(st_edge_t)) < 0)
+    if (st__array_grow((void **)&proc->edges, &proc->cap_edges, proc->n_edges + 1,
+                       sizeof(st_edge_t)) < 0)
         return -ENOMEM;
     proc->edges[proc->n_edges++] = (st_edge_t){source, target, importance};
     return 0;
@@ -534,10 +522,10 @@ int st_dump_add_global(st_global_dump_t *dump, const char *name, uint64_t guid, 
     if (created != NULL)
         *created = (n == NULL);
     if (n == NULL) {
-        if (grow((void **)&dump->globals, &dump->cap_globals, dump->n_globals + 1, sizeof(*n)) <
-                0 ||
-            grow((void **)&dump->global_carrier, &dump->cap_carrier, dump->n_globals + 1,
-                 sizeof(int)) < 0)
+        if (st__array_grow((void **)&dump->globals, &dump->cap_globals, dump->n_globals + 1,
+                           sizeof(*n)) < 0 ||
+            st__array_grow((void **)&dump->global_carrier, &dump->cap_carrier, dump->n_globals + 1,
+                           sizeof(int)) < 0)
             return -ENOMEM;
         n = &dump->globals[dump->n_globals];
         memset(n, 0, sizeof(*n));
@@ -562,8 +550,8 @@ int st_dump_add_warning(st_global_dump_t *dump, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return -ENOMEM;
-    if (grow((void **)&dump->warnings, &dump->cap_warnings, dump->n_warnings + 1, sizeof(char *)) <
-        0) {
+    if (st__array_grow((void **)&dump->warnings, &dump->cap_warnings, dump->n_warnings + 1,
+                       sizeof(char *)) < 0) {
         free(s);
         return -ENOMEM;
     }
@@ -576,8 +564,8 @@ int st_dump_add_problem(st_global_dump_t *dump, int pid, const char *path, int e
     char *p = strdup(path ? path : "");
     if (p == NULL)
         return -ENOMEM;
-    if (grow((void **)&dump->problems, &dump->cap_problems, dump->n_problems + 1,
-             sizeof(st_problem_t)) < 0) {
+    if (st__array_grow((void **)&dump->problems, &dump->cap_problems, dump->n_problems + 1,
+                       sizeof(st_problem_t)) < 0) {
         free(p);
         return -ENOMEM;
     }
