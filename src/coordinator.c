@@ -10,8 +10,9 @@
  *           object's creator among all answers, then add objects and holders), the graph processor
  *           annotates, the dump is appended to the trace and waiting tools are answered.
  *
- * uthash keeps the two tables and the per-dump key index, so a merge is linear in the number of
- * records.
+ * uthash keeps the two tables; the per-dump index is an open-addressing table by binary wire
+ * key (kept between dumps, like the record buffers: fresh pages are dear on a VM), so a merge is
+ * linear in the number of records and formats each object's key once.
  */
 #include "coordinator.h"
 
@@ -23,6 +24,7 @@
 #include "trace_json.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,10 +63,11 @@ typedef struct object {
 
 /* Per-dump merge index entry. */
 typedef struct mobj {
-    char key[ST_KEY_MAX];
+    st_wire_key_t wk; /* canonical: only the fields the key string shows */
     int creator;
     const st_wire_object_t *first;
-    UT_hash_handle hh;
+    const object_t *announced; /* what the events said about it; NULL when nothing */
+    char key[ST_KEY_MAX];
 } mobj_t;
 
 struct st_coord {
@@ -82,6 +85,12 @@ struct st_coord {
     char trigger[32];
     size_t pending;
     client_t *departed; /* answered or pending clients that left during the dump (not hashed) */
+    /* merge scratch kept between dumps (the merge index and the record -> object map) */
+    mobj_t *pool;
+    mobj_t **of;
+    size_t cap_pool;
+    uint32_t *slots; /* open addressing: pool position + 1 by wire key hash; 0 is empty */
+    size_t cap_slots;
     char **reasons;
     size_t n_reasons;
     st_global_dump_t *last; /* the last merged dump */
@@ -133,6 +142,24 @@ static int wire_key(const st_wire_key_t *k, char *buf, size_t len)
     if (k->kind == ST_KIND_SYSV)
         return st_key_format_sysv(buf, len, k->ino, k->shmid);
     return st_key_format(buf, len, (st_kind_t)k->kind, k->major, k->minor, k->ino);
+}
+
+/* The fields of a wire key that its key string shows (st_key_format, st_key_format_sysv): two
+ * records name the same object exactly when these are equal. */
+static st_wire_key_t canonical_key(const st_wire_key_t *k)
+{
+    if (k->kind == ST_KIND_SYSV)
+        return (st_wire_key_t){k->kind, 0, 0, k->shmid, k->ino};
+    return (st_wire_key_t){k->kind, k->major, k->minor, 0, k->ino};
+}
+
+static uint64_t key_hash(const st_wire_key_t *k)
+{
+    uint64_t h = k->ino * 0x9e3779b97f4a7c15ull;
+    h ^= ((uint64_t)k->kind << 56) ^ ((uint64_t)k->major << 32) ^ k->minor ^
+         ((uint64_t)(uint32_t)k->shmid << 20);
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 32);
 }
 
 static void client_free(client_t *c)
@@ -349,10 +376,9 @@ static void clear_dump_state(st_coord_t *co)
     client_t *c, *tmp;
     HASH_ITER(hh, co->clients, c, tmp)
     {
+        /* the record buffer is kept for the next dump: fresh pages are dear on a VM */
         c->state = C_IDLE;
-        free(c->recs);
-        c->recs = NULL;
-        c->n_recs = c->cap_recs = 0;
+        c->n_recs = 0;
     }
     co->active = false;
     co->pending = 0;
@@ -365,6 +391,9 @@ void st_coord_close(st_coord_t *co)
     co->active = false;
     st_server_close(co->srv); /* on_close frees every client */
     clear_dump_state(co);
+    free(co->pool);
+    free(co->of);
+    free(co->slots);
     object_t *o, *tmp;
     HASH_ITER(hh, co->objects, o, tmp)
     {
@@ -489,38 +518,75 @@ static void totals_from_wire(st_totals_t *t, const st_wire_totals_t *w)
 static int merge(st_coord_t *co, st_global_dump_t **out)
 {
     int rc = 0;
-    mobj_t *index = NULL, *pool = NULL;
     client_t **cl = NULL;
     size_t n_cl = 0, n_recs = 0, used = 0;
     if ((rc = answered(co, &cl, &n_cl)) < 0)
         return rc;
     for (size_t k = 0; k < n_cl; k++)
         n_recs += cl[k]->n_recs;
-    if (n_recs > 0 && (pool = calloc(n_recs, sizeof(*pool))) == NULL) {
-        rc = -ENOMEM;
-        goto out;
+    if (n_recs > co->cap_pool) {
+        free(co->pool);
+        free(co->of);
+        co->cap_pool = 0;
+        co->pool = malloc(n_recs * sizeof(*co->pool));
+        co->of = malloc(n_recs * sizeof(*co->of));
+        if (co->pool == NULL || co->of == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        co->cap_pool = n_recs;
     }
+    if (n_recs * 2 > co->cap_slots || co->slots == NULL) {
+        size_t cap = 1024;
+        while (cap < n_recs * 2)
+            cap <<= 1;
+        free(co->slots);
+        co->cap_slots = 0;
+        if ((co->slots = malloc(cap * sizeof(*co->slots))) == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        co->cap_slots = cap;
+    }
+    memset(co->slots, 0, co->cap_slots * sizeof(*co->slots));
+    mobj_t *pool = co->pool;
+    mobj_t **of = co->of; /* per record in answer order: its object (NULL: unusable key) */
 
-    /* pass 1: every object once, with its creator */
+    /* pass 1: every object once, with its creator; keys are formatted and looked up only here */
+    size_t at = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
-        for (size_t i = 0; i < c->n_recs; i++) {
+        for (size_t i = 0; i < c->n_recs; i++, at++) {
             const st_wire_object_t *r = &c->recs[i];
-            char key[ST_KEY_MAX];
-            if (wire_key(&r->key, key, sizeof(key)) < 0)
-                continue;
+            of[at] = NULL;
+            st_wire_key_t wk = canonical_key(&r->key);
+            size_t slot = (size_t)key_hash(&wk) & (co->cap_slots - 1);
             mobj_t *m = NULL;
-            HASH_FIND_STR(index, key, m);
+            for (; co->slots[slot] != 0; slot = (slot + 1) & (co->cap_slots - 1)) {
+                mobj_t *x = &pool[co->slots[slot] - 1];
+                if (memcmp(&x->wk, &wk, sizeof(wk)) == 0) {
+                    m = x;
+                    break;
+                }
+            }
             if (m == NULL) {
+                char key[ST_KEY_MAX];
+                if (wire_key(&r->key, key, sizeof(key)) < 0)
+                    continue;
+                size_t kl = strlen(key);
                 m = &pool[used++];
-                memcpy(m->key, key, sizeof(key));
+                memset(m, 0, offsetof(mobj_t, key));
+                m->wk = wk;
+                memcpy(m->key, key, kl + 1);
                 m->first = r;
                 object_t *o = NULL;
-                HASH_FIND_STR(co->objects, key, o);
+                HASH_FIND(hh, co->objects, key, kl, o);
                 if (o != NULL)
                     m->creator = o->meta.creator_pid;
-                HASH_ADD_STR(index, key, m);
+                m->announced = o;
+                co->slots[slot] = (uint32_t)used;
             }
+            of[at] = m;
             if (m->creator == 0 && (r->flags & ST_OBJ_F_CREATOR))
                 m->creator = c->pid;
         }
@@ -556,24 +622,22 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
     }
 
     /* pass 2: processes, objects, holders */
+    at = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
         st_process_dump_t *p = NULL;
         if ((rc = st_dump_add_process(d, c->pid, c->name[0] ? c->name : NULL, &p)) < 0)
             goto out;
         totals_from_wire(&p->totals, &c->totals);
-        for (size_t i = 0; i < c->n_recs; i++) {
+        for (size_t i = 0; i < c->n_recs; i++, at++) {
             const st_wire_object_t *r = &c->recs[i];
-            char key[ST_KEY_MAX];
-            if (wire_key(&r->key, key, sizeof(key)) < 0)
+            const mobj_t *m = of[at];
+            if (m == NULL)
                 continue;
-            mobj_t *m = NULL;
-            HASH_FIND_STR(index, key, m);
-            object_t *o = NULL;
-            HASH_FIND_STR(co->objects, key, o);
+            const object_t *o = m->announced;
             const st_wire_object_t *f = m->first;
             st_object_info_t info = {
-                .key = key,
+                .key = m->key,
                 .kind = (st_kind_t)r->key.kind,
                 .name = f->name[0] ? f->name : (o ? o->meta.name : NULL),
                 .size = f->resident,
@@ -606,8 +670,6 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
         goto out;
     *out = d;
 out:
-    HASH_CLEAR(hh, index);
-    free(pool);
     free(cl);
     return rc;
 }

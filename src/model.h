@@ -78,12 +78,17 @@ int st_policy_parse(const char *s, st_policy_t *out);
 
 typedef enum st_entry_type { ST_ENTRY_SCALAR, ST_ENTRY_STRING } st_entry_type_t;
 
+/* Read entries freely; change them only through st_node_set_*: the well-known names (size, key,
+ * kind, ...) are one shared copy each, short strings live in the entry itself (string points at
+ * inl) and units "bytes" are shared, so no field here may be freed or assigned by callers. */
 typedef struct st_entry {
     char *name;
     st_entry_type_t type;
-    char *units;    /* scalar: "bytes", "objects", ...; shared by entries: never free it */
-    uint64_t value; /* scalar */
-    char *string;   /* string */
+    bool string_inline; /* private to model.c: string == inl */
+    char *units;        /* scalar: "bytes", "objects", ...; shared by entries: never free it */
+    uint64_t value;     /* scalar */
+    char *string;       /* string */
+    char inl[24];       /* private to model.c: room for a short string */
 } st_entry_t;
 
 typedef struct st_node {

@@ -10,6 +10,7 @@
  * dump with their holders.
  */
 #include "scan.h"
+#include "array.h"
 
 #include "error.h"
 
@@ -126,22 +127,6 @@ typedef struct scan {
     size_t n_closing;
 } scan_t;
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *p = realloc(*arr, ncap * elem);
-    if (p == NULL)
-        return -ENOMEM;
-    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 static bool gone(int rc)
 {
     return rc == -ENOENT || rc == -ESRCH;
@@ -215,7 +200,7 @@ static int obj_get(scan_t *s, const ident_t *id, const char *name, size_t *idx)
     if ((s->n_objs + 1) * 2 > s->table_cap &&
         (rc = table_rehash(s, s->table_cap ? s->table_cap * 2 : 256)) < 0)
         return rc;
-    if ((rc = grow((void **)&s->objs, &s->cap_objs, s->n_objs + 1, sizeof(obj_t))) < 0)
+    if ((rc = st__array_grow((void **)&s->objs, &s->cap_objs, s->n_objs + 1, sizeof(obj_t))) < 0)
         return rc;
     obj_t *o = &s->objs[s->n_objs];
     memset(o, 0, sizeof(*o));
@@ -291,7 +276,7 @@ static int mount_cb(unsigned major, unsigned minor, const char *fstype, const ch
                     void *arg)
 {
     mount_ns_t *m = arg;
-    if (grow((void **)&m->ents, &m->cap, m->n + 1, sizeof(mount_ent_t)) < 0)
+    if (st__array_grow((void **)&m->ents, &m->cap, m->n + 1, sizeof(mount_ent_t)) < 0)
         return -ENOMEM;
     m->ents[m->n].major = major;
     m->ents[m->n].minor = minor;
@@ -311,7 +296,8 @@ static int mounts_load(scan_t *s, int pidfd, uint64_t ns, mount_ns_t **out)
     int rc = st_procfs_read_at(pidfd, "mountinfo", &buf, &len);
     if (rc < 0)
         goto out;
-    if ((rc = grow((void **)&s->mnts, &s->cap_mnts, s->n_mnts + 1, sizeof(mount_ns_t))) < 0)
+    if ((rc = st__array_grow((void **)&s->mnts, &s->cap_mnts, s->n_mnts + 1, sizeof(mount_ns_t))) <
+        0)
         goto out;
     mount_ns_t *m = &s->mnts[s->n_mnts];
     memset(m, 0, sizeof(*m));
@@ -392,7 +378,7 @@ typedef struct pread {
 static int add_rec(pread_t *r, st_kind_t kind, const char *path, unsigned major, unsigned minor,
                    uint64_t ino, uint64_t start, uint64_t end, uint64_t offset, int fd)
 {
-    int rc = grow((void **)&r->recs, &r->cap_recs, r->n_recs + 1, sizeof(rec_t));
+    int rc = st__array_grow((void **)&r->recs, &r->cap_recs, r->n_recs + 1, sizeof(rec_t));
     if (rc < 0)
         return rc;
     proc_t *p = r->p;
@@ -405,7 +391,7 @@ static int add_rec(pread_t *r, st_kind_t kind, const char *path, unsigned major,
     }
     const char *name = path[0] == '/' && starts_with(path, "/memfd:") ? path + 1 : path;
     size_t nl = strlen(name) + 1;
-    if ((rc = grow((void **)&r->names, &r->names_cap, r->names_len + nl, 1)) < 0)
+    if ((rc = st__array_grow((void **)&r->names, &r->names_cap, r->names_len + nl, 1)) < 0)
         return rc;
     memcpy(r->names + r->names_len, name, nl);
     rec_t *rec = &r->recs[r->n_recs];
@@ -513,7 +499,7 @@ out:
 /* Moves a fully read process and its records into the scan. */
 static int commit_proc(scan_t *s, pread_t *r)
 {
-    int rc = grow((void **)&s->procs, &s->cap_procs, s->n_procs + 1, sizeof(proc_t));
+    int rc = st__array_grow((void **)&s->procs, &s->cap_procs, s->n_procs + 1, sizeof(proc_t));
     if (rc < 0)
         return rc;
     size_t pi = s->n_procs;
@@ -542,7 +528,8 @@ static int commit_proc(scan_t *s, pread_t *r)
         }
         if (rec->offset + len > o->lb_virt)
             o->lb_virt = rec->offset + len;
-        if ((rc = grow((void **)&p->vmas, &p->cap_vmas, p->n_vmas + 1, sizeof(vma_ref_t))) < 0)
+        if ((rc = st__array_grow((void **)&p->vmas, &p->cap_vmas, p->n_vmas + 1,
+                                 sizeof(vma_ref_t))) < 0)
             return rc;
         p->vmas[p->n_vmas++] = (vma_ref_t){rec->start, rec->end, rec->offset, oi};
     }
@@ -554,7 +541,7 @@ static int commit_proc(scan_t *s, pread_t *r)
 static int seg_cb(const st_sysv_seg_t *seg, void *arg)
 {
     scan_t *s = arg;
-    if (grow((void **)&s->segs, &s->cap_segs, s->n_segs + 1, sizeof(*seg)) < 0)
+    if (st__array_grow((void **)&s->segs, &s->cap_segs, s->n_segs + 1, sizeof(*seg)) < 0)
         return -ENOMEM;
     s->segs[s->n_segs++] = *seg;
     return 0;
@@ -694,7 +681,7 @@ static int add_unheld_devshm(scan_t *s, bool subset)
             continue;
         size_t oi;
         if ((rc = obj_get(s, &id, path, &oi)) < 0 ||
-            (rc = grow((void **)&x.cand, &cap, x.n_cand + 1, sizeof(size_t))) < 0)
+            (rc = st__array_grow((void **)&x.cand, &cap, x.n_cand + 1, sizeof(size_t))) < 0)
             goto out;
         if ((s->objs[oi].path = strdup(path)) == NULL) {
             rc = -ENOMEM;
@@ -1070,28 +1057,28 @@ int st_scan_resolve_pids(const st_scan_options_t *opts, int **pids, size_t *n_pi
         st_proc_stat_t st;
         if (opts->tree_root > 0 && st_procfs_read_stat((int)pid, &st) < 0)
             continue; /* gone */
-        if ((rc = grow((void **)&all, &cap_all, n_all + 1, sizeof(int))) < 0 ||
-            (rc = grow((void **)&ppid, &cap_ppid, n_all + 1, sizeof(int))) < 0)
+        if ((rc = st__array_grow((void **)&all, &cap_all, n_all + 1, sizeof(int))) < 0 ||
+            (rc = st__array_grow((void **)&ppid, &cap_ppid, n_all + 1, sizeof(int))) < 0)
             goto out;
         all[n_all] = (int)pid;
         ppid[n_all] = opts->tree_root > 0 ? st.ppid : 0;
         n_all++;
         if (opts->tree_root <= 0 && pid != self) {
-            if ((rc = grow((void **)&out, &cap_out, n_out + 1, sizeof(int))) < 0)
+            if ((rc = st__array_grow((void **)&out, &cap_out, n_out + 1, sizeof(int))) < 0)
                 goto out;
             out[n_out++] = (int)pid;
         }
     }
     if (opts->tree_root > 0) {
         /* breadth-first over the parent links: out doubles as the queue */
-        if ((rc = grow((void **)&out, &cap_out, 1, sizeof(int))) < 0)
+        if ((rc = st__array_grow((void **)&out, &cap_out, 1, sizeof(int))) < 0)
             goto out;
         out[n_out++] = opts->tree_root;
         for (size_t q = 0; q < n_out; q++) {
             for (size_t i = 0; i < n_all; i++) {
                 if (ppid[i] != out[q] || all[i] == opts->tree_root)
                     continue;
-                if ((rc = grow((void **)&out, &cap_out, n_out + 1, sizeof(int))) < 0)
+                if ((rc = st__array_grow((void **)&out, &cap_out, n_out + 1, sizeof(int))) < 0)
                     goto out;
                 out[n_out++] = all[i];
             }

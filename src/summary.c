@@ -10,6 +10,7 @@
  * whose global node did not survive weak removal is not reported at all.
  */
 #include "summary.h"
+#include "array.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,22 +20,6 @@
 #include <string.h>
 
 /* ---- small helpers ---- */
-
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    while (ncap < need)
-        ncap *= 2;
-    void *p = realloc(*arr, ncap * elem);
-    if (p == NULL)
-        return -ENOMEM;
-    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
 
 /* strdup that keeps NULL as NULL; *ok turns false on allocation failure. */
 static char *dup_or_null(const char *s, bool *ok)
@@ -72,8 +57,8 @@ static int add_warning_text(builder_t *b, const char *text)
         if (strcmp(s->warnings[i], text) == 0)
             return 0;
     char *copy = strdup(text);
-    if (copy == NULL ||
-        grow((void **)&s->warnings, &b->cap_warnings, s->n_warnings + 1, sizeof(char *)) < 0) {
+    if (copy == NULL || st__array_grow((void **)&s->warnings, &b->cap_warnings, s->n_warnings + 1,
+                                       sizeof(char *)) < 0) {
         free(copy);
         return -ENOMEM;
     }
@@ -228,7 +213,8 @@ static int fill_object(st_summary_object_t *so, const st_node_t *global, const c
                 last->importance = g->importance;
             continue;
         }
-        if (grow((void **)&so->holders, &cap, so->n_holders + 1, sizeof(*so->holders)) < 0)
+        if (st__array_grow((void **)&so->holders, &cap, so->n_holders + 1, sizeof(*so->holders)) <
+            0)
             return -ENOMEM;
         so->holders[so->n_holders++] =
             (st_summary_holder_t){g->pid, g->importance, g->effective_size};

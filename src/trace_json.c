@@ -23,6 +23,7 @@
  * are written with U+FFFD in place of each bad byte, so the file is always valid JSON.
  */
 #include "trace_json.h"
+#include "array.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -239,21 +240,6 @@ static int fail(reader_t *r, int rc, const char *fmt, ...)
     return rc;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *p = realloc(*arr, ncap * elem);
-    if (p == NULL)
-        return -ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 /* "where.key", or "key" at the top of an event. */
 static void path_join(char *buf, size_t len, const char *where, const char *key)
 {
@@ -455,7 +441,7 @@ static int read_dump_event(reader_t *r, const json_t *ev, st_global_dump_t *d, i
 static dump_state_t *dump_state(reader_t *r, size_t i)
 {
     size_t old = r->cap_states;
-    if (grow((void **)&r->states, &r->cap_states, i + 1, sizeof(*r->states)) < 0)
+    if (st__array_grow((void **)&r->states, &r->cap_states, i + 1, sizeof(*r->states)) < 0)
         return NULL;
     memset(r->states + old, 0, (r->cap_states - old) * sizeof(*r->states));
     return &r->states[i];
@@ -484,8 +470,8 @@ static int read_event(reader_t *r, const json_t *ev)
             (rc = get_string(r, args, "args", "name", true, &name)) < 0)
             return rc;
         char *copy = strdup(name);
-        if (copy == NULL ||
-            grow((void **)&r->names, &r->cap_names, r->n_names + 1, sizeof(*r->names)) < 0) {
+        if (copy == NULL || st__array_grow((void **)&r->names, &r->cap_names, r->n_names + 1,
+                                           sizeof(*r->names)) < 0) {
             free(copy);
             return -ENOMEM;
         }
@@ -846,7 +832,8 @@ static int read_stream(reader_t *r, const char *buf, size_t len)
             dup = strcmp(keys[i], key) == 0;
         if (!dup) {
             char *copy = strdup(key);
-            if (copy == NULL || grow((void **)&keys, &cap_keys, n_keys + 1, sizeof(*keys)) < 0) {
+            if (copy == NULL ||
+                st__array_grow((void **)&keys, &cap_keys, n_keys + 1, sizeof(*keys)) < 0) {
                 free(copy);
                 json_decref(v);
                 rc = -ENOMEM;
@@ -1692,7 +1679,7 @@ static int write_names(FILE *f, buf_t *b, const st_trace_t *t, bool *first)
         for (size_t k = 0; k < d->n_procs; k++) {
             if (d->procs[k].name == NULL)
                 continue;
-            if (grow((void **)&names, &cap, n + 1, sizeof(*names)) < 0) {
+            if (st__array_grow((void **)&names, &cap, n + 1, sizeof(*names)) < 0) {
                 rc = -ENOMEM;
                 goto out;
             }

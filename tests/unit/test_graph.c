@@ -883,9 +883,11 @@ static void shmtrack_family_one(uint64_t seed)
             st_node_t *h = NULL;
             assert_int_equal(st_process_add_holder(pr, &info, s, imp, &h), 0);
             if (rnd_below(5) == 0) { /* no size: inherits the global's */
-                for (size_t e = 0; e < h->n_entries; e++)
-                    if (strcmp(h->entries[e].name, "size") == 0)
-                        h->entries[e].name[0] = 'x'; /* "xize": not a size */
+                uint64_t had = 0;
+                assert_true(st_node_scalar(h, "size", &had));
+                st_node_remove(h, "size");
+                /* "xize": a scalar, but not a size */
+                assert_int_equal(st_node_set_scalar(h, "xize", "bytes", had), 0);
                 s = objsize[k];
             }
             holders[k][nh[k]].pid = pid;

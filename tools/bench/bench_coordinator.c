@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT
  *
  * Coordinator benchmark: global dump latency and coordinator memory for 10, 100 and 500 clients
- * with 1000 objects each. Every client is its own forked process running the real client library
+ * with 1000 objects each. Every client is its own spawned process running the real client library
  * (agent thread, default dump callback); client i creates 500 objects and maps 500 created by
  * client i+1, so half of every report is shared. Latency is measured in the coordinator from
- * st_coord_dump_start to the merged, graph-annotated dump appended to the trace; the JSON write of
- * one dump is timed separately. RSS is the coordinator's VmRSS (and peak VmHWM) from
- * /proc/self/status after the first dump and after all of them (the trace keeps every dump).
- * Usage: bench_coordinator [ROUNDS [MAX_CLIENTS]] (default 15, 500).
+ * st_coord_dump_start to the merged, graph-annotated dump appended to the in-memory trace (a dump
+ * writes no file: the daemon writes the trace when it stops); the JSON write of one dump is timed
+ * separately. cpu50 is the median CPU time (user + system) the coordinator
+ * process itself spent per dump: on a shared machine wall time also counts waits for a core. RSS is
+ * the coordinator's VmRSS (and peak VmHWM) from /proc/self/status after the first dump and after
+ * all of them (the trace keeps every dump). Usage: bench_coordinator [ROUNDS [MAX_CLIENTS]]
+ * (default 15, 500).
  */
 #include "client.h"
 #include "coordinator.h"
@@ -17,15 +20,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define OBJS 1000
 #define STRIDE 500
+#define CHILD_QUIT_FD 3 /* a spawned client's end of the quit pipe */
+
+extern char **environ;
 
 static char g_sock[128];
 
@@ -68,6 +76,15 @@ static long status_kb(const char *field)
     return v;
 }
 
+/* CPU time of the coordinator (this process; the clients are other processes): on a shared
+ * machine wall time also counts the waits for a core. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -82,16 +99,25 @@ static int run(unsigned n, int rounds, const char *dir)
     if (st_coord_open(&cfg, &co) < 0)
         return -1;
     int quit[2];
-    if (pipe2(quit, O_CLOEXEC) < 0)
+    if (pipe(quit) < 0) /* not close-on-exec: spawned clients inherit the read end */
         return -1;
     pid_t *pids = calloc(n, sizeof(*pids));
+    /* Clients are spawned (a fresh exec of this program), not forked: forked children would share
+     * the coordinator's heap copy-on-write, and the coordinator would then pay a page copy and a
+     * TLB shootdown on its first write to every heap page, which no real coordinator pays. */
+    char idx[16], qfd[16];
+    snprintf(qfd, sizeof(qfd), "%d", quit[0]);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, quit[0], CHILD_QUIT_FD);
+    posix_spawn_file_actions_addclose(&fa, quit[1]);
     for (unsigned i = 0; i < n; i++) {
-        pids[i] = fork();
-        if (pids[i] == 0) {
-            close(quit[1]);
-            child(i, quit[0]);
-        }
+        snprintf(idx, sizeof(idx), "%u", i);
+        char *argv[] = {(char *)"bench_coordinator", (char *)"--child", idx, g_sock, NULL};
+        if (posix_spawn(&pids[i], "/proc/self/exe", &fa, NULL, argv, environ) != 0)
+            return -1;
     }
+    posix_spawn_file_actions_destroy(&fa);
     close(quit[0]);
     uint64_t end = st_clock_ms() + 60000;
     while (st_coord_client_count(co) < n && st_clock_ms() < end)
@@ -103,13 +129,15 @@ static int run(unsigned n, int rounds, const char *dir)
     st_coord_dump_sync(co, "explicitly_triggered", &d);
     long rss1 = status_kb("VmRSS:");
     uint64_t *lat = calloc((size_t)rounds, sizeof(*lat));
+    uint64_t *cpu = calloc((size_t)rounds, sizeof(*cpu));
     size_t objects = 0, procs = 0;
     int partial = 0;
     for (int r = 0; r < rounds; r++) {
-        uint64_t t0 = st_clock_ns();
+        uint64_t t0 = st_clock_ns(), c0 = cpu_ns();
         if (st_coord_dump_sync(co, "explicitly_triggered", &d) < 0)
             return -1;
         lat[r] = st_clock_ns() - t0;
+        cpu[r] = cpu_ns() - c0;
         objects = d->n_globals;
         procs = d->n_procs;
         partial += d->partial;
@@ -125,10 +153,12 @@ static int run(unsigned n, int rounds, const char *dir)
     int wrc = st_trace_write_file(&view, out, NULL);
     uint64_t jt = st_clock_ns() - j0;
     qsort(lat, (size_t)rounds, sizeof(*lat), cmp_u64);
+    qsort(cpu, (size_t)rounds, sizeof(*cpu), cmp_u64);
     uint64_t p50 = lat[rounds / 2], p95 = lat[(rounds * 95 + 99) / 100 - 1];
-    printf("%7u %8zu %9zu %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d\n", n, procs, objects,
-           (double)p50 / 1e6, (double)p95 / 1e6, wrc == 0 ? (double)jt / 1e6 : -1.0,
-           (double)rss1 / 1024, (double)rss2 / 1024, (double)hwm / 1024, partial);
+    printf("%7u %8zu %9zu %9.1f %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d\n", n, procs, objects,
+           (double)p50 / 1e6, (double)p95 / 1e6, (double)cpu[rounds / 2] / 1e6,
+           wrc == 0 ? (double)jt / 1e6 : -1.0, (double)rss1 / 1024, (double)rss2 / 1024,
+           (double)hwm / 1024, partial);
     fflush(stdout);
     close(quit[1]);
     for (unsigned i = 0; i < n; i++) {
@@ -137,12 +167,17 @@ static int run(unsigned n, int rounds, const char *dir)
     }
     free(pids);
     free(lat);
+    free(cpu);
     st_coord_close(co);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--child") == 0) {
+        snprintf(g_sock, sizeof(g_sock), "%s", argv[3]);
+        child((unsigned)atoi(argv[2]), CHILD_QUIT_FD);
+    }
     int rounds = argc > 1 ? atoi(argv[1]) : 15;
     unsigned max = argc > 2 ? (unsigned)atoi(argv[2]) : 500;
     if (rounds < 1)
@@ -155,11 +190,14 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/st_bench_coord_XXXXXX";
     if (mkdtemp(dir) == NULL)
         return 1;
-    printf("coordinator: global dump latency (request -> merged, annotated dump in the trace),\n"
-           "%d rounds per row, %d objects per client (half shared with the next client)\n\n",
+    printf("coordinator: global dump latency (request -> merged, annotated dump in the in-memory\n"
+           "trace; no file is written per dump, json1 times writing one dump's JSON), cpu50: the\n"
+           "coordinator's own CPU time per dump; %d rounds per row, %d objects per client (half\n"
+           "shared with the next client)\n\n",
            rounds, OBJS);
-    printf("%7s %8s %9s %9s %9s %12s %10s %10s %10s %8s\n", "clients", "procs", "objects", "p50 ms",
-           "p95 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB", "partial");
+    printf("%7s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s\n", "clients", "procs", "objects",
+           "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB",
+           "partial");
     static const unsigned sizes[] = {10, 100, 500};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         if (sizes[i] <= max && run(sizes[i], rounds, dir) < 0)
