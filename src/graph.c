@@ -173,6 +173,29 @@ typedef struct cand {
     uint64_t out;
 } cand;
 
+/* Pass 4. A reporter is one model node behind a vertex (a global node may have several), listed
+ * per vertex in report order. Aggregation builds every vertex's entry set as a slice of one
+ * array of `aent` (own entries, string ones included so that a string blocks a sum of the same
+ * name; then sums); propagation then builds the final slices (scalars only) in the result's type.
+ */
+typedef struct reporter {
+    const st_node_t *node;
+    uint32_t next;
+} reporter;
+
+enum { AENT_OWN, AENT_AGG, AENT_STRING };
+
+typedef struct aent {
+    const char *name, *units;
+    uint64_t value;
+    int kind;
+} aent;
+
+typedef struct eslice {
+    size_t aoff, foff;
+    uint32_t acnt, fcnt;
+} eslice;
+
 typedef struct graph {
     const st_global_dump_t *dump;
     vertex *v;
@@ -195,6 +218,15 @@ typedef struct graph {
     uint64_t *prefix_lens; /* per graph: bit (len % 64) set when an inner path has length len */
     cand *cands;
     size_t cap_cands;
+    reporter *reps;
+    uint32_t n_reps;
+    uint32_t *rep_head, *rep_tail; /* per vertex, NONE when none */
+    aent *aents;
+    size_t n_aents, cap_aents;
+    eslice *es; /* per vertex that existed at pass 4 */
+    uint32_t n_es;
+    st_graph_entry_t *fents;
+    size_t n_fents, cap_fents;
     int err;
 } graph;
 
@@ -389,9 +421,21 @@ static uint32_t node_graph(const st_node_t *n, uint32_t gi)
     return strncmp(n->name, "global/", 7) == 0 ? 0 : gi;
 }
 
+static void add_reporter(graph *g, uint32_t i, const st_node_t *n)
+{
+    uint32_t r = g->n_reps++;
+    g->reps[r] = (reporter){n, NONE};
+    if (g->rep_head[i] == NONE)
+        g->rep_head[i] = r;
+    else
+        g->reps[g->rep_tail[i]].next = r;
+    g->rep_tail[i] = r;
+}
+
 static void merge_reporter(graph *g, uint32_t i, const st_node_t *n)
 {
     vertex *x = &g->v[i];
+    add_reporter(g, i, n);
     uint64_t size;
     x->weak = x->weak && n->weak; /* weak only if every reporter says so */
     if (!x->has_own && st_node_scalar(n, "size", &size)) {
@@ -447,6 +491,7 @@ static void add_explicit(graph *g, uint32_t gi, const st_node_t *n, int pid, pre
             return;
     }
     vertex *x = &g->v[i];
+    add_reporter(g, i, n);
     x->is_explicit = true;
     x->weak = n->weak;
     uint64_t size;
@@ -502,10 +547,15 @@ static int collect(graph *g)
     g->cap = (uint32_t)cap;
     g->v = big_alloc(cap * sizeof(*g->v));
     g->guids = big_alloc(n_explicit * sizeof(*g->guids));
-    if (g->v == NULL || g->guids == NULL) {
+    g->reps = big_alloc(n_explicit * sizeof(*g->reps));
+    g->rep_head = big_alloc(cap * sizeof(*g->rep_head));
+    g->rep_tail = big_alloc(cap * sizeof(*g->rep_tail));
+    if (g->v == NULL || g->guids == NULL || g->reps == NULL || g->rep_head == NULL ||
+        g->rep_tail == NULL) {
         free(parents);
         return -ENOMEM;
     }
+    memset(g->rep_head, 0xff, cap * sizeof(*g->rep_head)); /* NONE */
     for (uint32_t gi = 0; gi < g->n_graphs; gi++) {
         g->gpid[gi] = gi == 0 ? 0 : d->procs[gi - 1].pid;
         g->roots[gi] = vertex_new(g, gi, make_key(g, gi, "", 0), NONE);
@@ -717,10 +767,143 @@ static void remove_weak(graph *g)
     g->n_order = kept;
 }
 
-/* ---- pass 4: numerics that matter for sizes ---- */
+/* ---- pass 4: numerics ---- */
 
-/* A global node's entries are copied to each owner lacking them; of those, only "size" changes
- * what this processor computes (the result carries sizes only), so only "size" is copied. */
+static bool skip_entry(const char *name)
+{
+    return strcmp(name, "size") == 0 || strcmp(name, "effective_size") == 0;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 256;
+    while (c < need)
+        c *= 2;
+    void *p = realloc(*arr, c * elem);
+    if (p == NULL)
+        return -ENOMEM;
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
+/* The entry called name in a[off..off+n), or NULL. */
+static aent *find_aent(aent *a, size_t off, size_t n, const char *name)
+{
+    for (size_t k = off; k < off + n; k++)
+        if (a[k].name == name || strcmp(a[k].name, name) == 0)
+            return &a[k];
+    return NULL;
+}
+
+/* Children before parents (the order backwards): a vertex's set is its reporters' entries (the
+ * first value of a name wins), then, for every uint entry a child has that the vertex lacks,
+ * the sum over its children having it. Each set is one slice of g->aents. */
+static int aggregate_numerics(graph *g)
+{
+    g->n_es = g->n;
+    g->es = big_alloc((size_t)g->n * sizeof(*g->es));
+    if (g->es == NULL)
+        return -ENOMEM;
+    memset(g->es, 0, (size_t)g->n * sizeof(*g->es));
+    for (uint32_t k = g->n_order; k-- > 0;) {
+        uint32_t i = g->order[k];
+        const vertex *x = &g->v[i];
+        if (x->is_root)
+            continue;
+        size_t start = g->n_aents;
+        for (uint32_t r = g->rep_head[i]; r != NONE; r = g->reps[r].next) {
+            const st_node_t *n = g->reps[r].node;
+            if (grow((void **)&g->aents, &g->cap_aents, g->n_aents + n->n_entries,
+                     sizeof(*g->aents)) < 0)
+                return -ENOMEM;
+            for (size_t e = 0; e < n->n_entries; e++) {
+                const st_entry_t *en = &n->entries[e];
+                if (skip_entry(en->name) ||
+                    find_aent(g->aents, start, g->n_aents - start, en->name) != NULL)
+                    continue;
+                bool scalar = en->type == ST_ENTRY_SCALAR;
+                g->aents[g->n_aents++] =
+                    (aent){en->name, scalar ? en->units : NULL, scalar ? en->value : 0,
+                           scalar ? AENT_OWN : AENT_STRING};
+            }
+        }
+        for (uint32_t c = x->first_child; c != NONE; c = g->v[c].next_sibling) {
+            const eslice *cs = &g->es[c];
+            for (uint32_t e = 0; e < cs->acnt; e++) {
+                if (grow((void **)&g->aents, &g->cap_aents, g->n_aents + 1, sizeof(*g->aents)) < 0)
+                    return -ENOMEM;
+                const aent ce = g->aents[cs->aoff + e];
+                if (ce.kind == AENT_STRING)
+                    continue;
+                aent *have = find_aent(g->aents, start, g->n_aents - start, ce.name);
+                if (have == NULL)
+                    g->aents[g->n_aents++] = (aent){ce.name, ce.units, ce.value, AENT_AGG};
+                else if (have->kind == AENT_AGG &&
+                         __builtin_add_overflow(have->value, ce.value, &have->value))
+                    have->value = UINT64_MAX;
+            }
+        }
+        if (g->n_aents - start > UINT32_MAX)
+            return -E2BIG;
+        g->es[i].aoff = start;
+        g->es[i].acnt = (uint32_t)(g->n_aents - start);
+    }
+    free(g->reps);
+    free(g->rep_head);
+    free(g->rep_tail);
+    g->reps = NULL;
+    g->rep_head = g->rep_tail = NULL;
+    return 0;
+}
+
+static st_graph_entry_origin_t origin_of(int kind)
+{
+    return kind == AENT_OWN ? ST_GRAPH_ENTRY_OWN : ST_GRAPH_ENTRY_AGGREGATED;
+}
+
+/* Parents and owned targets first (the order): a vertex's final set is its scalar entries from
+ * aggregation, then, when it owns a global node, that node's final entries it lacks (a string of
+ * the same name counts as having it). */
+static int propagate_numerics(graph *g)
+{
+    for (uint32_t k = 0; k < g->n_order; k++) {
+        uint32_t i = g->order[k];
+        const vertex *x = &g->v[i];
+        if (x->is_root)
+            continue;
+        eslice *xs = &g->es[i];
+        const eslice *ts =
+            x->target != NONE && g->v[x->target].graph == 0 ? &g->es[x->target] : NULL;
+        size_t need = g->n_fents + xs->acnt + (ts != NULL ? ts->fcnt : 0);
+        if (grow((void **)&g->fents, &g->cap_fents, need, sizeof(*g->fents)) < 0)
+            return -ENOMEM;
+        size_t start = g->n_fents;
+        for (uint32_t e = 0; e < xs->acnt; e++) {
+            const aent *a = &g->aents[xs->aoff + e];
+            if (a->kind != AENT_STRING)
+                g->fents[g->n_fents++] =
+                    (st_graph_entry_t){a->name, a->units, a->value, origin_of(a->kind)};
+        }
+        for (uint32_t e = 0; ts != NULL && e < ts->fcnt; e++) {
+            const st_graph_entry_t *t = &g->fents[ts->foff + e];
+            if (find_aent(g->aents, xs->aoff, xs->acnt, t->name) == NULL)
+                g->fents[g->n_fents++] =
+                    (st_graph_entry_t){t->name, t->units, t->value, ST_GRAPH_ENTRY_PROPAGATED};
+        }
+        xs->foff = start;
+        xs->fcnt = (uint32_t)(g->n_fents - start);
+    }
+    free(g->aents);
+    g->aents = NULL;
+    g->n_aents = g->cap_aents = 0;
+    return 0;
+}
+
+/* A global node's "size" is copied to each owner lacking one (the entries above exclude it:
+ * pass 5 works on these sizes). */
 static void propagate_sizes(graph *g)
 {
     for (uint32_t k = 0; k < g->n_order; k++) {
@@ -1272,6 +1455,10 @@ static int make_result(graph *g, st_graph_result_t **out)
             .owns = x->target != NONE ? g->v[x->target].guid : 0,
             .importance = x->target != NONE ? x->importance : 0,
         };
+        if (items[i].idx < g->n_es && g->es[items[i].idx].fcnt > 0) {
+            r->nodes[i].entries = g->fents + g->es[items[i].idx].foff;
+            r->nodes[i].n_entries = g->es[items[i].idx].fcnt;
+        }
     }
     r->n_nodes = n;
     if (g->err) {
@@ -1281,6 +1468,9 @@ static int make_result(graph *g, st_graph_result_t **out)
     r->warnings = g->warnings;
     r->n_warnings = g->n_warnings;
     r->strings = g->strings;
+    r->entries = g->fents;
+    r->n_entries = g->n_fents;
+    g->fents = NULL;
     g->warnings = NULL;
     g->n_warnings = 0;
     g->strings = NULL;
@@ -1314,6 +1504,11 @@ int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
         rc = g.err ? g.err : build_order(&g);
     if (rc == 0) {
         remove_weak(&g);
+        rc = aggregate_numerics(&g);
+    }
+    if (rc == 0)
+        rc = propagate_numerics(&g);
+    if (rc == 0) {
         propagate_sizes(&g);
         rc = compute_sizes(&g);
     }
@@ -1344,6 +1539,12 @@ int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
     free(g.order);
     free(g.kbuf);
     free(g.cands);
+    free(g.reps);
+    free(g.rep_head);
+    free(g.rep_tail);
+    free(g.aents);
+    free(g.es);
+    free(g.fents);
     return rc;
 }
 
@@ -1355,6 +1556,7 @@ void st_graph_result_free(st_graph_result_t *result)
         free(result->warnings[i]);
     free(result->warnings);
     free(result->nodes);
+    free(result->entries);
     arena_free(result->strings);
     free(result);
 }

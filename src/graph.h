@@ -13,6 +13,24 @@
 
 #include "model.h"
 
+/* Where a node's scalar entry comes from (pass 4). */
+typedef enum st_graph_entry_origin {
+    ST_GRAPH_ENTRY_OWN,        /* reported by the node itself (first reporter wins) */
+    ST_GRAPH_ENTRY_AGGREGATED, /* the node lacked it: the sum over its children having it */
+    ST_GRAPH_ENTRY_PROPAGATED, /* the node lacked it: copied from the global node it owns */
+} st_graph_entry_origin_t;
+
+/* One scalar (uint) entry of a node after pass 4, other than "size" and "effective_size" (those
+ * are the node's size and effective_size fields). name and units point into the dump's model
+ * (entry names and interned units): valid while that dump lives and keeps those entries;
+ * st_graph_annotate only touches "effective_size", so it keeps them valid. */
+typedef struct st_graph_entry {
+    const char *name;
+    const char *units; /* aggregated: the units of the first child having the entry */
+    uint64_t value;    /* aggregated: saturating sum */
+    st_graph_entry_origin_t origin;
+} st_graph_entry_t;
+
 typedef struct st_graph_node {
     int pid;                     /* 0 for the shared global graph */
     char *path;                  /* full name, e.g. "shared_memory/anon:0:1:5", "global/00ab..." */
@@ -24,6 +42,9 @@ typedef struct st_graph_node {
     long double effective_exact; /* before rounding: leaf size x coefficients, or children's sum */
     uint64_t owns;               /* guid of the node it owns, 0 if none (or the edge was dropped) */
     int importance;              /* of that ownership edge */
+    const st_graph_entry_t *entries; /* pass 4's scalar entries, in result->entries; own ones in
+                                      * report order, then aggregated, then propagated */
+    size_t n_entries;
 } st_graph_node_t;
 
 typedef struct st_graph_result {
@@ -31,6 +52,8 @@ typedef struct st_graph_result {
     size_t n_nodes;
     char **warnings; /* problems found: unknown edge ends, second edges, bad sizes */
     size_t n_warnings;
+    st_graph_entry_t *entries; /* storage of every node's entries (node.entries point into it) */
+    size_t n_entries;
     void *strings; /* private: storage of the paths */
 } st_graph_result_t;
 

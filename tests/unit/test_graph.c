@@ -581,6 +581,143 @@ static void test_inner_owner(void **state)
 
 /* ---- annotation ---- */
 
+/* ---- pass 4: numerics ---- */
+
+static const st_graph_entry_t *entry(fixture *f, int pid, const char *path, const char *name)
+{
+    const st_graph_node_t *n = get(f, pid, path);
+    for (size_t i = 0; i < n->n_entries; i++)
+        if (strcmp(n->entries[i].name, name) == 0)
+            return &n->entries[i];
+    return NULL;
+}
+
+static st_node_t *model_node(fixture *f, int pid, const char *name)
+{
+    st_node_t *n = st_process_find_node(proc(f, pid), name);
+    assert_non_null(n);
+    return n;
+}
+
+static void set(fixture *f, int pid, const char *name, const char *entry_name, const char *units,
+                uint64_t value)
+{
+    assert_int_equal(st_node_set_scalar(model_node(f, pid, name), entry_name, units, value), 0);
+}
+
+static void test_aggregate_numerics(void **state)
+{
+    fixture *f = *state;
+    node(f, 1, "malloc/a", 10, false);
+    node(f, 1, "malloc/b", 20, false);
+    set(f, 1, "malloc/a", "virtual_size", "bytes", 100);
+    set(f, 1, "malloc/a", "objects", "objects", 3);
+    set(f, 1, "malloc/a", "effective_size", "bytes", 999); /* never aggregated */
+    assert_int_equal(st_node_set_string(model_node(f, 1, "malloc/a"), "kind", "arena"), 0);
+    set(f, 1, "malloc/b", "virtual_size", "bytes", 50);
+    set(f, 1, "malloc/b", "objects", "objects", 4);
+    /* an explicit parent that has virtual_size keeps it; one with a string "objects" gets none */
+    node(f, 1, "gpu", NO_SIZE, false);
+    node(f, 1, "gpu/x", 1, false);
+    node(f, 1, "gpu/y", 2, false);
+    set(f, 1, "gpu", "virtual_size", "bytes", 7);
+    assert_int_equal(st_node_set_string(model_node(f, 1, "gpu"), "objects", "n/a"), 0);
+    set(f, 1, "gpu/x", "virtual_size", "bytes", 20);
+    set(f, 1, "gpu/y", "virtual_size", "bytes", 30);
+    set(f, 1, "gpu/y", "objects", "objects", 5);
+    set(f, 1, "gpu/y", "swapped_size", "bytes", 8);
+    /* sums climb more than one level: v8 <- heap <- {a, b} */
+    node(f, 1, "v8/heap/a", 1, false);
+    node(f, 1, "v8/heap/b", 1, false);
+    set(f, 1, "v8/heap/a", "virtual_size", "bytes", 5);
+    set(f, 1, "v8/heap/b", "virtual_size", "bytes", 6);
+    run(f);
+
+    const st_graph_entry_t *e = entry(f, 1, "malloc", "virtual_size");
+    assert_non_null(e);
+    assert_int_equal(e->value, 150); /* 100 + 50 */
+    assert_int_equal(e->origin, ST_GRAPH_ENTRY_AGGREGATED);
+    assert_string_equal(e->units, "bytes");
+    e = entry(f, 1, "malloc", "objects");
+    assert_non_null(e);
+    assert_int_equal(e->value, 7); /* 3 + 4 */
+    assert_string_equal(e->units, "objects");
+    assert_int_equal(get(f, 1, "malloc")->n_entries, 2); /* no size, effective_size, kind */
+    assert_null(entry(f, 1, "malloc", "kind"));
+    assert_int_equal(get(f, 1, "malloc")->size, 30); /* pass 5 still sums sizes */
+    e = entry(f, 1, "malloc/a", "virtual_size");
+    assert_non_null(e);
+    assert_int_equal(e->value, 100);
+    assert_int_equal(e->origin, ST_GRAPH_ENTRY_OWN);
+    assert_int_equal(get(f, 1, "malloc/a")->n_entries, 2); /* virtual_size, objects */
+
+    e = entry(f, 1, "gpu", "virtual_size");
+    assert_non_null(e);
+    assert_int_equal(e->value, 7); /* own, not 20 + 30 */
+    assert_int_equal(e->origin, ST_GRAPH_ENTRY_OWN);
+    assert_null(entry(f, 1, "gpu", "objects")); /* a string of that name blocks the sum */
+    e = entry(f, 1, "gpu", "swapped_size");
+    assert_non_null(e);
+    assert_int_equal(e->value, 8); /* only gpu/y has it */
+    assert_int_equal(e->origin, ST_GRAPH_ENTRY_AGGREGATED);
+
+    assert_int_equal(entry(f, 1, "v8/heap", "virtual_size")->value, 11);
+    assert_int_equal(entry(f, 1, "v8", "virtual_size")->value, 11);
+    assert_int_equal(get(f, 1, "v8")->n_entries, 1);
+}
+
+static void test_propagate_numerics(void **state)
+{
+    fixture *f = *state;
+    uint64_t g = global(f, "obj", 4096, false);
+    st_node_t *gn = st_dump_find_global(f->dump, g);
+    assert_non_null(gn);
+    assert_int_equal(st_node_set_scalar(gn, "virtual_size", "bytes", 8192), 0);
+    assert_int_equal(st_node_set_scalar(gn, "swapped_size", "bytes", 512), 0);
+    assert_int_equal(st_node_set_scalar(gn, "handles", "objects", 2), 0);
+    assert_int_equal(st_node_set_string(gn, "name", "region"), 0);
+    uint64_t h1 = node(f, 1, "shared_memory/obj", NO_SIZE, false);
+    uint64_t h2 = node(f, 2, "shared_memory/obj", 1024, false);
+    set(f, 1, "shared_memory/obj", "virtual_size", "bytes", 1000);
+    set(f, 2, "shared_memory/obj", "swapped_size", "bytes", 7);
+    edge(f, 1, h1, g, 0);
+    edge(f, 2, h2, g, 0);
+    run(f);
+
+    /* holder 1 lacks swapped_size and handles: the global's; keeps its own virtual_size */
+    const st_graph_entry_t *e = entry(f, 1, "shared_memory/obj", "swapped_size");
+    assert_non_null(e);
+    assert_int_equal(e->value, 512);
+    assert_int_equal(e->origin, ST_GRAPH_ENTRY_PROPAGATED);
+    assert_string_equal(e->units, "bytes");
+    e = entry(f, 1, "shared_memory/obj", "handles");
+    assert_non_null(e);
+    assert_int_equal(e->value, 2);
+    assert_string_equal(e->units, "objects");
+    e = entry(f, 1, "shared_memory/obj", "virtual_size");
+    assert_int_equal(e->value, 1000);
+    assert_int_equal(e->origin, ST_GRAPH_ENTRY_OWN);
+    assert_null(entry(f, 1, "shared_memory/obj", "name")); /* scalars only */
+    assert_null(entry(f, 1, "shared_memory/obj", "size")); /* size is the size field */
+    assert_int_equal(get(f, 1, "shared_memory/obj")->n_entries, 3);
+    assert_int_equal(get(f, 1, "shared_memory/obj")->size, 4096);
+    /* holder 2 keeps its swapped_size and gets virtual_size */
+    assert_int_equal(entry(f, 2, "shared_memory/obj", "swapped_size")->value, 7);
+    e = entry(f, 2, "shared_memory/obj", "virtual_size");
+    assert_int_equal(e->value, 8192);
+    assert_int_equal(e->origin, ST_GRAPH_ENTRY_PROPAGATED);
+    /* aggregation comes first: the parent sums what its children reported themselves */
+    assert_int_equal(entry(f, 1, "shared_memory", "virtual_size")->value, 1000);
+    assert_null(entry(f, 1, "shared_memory", "swapped_size"));
+    assert_int_equal(entry(f, 0, "global/obj", "swapped_size")->origin, ST_GRAPH_ENTRY_OWN);
+
+    /* annotate writes effective_size only: the model keeps what was reported */
+    assert_int_equal(st_graph_annotate(f->dump, f->result), 0);
+    uint64_t v = 0;
+    assert_false(st_node_scalar(model_node(f, 1, "shared_memory/obj"), "swapped_size", &v));
+    assert_false(st_node_scalar(model_node(f, 2, "shared_memory/obj"), "virtual_size", &v));
+}
+
 static void test_annotate(void **state)
 {
     fixture *f = *state;
@@ -1107,6 +1244,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain_outranked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_fractions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inner_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_numerics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_propagate_numerics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_annotate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_annotate_trace, setup, teardown),
         cmocka_unit_test(test_property_shmtrack),
