@@ -90,6 +90,8 @@ pm, resident = int(sys.argv[4]), sys.argv[5] == "--resident"
 PAGE = 4096
 assert len(trace["dumps"]) >= 2, "periodic dumps missing from the run's trace"
 assert not d["partial"], d["warnings"]
+if d["warnings"]:
+    print("dump warnings:", d["warnings"])
 pids = {p["pid"] for p in d["processes"]}
 assert pm in pids, f"postmaster {pm} not in the dump"
 assert len(d["objects"]) == len({o["key"] for o in d["objects"]}), "an object counted twice"
@@ -101,6 +103,7 @@ for o in d["objects"]:
     assert eff == o["size"], f"{o['key']}: holders sum {eff} != {o['size']}"
 # What the /proc scan of the postmaster finds, by kind: one anon (main segment), one sysv
 # (PGShmemHeader), the posix DSM control segment; each must be in the dump, once, owned by it.
+wrong = []
 seen = {k: [o for o in s["objects"] if o["kind"] == k and any(h["pid"] == pm for h in o["holders"])]
         for k in ("anon", "sysv", "posix")}
 assert len(seen["anon"]) == 1 and len(seen["sysv"]) == 1, seen
@@ -111,14 +114,14 @@ for kind, objs in seen.items():
         o = by_key[so["key"]]
         assert o["owner_pid"] == pm, f"{so['key']}: owner {o['owner_pid']} != postmaster {pm}"
         assert o["virtual_size"] == so["virtual_size"], (o, so)
-        if resident:
-            assert o["size"] == so["size"], f"{so['key']} {so['name']}: dump {o['size']} != /proc {so['size']}"
+        if resident and o["size"] != so["size"]:
+            wrong.append(f"{so['key']} {so['name']}: dump {o['size']} != /proc {so['size']}")
+assert not wrong, "resident bytes differ from the /proc scan: " + "; ".join(wrong)
 names = [o["name"] for o in d["objects"] if o["kind"] == "posix" and "PostgreSQL." in o["name"]]
 assert len(names) == len(set(names)) >= 1, names
 for o in d["objects"]:
     if o["kind"] == "posix" and "PostgreSQL." in o["name"]:
         assert o["owner_pid"] in pids, f"{o['name']}: owner {o['owner_pid']} not a PostgreSQL process"
-print("warnings:", d["warnings"])
 print(f"real_postgres: postmaster {pm}; dump {d['id']}: {len(d['processes'])} processes, "
       f"{len(d['objects'])} objects ({len(names)} DSM); {len(trace['dumps'])} dumps in the trace")
 PY
