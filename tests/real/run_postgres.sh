@@ -5,14 +5,15 @@
 # initdb into a private directory, start the postmaster under shmtrack run as the postgres user (or
 # as the caller when not root) with a private unix socket directory and no TCP listener, load it with
 # `pgbench -i -s 1` and `pgbench -T 3 -c 4`, and while pgbench runs take an on-demand dump
-# (`shmtrack dump --socket`) and, right after it, `shmtrack scan --pid POSTMASTER` as the
+# (`shmtrack dump --socket`) and, right after it, `shmtrack scan --tree POSTMASTER` as the
 # independent /proc view. Checks: the main segment (shared anonymous, PG's shared_memory_type=mmap),
 # the small SysV header segment and the POSIX DSM control segment (/dev/shm/PostgreSQL.N) appear
 # exactly once each, with the keys the /proc scan finds in the postmaster, owned by the postmaster
 # (its pid from postmaster.pid); every DSM segment appears once and is owned by a PostgreSQL process;
 # every object's size is at most its virtual size (page-rounded) and its holders' effective bytes
 # sum to it; the server stops cleanly with `pg_ctl stop -m fast` and `shmtrack run` exits 0.
-# Resident bytes are NOT compared exactly with the scan here: see run_postgres_resident.sh.
+# With --resident the dump and the scan are taken once pgbench has finished (an idle server, so
+# residency stands still between them) and every object's resident bytes must equal the scan's.
 # Exit 77 (skipped) when PostgreSQL is not installed. Usage: run_postgres.sh BIN_DIR [--resident]
 set -euo pipefail
 bin=$1
@@ -65,7 +66,7 @@ else
     sleep 1.5
 fi
 "${as[@]}" "$bin/shmtrack" dump --socket "$tmp/st.sock" -o "$tmp/d.json" >/dev/null
-"$bin/shmtrack" scan --pid "$postmaster" -o "$tmp/s.json"
+"$bin/shmtrack" scan --tree "$postmaster" -o "$tmp/s.json"
 wait "$bench_pid" 2>/dev/null || [ "$resident" = --resident ] || { echo "pgbench failed"; cat "$tmp/bench.log"; exit 1; }
 grep -q '^tps = ' "$tmp/bench.log" || { cat "$tmp/bench.log"; exit 1; }
 
@@ -117,6 +118,14 @@ for kind, objs in seen.items():
         if resident and o["size"] != so["size"]:
             wrong.append(f"{so['key']} {so['name']}: dump {o['size']} != /proc {so['size']}")
 assert not wrong, "resident bytes differ from the /proc scan: " + "; ".join(wrong)
+if resident:  # every object of the server's tree, not only the postmaster's, in exact bytes
+    scanned = {o["key"]: o for o in s["objects"]}
+    for o in d["objects"]:
+        so = scanned.get(o["key"])
+        assert so is not None, f"{o['key']} ({o['name']}) not found by the /proc scan"
+        if o["size"] != so["size"]:
+            wrong.append(f"{o['key']} {o['name']}: dump {o['size']} != /proc {so['size']}")
+    assert not wrong, "resident bytes differ from the /proc scan: " + "; ".join(wrong)
 names = [o["name"] for o in d["objects"] if o["kind"] == "posix" and "PostgreSQL." in o["name"]]
 assert len(names) == len(set(names)) >= 1, names
 for o in d["objects"]:
