@@ -65,6 +65,7 @@ typedef struct object {
 typedef struct mobj {
     st_wire_key_t wk; /* canonical: only the fields the key string shows */
     int creator;
+    uint64_t scanned; /* the /proc scan's resident bytes for fd-backed objects, 0 when none */
     const st_wire_object_t *first;
     const object_t *announced; /* what the events said about it; NULL when nothing */
     char key[ST_KEY_MAX];
@@ -621,6 +622,18 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
             goto out;
     }
 
+    /* The agents count residency with mincore, which does not see tmpfs pages that
+     * posix_fallocate allocated and nobody wrote yet (PostgreSQL's DSM segments); the /proc scan
+     * measured fd-backed objects with cachestat, which does. Looked up before pass 2 adds any
+     * object, so the dump's index is built once. */
+    for (mobj_t *m = index; m != NULL; m = m->hh.next) {
+        st_kind_t kind = (st_kind_t)m->first->key.kind;
+        const st_node_t *sn = NULL;
+        if ((kind == ST_KIND_POSIX || kind == ST_KIND_MEMFD) &&
+            (sn = st_dump_find_global(d, st_guid_global(m->key))) != NULL)
+            (void)st_node_scalar(sn, "size", &m->scanned);
+    }
+
     /* pass 2: processes, objects, holders */
     at = 0;
     for (size_t k = 0; k < n_cl; k++) {
@@ -636,11 +649,12 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
                 continue;
             const object_t *o = m->announced;
             const st_wire_object_t *f = m->first;
+            uint64_t size = f->resident > m->scanned ? f->resident : m->scanned;
             st_object_info_t info = {
                 .key = m->key,
                 .kind = (st_kind_t)r->key.kind,
                 .name = f->name[0] ? f->name : (o ? o->meta.name : NULL),
-                .size = f->resident,
+                .size = size,
                 .virtual_size = f->virtual_size,
                 .swapped_size = f->swapped,
                 .creator_pid = m->creator,

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Installs the Debian packages shmtrack needs, only those missing. Usage: tools/deps.sh [build|test|bench]
+# Installs the Debian packages shmtrack needs, only those missing. Usage: tools/deps.sh [build|test|real|bench]
 #   build: compiler, CMake, pkg-config, uthash, jansson, cmocka, libmicrohttpd (serve)
 #   test:  build + clang (libFuzzer, sanitizers) + clang-format + what the view/serve/export
 #          tests drive: chromium, nodejs + npm (Playwright), protobuf-compiler (protoc --decode),
 #          python3 (HTTP tests), prometheus (promtool check metrics)
+#   real:  build + the programs the real-program tests (ctest -L real) drive: postgresql, python3
 #   bench: build + smem (tools/bench/bench_scan compares against it)
 # Not root and something missing: prints the apt-get line to run and fails.
 set -euo pipefail
@@ -14,6 +15,9 @@ pkgs=(build-essential cmake pkg-config uthash-dev libjansson-dev libcmocka-dev l
 if [ "$what" = test ]; then
     pkgs+=(clang libclang-rt-14-dev clang-format)
     pkgs+=(chromium nodejs npm protobuf-compiler python3 prometheus)
+fi
+if [ "$what" = real ]; then
+    pkgs+=(postgresql python3)
 fi
 if [ "$what" = bench ]; then
     pkgs+=(smem)

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # The whole test suite, as CI runs it: installs what is missing, then
-#   1. Release build with -Wall -Wextra -Werror, every ctest label
-#   2. Debug build with ASan+UBSan, every ctest label
+#   1. Release build with -Wall -Wextra -Werror, every ctest label but real; then the real-program
+#      tests (label real: PostgreSQL, Python shared_memory) after tools/deps.sh real installs them
+#   2. Debug build with ASan+UBSan, every ctest label but real
 #   3. TSan build, the tests labelled tsan (ipc and coordinator)
 #   4. the libFuzzer targets for a bounded time each (SHMTRACK_FUZZ_SECONDS, default 60)
 #   5. clang-format check of every C source
@@ -16,14 +17,17 @@ jobs=$(nproc)
 echo "== release build (-Werror) =="
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSHMTRACK_WERROR=ON >/dev/null
 cmake --build build-release -j"$jobs"
-ctest --test-dir build-release -j"$jobs" --output-on-failure
+ctest --test-dir build-release -j"$jobs" --output-on-failure -LE real
+echo "== real programs (Release) =="
+tools/deps.sh real
+ctest --test-dir build-release --output-on-failure -L real
 
 echo "== ASan+UBSan build =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSHMTRACK_WERROR=ON -DSHMTRACK_SANITIZE=ON \
     -DSHMTRACK_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan -j"$jobs" --output-on-failure
+    ctest --test-dir build-asan -j"$jobs" --output-on-failure -LE real
 
 echo "== TSan build (ipc and coordinator tests) =="
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMTRACK_WERROR=ON -DSHMTRACK_TSAN=ON \
