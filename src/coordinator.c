@@ -626,7 +626,8 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
      * posix_fallocate allocated and nobody wrote yet (PostgreSQL's DSM segments); the /proc scan
      * measured fd-backed objects with cachestat, which does. Looked up before pass 2 adds any
      * object, so the dump's index is built once. */
-    for (mobj_t *m = index; m != NULL; m = m->hh.next) {
+    for (size_t j = 0; j < used; j++) {
+        mobj_t *m = &pool[j];
         st_kind_t kind = (st_kind_t)m->first->key.kind;
         const st_node_t *sn = NULL;
         if ((kind == ST_KIND_POSIX || kind == ST_KIND_MEMFD) &&
