@@ -24,6 +24,9 @@
 ST_CMD_MAP(XX)
 #undef XX
 
+/* Parses a whole decimal number of milliseconds in [0, 86400000] into *out: 0 or ST_EUSAGE. */
+int st_cli_parse_ms(const char *s, long *out);
+
 /* Exit statuses shared by the subcommands. */
 enum { ST_EXIT_OK = 0, ST_EXIT_FAIL = 1, ST_EXIT_USAGE = 2 };
 

@@ -65,7 +65,7 @@ int st_cmd_daemon(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     st_coord_config_t cfg = {.log = log_line, .on_dump = on_dump};
     const char *out = "shmtrack-trace.json";
-    long interval = 0;
+    long interval = 0, deadline = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:o:h", opts, NULL)) != -1) {
@@ -77,10 +77,19 @@ int st_cmd_daemon(int argc, char **argv)
             out = optarg;
             break;
         case 'i':
-            interval = strtol(optarg, NULL, 10);
+            if (st_cli_parse_ms(optarg, &interval) < 0) {
+                fprintf(stderr, "shmtrack daemon: --interval takes milliseconds, not '%s'\n",
+                        optarg);
+                return ST_EXIT_USAGE;
+            }
             break;
         case 'd':
-            cfg.deadline_ms = (int)strtol(optarg, NULL, 10);
+            if (st_cli_parse_ms(optarg, &deadline) < 0 || deadline == 0) {
+                fprintf(stderr, "shmtrack daemon: --deadline takes milliseconds > 0, not '%s'\n",
+                        optarg);
+                return ST_EXIT_USAGE;
+            }
+            cfg.deadline_ms = (int)deadline;
             break;
         case 'p':
             if (st_policy_parse(optarg, &cfg.policy) < 0) {

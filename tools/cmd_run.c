@@ -135,18 +135,6 @@ static void usage(FILE *f)
             "SHMTRACK_SOCKET and may set SHMTRACK_IMPORTANCE, SHMTRACK_DISABLE=1.\n");
 }
 
-/* Parses a non-negative decimal number of milliseconds. */
-static int parse_ms(const char *s, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 86400000L)
-        return ST_EUSAGE;
-    *out = v;
-    return 0;
-}
-
 /* LD_PRELOAD with our library first; keeps what the user preloads already. */
 static int set_preload_env(const char *lib)
 {
@@ -184,13 +172,13 @@ int st_cmd_run(int argc, char **argv)
             out = optarg;
             break;
         case 'i':
-            if (parse_ms(optarg, &interval) < 0) {
+            if (st_cli_parse_ms(optarg, &interval) < 0) {
                 fprintf(stderr, "shmtrack run: --interval takes milliseconds, not '%s'\n", optarg);
                 return ST_EXIT_USAGE;
             }
             break;
         case 'd':
-            if (parse_ms(optarg, &deadline) < 0 || deadline == 0) {
+            if (st_cli_parse_ms(optarg, &deadline) < 0 || deadline == 0) {
                 fprintf(stderr, "shmtrack run: --deadline takes milliseconds > 0, not '%s'\n",
                         optarg);
                 return ST_EXIT_USAGE;

@@ -5,7 +5,11 @@
  */
 #include "cli.h"
 
+#include "error.h"
+
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -17,6 +21,17 @@ static const struct {
     ST_CMD_MAP(XX)
 #undef XX
 };
+
+int st_cli_parse_ms(const char *s, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 86400000L)
+        return ST_EUSAGE;
+    *out = v;
+    return 0;
+}
 
 static void usage(FILE *f)
 {

@@ -52,4 +52,7 @@ set +e
 grep -q "cannot run /nonexistent/cmd" "$tmp/e" || { cat "$tmp/e"; exit 1; }
 "$bin/shmtrack" run --interval abc -- true 2>/dev/null; [ $? -eq 2 ] || { echo "bad --interval not 2"; exit 1; }
 "$bin/shmtrack" run 2>/dev/null; [ $? -eq 2 ] || { echo "no CMD not 2"; exit 1; }
+"$bin/shmtrack" daemon --socket "$tmp/d/s" --interval abc 2>"$tmp/e"; [ $? -eq 2 ] || { echo "daemon bad --interval not 2"; exit 1; }
+grep -q "interval takes milliseconds" "$tmp/e" || { cat "$tmp/e"; exit 1; }
+"$bin/shmtrack" daemon --socket "$tmp/d/s" --deadline 0 2>/dev/null; [ $? -eq 2 ] || { echo "daemon --deadline 0 not 2"; exit 1; }
 echo "run_demo: exit statuses ok"
