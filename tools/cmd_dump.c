@@ -9,6 +9,8 @@
  */
 #include "cli.h"
 
+#include "fileio.h"
+
 #include "control.h"
 #include "error.h"
 #include "report.h"
@@ -22,31 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int write_atomic(const char *path, const char *data, size_t len)
-{
-    if (strcmp(path, "-") == 0)
-        return fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : -EIO;
-    size_t plen = strlen(path) + 32;
-    char *tmp = malloc(plen);
-    if (tmp == NULL)
-        return -ENOMEM;
-    snprintf(tmp, plen, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wbx");
-    int rc = f == NULL ? -errno : 0;
-    if (rc == 0 && fwrite(data, 1, len, f) != len)
-        rc = -EIO;
-    if (f != NULL && (fflush(f) != 0 || fsync(fileno(f)) != 0) && rc == 0)
-        rc = -errno;
-    if (f != NULL && fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    free(tmp);
-    return rc;
-}
 
 /* Reads the one-dump trace the coordinator sent and prints its report. */
 static int print_report(const char *json, size_t len)
@@ -126,7 +103,7 @@ int st_cmd_dump(int argc, char **argv)
         status = print_report(trace, got);
         goto out;
     }
-    if ((rc = write_atomic(out, trace, got)) < 0) {
+    if ((rc = st_file_write(out, trace, got)) < 0) {
         fprintf(stderr, "shmtrack dump: cannot write %s: %s\n", out, strerror(-rc));
         goto out;
     }

@@ -4,6 +4,8 @@
  * (src/perfetto.h), for the Perfetto UI and trace_processor's memory snapshot tables.
  */
 #include "cli.h"
+
+#include "fileio.h"
 #include "report_source.h"
 
 #include "error.h"
@@ -24,19 +26,6 @@ static void usage(FILE *f)
                "  -f, --format FMT    output format (perfetto)\n"
                "  -o, --output FILE   where to write ('-' for stdout)\n"
                "  -h, --help          this text\n");
-}
-
-static int write_all(const char *path, const unsigned char *data, size_t len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
-    int rc = 0;
-    if (!f)
-        return -errno;
-    if (fwrite(data, 1, len, f) != len)
-        rc = -EIO;
-    if (f == stdout ? fflush(f) != 0 : fclose(f) != 0)
-        rc = rc ? rc : -errno;
-    return rc;
 }
 
 int st_cmd_export(int argc, char **argv)
@@ -90,7 +79,7 @@ int st_cmd_export(int argc, char **argv)
         fprintf(stderr, "shmtrack export: %s\n", st_strerror(rc));
         goto out;
     }
-    rc = write_all(output, data, len);
+    rc = st_file_write(output, data, len);
     if (rc != 0) {
         fprintf(stderr, "shmtrack export: %s: %s\n", output, st_strerror(rc));
         goto out;

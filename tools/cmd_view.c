@@ -5,6 +5,8 @@
  * FILE` takes a saved `report --format json` output instead of a trace.
  */
 #include "cli.h"
+
+#include "fileio.h"
 #include "report_source.h"
 #include "view.h"
 
@@ -30,34 +32,6 @@ static void usage(FILE *f)
 
 /* Writes data to path ("-": stdout) through a temporary file and rename, so a browser reloading
  * the page never sees half of it. */
-static int write_file(const char *path, const char *data, size_t len)
-{
-    if (strcmp(path, "-") == 0)
-        return fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : -EIO;
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    int rc = 0;
-    if (!tmp)
-        return -ENOMEM;
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rc = -errno;
-        goto out;
-    }
-    if (fwrite(data, 1, len, f) != len)
-        rc = -EIO;
-    if (fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc != 0)
-        remove(tmp);
-out:
-    free(tmp);
-    return rc;
-}
-
 int st_cmd_view(int argc, char **argv)
 {
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
@@ -106,7 +80,7 @@ int st_cmd_view(int argc, char **argv)
         fprintf(stderr, "shmtrack view: cannot build the page: %s\n", st_strerror(rc));
         goto out;
     }
-    rc = write_file(output, page, page_len);
+    rc = st_file_write(output, page, page_len);
     if (rc != 0) {
         fprintf(stderr, "shmtrack view: %s: %s\n", output, st_strerror(rc));
         goto out;
