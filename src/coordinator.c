@@ -516,6 +516,49 @@ static void totals_from_wire(st_totals_t *t, const st_wire_totals_t *w)
     t->present = w->present & ((1u << ST_TOTAL_COUNT) - 1);
 }
 
+static int cmp_pid(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* The pids the merge scans: the answering clients' and, with scan_tree_root, every live
+ * descendant of that process (itself excluded), sorted and without duplicates. A tree that
+ * cannot be read is left out (the clients are still scanned). */
+static int scan_pids(const st_coord_t *co, client_t **cl, size_t n_cl, int **out, size_t *n_out)
+{
+    int *tree = NULL, *pids = NULL;
+    size_t n_tree = 0, n = 0;
+    if (co->cfg.scan_tree_root > 0) {
+        st_scan_options_t so;
+        st_scan_options_init(&so);
+        so.tree_root = co->cfg.scan_tree_root;
+        int rc = st_scan_resolve_pids(&so, &tree, &n_tree, NULL);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0)
+            n_tree = 0;
+    }
+    if ((pids = calloc(n_cl + n_tree + 1, sizeof(*pids))) == NULL) {
+        free(tree);
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < n_cl; k++)
+        pids[n++] = cl[k]->pid;
+    for (size_t k = 0; k < n_tree; k++)
+        if (tree[k] != co->cfg.scan_tree_root)
+            pids[n++] = tree[k];
+    free(tree);
+    qsort(pids, n, sizeof(*pids), cmp_pid);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w == 0 || pids[w - 1] != pids[i])
+            pids[w++] = pids[i];
+    *out = pids;
+    *n_out = w;
+    return 0;
+}
+
 static int merge(st_coord_t *co, st_global_dump_t **out)
 {
     int rc = 0;
@@ -598,20 +641,21 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
         (rc = st_dump_set_strings(d, co->trigger, "detailed")) < 0)
         goto out;
 
-    /* the /proc scan of the clients that answered: what the hooks did not see */
-    if (!co->cfg.no_scan && n_cl > 0) {
-        int *pids = calloc(n_cl, sizeof(*pids));
-        if (pids == NULL) {
-            rc = -ENOMEM;
+    /* the /proc scan of the clients that answered (and of the tree under scan_tree_root): what
+     * the hooks did not see */
+    if (!co->cfg.no_scan) {
+        int *pids = NULL;
+        size_t n_pids = 0;
+        if ((rc = scan_pids(co, cl, n_cl, &pids, &n_pids)) < 0)
             goto out;
+        int src = 0;
+        if (n_pids > 0) {
+            st_scan_options_t so;
+            st_scan_options_init(&so);
+            so.policy = co->cfg.policy == ST_POLICY_EQUAL ? ST_POLICY_EQUAL : ST_POLICY_CREATOR;
+            so.include_unheld = false;
+            src = st_scan_into_dump(&so, pids, n_pids, d);
         }
-        for (size_t k = 0; k < n_cl; k++)
-            pids[k] = cl[k]->pid;
-        st_scan_options_t so;
-        st_scan_options_init(&so);
-        so.policy = co->cfg.policy == ST_POLICY_EQUAL ? ST_POLICY_EQUAL : ST_POLICY_CREATOR;
-        so.include_unheld = false;
-        int src = st_scan_into_dump(&so, pids, n_cl, d);
         free(pids);
         if (src == -ENOMEM) {
             rc = src;

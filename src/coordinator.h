@@ -15,10 +15,11 @@
  *   - a client that is late, disconnects or sends garbage is left out and the dump is marked
  *     partial with one warning naming the pid and the reason; the dump never waits past the
  *     deadline;
- *   - before the records, the /proc scan (src/scan.h) of the answering clients' pids adds what the
- *     hooks did not see (raw syscalls, glibc-internal mappings); objects nobody holds outside
- *     those pids are not looked for. Client records then override the scan's sizes and claims
- *     for the objects they report;
+ *   - before the records, the /proc scan (src/scan.h) of the answering clients' pids (and, with
+ *     scan_tree_root, of every descendant of that process, client or not) adds what the hooks
+ *     did not see (raw syscalls, glibc-internal mappings, processes without the preload);
+ *     objects nobody holds outside those pids are not looked for. Client records then override
+ *     the scan's sizes and claims for the objects they report;
  *   - the graph processor annotates the dump with effective sizes.
  *
  * Single-threaded: drive it with st_coord_run from one thread. Tools (`shmtrack dump`) connect to
@@ -43,6 +44,10 @@ typedef struct st_coord_config {
     int deadline_ms;         /* per global dump; 0: ST_COORD_DEADLINE_DEFAULT_MS */
     bool allow_root;         /* accept root peers besides our uid */
     bool no_scan;            /* skip the /proc scan of the clients' pids during the merge */
+    /* > 0: the /proc scan also covers this process's descendants (not the process itself), so a
+     * program the preload cannot reach (static, refused peer, scrubbed environment) is still
+     * counted; `shmtrack run` passes its own pid. 0: only the clients that answered. */
+    int scan_tree_root;
     /* Called for every sentence worth logging (refusals, dropped clients). Optional. */
     void (*log)(void *ud, const char *msg);
     /* Called when a global dump has been merged and appended to the trace. Optional. */

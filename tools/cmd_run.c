@@ -9,6 +9,10 @@
  * SIGINT/SIGTERM/SIGHUP to CMD, and when CMD's whole process tree is gone writes the trace
  * atomically and exits with CMD's status (128+N when a signal N ended it).
  *
+ * Every dump also scans CMD's whole process tree through /proc (the coordinator's scan_tree_root),
+ * so processes the preload cannot reach are counted by the catch-all: static binaries, children
+ * whose environment dropped LD_PRELOAD, peers the coordinator refused (another uid).
+ *
  * "The whole tree" is exact because this process makes itself a child subreaper
  * (PR_SET_CHILD_SUBREAPER): descendants that outlive their parents (daemons, double forks) are
  * re-parented here, so the run ends only when waitpid() has nobody left.
@@ -124,7 +128,8 @@ static void usage(FILE *f)
             "Runs CMD with libshmtrack.so preloaded and a coordinator listening, takes a global\n"
             "dump every MS milliseconds and whenever `shmtrack dump --socket PATH` asks, and\n"
             "when CMD and every process it started have exited, writes TRACE and exits with\n"
-            "CMD's exit status. SIGINT, SIGTERM and SIGHUP are forwarded to CMD.\n"
+            "CMD's exit status. SIGINT, SIGTERM and SIGHUP are forwarded to CMD. Each dump also\n"
+            "scans CMD's process tree through /proc, so programs without the preload count too.\n"
             "  -o, --output TRACE  where the trace goes (default shmtrack-trace.json)\n"
             "  --interval MS       dump period (default 1000; 0: only on request)\n"
             "  --socket PATH       the coordinator's socket (default: a private one, in a new\n"
@@ -160,7 +165,10 @@ int st_cmd_run(int argc, char **argv)
                                          {"deadline", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    st_coord_config_t cfg = {.log = log_line};
+    /* The merge also scans every descendant of this process through /proc, so what the preload
+     * cannot reach (a static binary, a worker whose connection SO_PEERCRED refused, a child
+     * started with a scrubbed environment) is still counted: `shmtrack scan --tree` semantics. */
+    st_coord_config_t cfg = {.log = log_line, .scan_tree_root = (int)getpid()};
     const char *out = "shmtrack-trace.json";
     long interval = 1000, deadline = 0;
     int c;
