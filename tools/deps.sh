@@ -6,7 +6,8 @@
 #   test:  build + clang (libFuzzer, sanitizers) + clang-format + what the view/serve/export
 #          tests drive: chromium, nodejs + npm (Playwright), protobuf-compiler (protoc --decode),
 #          python3 (HTTP tests), prometheus (promtool check metrics)
-#   real:  build + the programs the real-program tests (ctest -L real) drive: postgresql, python3
+#   real:  build + the programs the real-program tests (ctest -L real) drive: postgresql, python3,
+#          nginx, chromium (and libc6-dev, in build-essential: static_prog links against libc.a)
 #   bench: build + smem (tools/bench/bench_scan compares against it)
 # Not root and something missing: prints the apt-get line to run and fails.
 set -euo pipefail
@@ -17,7 +18,7 @@ if [ "$what" = test ]; then
     pkgs+=(chromium nodejs npm protobuf-compiler python3 prometheus)
 fi
 if [ "$what" = real ]; then
-    pkgs+=(postgresql python3)
+    pkgs+=(postgresql python3 nginx chromium)
 fi
 if [ "$what" = bench ]; then
     pkgs+=(smem)
