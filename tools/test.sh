@@ -3,7 +3,7 @@
 #
 # The whole test suite, as CI runs it: installs what is missing, then
 #   1. Release build with -Wall -Wextra -Werror, every ctest label but real; then the real-program
-#      tests (label real: PostgreSQL, Python shared_memory) after tools/deps.sh real installs them
+#      tests (label real: PostgreSQL, Python shared_memory, nginx, Chromium, a static binary) after tools/deps.sh real installs them
 #   2. Debug build with ASan+UBSan, every ctest label but real
 #   3. TSan build, the tests labelled tsan (ipc and coordinator)
 #   4. the libFuzzer targets for a bounded time each (SHMTRACK_FUZZ_SECONDS, default 60)
