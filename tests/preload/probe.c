@@ -276,8 +276,9 @@ static int scenario_forkstorm(void)
     for (int i = 0; i < 3; i++)
         if (pthread_create(&t[i], NULL, hammer, NULL) != 0)
             die("pthread_create");
-    int failures = 0;
-    for (int i = 0; i < 1000; i++) {
+    const char *env = getenv("PROBE_FORKS"); /* default 1000 */
+    int forks = env != NULL ? atoi(env) : 1000, failures = 0;
+    for (int i = 0; i < forks; i++) {
         pid_t pid = fork();
         if (pid < 0)
             die("fork");
@@ -292,7 +293,7 @@ static int scenario_forkstorm(void)
     stop = 1;
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
-    printf("forks 1000 failures %d\n", failures);
+    printf("forks %d failures %d\n", forks, failures);
     return failures != 0;
 }
 
@@ -327,6 +328,50 @@ static int scenario_rawclone(void)
     return failures != 0;
 }
 
+/* Whether one of this process's descriptors is a socket. */
+static int has_socket(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 0;
+    int found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL) {
+        char path[300], link[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        found = n > 7 && strncmp(link, "socket:", 7) == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+/* With PROBE_DUMP=/path/to/shmtrack (the probe runs under `shmtrack run`): once the preload has
+ * reconnected, asks the coordinator for a dump into OUT.dump.json while every object is mapped, so
+ * the test can see what the coordinator received from this process. 0 when not asked or the dump
+ * was written. */
+static int coordinator_dump(void)
+{
+    const char *tool = getenv("PROBE_DUMP"), *sock = getenv("SHMTRACK_SOCKET");
+    if (tool == NULL || sock == NULL)
+        return 0;
+    /* The preload notices that its socket is gone at its next flush (ST_CLIENT_FLUSH_MS) and
+     * reconnects: the probe opens no socket itself, so a socket among its fds is the new
+     * connection. Wait for it (5 s at most), then for the handshake. */
+    for (int tries = 0; tries < 50 && !has_socket(); tries++)
+        usleep(100 * 1000);
+    usleep(200 * 1000);
+    char out[4096];
+    snprintf(out, sizeof(out), "%s.dump.json", out_prefix);
+    char *argv[] = {(char *)tool, "dump", "--socket", (char *)sock, "-o", out, NULL};
+    pid_t pid;
+    int status;
+    if (posix_spawn(&pid, tool, NULL, NULL, argv, environ) != 0 ||
+        waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return 4;
+    return 0;
+}
+
 /* A program that closes every descriptor it did not open (and one that dup2()s over them), then
  * keeps using shared memory. */
 static int scenario_closefds(int use_dup2)
@@ -350,13 +395,15 @@ static int scenario_closefds(int use_dup2)
         die("memfd after close");
     char *c = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     touch(c, 2);
+    if (shmtrack_label(c, "after-close") != 0 && tracking())
+        return 3;
     open_expect();
     expect_obj("anon", a, PAGE, NULL);
     expect_obj("anon", b, 3 * PAGE, NULL);
-    expect_obj("memfd", c, 2 * PAGE, NULL);
+    expect_obj("memfd", c, 2 * PAGE, "after-close");
     fclose(expect);
     save_maps();
-    return 0;
+    return coordinator_dump();
 }
 
 /* Objects inherited over fork: the child holds them (inherited, not creator). */

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The preload's hardest cases under `shmtrack run`, with a live coordinator rather than the
+# registry file test_preload reads (tests/preload/probe.c):
+#   - forkstorm: 300 forks while 3 threads sit in mmap/memfd hooks (and flood the coordinator with
+#     their events), every child connecting, with a periodic dump every 100 ms: no deadlock (the
+#     test's TIMEOUT), every child exits 0, run exits 0, and the trace holds the periodic dumps.
+#     (test_preload runs the 1000-fork storm without a coordinator; with one, each fork costs
+#     ~25 ms more on a loaded 2-core machine: the child's connection and the event flood);
+#   - closefds / dup2fds: the program closes (or dup2()s /dev/null over) every descriptor it did
+#     not open, the preload's socket among them, then creates more shared memory and labels one
+#     object; once a new socket shows among its fds (the preload reconnected) it asks for a dump
+#     itself before it exits. The dump must hold the three objects the
+#     probe wrote down (its own /proc/self/maps inode and pages touched), once each, with exact
+#     resident bytes, owned by the probe, and the label "after-close": a label only the preload's
+#     connection can carry, so it proves the preload reconnected and answered (the /proc catch-all
+#     sees the objects but knows no labels).
+# Usage: run_probe_wire.sh BIN_DIR PROBE
+set -euo pipefail
+bin=$1
+probe=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+start=$(date +%s)
+PROBE_FORKS=300 "$bin/shmtrack" run -o "$tmp/fork.json" --interval 100 -- "$probe" forkstorm "$tmp/fork" \
+    >"$tmp/fork.out" 2>"$tmp/fork.err" || { echo "forkstorm under shmtrack run failed"; cat "$tmp/fork.err"; exit 1; }
+grep -q '^forks 300 failures 0$' "$tmp/fork.out" || { cat "$tmp/fork.out"; exit 1; }
+"$bin/shmtrack" report "$tmp/fork.json" --dump all --format json >"$tmp/fork.r.json"
+python3 - "$tmp/fork.r.json" <<'PY'
+import json, sys
+dumps = json.load(open(sys.argv[1]))["dumps"]
+assert len(dumps) >= 2, f"{len(dumps)} periodic dumps during the fork storm"
+for d in dumps:
+    assert len(d["objects"]) == len({o["key"] for o in d["objects"]}), f"dump {d['id']}: an object counted twice"
+print(f"run_probe_wire: forkstorm: 300 forks, {len(dumps)} periodic dumps")
+PY
+echo "run_probe_wire: forkstorm took $(($(date +%s) - start)) s"
+
+for scenario in closefds dup2fds; do
+    PROBE_DUMP="$bin/shmtrack" "$bin/shmtrack" run -o "$tmp/$scenario.t.json" --interval 0 -- \
+        "$probe" "$scenario" "$tmp/$scenario" >"$tmp/$scenario.out" 2>"$tmp/$scenario.err" ||
+        { echo "$scenario under shmtrack run failed"; cat "$tmp/$scenario.err"; exit 1; }
+    "$bin/shmtrack" report "$tmp/$scenario.dump.json" --format json >"$tmp/$scenario.r.json"
+    python3 - "$tmp/$scenario.r.json" "$tmp/$scenario.expect" "$scenario" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["dumps"][-1]
+expect = [l.split() for l in open(sys.argv[2]) if l.startswith("expect ")]
+assert not d["partial"], d["warnings"]
+assert len(d["objects"]) == len({o["key"] for o in d["objects"]}), "an object counted twice"
+probe = [p["pid"] for p in d["processes"] if p["name"].startswith("st_preload")]
+assert len(probe) == 1, d["processes"]
+assert len(expect) == 3, expect
+for _, kind, ino, resident, label in expect:
+    objs = [o for o in d["objects"] if o["kind"] == kind and o["key"].endswith(f":{ino}")]
+    assert len(objs) == 1, f"{kind} ino {ino}: {len(objs)} objects in the dump"
+    o = objs[0]
+    assert o["size"] == int(resident), f"{kind} {ino}: {o['size']} != {resident}"
+    # the probe creates and owns each; the posix_spawn'd `shmtrack dump` inherits the memfd
+    # (created without MFD_CLOEXEC) and holds it too, as /proc says
+    assert o["owner_pid"] == probe[0], f"{kind} {ino}: owner {o['owner_pid']} != probe {probe[0]}"
+    assert (o["label"] or "") == ("" if label == "-" else label), f"{kind} {ino}: label {o['label']!r} != {label!r}"
+print(f"run_probe_wire: {sys.argv[3]}: 3 objects exact, label after the reconnect, dump {d['id']}")
+PY
+done
