@@ -3,17 +3,19 @@
 #
 # The preload's hardest cases under `shmtrack run`, with a live coordinator rather than the
 # registry file test_preload reads (tests/preload/probe.c):
-#   - forkstorm: 300 forks while 3 threads sit in mmap/memfd hooks (and flood the coordinator with
+#   - forkstorm: 150 forks while 3 threads sit in mmap/memfd hooks (and flood the coordinator with
 #     their events), every child connecting, with a periodic dump every 100 ms: no deadlock (the
 #     test's TIMEOUT), every child exits 0, run exits 0, and the trace holds the periodic dumps.
 #     (test_preload runs the 1000-fork storm without a coordinator; with one, each fork costs
-#     ~25 ms more on a loaded 2-core machine: the child's connection and the event flood);
+#     ~25 ms (Release) to ~100 ms (ASan coordinator) more on a loaded 2-core machine: the child's
+#     connection and the hammer threads' event flood);
 #   - closefds / dup2fds: the program closes (or dup2()s /dev/null over) every descriptor it did
 #     not open, the preload's socket among them, then creates more shared memory and labels one
-#     object; once a new socket shows among its fds (the preload reconnected) it asks for a dump
-#     itself before it exits. The dump must hold the three objects the
-#     probe wrote down (its own /proc/self/maps inode and pages touched), once each, with exact
-#     resident bytes, owned by the probe, and the label "after-close": a label only the preload's
+#     object; once a new socket shows among its fds (the preload reconnected) it says "ready",
+#     the test takes a dump and ends it with SIGTERM through `shmtrack run`. The dump must hold
+#     the three objects the probe wrote down (its own /proc/self/maps inode and pages touched),
+#     once each, with exact resident bytes, held and owned by the probe alone, and the label
+#     "after-close": a label only the preload's
 #     connection can carry, so it proves the preload reconnected and answered (the /proc catch-all
 #     sees the objects but knows no labels).
 # Usage: run_probe_wire.sh BIN_DIR PROBE
@@ -21,12 +23,17 @@ set -euo pipefail
 bin=$1
 probe=$2
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+run_pid=
+cleanup() {
+    [ -n "$run_pid" ] && kill "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
 
 start=$(date +%s)
-PROBE_FORKS=300 "$bin/shmtrack" run -o "$tmp/fork.json" --interval 100 -- "$probe" forkstorm "$tmp/fork" \
+PROBE_FORKS=150 "$bin/shmtrack" run -o "$tmp/fork.json" --interval 100 -- "$probe" forkstorm "$tmp/fork" \
     >"$tmp/fork.out" 2>"$tmp/fork.err" || { echo "forkstorm under shmtrack run failed"; cat "$tmp/fork.err"; exit 1; }
-grep -q '^forks 300 failures 0$' "$tmp/fork.out" || { cat "$tmp/fork.out"; exit 1; }
+grep -q '^forks 150 failures 0$' "$tmp/fork.out" || { cat "$tmp/fork.out"; exit 1; }
 "$bin/shmtrack" report "$tmp/fork.json" --dump all --format json >"$tmp/fork.r.json"
 python3 - "$tmp/fork.r.json" <<'PY'
 import json, sys
@@ -34,14 +41,24 @@ dumps = json.load(open(sys.argv[1]))["dumps"]
 assert len(dumps) >= 2, f"{len(dumps)} periodic dumps during the fork storm"
 for d in dumps:
     assert len(d["objects"]) == len({o["key"] for o in d["objects"]}), f"dump {d['id']}: an object counted twice"
-print(f"run_probe_wire: forkstorm: 300 forks, {len(dumps)} periodic dumps")
+print(f"run_probe_wire: forkstorm: 150 forks, {len(dumps)} periodic dumps")
 PY
 echo "run_probe_wire: forkstorm took $(($(date +%s) - start)) s"
 
 for scenario in closefds dup2fds; do
-    PROBE_DUMP="$bin/shmtrack" "$bin/shmtrack" run -o "$tmp/$scenario.t.json" --interval 0 -- \
-        "$probe" "$scenario" "$tmp/$scenario" >"$tmp/$scenario.out" 2>"$tmp/$scenario.err" ||
-        { echo "$scenario under shmtrack run failed"; cat "$tmp/$scenario.err"; exit 1; }
+    PROBE_HOLD=1 "$bin/shmtrack" run -o "$tmp/$scenario.t.json" --interval 0 --socket "$tmp/s/$scenario" -- \
+        "$probe" "$scenario" "$tmp/$scenario" >"$tmp/$scenario.out" 2>"$tmp/$scenario.err" &
+    run_pid=$!
+    for _ in $(seq 100); do
+        grep -q '^ready' "$tmp/$scenario.out" && break
+        kill -0 "$run_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q '^ready' "$tmp/$scenario.out" || { echo "$scenario not ready"; cat "$tmp/$scenario.err"; exit 1; }
+    "$bin/shmtrack" dump --socket "$tmp/s/$scenario" -o "$tmp/$scenario.dump.json" >/dev/null
+    kill -TERM "$run_pid"
+    wait "$run_pid" || { echo "$scenario under shmtrack run failed"; cat "$tmp/$scenario.err"; exit 1; }
+    run_pid=
     "$bin/shmtrack" report "$tmp/$scenario.dump.json" --format json >"$tmp/$scenario.r.json"
     python3 - "$tmp/$scenario.r.json" "$tmp/$scenario.expect" "$scenario" <<'PY'
 import json, sys
@@ -57,9 +74,8 @@ for _, kind, ino, resident, label in expect:
     assert len(objs) == 1, f"{kind} ino {ino}: {len(objs)} objects in the dump"
     o = objs[0]
     assert o["size"] == int(resident), f"{kind} {ino}: {o['size']} != {resident}"
-    # the probe creates and owns each; the posix_spawn'd `shmtrack dump` inherits the memfd
-    # (created without MFD_CLOEXEC) and holds it too, as /proc says
     assert o["owner_pid"] == probe[0], f"{kind} {ino}: owner {o['owner_pid']} != probe {probe[0]}"
+    assert [h["pid"] for h in o["holders"]] == probe, o["holders"]
     assert (o["label"] or "") == ("" if label == "-" else label), f"{kind} {ino}: label {o['label']!r} != {label!r}"
 print(f"run_probe_wire: {sys.argv[3]}: 3 objects exact, label after the reconnect, dump {d['id']}")
 PY

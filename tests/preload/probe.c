@@ -346,14 +346,13 @@ static int has_socket(void)
     return found;
 }
 
-/* With PROBE_DUMP=/path/to/shmtrack (the probe runs under `shmtrack run`): once the preload has
- * reconnected, asks the coordinator for a dump into OUT.dump.json while every object is mapped, so
- * the test can see what the coordinator received from this process. 0 when not asked or the dump
- * was written. */
-static int coordinator_dump(void)
+/* With PROBE_HOLD=1 (the probe runs under `shmtrack run`): once the preload has reconnected,
+ * prints "ready PID" and keeps every object mapped until SIGTERM, so the test can take a dump
+ * from outside and see what the coordinator received from this process. */
+static int hold_for_dump(void)
 {
-    const char *tool = getenv("PROBE_DUMP"), *sock = getenv("SHMTRACK_SOCKET");
-    if (tool == NULL || sock == NULL)
+    const char *hold = getenv("PROBE_HOLD");
+    if (hold == NULL || strcmp(hold, "1") != 0)
         return 0;
     /* The preload notices that its socket is gone at its next flush (ST_CLIENT_FLUSH_MS) and
      * reconnects: the probe opens no socket itself, so a socket among its fds is the new
@@ -361,14 +360,14 @@ static int coordinator_dump(void)
     for (int tries = 0; tries < 50 && !has_socket(); tries++)
         usleep(100 * 1000);
     usleep(200 * 1000);
-    char out[4096];
-    snprintf(out, sizeof(out), "%s.dump.json", out_prefix);
-    char *argv[] = {(char *)tool, "dump", "--socket", (char *)sock, "-o", out, NULL};
-    pid_t pid;
-    int status;
-    if (posix_spawn(&pid, tool, NULL, NULL, argv, environ) != 0 ||
-        waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return 4;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    printf("ready %d\n", (int)getpid());
+    fflush(stdout);
+    int sig;
+    sigwait(&set, &sig);
     return 0;
 }
 
@@ -403,7 +402,7 @@ static int scenario_closefds(int use_dup2)
     expect_obj("memfd", c, 2 * PAGE, "after-close");
     fclose(expect);
     save_maps();
-    return coordinator_dump();
+    return hold_for_dump();
 }
 
 /* Objects inherited over fork: the child holds them (inherited, not creator). */
