@@ -249,7 +249,8 @@ int st__agent_measure_objects(st__reg_t *reg, st__obj_record_t *recs, size_t cap
     size_t count = 0;
     int rc = 0;
     st__reg_lock(reg);
-    st__reg_sweep(reg); /* objects whose creating fd was closed since */
+    st__reg_resolve_all(reg); /* mappings recorded without their identity (registry.h) */
+    st__reg_sweep(reg);       /* objects whose creating fd was closed since */
     uint32_t limit = st__reg_obj_limit(reg);
     st__reg_unlock(reg);
     for (uint32_t id = 0; id < limit; id++) {
@@ -259,7 +260,7 @@ int st__agent_measure_objects(st__reg_t *reg, st__obj_record_t *recs, size_t cap
             break;
         }
         st__obj_t *obj = st__reg_obj(reg, id);
-        if (!obj->used) {
+        if (!obj->used || (obj->flags & ST__OBJ_PENDING)) {
             st__reg_unlock(reg);
             continue;
         }
