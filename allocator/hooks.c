@@ -242,12 +242,39 @@ static void new_object(st__obj_t *obj, bool creator)
 
 /* ---- mmap family ----------------------------------------------------------------------------- */
 
+/* The object behind fd if fd still names the inode key describes (the fd a pending mapping was
+ * made from, whose hint turned out wrong): kind and name from the fd, as the eager path does.
+ * NULL when the fd is gone or is something else now. pre: locked */
+static st__obj_t *identify_fd(int fd, const st__key_t *key, bool *added)
+{
+    st__fdinfo_t fi;
+    char name[ST__REG_NAME_MAX] = "";
+    int kind;
+    st__obj_t *obj = NULL;
+    if (fd < 0 || st__prim_fd_stat(fd, &fi) != 0 || fi.type != ST__FD_REG || fi.ino != key->b ||
+        (((uint64_t)fi.dev_major << 32) | fi.dev_minor) != key->a ||
+        st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0)
+        return NULL;
+    st__key_t k = *key;
+    k.kind = (uint8_t)kind;
+    if (st__reg_get(&reg, &k, &obj, added) != 0) {
+        disable("tracking off: the registry is full");
+        return NULL;
+    }
+    if (*added && name[0] != '\0')
+        (void)st__reg_set_name(&reg, obj, name);
+    if (fi.size > obj->size)
+        obj->size = fi.size;
+    return obj;
+}
+
 /* Resolves one pending object (registry.h): the kernel's dev/ino of the VMA that holds its first
  * range (PROCMAP_QUERY), then a merge into the object with that key. A range that no longer
  * looks like the mapping we recorded (unmapped or replaced behind our back) is dropped, and so is
  * a mapping of an fd that turned out not to be the object created through it (the program closed
- * that fd and reused the number with an open() we do not see) and that we know nothing else about:
- * the coordinator's /proc scan still sees it. pre: locked, inside a hook or the agent thread. */
+ * that fd and reused the number with an open() we do not see) is identified from that fd when it
+ * still names the mapped inode, else dropped: the coordinator's /proc scan still sees it. pre:
+ * locked, inside a hook or the agent thread. */
 static void resolve_one(st__obj_t *p)
 {
     st__range_t *r = st__reg_range(&reg, p->first);
@@ -262,8 +289,11 @@ static void resolve_one(st__obj_t *p)
     bool added = false, creator = (p->flags & ST__OBJ_CREATOR) != 0;
     if (hint != NULL && hint->a == key.a && hint->b == key.b) {
         t = hint;
-    } else if (hint != NULL) {
+    } else if (hint != NULL || p->fd >= 0) {
+        /* the fd was not (or no longer) the object created through it */
         t = st__reg_find(&reg, &key);
+        if (t == NULL)
+            t = identify_fd(p->fd, &key, &added);
     } else if (st__reg_get(&reg, &key, &t, &added) != 0) {
         t = NULL;
         disable("tracking off: the registry is full");
@@ -303,7 +333,7 @@ static void resolve_all(st__reg_t *r, void *ctx)
 
 /* Records [p, p+len) as a pending object of this kind (no system call). pre: locked */
 static void track_pending(void *p, size_t len, uint64_t offset, uint8_t kind, st__obj_t *hint,
-                          bool creator)
+                          int fd, bool creator)
 {
     st__obj_t *obj = NULL;
     int rc = st__reg_add_pending(&reg, kind, hint, &obj);
@@ -315,6 +345,10 @@ static void track_pending(void *p, size_t len, uint64_t offset, uint8_t kind, st
         goto fail;
     if (creator)
         obj->flags |= ST__OBJ_CREATOR;
+    obj->fd = fd;
+    /* anonymous: the inode is as large as the first mapping; an fd: at least what is mapped (the
+     * dump measures the file) */
+    obj->size = page_round(len) + (hint != NULL || fd >= 0 ? offset : 0);
     if (st__reg_map(&reg, obj, (uintptr_t)p, page_round(len), offset) != 0)
         goto fail;
     if (reg.n_pending >= PENDING_RESOLVE_AT)
@@ -341,18 +375,18 @@ static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t
 
     if (flags & MAP_ANONYMOUS) {
         /* the kernel ignores the offset of a shared anonymous mapping: the inode starts at 0 */
-        track_pending(p, len, 0, anon_kind, NULL, true);
+        track_pending(p, len, 0, anon_kind, NULL, -1, true);
         return;
     }
     st__obj_t *hint = (prot & PROT_WRITE) ? st__reg_fd_object(&reg, fd) : NULL;
     if (hint != NULL && hint->pending_refs < UINT8_MAX) {
-        track_pending(p, len, offset, hint->kind, hint, false);
+        track_pending(p, len, offset, hint->kind, hint, fd, false);
         return;
     }
     if (st__prim_fd_stat(fd, &fi) != 0)
         return;
     if (fi.type == ST__FD_DEVZERO) {
-        track_pending(p, len, offset, anon_kind, NULL, true);
+        track_pending(p, len, offset, anon_kind, NULL, -1, true);
         return;
     }
     if (fi.type != ST__FD_REG)

@@ -315,7 +315,8 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
             *link = obj->hnext;
     }
     notify(reg, obj, ST__REG_REMOVED, 0, 0);
-    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == id + 1)
+    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == id + 1 &&
+        !(obj->flags & ST__OBJ_PENDING))
         reg->fd_index[obj->fd] = 0;
     string_free(reg, &obj->name);
     string_free(reg, &obj->label);
@@ -335,7 +336,8 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
  * munmap costs no extra syscall. */
 static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
 {
-    if (obj->nranges != 0 || obj->fd >= 0 || (obj->flags & OBJ_PINNED) || obj->pending_refs != 0)
+    bool fd_held = obj->fd >= 0 && !(obj->flags & ST__OBJ_PENDING); /* pending: fd is a hint */
+    if (obj->nranges != 0 || fd_held || (obj->flags & OBJ_PINNED) || obj->pending_refs != 0)
         return;
     st__reg_remove(reg, obj);
 }
@@ -628,12 +630,12 @@ void st__reg_merge_pending(st__reg_t *reg, st__obj_t *pending, st__obj_t *target
         r->next = target->first;
         target->first = id;
         target->nranges++;
-        if (r->off + r->len > target->size)
-            target->size = r->off + r->len;
         notify(reg, target, ST__REG_MAPPED, r->start, r->len);
         id = next;
     }
     target->flags |= pending->flags & (ST__OBJ_CREATOR | ST__OBJ_INHERITED);
+    if (pending->size > target->size)
+        target->size = pending->size;
     pending->first = 0;
     pending->nranges = 0;
     st__reg_remove(reg, pending);

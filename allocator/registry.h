@@ -50,7 +50,8 @@ typedef struct st__obj {
     uint64_t a, b;      /* key */
     uint64_t size;      /* virtual size last seen (st_size or segment size) */
     int32_t importance; /* ST__IMPORTANCE_NONE unless claimed */
-    int32_t fd;         /* the fd this process created it through, -1 if none */
+    int32_t fd;         /* the fd this process created it through, -1 if none; for a pending
+                           object, the fd it was mapped from (a hint only) */
     uint32_t first;     /* first range id + 1, 0 when not mapped */
     uint32_t hnext;     /* hash chain: next object id + 1 */
     uint32_t nranges;
@@ -195,7 +196,7 @@ int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t
 /* The hint given to st__reg_add_pending, or NULL. pre: locked */
 st__obj_t *st__reg_pending_hint(st__reg_t *reg, const st__obj_t *pending);
 /* Moves every range of pending to target (MAPPED callbacks), merges its CREATOR and INHERITED
- * flags and size, and frees it. pre: locked, target not pending */
+ * flags and its size (the larger one wins), and frees it. pre: locked, target not pending */
 void st__reg_merge_pending(st__reg_t *reg, st__obj_t *pending, st__obj_t *target);
 /* Forgets pending and its ranges without a callback (its identity could not be established).
  * pre: locked */
