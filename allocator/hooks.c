@@ -1147,7 +1147,7 @@ static st__obj_record_t recs[4096];
 
 /* One line per object and per range:
  *   obj <kind> <a> <b> creator=<0|1> claimed=<0|1> inherited=<0|1> importance=<n|none>
- *       size=<n> mapped=<n> resident=<n|unknown> swapped=<n> name=<s> label=<s>
+ *       size=<n> mapped=<n> resident=<n|unknown> swapped=<n> source=<s> name=<s> label=<s>
  *   range <kind> <a> <b> <start hex> <end hex> <offset>
  * a is (major << 32 | minor) for shmem kinds (printed as major:minor), the IPC ns for SysV. */
 static void write_registry(void)
@@ -1207,6 +1207,8 @@ static void write_registry(void)
             out_u64(&o, r->resident, 10);
         out_str(&o, " swapped=");
         out_u64(&o, r->swapped, 10);
+        out_str(&o, " source=");
+        out_str(&o, st__res_source_name((st__res_source_t)r->res_source));
         out_str(&o, " name=");
         out_str(&o, r->name);
         out_str(&o, " label=");

@@ -68,6 +68,7 @@ void st__prim_after_fork(void);
 /* What fstat says about an fd that is being mapped shared. */
 typedef struct st__fdinfo {
     uint64_t ino, size;
+    uint64_t blocks; /* bytes allocated: st_blocks * 512 */
     uint32_t dev_major, dev_minor;
     uint32_t uid;
     int type; /* ST__FD_REG, ST__FD_DEVZERO or ST__FD_OTHER */
@@ -82,6 +83,15 @@ int st__prim_fd_stat(int fd, st__fdinfo_t *out);
  * -ENOTSUP for anything else (a disk file mapped shared is not shared memory). When name is not
  * NULL it receives the last path component (or the memfd name), cut to len-1 bytes. */
 int st__prim_fd_kind(int fd, int *kind, char *name, size_t len);
+
+/* cachestat(2) over the whole file (Linux 6.5+): the pages of its page cache (for shmem: every
+ * allocated page in memory, written or not). -ENOSYS on older kernels, -EPERM for a caller that
+ * neither owns nor may write the file. */
+int st__prim_cachestat(int fd, uint64_t *pages);
+
+/* Calls cb for every descriptor this process has open (a walk of /proc/self/fd into buf, the
+ * caller's scratch space, with getdents64). A non-zero return from cb stops the walk. */
+int st__prim_each_fd(char *buf, size_t cap, int (*cb)(int fd, void *ctx), void *ctx);
 
 /* The inode of this process's IPC namespace (/proc/self/ns/ipc), which qualifies SysV ids. */
 int st__prim_ipc_ns(uint64_t *ino);
