@@ -346,9 +346,9 @@ static void track_pending(void *p, size_t len, uint64_t offset, uint8_t kind, st
     if (creator)
         obj->flags |= ST__OBJ_CREATOR;
     obj->fd = fd;
-    /* anonymous: the inode is as large as the first mapping; an fd: at least what is mapped (the
-     * dump measures the file) */
-    obj->size = page_round(len) + (hint != NULL || fd >= 0 ? offset : 0);
+    /* anonymous: the inode is as large as the first mapping; an fd: the object's size is known
+     * from its fstat at creation and ftruncate since (and measured again at a dump) */
+    obj->size = hint == NULL && fd < 0 ? page_round(len) : 0;
     if (st__reg_map(&reg, obj, (uintptr_t)p, page_round(len), offset) != 0)
         goto fail;
     if (reg.n_pending >= PENDING_RESOLVE_AT)
@@ -574,6 +574,33 @@ ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
     errno = saved;
     leave();
     return fd;
+}
+
+/* ftruncate is where a memfd or POSIX object gets its size; the mmap hook no longer calls fstat on
+ * an fd created here, so the size is taken from here. Any other fd costs one relaxed load. */
+static int hook_ftruncate(int fd, off_t len)
+{
+    int rc = st__prim_ftruncate(fd, len);
+    if (rc != 0 || !active() || !st__reg_fd_maybe(&reg, fd) || !enter_locked())
+        return rc;
+    int saved = errno;
+    st__obj_t *obj = st__reg_fd_object(&reg, fd);
+    if (obj != NULL)
+        obj->size = (uint64_t)len;
+    st__reg_unlock(&reg);
+    errno = saved;
+    leave();
+    return rc;
+}
+
+ST_EXPORT int ftruncate(int fd, off_t len)
+{
+    return hook_ftruncate(fd, len);
+}
+
+ST_EXPORT int ftruncate64(int fd, off64_t len)
+{
+    return hook_ftruncate(fd, (off_t)len);
 }
 
 ST_EXPORT int shm_unlink(const char *name)

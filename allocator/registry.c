@@ -618,6 +618,12 @@ st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
     return o;
 }
 
+bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
+{
+    return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
+           __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
+}
+
 void st__reg_merge_pending(st__reg_t *reg, st__obj_t *pending, st__obj_t *target)
 {
     uint32_t tid = (uint32_t)(target - reg->objs);

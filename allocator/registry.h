@@ -205,6 +205,10 @@ void st__reg_drop_pending(st__reg_t *reg, st__obj_t *pending);
  * the caller must be ready for the fd to have been closed and reused. pre: locked */
 st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd);
 
+/* Whether fd may have been recorded with st__reg_set_fd. Lock-free (a relaxed load), may say yes
+ * wrongly; no means no. */
+bool st__reg_fd_maybe(const st__reg_t *reg, int fd);
+
 /* The function that resolves every pending object (set by the hooks; may be NULL), and a call to
  * it when there is any pending object. pre: locked (for st__reg_resolve_all) */
 void st__reg_set_resolver(st__reg_t *reg, void (*fn)(st__reg_t *reg, void *ctx), void *ctx);

@@ -58,6 +58,11 @@ int st__prim_memfd_create(const char *name, unsigned int flags)
     return (int)syscall(SYS_memfd_create, name, flags);
 }
 
+int st__prim_ftruncate(int fd, off_t len)
+{
+    return (int)syscall(SYS_ftruncate, fd, len);
+}
+
 int st__prim_shmget(key_t key, size_t size, int flags)
 {
     return (int)syscall(SYS_shmget, key, size, flags);
