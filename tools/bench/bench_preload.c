@@ -2,17 +2,17 @@
  *
  * bench_preload: the interposer's overhead, measured side by side in one run.
  *
- * Two long-lived worker processes run the same loops: A without and B with
+ * Three long-lived worker processes run the same loops: A without and B with
  * LD_PRELOAD=libshmtrack.so, B connected to a minimal coordinator (an ipc/server.h loop on a
  * thread of this process that accepts events and discards them), so that B's agent thread does
- * the work it does in real use. Both workers are pinned to the same CPU (sched_setaffinity before
- * exec; the agent thread inherits it), so they never run at once and the agent's background work
- * competes with B's own loop as it would on a busy machine. The parent drives many short rounds,
- * alternating the order (A B, B A, ...) so that slow drifts of the machine's load hit both
- * equally, and prints per case:
- *   (a) shared anonymous mmap + touch one page + munmap        (tracked path)
- *   (b) memfd_create + ftruncate + mmap + munmap + close       (tracked path)
- *   (c) private anonymous mmap + munmap                        (the untracked path)
+ * the work it does in real use; H has the preload without a coordinator (the hooks' own cost: no
+ * agent thread, events counted and dropped), to tell the two costs apart. Both workers are pinned
+ * to the same CPU (sched_setaffinity before exec; the agent thread inherits it), so they never run
+ * at once and the agent's background work competes with B's own loop as it would on a busy machine.
+ * The parent drives many short rounds, rotating the order (A B H, B H A, H A B) so that slow drifts
+ * of the machine's load hit both equally, and prints per case: (a) shared anonymous mmap + touch
+ * one page + munmap        (tracked path) (b) memfd_create + ftruncate + mmap + munmap + close
+ * (tracked path) (c) private anonymous mmap + munmap                        (the untracked path)
  * the minimum and median wall-clock nanoseconds per iteration of each worker over the rounds, the
  * ratio of the medians (the figure the targets apply to) and of the minimums, and the process CPU
  * time per iteration of each worker over the whole case (CLOCK_PROCESS_CPUTIME_ID: every thread,
@@ -281,7 +281,7 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "--worker") == 0)
         return worker();
     const char *preload = PRELOAD_PATH;
-    int rounds = 60, round_ms = 40;
+    int rounds = 60, round_ms = 30;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--preload") == 0 && i + 1 < argc)
             preload = argv[++i];
@@ -297,7 +297,7 @@ int main(int argc, char **argv)
     if (rounds < 3 || rounds > MAX_ROUNDS)
         rounds = 60;
     if (round_ms < 1 || round_ms > 10000)
-        round_ms = 40;
+        round_ms = 30;
     if (access(preload, R_OK) != 0) {
         fprintf(stderr, "bench_preload: %s: %s\n", preload, strerror(errno));
         return 1;
@@ -322,10 +322,11 @@ int main(int argc, char **argv)
     }
 
     int cpu = pick_cpu();
-    proc_t wa = {0}, wb = {0};
+    proc_t wa = {0}, wb = {0}, wh = {0};
     int rc = 1;
     if (start_worker(&wa, argv[0], NULL, NULL, cpu) != 0 ||
-        start_worker(&wb, argv[0], preload, sock_env, cpu) != 0) {
+        start_worker(&wb, argv[0], preload, sock_env, cpu) != 0 ||
+        start_worker(&wh, argv[0], preload, NULL, cpu) != 0) {
         fprintf(stderr, "bench_preload: cannot start the workers\n");
         goto out;
     }
@@ -345,22 +346,26 @@ int main(int argc, char **argv)
     printf("bench_preload: %s\n", preload);
     printf("load average at start: %s; %ld CPUs online; both workers pinned to CPU %d\n", load,
            sysconf(_SC_NPROCESSORS_ONLN), cpu);
-    printf("%d rounds of ~%d ms per worker and case, order alternating (A B, B A, ...)\n", rounds,
-           round_ms);
-    printf("A = without, B = with LD_PRELOAD (connected to a coordinator that discards events)\n");
+    printf("%d rounds of ~%d ms per worker and case, order rotating (A B H, B H A, H A B)\n",
+           rounds, round_ms);
+    printf("A = without, B = with LD_PRELOAD (connected to a coordinator that discards events),\n"
+           "H = with LD_PRELOAD and no coordinator (the hooks alone: no agent thread, events "
+           "dropped); targets apply to B/A\n");
     printf("wall: ns per iteration over the rounds; cpu: process CPU ns per iteration over the "
            "case (all threads), bg = the part outside the main thread\n\n");
-    printf("%-38s %8s %8s %8s %8s %7s %7s | %8s %8s %6s %7s %s\n", "case", "A min", "A med",
-           "B min", "B med", "med B/A", "min B/A", "A cpu", "B cpu", "B bg", "cpu B/A", "target");
+    printf("%-38s %8s %8s %8s %8s %7s %7s %7s | %8s %8s %6s %7s %7s %s\n", "case", "A min", "A med",
+           "B min", "B med", "med B/A", "min B/A", "med H/A", "A cpu", "B cpu", "B bg", "cpu B/A",
+           "cpu H/A", "target");
 
-    static double ta[MAX_ROUNDS], tb[MAX_ROUNDS];
+    static double ta[MAX_ROUNDS], tb[MAX_ROUNDS], th[MAX_ROUNDS];
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         char cmd[64];
         /* Calibrate on A: iterations for one round of round_ms. */
         long iters = 200;
         double ns = 0;
         snprintf(cmd, sizeof(cmd), "run %c %ld", cases[k].c, iters);
-        if (ask(&wa, cmd, &ns, NULL) != 0 || ask(&wb, cmd, &ns, NULL) != 0)
+        if (ask(&wa, cmd, &ns, NULL) != 0 || ask(&wb, cmd, &ns, NULL) != 0 ||
+            ask(&wh, cmd, &ns, NULL) != 0)
             goto fail;
         if (ask(&wa, cmd, &ns, NULL) != 0)
             goto fail;
@@ -368,27 +373,34 @@ int main(int argc, char **argv)
         if (iters < 10)
             iters = 10;
         snprintf(cmd, sizeof(cmd), "run %c %ld", cases[k].c, iters);
-        double ca0, cta0, cb0, ctb0, ca1, cta1, cb1, ctb1;
-        if (ask(&wa, "cpu", &ca0, &cta0) != 0 || ask(&wb, "cpu", &cb0, &ctb0) != 0)
+        double ca0, cta0, cb0, ctb0, ch0, cth0, ca1, cta1, cb1, ctb1, ch1, cth1;
+        if (ask(&wa, "cpu", &ca0, &cta0) != 0 || ask(&wb, "cpu", &cb0, &ctb0) != 0 ||
+            ask(&wh, "cpu", &ch0, &cth0) != 0)
             goto fail;
         for (int r = 0; r < rounds; r++) {
-            proc_t *first = r % 2 ? &wb : &wa, *second = r % 2 ? &wa : &wb;
-            double *t1 = r % 2 ? &tb[r] : &ta[r], *t2 = r % 2 ? &ta[r] : &tb[r];
-            if (ask(first, cmd, t1, NULL) != 0 || ask(second, cmd, t2, NULL) != 0)
-                goto fail;
+            /* A B H, then B H A, then H A B: each position equally often */
+            proc_t *w[3] = {&wa, &wb, &wh};
+            double *t[3] = {&ta[r], &tb[r], &th[r]};
+            for (int i = 0; i < 3; i++)
+                if (ask(w[(r + i) % 3], cmd, t[(r + i) % 3], NULL) != 0)
+                    goto fail;
             ta[r] /= (double)iters;
             tb[r] /= (double)iters;
+            th[r] /= (double)iters;
         }
-        if (ask(&wa, "cpu", &ca1, &cta1) != 0 || ask(&wb, "cpu", &cb1, &ctb1) != 0)
+        if (ask(&wa, "cpu", &ca1, &cta1) != 0 || ask(&wb, "cpu", &cb1, &ctb1) != 0 ||
+            ask(&wh, "cpu", &ch1, &cth1) != 0)
             goto fail;
         double total = (double)iters * rounds;
-        double cpu_a = (ca1 - ca0) / total, cpu_b = (cb1 - cb0) / total;
+        double cpu_a = (ca1 - ca0) / total, cpu_b = (cb1 - cb0) / total,
+               cpu_h = (ch1 - ch0) / total;
         double bg_b = ((cb1 - cb0) - (ctb1 - ctb0)) / total;
-        double ma = median(ta, rounds), mb = median(tb, rounds);
+        double ma = median(ta, rounds), mb = median(tb, rounds), mh = median(th, rounds);
         double mina = ta[0], minb = tb[0]; /* sorted by median() */
-        printf("%-38s %8.1f %8.1f %8.1f %8.1f %6.3fx %6.3fx | %8.1f %8.1f %6.1f %6.3fx <= %.2fx\n",
-               cases[k].what, mina, ma, minb, mb, mb / ma, minb / mina, cpu_a, cpu_b, bg_b,
-               cpu_b / cpu_a, cases[k].target);
+        printf("%-38s %8.1f %8.1f %8.1f %8.1f %6.3fx %6.3fx %6.3fx | %8.1f %8.1f %6.1f %6.3fx "
+               "%6.3fx <= %.2fx\n",
+               cases[k].what, mina, ma, minb, mb, mb / ma, minb / mina, mh / ma, cpu_a, cpu_b, bg_b,
+               cpu_b / cpu_a, cpu_h / cpu_a, cases[k].target);
         fflush(stdout);
     }
     lf = fopen("/proc/loadavg", "r");
@@ -406,6 +418,7 @@ fail:
 out:
     stop_worker(&wa);
     stop_worker(&wb);
+    stop_worker(&wh);
     server_stop = 1;
     pthread_join(srv_thread, NULL);
     st_server_close(srv);
