@@ -1318,6 +1318,35 @@ static void copy_env(char *dst, size_t len, const char *prefix, const char *valu
     memcpy(dst + p, value, v + 1);
 }
 
+/* Is an argument of this process exactly arg? cmdline is NUL-separated (read_lines hands it over
+ * as one line unless an argument holds a newline). */
+static int has_arg_cb(const char *line, size_t len, void *ctx)
+{
+    const char *want = ctx;
+    size_t n = strlen(want);
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && line[j] != '\0')
+            j++;
+        if (j - i == n && memcmp(line + i, want, n) == 0)
+            return 1;
+        i = j + 1;
+    }
+    return 0;
+}
+
+/* A process that refuses to run with a second thread: Chromium's zygote checks that it is
+ * single-threaded before it forks and aborts otherwise (SIGTRAP), so the preload must not start
+ * its agent thread there. Its hooks still keep the registry (it answers no dump); under `shmtrack
+ * run` the coordinator's scan of the command's process tree counts its objects and those of the
+ * children it clones. */
+static bool must_stay_single_threaded(void)
+{
+    static char buf[4096];
+    return st__prim_read_lines("/proc/self/cmdline", buf, sizeof(buf), has_arg_cb,
+                               (void *)"--type=zygote") == 1;
+}
+
 __attribute__((constructor)) static void shmtrack_init(void)
 {
     in_hook = 1;
@@ -1372,7 +1401,11 @@ __attribute__((constructor)) static void shmtrack_init(void)
     st__reg_set_change_cb(&reg, on_change, NULL);
     st__reg_set_resolver(&reg, resolve_all, NULL);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-    st__agent_start(&reg, sock);
+    if (sock != NULL && must_stay_single_threaded())
+        log_line("no agent thread: a Chromium zygote must stay single-threaded; its objects "
+                 "are counted by the coordinator's /proc scan of the tree");
+    else
+        st__agent_start(&reg, sock);
     __atomic_store_n(&state, ST_ACTIVE, __ATOMIC_RELEASE);
     in_hook = 0;
 }

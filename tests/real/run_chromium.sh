@@ -15,10 +15,10 @@
 # that happened is measured again (up to 4 windows). Then SIGTERM to `shmtrack run` is forwarded
 # and the whole tree must end.
 #
-# --no-zygote: Chromium's zygote CHECKs that it is single-threaded before it forks, and the
-# preload's agent thread (ipc/client.c) makes it two threads, so with a zygote the zygote dies
-# (SIGTRAP), the GPU process cannot launch (error_code=1002) and the browser aborts. Passing
-# --zygote runs that configuration (it fails today; see docs/preload.md).
+# Default --no-zygote (every process a client); --zygote runs Chromium as it normally runs. Its
+# zygote CHECKs that it is single-threaded before it forks, so the preload starts no agent thread
+# in a process with --type=zygote (otherwise the zygote dies with SIGTRAP and the browser aborts);
+# the coordinator's scan of the tree counts what it and the children it clones hold.
 # Exit 77 (skipped) when chromium is not installed. Usage: run_chromium.sh BIN_DIR [--zygote]
 set -euo pipefail
 bin=$1
