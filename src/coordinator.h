@@ -43,6 +43,9 @@ typedef struct st_coord_config {
     int deadline_ms;         /* per global dump; 0: ST_COORD_DEADLINE_DEFAULT_MS */
     bool allow_root;         /* accept root peers besides our uid */
     bool no_scan;            /* skip the /proc scan of the clients' pids during the merge */
+    /* Dumps the in-memory trace keeps: before a dump is merged, the oldest beyond max_dumps - 1
+     * are freed (their memory then holds the new dump: no fresh pages). 0: keep every dump. */
+    size_t max_dumps;
     /* Called for every sentence worth logging (refusals, dropped clients). Optional. */
     void (*log)(void *ud, const char *msg);
     /* Called when a global dump has been merged and appended to the trace. Optional. */

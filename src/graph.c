@@ -771,7 +771,8 @@ static void remove_weak(graph *g)
 
 static bool skip_entry(const char *name)
 {
-    return strcmp(name, "size") == 0 || strcmp(name, "effective_size") == 0;
+    return (name[0] == 's' && strcmp(name, "size") == 0) ||
+           (name[0] == 'e' && strcmp(name, "effective_size") == 0);
 }
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -793,7 +794,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 static aent *find_aent(aent *a, size_t off, size_t n, const char *name)
 {
     for (size_t k = off; k < off + n; k++)
-        if (a[k].name == name || strcmp(a[k].name, name) == 0)
+        if (a[k].name == name || (a[k].name[0] == name[0] && strcmp(a[k].name, name) == 0))
             return &a[k];
     return NULL;
 }
