@@ -670,6 +670,31 @@ static void test_slow_coordinator(void **state)
     st_coord_close(co);
 }
 
+/* max_dumps: the trace keeps the newest dumps only, each still complete. */
+static void test_max_dumps(void **state)
+{
+    (void)state;
+    st_coord_config_t cfg = {
+        .socket_path = g_sock, .deadline_ms = 2000, .log = log_cb, .max_dumps = 2};
+    st_coord_t *co = NULL;
+    assert_int_equal(st_coord_open(&cfg, &co), 0);
+    fake_t a = spawn(1, 1, 0, 30, 30, B_NORMAL);
+    wait_ready(co, &a, 10000);
+    st_global_dump_t *d = NULL;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+        assert_int_equal(d->n_globals, 30);
+    }
+    const st_trace_t *t = st_coord_trace(co);
+    assert_int_equal(t->n_dumps, 2);
+    assert_int_equal(t->dumps[0].id, 3);
+    assert_int_equal(t->dumps[1].id, 4);
+    assert_int_equal(t->dumps[0].n_globals, 30);
+    assert_ptr_equal(d, &t->dumps[1]);
+    assert_int_equal(finish(co, &a), 0);
+    st_coord_close(co);
+}
+
 static void test_other_uid_refused(void **state)
 {
     (void)state;
@@ -812,6 +837,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_client_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_coordinator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_dumps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_uid_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_clients, setup, teardown),
     };
