@@ -1581,10 +1581,50 @@ const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, c
 
 /* ---- annotation ---- */
 
-static int annotate_node(st_node_t *node, int pid, const st_graph_result_t *result)
+/* The result nodes of pid: [*lo, *hi) of the sorted result. */
+static void pid_range(const st_graph_result_t *result, int pid, size_t *lo, size_t *hi)
 {
-    const st_graph_node_t *r =
-        st_graph_find(result, strncmp(node->name, "global/", 7) == 0 ? 0 : pid, node->name);
+    size_t a = 0, b = result->n_nodes;
+    while (a < b) { /* first node with pid >= pid */
+        size_t mid = a + (b - a) / 2;
+        if (result->nodes[mid].pid < pid)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    *lo = a;
+    b = result->n_nodes;
+    while (a < b) { /* first node with pid > pid */
+        size_t mid = a + (b - a) / 2;
+        if (result->nodes[mid].pid <= pid)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    *hi = a;
+}
+
+/* st_graph_find within the range of one pid. */
+static const st_graph_node_t *find_in(const st_graph_result_t *result, size_t lo, size_t hi,
+                                      const char *path)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(result->nodes[mid].path, path);
+        if (c == 0)
+            return &result->nodes[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* lo, hi: the result's range of the node's pid (0 for a global node). */
+static int annotate_node(st_node_t *node, size_t lo, size_t hi, const st_graph_result_t *result)
+{
+    const st_graph_node_t *r = find_in(result, lo, hi, node->name);
     if (r == NULL || !r->has_size) {
         st_node_remove(node, "effective_size");
         return 0;
@@ -1601,12 +1641,20 @@ int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result)
 {
     int rc = 0;
     seen *set = NULL, *items = NULL;
-    for (size_t p = 0; p < dump->n_procs; p++)
-        for (size_t i = 0; i < dump->procs[p].n_nodes; i++)
-            if ((rc = annotate_node(&dump->procs[p].nodes[i], dump->procs[p].pid, result)) < 0)
+    size_t glo, ghi, lo, hi;
+    pid_range(result, 0, &glo, &ghi);
+    for (size_t p = 0; p < dump->n_procs; p++) {
+        const st_process_dump_t *proc = &dump->procs[p];
+        pid_range(result, proc->pid, &lo, &hi);
+        for (size_t i = 0; i < proc->n_nodes; i++) {
+            st_node_t *n = &proc->nodes[i];
+            bool global = strncmp(n->name, "global/", 7) == 0;
+            if ((rc = annotate_node(n, global ? glo : lo, global ? ghi : hi, result)) < 0)
                 goto out;
+        }
+    }
     for (size_t i = 0; i < dump->n_globals; i++)
-        if ((rc = annotate_node(&dump->globals[i], 0, result)) < 0)
+        if ((rc = annotate_node(&dump->globals[i], glo, ghi, result)) < 0)
             goto out;
     items = calloc(dump->n_warnings + result->n_warnings + 1, sizeof(*items));
     if (items == NULL) {

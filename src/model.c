@@ -495,13 +495,14 @@ static bool is_global_name(const char *name)
     return strncmp(name, "global/", 7) == 0;
 }
 
-st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
+/* st_process_find_node with the name's hash h (st_hash64) computed by the caller. */
+static st_node_t *find_node_h(const st_process_dump_t *proc, const char *name, uint64_t h)
 {
     /* The index is a cache: building it does not change what the process dump holds. */
     st_process_dump_t *mut = (st_process_dump_t *)proc;
     if (index_sync(&mut->node_index, proc->nodes, proc->n_nodes, node_hash) == 0) {
         const struct st_model_index *ix = proc->node_index;
-        size_t i = (size_t)mix64(st_hash64(name)) & (ix->cap - 1);
+        size_t i = (size_t)mix64(h) & (ix->cap - 1);
         for (; ix->slots[i] != 0; i = (i + 1) & (ix->cap - 1))
             if (strcmp(proc->nodes[ix->slots[i] - 1].name, name) == 0)
                 return &proc->nodes[ix->slots[i] - 1];
@@ -511,6 +512,11 @@ st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
         if (strcmp(proc->nodes[i].name, name) == 0)
             return &proc->nodes[i];
     return NULL;
+}
+
+st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
+{
+    return find_node_h(proc, name, st_hash64(name));
 }
 
 st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid)
@@ -526,7 +532,8 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
 {
     if (is_global_name(name))
         return -EINVAL;
-    st_node_t *n = st_process_find_node(proc, name);
+    uint64_t h = st_hash64(name);
+    st_node_t *n = find_node_h(proc, name, h);
     if (n == NULL) {
         if (st__array_grow((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + 1, sizeof(*n)) <
             0)
@@ -538,6 +545,12 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
         n->guid = guid;
         n->weak = weak;
         proc->n_nodes++;
+        /* index it now with the hash at hand (index_sync would hash the name again) */
+        struct st_model_index *ix = proc->node_index;
+        if (ix != NULL && ix->count == proc->n_nodes - 1 && (proc->n_nodes + 1) * 2 <= ix->cap) {
+            index_put(ix, h, proc->n_nodes - 1);
+            ix->count = proc->n_nodes;
+        }
     }
     if (out != NULL)
         *out = n;
