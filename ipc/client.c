@@ -561,6 +561,10 @@ static void hold(st_client_t *c)
     reg_catch_up(c);
     st_wire_event_t ev;
     while (queue_backlog(c) > (c->mask + 1) / 2 && queue_pop(c, &ev)) {
+        if (c->deq_pos > c->applied_pos) { /* published after the catch-up */
+            reg_apply(c, &ev);
+            c->applied_pos = c->deq_pos;
+        }
         atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);
         atomic_store_explicit(&c->sent_pos, c->deq_pos, memory_order_release);
         c->lost = true;

@@ -670,6 +670,51 @@ static void test_slow_coordinator(void **state)
     st_coord_close(co);
 }
 
+/* Events queued before any coordinator listens: the agent keeps the registry current, discards the
+ * oldest events once its queue is half full (counted), and re-announces the registry when it
+ * connects, so the coordinator still learns every object. (A client in this process.) */
+static void test_reannounce_after_discard(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    st_client_config_t cfg = {
+        .socket_path = g_sock, .queue_capacity = 32, .registry_capacity = 256};
+    st_client_t *c = NULL;
+    assert_int_equal(st_client_start(&cfg, &c), 0);
+    for (uint64_t ino = 1; ino <= N; ino++) {
+        st_wire_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.type = ST_EVENT_CREATED;
+        ev.key = key_of(ino);
+        ev.resident = resident_of(ino);
+        snprintf(ev.name, sizeof(ev.name), "obj%" PRIu64, ino);
+        while (st_client_event(c, &ev) == -EAGAIN)
+            usleep(5000); /* nobody listens: the agent makes room by discarding the oldest */
+    }
+    st_client_stats_t s;
+    st_client_get_stats(c, &s);
+    /* N events went into a queue of 32 with nothing sent: the agent discarded at least N - 32 */
+    assert_int_equal(s.events_queued, N);
+    assert_int_equal(s.events_sent, 0);
+    assert_false(s.connected);
+    st_coord_t *co = open_coord(5000);
+    pump_until_clients(co, 1, 10000);
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_int_equal(d->n_globals, N);
+    for (uint64_t ino = 1; ino <= N; ino++) {
+        char key[64], name[32];
+        snprintf(key, sizeof(key), "anon:0:1:%" PRIu64, ino);
+        snprintf(name, sizeof(name), "obj%" PRIu64, ino);
+        st_coord_object_t o;
+        assert_true(st_coord_find_object(co, key, &o));
+        assert_int_equal(o.creator_pid, getpid());
+        assert_string_equal(o.name, name);
+    }
+    st_client_stop(c);
+    st_coord_close(co);
+}
+
 /* max_dumps: the trace keeps the newest dumps only, each still complete. */
 static void test_max_dumps(void **state)
 {
@@ -838,6 +883,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_coordinator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_dumps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reannounce_after_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_uid_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_clients, setup, teardown),
     };
