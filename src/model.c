@@ -417,10 +417,27 @@ typedef struct gkey {
     st_node_t *node;
 } gkey;
 
-static int cmp_gkey(const void *a, const void *b)
+/* LSD radix sort of a[0..n) by guid, 11 bits a pass (stable; tmp: n elements of scratch). */
+static void radix_gkeys(gkey *a, gkey *tmp, size_t n)
 {
-    const gkey *x = a, *y = b;
-    return (x->guid > y->guid) - (x->guid < y->guid);
+    enum { BITS = 11, BUCKETS = 1 << BITS };
+    size_t count[BUCKETS];
+    for (unsigned shift = 0; shift < 64; shift += BITS) {
+        memset(count, 0, sizeof(count));
+        for (size_t i = 0; i < n; i++)
+            count[(a[i].guid >> shift) & (BUCKETS - 1)]++;
+        if (count[(a[0].guid >> shift) & (BUCKETS - 1)] == n)
+            continue; /* every key has this digit */
+        size_t sum = 0;
+        for (size_t b = 0; b < BUCKETS; b++) {
+            size_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i].guid >> shift) & (BUCKETS - 1)]++] = a[i];
+        memcpy(a, tmp, n * sizeof(*a));
+    }
 }
 
 void st_dump_sort(st_global_dump_t *dump)
@@ -458,7 +475,7 @@ void st_dump_sort(st_global_dump_t *dump)
         order[i] = &dump->globals[i];
     /* Names made by st_global_name ("global/" + 16 hex digits of the guid) sort like their guids:
      * when every name is one, sort numbers instead of strings. */
-    gkey *keys = malloc(n * sizeof(*keys));
+    gkey *keys = malloc(2 * n * sizeof(*keys));
     bool canonical = keys != NULL;
     for (size_t i = 0; canonical && i < n; i++) {
         char want[32];
@@ -468,7 +485,7 @@ void st_dump_sort(st_global_dump_t *dump)
             keys[i] = (gkey){dump->globals[i].guid, &dump->globals[i]};
     }
     if (canonical) {
-        qsort(keys, n, sizeof(*keys), cmp_gkey);
+        radix_gkeys(keys, keys + n, n);
         for (size_t i = 0; i < n; i++)
             order[i] = keys[i].node;
     } else {
