@@ -42,6 +42,7 @@ typedef struct cell {
 typedef struct reg_entry {
     uint32_t state; /* 0 empty, 1 used, 2 deleted */
     uint32_t pad;
+    uint64_t created_ns; /* the CREATED event's time, for a re-announcement */
     st_wire_object_t obj;
 } reg_entry_t;
 
@@ -57,7 +58,16 @@ struct st_client {
     size_t mask;
     _Atomic size_t enq_pos;
     size_t deq_pos;          /* agent only */
+    size_t applied_pos;      /* agent only: events before it are in the registry (>= deq_pos) */
     _Atomic size_t sent_pos; /* events before this position have been sent (or discarded) */
+
+    /* the OBJECT_EVENT frame on its way (agent only): kept until the socket takes it */
+    unsigned char *ev; /* ST_WIRE_MAX_FRAME */
+    size_t ev_len;     /* its bytes; 0: none */
+    size_t ev_n;       /* queued events it carries (0: a re-announcement) */
+    size_t ev_end;     /* deq_pos after them */
+    size_t reannounce; /* next registry slot to re-announce + 1; 0: none */
+    bool lost;         /* events were discarded since the last connection */
 
     /* registry (agent only) */
     reg_entry_t *reg;
@@ -155,7 +165,12 @@ static void queue_reset(st_client_t *c)
         atomic_store_explicit(&c->cells[i].seq, i, memory_order_relaxed);
     atomic_store(&c->enq_pos, 0);
     c->deq_pos = 0;
+    c->applied_pos = 0;
     atomic_store(&c->sent_pos, 0);
+    c->ev_len = 0;
+    c->ev_n = 0;
+    c->reannounce = 0;
+    c->lost = false;
 }
 
 static int ensure_thread(st_client_t *c);
@@ -191,17 +206,32 @@ int st_client_event(st_client_t *c, const st_wire_event_t *ev)
     return 0;
 }
 
+/* The published event at pos (agent only, deq_pos <= pos): producers leave a published cell
+ * alone until the agent pops it, so reading it in place is safe. */
+static const st_wire_event_t *queue_peek(st_client_t *c, size_t pos)
+{
+    cell_t *cell = &c->cells[pos & c->mask];
+    size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
+    return seq == pos + 1 ? &cell->ev : NULL;
+}
+
 /* Takes the next published event (agent only). */
 static bool queue_pop(st_client_t *c, st_wire_event_t *out)
 {
-    cell_t *cell = &c->cells[c->deq_pos & c->mask];
-    size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
-    if (seq != c->deq_pos + 1)
+    const st_wire_event_t *ev = queue_peek(c, c->deq_pos);
+    if (ev == NULL)
         return false;
-    *out = cell->ev;
+    *out = *ev;
+    cell_t *cell = &c->cells[c->deq_pos & c->mask];
     atomic_store_explicit(&cell->seq, c->deq_pos + c->mask + 1, memory_order_release);
     c->deq_pos++;
     return true;
+}
+
+/* Events waiting in the queue (agent only). */
+static size_t queue_backlog(st_client_t *c)
+{
+    return atomic_load_explicit(&c->enq_pos, memory_order_relaxed) - c->deq_pos;
 }
 
 /* ---- registry ---- */
@@ -261,10 +291,12 @@ static void reg_apply(st_client_t *c, const st_wire_event_t *ev)
     switch (ev->type) {
     case ST_EVENT_CREATED:
     case ST_EVENT_MAPPED:
-        if (ev->type == ST_EVENT_CREATED)
+        if (ev->type == ST_EVENT_CREATED) {
             o->flags |= ST_OBJ_F_CREATOR;
-        else
+            e->created_ns = ev->ts_ns;
+        } else {
             o->mapped_bytes += ev->mapped_bytes;
+        }
         if (ev->virtual_size)
             o->virtual_size = ev->virtual_size;
         if (ev->resident)
@@ -293,6 +325,17 @@ static void reg_apply(st_client_t *c, const st_wire_event_t *ev)
     }
 }
 
+/* Applies every published event not applied yet to the registry, leaving them queued (agent
+ * only): a dump answer then reports them even while their frame still waits for the socket. */
+static void reg_catch_up(st_client_t *c)
+{
+    const st_wire_event_t *ev;
+    while ((ev = queue_peek(c, c->applied_pos)) != NULL) {
+        reg_apply(c, ev);
+        c->applied_pos++;
+    }
+}
+
 /* ---- the connection (agent only) ---- */
 
 /* True when c->fd is still the socket we opened. */
@@ -312,17 +355,24 @@ static void disconnect(st_client_t *c, bool close_it)
     atomic_store(&c->connected, false);
 }
 
-/* Sends one frame built in c->tx; on failure drops the connection. */
-static int send_tx(st_client_t *c, size_t len, int timeout_ms)
+/* Sends one frame. keep: a socket that stays full for timeout_ms returns -EAGAIN and keeps the
+ * connection (the coordinator is busy, not gone); any other failure drops the connection. */
+static int send_buf(st_client_t *c, const unsigned char *buf, size_t len, int timeout_ms, bool keep)
 {
     if (!fd_is_ours(c)) {
         disconnect(c, false);
         return -EBADF;
     }
-    int rc = st_sock_send(c->fd, c->tx, len, timeout_ms);
-    if (rc < 0)
+    int rc = st_sock_send(c->fd, buf, len, timeout_ms);
+    if (rc < 0 && !(keep && rc == -EAGAIN))
         disconnect(c, true);
     return rc;
+}
+
+/* Sends one frame built in c->tx; on failure drops the connection. */
+static int send_tx(st_client_t *c, size_t len, int timeout_ms)
+{
+    return send_buf(c, c->tx, len, timeout_ms, false);
 }
 
 /* Moves fd above the range a program usually uses, so that a careless close/dup2 is less likely
@@ -388,7 +438,7 @@ static int connect_once(st_client_t *c)
     int len = st_frame_encode(c->tx, ST_WIRE_MAX_FRAME, ST_MSG_HELLO, 0, &h, sizeof(h));
     if ((rc = send_tx(c, (size_t)len, 1000)) < 0)
         return rc;
-    rc = st_sock_recv(c->fd, c->rx, ST_WIRE_MAX_FRAME, 2000);
+    rc = st_sock_recv(c->fd, c->rx, ST_WIRE_MAX_FRAME, 5000); /* a busy coordinator is slow */
     if (rc < 0) {
         disconnect(c, true);
         return rc;
@@ -409,6 +459,11 @@ static int connect_once(st_client_t *c)
         disconnect(c, true);
         return drc == -EPROTONOSUPPORT ? -ECONNREFUSED : -EPROTO;
     }
+    /* A new coordinator (or this one, after events were discarded) learns the registry again,
+     * unless the host re-announces through its connect callback. */
+    if (c->cfg.connect_cb == NULL && (atomic_load(&c->connects) > 0 || c->lost))
+        c->reannounce = 1;
+    c->lost = false;
     unsigned prev = atomic_fetch_add(&c->connects, 1);
     atomic_store(&c->connected, true);
     if (c->cfg.connect_cb != NULL)
@@ -416,32 +471,103 @@ static int connect_once(st_client_t *c)
     return 0;
 }
 
-/* Sends every queued event, in frames of up to ST_WIRE_EVENTS_PER_FRAME. Events popped are
- * applied to the registry even when they cannot be sent (the registry is the dump's truth). */
-static int drain(st_client_t *c)
+/* The events that tell a new coordinator about registry entry e: CREATED or MAPPED with its
+ * metadata, then IMPORTANCE when it carries an explicit claim. Returns how many (1 or 2). */
+static size_t announce_entry(const reg_entry_t *e, st_wire_event_t *out)
 {
-    st_wire_event_t *evs = (st_wire_event_t *)(c->tx + sizeof(st_wire_header_t));
-    for (;;) {
-        size_t n = 0;
+    const st_wire_object_t *o = &e->obj;
+    memset(out, 0, sizeof(*out));
+    out->type = (o->flags & ST_OBJ_F_CREATOR) ? ST_EVENT_CREATED : ST_EVENT_MAPPED;
+    out->key = o->key;
+    out->ts_ns = (o->flags & ST_OBJ_F_CREATOR) ? e->created_ns : 0;
+    out->virtual_size = o->virtual_size;
+    out->mapped_bytes = o->mapped_bytes;
+    out->resident = o->resident;
+    memcpy(out->name, o->name, sizeof(out->name));
+    memcpy(out->label, o->label, sizeof(out->label));
+    if (!(o->flags & ST_OBJ_F_EXPLICIT))
+        return 1;
+    memset(&out[1], 0, sizeof(out[1]));
+    out[1].type = ST_EVENT_IMPORTANCE;
+    out[1].key = o->key;
+    out[1].importance = o->importance;
+    return 2;
+}
+
+/* Builds the next OBJECT_EVENT frame in c->ev: the rest of a re-announcement of the registry
+ * first, then queued events (applied to the registry as they are taken, unless reg_catch_up did
+ * already). False when there is nothing to send. */
+static bool next_frame(st_client_t *c)
+{
+    st_wire_event_t *evs = (st_wire_event_t *)(c->ev + sizeof(st_wire_header_t));
+    size_t n = 0;
+    c->ev_n = 0;
+    while (c->reannounce != 0 && n + 2 <= ST_WIRE_EVENTS_PER_FRAME) {
+        size_t i = c->reannounce - 1;
+        if (i > c->reg_mask) {
+            c->reannounce = 0;
+            break;
+        }
+        c->reannounce++;
+        if (c->reg[i].state == 1)
+            n += announce_entry(&c->reg[i], &evs[n]);
+    }
+    if (n == 0) {
         while (n < ST_WIRE_EVENTS_PER_FRAME && queue_pop(c, &evs[n])) {
-            reg_apply(c, &evs[n]);
+            if (c->deq_pos > c->applied_pos) {
+                reg_apply(c, &evs[n]);
+                c->applied_pos = c->deq_pos;
+            }
             n++;
         }
-        if (n == 0)
+        c->ev_n = n;
+        c->ev_end = c->deq_pos;
+    }
+    if (n == 0)
+        return false;
+    int len =
+        st_frame_encode(c->ev, ST_WIRE_MAX_FRAME, ST_MSG_OBJECT_EVENT, 0, evs, n * sizeof(*evs));
+    c->ev_len = (size_t)len;
+    return true;
+}
+
+/* Sends the frame on its way, a pending re-announcement and every queued event, in frames of up
+ * to ST_WIRE_EVENTS_PER_FRAME. A frame the socket does not take within timeout_ms stays in c->ev
+ * for the next call (-EAGAIN): a coordinator busy merging loses nothing, the queue just fills.
+ * A lost connection keeps the frame too: it goes first on the next connection. */
+static int drain(st_client_t *c, int timeout_ms)
+{
+    for (;;) {
+        if (c->ev_len == 0 && !next_frame(c))
             return 0;
-        int rc = -ENOTCONN;
-        if (c->fd >= 0) {
-            int len = st_frame_encode(c->tx, ST_WIRE_MAX_FRAME, ST_MSG_OBJECT_EVENT, 0, evs,
-                                      n * sizeof(*evs));
-            rc = send_tx(c, (size_t)len, 1000);
-        }
-        if (rc == 0)
-            atomic_fetch_add_explicit(&c->sent, n, memory_order_relaxed);
-        else
-            atomic_fetch_add_explicit(&c->dropped, n, memory_order_relaxed);
-        atomic_store_explicit(&c->sent_pos, c->deq_pos, memory_order_release);
+        if (c->fd < 0)
+            return -ENOTCONN;
+        int rc = send_buf(c, c->ev, c->ev_len, timeout_ms, true);
         if (rc < 0)
             return rc;
+        if (c->ev_n > 0) {
+            atomic_fetch_add_explicit(&c->sent, c->ev_n, memory_order_relaxed);
+            atomic_store_explicit(&c->sent_pos, c->ev_end, memory_order_release);
+        }
+        c->ev_len = 0;
+    }
+}
+
+/* While nobody listens: the registry follows the queue (the next dump reports the truth), and
+ * once the queue is half full its oldest events are discarded and counted, so that producers
+ * keep room. The next connection re-announces the registry. */
+static void hold(st_client_t *c)
+{
+    reg_catch_up(c);
+    st_wire_event_t ev;
+    while (queue_backlog(c) > (c->mask + 1) / 2 && queue_pop(c, &ev)) {
+        if (c->deq_pos > c->applied_pos) { /* published after the catch-up */
+            reg_apply(c, &ev);
+            c->applied_pos = c->deq_pos;
+        }
+        atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);
+        atomic_store_explicit(&c->sent_pos, c->deq_pos, memory_order_release);
+        c->lost = true;
     }
 }
 
@@ -536,10 +662,12 @@ int st_client_default_dump(void *ud, uint64_t dump_id, unsigned level, st_client
 
 static void answer_dump(st_client_t *c, const st_wire_dump_request_t *req)
 {
-    /* events that happened before the request are in the registry first */
-    drain(c);
+    /* Events queued before the request go first (the coordinator reads while it waits for
+     * answers), and are in the registry in any case, even if their frame still waits. */
+    drain(c, 1000);
     if (c->fd < 0)
         return;
+    reg_catch_up(c);
     st_client_writer_t w = {.c = c, .dump_id = req->dump_id};
     writer_begin(&w);
     st_client_dump_cb cb = c->cfg.dump_cb ? c->cfg.dump_cb : st_client_default_dump;
@@ -598,8 +726,7 @@ static void *agent_main(void *arg)
                 break;
             }
             if (rc < 0) {
-                /* keep the queue bounded while nobody listens: apply and discard */
-                drain(c);
+                hold(c);
                 for (unsigned t = 0; t < backoff && !atomic_load(&c->stop); t += 10)
                     sleep_ms(10);
                 backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
@@ -607,13 +734,16 @@ static void *agent_main(void *arg)
             }
             backoff = 50;
         }
-        if (drain(c) < 0)
+        int drc = drain(c, 0);
+        if (drc < 0 && drc != -EAGAIN)
             continue;
         if (!fd_is_ours(c)) {
             disconnect(c, false);
             continue;
         }
-        int ev = st_sock_wait(c->fd, POLLIN, ST_CLIENT_FLUSH_MS);
+        /* a frame waiting for room: wake when the coordinator has read */
+        short want = (short)(POLLIN | (c->ev_len != 0 ? POLLOUT : 0));
+        int ev = st_sock_wait(c->fd, want, ST_CLIENT_FLUSH_MS);
         if (ev & POLLNVAL) {
             disconnect(c, false);
             continue;
@@ -622,7 +752,7 @@ static void *agent_main(void *arg)
             handle_input(c);
     }
     if (c->fd >= 0 && fd_is_ours(c)) {
-        drain(c);
+        drain(c, 100);
         st_wire_bye_t bye = {0, 0};
         int len = st_frame_encode(c->tx, ST_WIRE_MAX_FRAME, ST_MSG_BYE, 0, &bye, sizeof(bye));
         if (c->fd >= 0)
@@ -667,7 +797,8 @@ int st_client_start(const st_client_config_t *cfg, st_client_t **out)
     size_t off_reg = off_cells + qcap * sizeof(cell_t);
     size_t off_tx = off_reg + rcap * sizeof(reg_entry_t);
     size_t off_rx = off_tx + ST_WIRE_MAX_FRAME;
-    size_t len = off_rx + ST_WIRE_MAX_FRAME;
+    size_t off_ev = off_rx + ST_WIRE_MAX_FRAME;
+    size_t len = off_ev + ST_WIRE_MAX_FRAME;
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
@@ -682,6 +813,7 @@ int st_client_start(const st_client_config_t *cfg, st_client_t **out)
     c->reg_mask = rcap - 1;
     c->tx = (unsigned char *)m + off_tx;
     c->rx = (unsigned char *)m + off_rx;
+    c->ev = (unsigned char *)m + off_ev;
     c->fd = -1;
     queue_reset(c);
     int rc = ensure_thread(c);

@@ -23,10 +23,18 @@
  *    now the host's) and reconnects. The check is made right before every send and receive; a host
  *    that closes the descriptor in the microseconds between the check and the call cannot be
  *    detected from a library.
+ *  - No event is lost because the coordinator is slow: an OBJECT_EVENT frame the socket does not
+ *    take (the coordinator is busy merging and not reading) stays with the agent and is retried
+ *    until it is sent; meanwhile the queue fills and only then are new events refused (counted).
+ *    A frame whose connection broke goes first on the next connection.
  *  - When the coordinator goes away (restart, crash) the agent reconnects with a backoff (50 ms
- *    doubling to 1 s) and sends HELLO again; the connect callback lets the host re-announce what it
- *    holds. While disconnected, events still update the registry and are then discarded (the
- *    next dump reports the registry, which is the truth a coordinator needs).
+ *    doubling to 1 s) and sends HELLO again. While disconnected, events update the registry at
+ *    once (the next dump reports the registry, which is the truth a coordinator needs) and stay
+ *    queued; once the queue is half full the oldest are discarded and counted. After every
+ *    reconnect (and after a first connect that followed discarded events) the agent re-announces
+ *    the registry (CREATED/MAPPED with name, label and sizes, IMPORTANCE for explicit claims)
+ *    before the queued events, so a restarted coordinator knows every live object again. A host
+ *    with a connect callback re-announces what it holds itself; the agent then does not.
  *  - A coordinator that refuses the client (another protocol version, another uid) is final: the
  *    agent records the reason (st_client_last_error) and stops trying; events are then dropped.
  *  - fork: the child must call st_client_fork_child() before using the client (the interposer does
@@ -79,7 +87,8 @@ typedef struct st_client_stats {
     unsigned connects; /* successful handshakes */
     uint64_t events_queued;
     uint64_t events_sent;
-    uint64_t events_dropped; /* every refused enqueue (queue full, refused, disconnected) */
+    uint64_t events_dropped; /* refused enqueues (queue full, refused) and events discarded
+                              * while disconnected with a half-full queue; never a send timeout */
     uint64_t dumps_answered;
 } st_client_stats_t;
 

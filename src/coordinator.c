@@ -24,6 +24,8 @@
 #include "trace_json.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -71,6 +73,18 @@ typedef struct mobj {
     char key[ST_KEY_MAX];
 } mobj_t;
 
+/* The /proc scan of the clients asked for a dump, run on its own thread while they answer (their
+ * pids are known when the requests go out): a dump then costs the longer of the two, not both. */
+typedef struct scan_job {
+    pthread_t thread;
+    bool started;    /* the thread exists and has not been joined */
+    st_trace_t *out; /* one dump, filled by the thread; NULL when no job */
+    int *pids;       /* sorted */
+    size_t n_pids;
+    st_scan_options_t so;
+    int rc;
+} scan_job_t;
+
 struct st_coord {
     st_coord_config_t cfg;
     st_server_t *srv;
@@ -96,7 +110,119 @@ struct st_coord {
     size_t n_reasons;
     st_global_dump_t *last; /* the last merged dump */
     bool last_done;
+    scan_job_t scan;
 };
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static void scan_options(const st_coord_t *co, st_scan_options_t *so)
+{
+    st_scan_options_init(so);
+    so->policy = co->cfg.policy == ST_POLICY_EQUAL ? ST_POLICY_EQUAL : ST_POLICY_CREATOR;
+    so->include_unheld = false;
+}
+
+static void *scan_main(void *arg)
+{
+    scan_job_t *j = arg;
+    j->rc = st_scan_into_dump(&j->so, j->pids, j->n_pids, &j->out->dumps[0]);
+    return NULL;
+}
+
+/* Waits for the scan thread (if any); the job's result stays for the merge. */
+static void scan_join(st_coord_t *co)
+{
+    if (co->scan.started) {
+        pthread_join(co->scan.thread, NULL);
+        co->scan.started = false;
+    }
+}
+
+static void scan_discard(st_coord_t *co)
+{
+    scan_join(co);
+    st_trace_free(co->scan.out);
+    free(co->scan.pids);
+    co->scan.out = NULL;
+    co->scan.pids = NULL;
+    co->scan.n_pids = 0;
+}
+
+/* The pids a dump scans: *pids (n client pids, malloc'd) and, with scan_tree_root, every live
+ * descendant of that process (itself excluded); *pids becomes that set, sorted and without
+ * duplicates. A tree that cannot be read is left out (the clients are still scanned). */
+static int scan_pids(const st_coord_t *co, int **pids, size_t n, size_t *n_out)
+{
+    int *tree = NULL;
+    size_t n_tree = 0;
+    if (co->cfg.scan_tree_root > 0) {
+        st_scan_options_t so;
+        st_scan_options_init(&so);
+        so.tree_root = co->cfg.scan_tree_root;
+        int rc = st_scan_resolve_pids(&so, &tree, &n_tree, NULL);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0)
+            n_tree = 0;
+    }
+    if (n_tree > 0) {
+        int *p = realloc(*pids, (n + n_tree) * sizeof(*p));
+        if (p == NULL) {
+            free(tree);
+            return -ENOMEM;
+        }
+        *pids = p;
+        for (size_t k = 0; k < n_tree; k++)
+            if (tree[k] != co->cfg.scan_tree_root)
+                p[n++] = tree[k];
+    }
+    free(tree);
+    int *p = *pids;
+    qsort(p, n, sizeof(*p), cmp_int);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w == 0 || p[w - 1] != p[i])
+            p[w++] = p[i];
+    *n_out = w;
+    return 0;
+}
+
+/* Starts scanning the clients just asked for a dump. Without a thread (or memory) the merge
+ * scans them itself, as it does when the clients that answered are not the ones asked. */
+static void scan_start(st_coord_t *co, size_t n_asked)
+{
+    scan_discard(co);
+    if (co->cfg.no_scan || (n_asked == 0 && co->cfg.scan_tree_root <= 0))
+        return;
+    scan_job_t *j = &co->scan;
+    if ((j->pids = calloc(n_asked + 1, sizeof(*j->pids))) == NULL)
+        return;
+    st_global_dump_t *d = NULL;
+    if (st_trace_new(&j->out) < 0 || st_trace_add_dump(j->out, co->id, co->ts_us, &d) < 0) {
+        scan_discard(co);
+        return;
+    }
+    client_t *c, *tmp;
+    HASH_ITER(hh, co->clients, c, tmp)
+    {
+        if (c->state == C_PENDING && j->n_pids < n_asked)
+            j->pids[j->n_pids++] = c->pid;
+    }
+    if (scan_pids(co, &j->pids, j->n_pids, &j->n_pids) < 0) {
+        scan_discard(co);
+        return;
+    }
+    scan_options(co, &j->so);
+    j->rc = 0;
+    if (pthread_create(&j->thread, NULL, scan_main, j) != 0)
+        scan_discard(co);
+    else
+        j->started = true;
+}
 
 static void logf_(st_coord_t *co, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(st_coord_t *co, const char *fmt, ...)
@@ -341,6 +467,16 @@ int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
     if (co->cfg.deadline_ms <= 0)
         co->cfg.deadline_ms = ST_COORD_DEADLINE_DEFAULT_MS;
     co->next_id = 1;
+    /* With a bounded trace, the memory the oldest dump frees can hold the next one; but glibc
+     * serves the merge's big arrays (graph vertices, sort scratch) with fresh mmaps and trims
+     * freed heap at once, so every dump still paid a first-touch fault per 4 KiB page (tens of us
+     * each on this VM). Keep them in the heap: a 100-client bench with max_dumps 1 faulted 120k
+     * pages without this, 80k with it. Process-wide, so only when asked for a bounded trace (with
+     * every dump kept, each dump's memory is new anyway and this only raised RSS). */
+    if (co->cfg.max_dumps > 0) {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    }
     int rc = st_trace_new(&co->trace);
     if (rc < 0)
         goto out;
@@ -383,6 +519,7 @@ static void clear_dump_state(st_coord_t *co)
     }
     co->active = false;
     co->pending = 0;
+    scan_discard(co);
 }
 
 void st_coord_close(st_coord_t *co)
@@ -457,11 +594,13 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
             co->pending++;
         }
     }
+    size_t asked = co->pending;
     HASH_ITER(hh, co->clients, c, tmp)
     {
         if (c->state == C_PENDING && c->conn != NULL)
             st_server_send(co->srv, c->conn, ST_MSG_DUMP_REQUEST, 0, &req, sizeof(req));
     }
+    scan_start(co, asked);
     if (id != NULL)
         *id = co->id;
     return 0;
@@ -514,49 +653,6 @@ static void totals_from_wire(st_totals_t *t, const st_wire_totals_t *w)
     t->swap_bytes = w->swap_bytes;
     t->rss_shmem_bytes = w->rss_shmem_bytes;
     t->present = w->present & ((1u << ST_TOTAL_COUNT) - 1);
-}
-
-static int cmp_pid(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-/* The pids the merge scans: the answering clients' and, with scan_tree_root, every live
- * descendant of that process (itself excluded), sorted and without duplicates. A tree that
- * cannot be read is left out (the clients are still scanned). */
-static int scan_pids(const st_coord_t *co, client_t **cl, size_t n_cl, int **out, size_t *n_out)
-{
-    int *tree = NULL, *pids = NULL;
-    size_t n_tree = 0, n = 0;
-    if (co->cfg.scan_tree_root > 0) {
-        st_scan_options_t so;
-        st_scan_options_init(&so);
-        so.tree_root = co->cfg.scan_tree_root;
-        int rc = st_scan_resolve_pids(&so, &tree, &n_tree, NULL);
-        if (rc == -ENOMEM)
-            return rc;
-        if (rc < 0)
-            n_tree = 0;
-    }
-    if ((pids = calloc(n_cl + n_tree + 1, sizeof(*pids))) == NULL) {
-        free(tree);
-        return -ENOMEM;
-    }
-    for (size_t k = 0; k < n_cl; k++)
-        pids[n++] = cl[k]->pid;
-    for (size_t k = 0; k < n_tree; k++)
-        if (tree[k] != co->cfg.scan_tree_root)
-            pids[n++] = tree[k];
-    free(tree);
-    qsort(pids, n, sizeof(*pids), cmp_pid);
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        if (w == 0 || pids[w - 1] != pids[i])
-            pids[w++] = pids[i];
-    *out = pids;
-    *n_out = w;
-    return 0;
 }
 
 static int merge(st_coord_t *co, st_global_dump_t **out)
@@ -636,25 +732,38 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
         }
     }
 
-    st_global_dump_t *d = NULL;
-    if ((rc = st_trace_add_dump(co->trace, co->id, co->ts_us, &d)) < 0 ||
-        (rc = st_dump_set_strings(d, co->trigger, "detailed")) < 0)
+    /* The /proc scan of the clients that answered: what the hooks did not see. Usually the scan
+     * thread did it while they answered; when the clients that answered are not the ones it
+     * scanned (some were late or left), they are scanned here. */
+    int *pids = NULL;
+    if (!co->cfg.no_scan && (n_cl > 0 || co->cfg.scan_tree_root > 0) &&
+        (pids = calloc(n_cl + 1, sizeof(*pids))) == NULL) {
+        rc = -ENOMEM;
         goto out;
-
-    /* the /proc scan of the clients that answered (and of the tree under scan_tree_root): what
-     * the hooks did not see */
-    if (!co->cfg.no_scan) {
-        int *pids = NULL;
-        size_t n_pids = 0;
-        if ((rc = scan_pids(co, cl, n_cl, &pids, &n_pids)) < 0)
-            goto out;
-        int src = 0;
-        if (n_pids > 0) {
+    }
+    size_t n_pids = 0;
+    for (size_t k = 0; pids != NULL && k < n_cl; k++)
+        pids[k] = cl[k]->pid;
+    if (pids != NULL && (rc = scan_pids(co, &pids, n_cl, &n_pids)) < 0)
+        goto out;
+    scan_join(co);
+    bool scanned = pids != NULL && co->scan.out != NULL && co->scan.n_pids == n_pids &&
+                   memcmp(co->scan.pids, pids, n_pids * sizeof(*pids)) == 0;
+    st_global_dump_t *d = NULL;
+    if (scanned)
+        rc = st_trace_move_dump(co->trace, co->scan.out, 0, &d);
+    else
+        rc = st_trace_add_dump(co->trace, co->id, co->ts_us, &d);
+    if (rc < 0 || (rc = st_dump_set_strings(d, co->trigger, "detailed")) < 0) {
+        free(pids);
+        goto out;
+    }
+    if (pids != NULL) {
+        int src = co->scan.rc;
+        if (!scanned) {
             st_scan_options_t so;
-            st_scan_options_init(&so);
-            so.policy = co->cfg.policy == ST_POLICY_EQUAL ? ST_POLICY_EQUAL : ST_POLICY_CREATOR;
-            so.include_unheld = false;
-            src = st_scan_into_dump(&so, pids, n_pids, d);
+            scan_options(co, &so);
+            src = n_pids > 0 ? st_scan_into_dump(&so, pids, n_pids, d) : 0;
         }
         free(pids);
         if (src == -ENOMEM) {
@@ -816,6 +925,8 @@ static void finish(st_coord_t *co)
         }
     }
     (void)now;
+    if (co->cfg.max_dumps > 0 && co->trace->n_dumps >= co->cfg.max_dumps)
+        st_trace_drop_oldest(co->trace, co->trace->n_dumps - co->cfg.max_dumps + 1);
     st_global_dump_t *d = NULL;
     int rc = merge(co, &d);
     if (rc < 0)

@@ -297,6 +297,32 @@ void st_trace_free(st_trace_t *trace)
     free(trace);
 }
 
+void st_trace_drop_oldest(st_trace_t *trace, size_t n)
+{
+    if (n > trace->n_dumps)
+        n = trace->n_dumps;
+    for (size_t i = 0; i < n; i++)
+        dump_clear(&trace->dumps[i]);
+    memmove(trace->dumps, trace->dumps + n, (trace->n_dumps - n) * sizeof(*trace->dumps));
+    trace->n_dumps -= n;
+}
+
+int st_trace_move_dump(st_trace_t *dst, st_trace_t *src, size_t i, st_global_dump_t **out)
+{
+    if (i >= src->n_dumps)
+        return -EINVAL;
+    if (st__array_grow((void **)&dst->dumps, &dst->cap_dumps, dst->n_dumps + 1,
+                       sizeof(*dst->dumps)) < 0)
+        return -ENOMEM;
+    dst->dumps[dst->n_dumps] = src->dumps[i];
+    memmove(src->dumps + i, src->dumps + i + 1, (src->n_dumps - i - 1) * sizeof(*src->dumps));
+    src->n_dumps--;
+    if (out != NULL)
+        *out = &dst->dumps[dst->n_dumps];
+    dst->n_dumps++;
+    return 0;
+}
+
 int st_trace_set_meta(st_trace_t *trace, const char *policy, const char *host, const char *kernel)
 {
     if (set_str(&trace->policy, policy) < 0 || set_str(&trace->host, host) < 0 ||
@@ -386,6 +412,34 @@ static int cmp_global(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
+typedef struct gkey {
+    uint64_t guid;
+    st_node_t *node;
+} gkey;
+
+/* LSD radix sort of a[0..n) by guid, 11 bits a pass (stable; tmp: n elements of scratch). */
+static void radix_gkeys(gkey *a, gkey *tmp, size_t n)
+{
+    enum { BITS = 11, BUCKETS = 1 << BITS };
+    size_t count[BUCKETS];
+    for (unsigned shift = 0; shift < 64; shift += BITS) {
+        memset(count, 0, sizeof(count));
+        for (size_t i = 0; i < n; i++)
+            count[(a[i].guid >> shift) & (BUCKETS - 1)]++;
+        if (count[(a[0].guid >> shift) & (BUCKETS - 1)] == n)
+            continue; /* every key has this digit */
+        size_t sum = 0;
+        for (size_t b = 0; b < BUCKETS; b++) {
+            size_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i].guid >> shift) & (BUCKETS - 1)]++] = a[i];
+        memcpy(a, tmp, n * sizeof(*a));
+    }
+}
+
 void st_dump_sort(st_global_dump_t *dump)
 {
     if (dump->n_procs > 1) /* qsort(NULL, 0, ...) is undefined behaviour */
@@ -419,7 +473,25 @@ void st_dump_sort(st_global_dump_t *dump)
     }
     for (size_t i = 0; i < n; i++)
         order[i] = &dump->globals[i];
-    qsort(order, n, sizeof(*order), cmp_global);
+    /* Names made by st_global_name ("global/" + 16 hex digits of the guid) sort like their guids:
+     * when every name is one, sort numbers instead of strings. */
+    gkey *keys = malloc(2 * n * sizeof(*keys));
+    bool canonical = keys != NULL;
+    for (size_t i = 0; canonical && i < n; i++) {
+        char want[32];
+        st_global_name(dump->globals[i].guid, want, sizeof(want));
+        canonical = strcmp(dump->globals[i].name, want) == 0;
+        if (canonical)
+            keys[i] = (gkey){dump->globals[i].guid, &dump->globals[i]};
+    }
+    if (canonical) {
+        radix_gkeys(keys, keys + n, n);
+        for (size_t i = 0; i < n; i++)
+            order[i] = keys[i].node;
+    } else {
+        qsort(order, n, sizeof(*order), cmp_global);
+    }
+    free(keys);
     for (size_t i = 0; i < n; i++) {
         size_t from = (size_t)(order[i] - dump->globals);
         nodes[i] = dump->globals[from];
@@ -440,13 +512,14 @@ static bool is_global_name(const char *name)
     return strncmp(name, "global/", 7) == 0;
 }
 
-st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
+/* st_process_find_node with the name's hash h (st_hash64) computed by the caller. */
+static st_node_t *find_node_h(const st_process_dump_t *proc, const char *name, uint64_t h)
 {
     /* The index is a cache: building it does not change what the process dump holds. */
     st_process_dump_t *mut = (st_process_dump_t *)proc;
     if (index_sync(&mut->node_index, proc->nodes, proc->n_nodes, node_hash) == 0) {
         const struct st_model_index *ix = proc->node_index;
-        size_t i = (size_t)mix64(st_hash64(name)) & (ix->cap - 1);
+        size_t i = (size_t)mix64(h) & (ix->cap - 1);
         for (; ix->slots[i] != 0; i = (i + 1) & (ix->cap - 1))
             if (strcmp(proc->nodes[ix->slots[i] - 1].name, name) == 0)
                 return &proc->nodes[ix->slots[i] - 1];
@@ -456,6 +529,11 @@ st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
         if (strcmp(proc->nodes[i].name, name) == 0)
             return &proc->nodes[i];
     return NULL;
+}
+
+st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
+{
+    return find_node_h(proc, name, st_hash64(name));
 }
 
 st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid)
@@ -471,7 +549,8 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
 {
     if (is_global_name(name))
         return -EINVAL;
-    st_node_t *n = st_process_find_node(proc, name);
+    uint64_t h = st_hash64(name);
+    st_node_t *n = find_node_h(proc, name, h);
     if (n == NULL) {
         if (st__array_grow((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + 1, sizeof(*n)) <
             0)
@@ -483,6 +562,12 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
         n->guid = guid;
         n->weak = weak;
         proc->n_nodes++;
+        /* index it now with the hash at hand (index_sync would hash the name again) */
+        struct st_model_index *ix = proc->node_index;
+        if (ix != NULL && ix->count == proc->n_nodes - 1 && (proc->n_nodes + 1) * 2 <= ix->cap) {
+            index_put(ix, h, proc->n_nodes - 1);
+            ix->count = proc->n_nodes;
+        }
     }
     if (out != NULL)
         *out = n;
@@ -699,10 +784,16 @@ void st_node_remove(st_node_t *node, const char *name)
     repoint(e, node->n_entries - i);
 }
 
-/* The entry called name, appended empty when missing. */
-static int entry_slot(st_node_t *node, const char *name, st_entry_t **out)
+/* The entry called name, appended empty when missing. wk: name's shared copy when it is a
+ * well-known one (then entries compare by pointer), NULL otherwise. */
+static int entry_slot_wk(st_node_t *node, char *wk, const char *name, st_entry_t **out)
 {
-    st_entry_t *e = (st_entry_t *)st_node_get(node, name);
+    st_entry_t *e = NULL;
+    for (size_t i = 0; i < node->n_entries && e == NULL; i++)
+        if (wk != NULL
+                ? node->entries[i].name == wk
+                : node->entries[i].name[0] == name[0] && strcmp(node->entries[i].name, name) == 0)
+            e = &node->entries[i];
     if (e == NULL) {
         if (node->n_entries == node->cap_entries) {
             /* room for a shmtrack node's entries at once (a global has 9 with effective_size) */
@@ -719,11 +810,62 @@ static int entry_slot(st_node_t *node, const char *name, st_entry_t **out)
         }
         e = &node->entries[node->n_entries];
         memset(e, 0, sizeof(*e));
-        if ((e->name = well_known_name(name)) == NULL && (e->name = strdup(name)) == NULL)
+        if ((e->name = wk) == NULL && (e->name = strdup(name)) == NULL)
             return -ENOMEM;
         node->n_entries++;
     }
     *out = e;
+    return 0;
+}
+
+static int entry_slot(st_node_t *node, const char *name, st_entry_t **out)
+{
+    return entry_slot_wk(node, well_known_name(name), name, out);
+}
+
+/* st_node_set_scalar of a well-known name in bytes, without looking names up. */
+static int set_wk_bytes(st_node_t *node, char *wk, uint64_t value)
+{
+    st_entry_t *e = NULL;
+    if (entry_slot_wk(node, wk, wk, &e) < 0)
+        return -ENOMEM;
+    units_free(e->units);
+    string_free(e);
+    e->units = bytes_units;
+    e->type = ST_ENTRY_SCALAR;
+    e->value = value;
+    return 0;
+}
+
+/* st_node_set_string of a well-known name, without looking names up. */
+static int set_wk_string(st_node_t *node, char *wk, const char *value)
+{
+    st_entry_t *e = NULL;
+    if (value == NULL)
+        value = "";
+    size_t len = strlen(value);
+    /* copied before the entries may move: value may be another entry's string */
+    char tmp[sizeof(e->inl)];
+    char *v = NULL;
+    if (len < sizeof(tmp))
+        memcpy(tmp, value, len + 1);
+    else if ((v = strdup(value)) == NULL)
+        return -ENOMEM;
+    if (entry_slot_wk(node, wk, wk, &e) < 0) {
+        free(v);
+        return -ENOMEM;
+    }
+    units_free(e->units);
+    string_free(e);
+    e->units = NULL;
+    if (v == NULL) {
+        memcpy(e->inl, tmp, len + 1);
+        v = e->inl;
+        e->string_inline = true;
+    }
+    e->string = v;
+    e->type = ST_ENTRY_STRING;
+    e->value = 0;
     return 0;
 }
 
@@ -910,12 +1052,12 @@ int st_key_kind(const char *key, st_kind_t *out)
 /* Sets the size entries common to global and holder nodes. */
 static int set_object_entries(st_node_t *n, const st_object_info_t *info)
 {
-    if (st_node_set_scalar(n, "size", "bytes", info->size) < 0 ||
-        st_node_set_scalar(n, "virtual_size", "bytes", info->virtual_size) < 0 ||
-        st_node_set_scalar(n, "swapped_size", "bytes", info->swapped_size) < 0 ||
-        st_node_set_string(n, "key", info->key) < 0 ||
-        st_node_set_string(n, "kind", st_kind_name(info->kind)) < 0 ||
-        st_node_set_string(n, "name", info->name ? info->name : "") < 0)
+    if (set_wk_bytes(n, well_known.size, info->size) < 0 ||
+        set_wk_bytes(n, well_known.virtual_size, info->virtual_size) < 0 ||
+        set_wk_bytes(n, well_known.swapped_size, info->swapped_size) < 0 ||
+        set_wk_string(n, well_known.key, info->key) < 0 ||
+        set_wk_string(n, well_known.kind, st_kind_name(info->kind)) < 0 ||
+        set_wk_string(n, well_known.name, info->name ? info->name : "") < 0)
         return -ENOMEM;
     return 0;
 }
@@ -932,8 +1074,8 @@ int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int
         return rc;
     char pid[16];
     pid_str(pid, info->creator_pid);
-    if (set_object_entries(n, info) < 0 || st_node_set_string(n, "creator_pid", pid) < 0 ||
-        st_node_set_string(n, "label", info->label ? info->label : "") < 0)
+    if (set_object_entries(n, info) < 0 || set_wk_string(n, well_known.creator_pid, pid) < 0 ||
+        set_wk_string(n, well_known.label, info->label ? info->label : "") < 0)
         return -ENOMEM;
     if (out != NULL)
         *out = n;
@@ -956,7 +1098,7 @@ int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
         return rc;
     bool is_new = proc->n_nodes > before;
     if (set_object_entries(node, info) < 0 ||
-        st_node_set_scalar(node, "mapped_size", "bytes", mapped_size) < 0)
+        set_wk_bytes(node, well_known.mapped_size, mapped_size) < 0)
         return -ENOMEM;
     uint64_t target = st_guid_global(info->key);
     bool have_edge = false;

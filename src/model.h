@@ -162,6 +162,12 @@ typedef struct st_trace {
 /* Allocation failures return -ENOMEM and leave the model as it was. */
 int st_trace_new(st_trace_t **out);
 void st_trace_free(st_trace_t *trace);
+/* Frees the n oldest dumps (all when n >= n_dumps); the others move to the front, so pointers to
+ * them are invalidated. */
+void st_trace_drop_oldest(st_trace_t *trace, size_t n);
+/* Moves dump i of src to the end of dst (its id and content unchanged): dumps built apart, e.g.
+ * on another thread, join a trace without a copy. -EINVAL when there is no dump i. */
+int st_trace_move_dump(st_trace_t *dst, st_trace_t *src, size_t i, st_global_dump_t **out);
 int st_trace_set_meta(st_trace_t *trace, const char *policy, const char *host, const char *kernel);
 
 /* Finds the dump with this id or appends a new one (ts_us, trigger "periodic_interval", level

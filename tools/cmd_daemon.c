@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * `shmtrack daemon --socket PATH [-o TRACE] [--interval MS] [--policy P] [--deadline MS]
- * [--allow-root]`: runs a coordinator until SIGTERM or SIGINT (read through a signalfd, so a
- * signal never interrupts a dump half-way), takes a global dump every --interval ms when asked
- * and whenever `shmtrack dump` asks, then writes the whole trace atomically (temporary name +
- * rename: a reader never sees a truncated file).
+ * [--keep N] [--allow-root]`: runs a coordinator until SIGTERM or SIGINT (read through a signalfd,
+ * so a signal never interrupts a dump half-way), takes a global dump every --interval ms when asked
+ * and whenever `shmtrack dump` asks, then writes the trace (every dump, or the newest N with
+ * --keep) atomically (temporary name + rename: a reader never sees a truncated file).
  */
 #include "cli.h"
 
@@ -47,22 +47,28 @@ static void on_signal(void *ud, int fd)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: shmtrack daemon --socket PATH [-o TRACE] [--interval MS] [--policy P]\n"
-               "                       [--deadline MS] [--allow-root]\n"
+               "                       [--deadline MS] [--keep N] [--allow-root]\n"
                "Runs a coordinator on PATH (created 0600 in a 0700 directory) until SIGTERM or\n"
                "SIGINT, then writes the trace to TRACE (default shmtrack-trace.json).\n"
                "  --interval MS  take a dump every MS milliseconds (default: only on request)\n"
                "  --policy P     creator (default), equal or first-touch\n"
                "  --deadline MS  how long a dump waits for clients (default 1000)\n"
+               "  --keep N       keep only the newest N dumps (memory stays bounded; the\n"
+               "                 trace then holds those N; default: every dump)\n"
                "  --allow-root   accept root clients besides this user's\n");
 }
 
 int st_cmd_daemon(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'},   {"output", required_argument, NULL, 'o'},
-        {"interval", required_argument, NULL, 'i'}, {"policy", required_argument, NULL, 'p'},
-        {"deadline", required_argument, NULL, 'd'}, {"allow-root", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"interval", required_argument, NULL, 'i'},
+                                         {"policy", required_argument, NULL, 'p'},
+                                         {"deadline", required_argument, NULL, 'd'},
+                                         {"allow-root", no_argument, NULL, 'r'},
+                                         {"keep", required_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     st_coord_config_t cfg = {.log = log_line, .on_dump = on_dump};
     const char *out = "shmtrack-trace.json";
     long interval = 0, deadline = 0;
@@ -100,6 +106,18 @@ int st_cmd_daemon(int argc, char **argv)
         case 'r':
             cfg.allow_root = true;
             break;
+        case 'k': {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long keep = strtoull(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' || keep == 0) {
+                fprintf(stderr, "shmtrack daemon: --keep takes a number of dumps > 0, not '%s'\n",
+                        optarg);
+                return ST_EXIT_USAGE;
+            }
+            cfg.max_dumps = (size_t)keep;
+            break;
+        }
         case 'h':
             usage(stdout);
             return ST_EXIT_OK;

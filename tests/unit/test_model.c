@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "error.h"
@@ -143,6 +144,46 @@ static void test_holder_layout(void **state)
     assert_int_equal(d->procs[0].pid, 10);
 }
 
+/* st_dump_sort orders globals by name whether the names are canonical ("global/" + the guid's 16
+ * hex digits: sorted by number) or not (sorted as strings); carriers and lookups follow. */
+static void test_sort_globals(void **state)
+{
+    st_trace_t *t = *state;
+    for (int canonical = 0; canonical < 2; canonical++) {
+        st_global_dump_t *d = NULL;
+        assert_int_equal(st_trace_add_dump(t, 20 + (uint64_t)canonical, 0, &d), 0);
+        enum { N = 5000 };
+        for (int i = 0; i < N; i++) {
+            char key[64], name[64];
+            snprintf(key, sizeof(key), "anon:0:1:%d", i * 7919 % N);
+            uint64_t guid = st_guid_global(key);
+            if (canonical)
+                st_global_name(guid, name, sizeof(name));
+            else
+                snprintf(name, sizeof(name), "global/%d", i * 7919 % N);
+            assert_int_equal(st_dump_add_global(d, name, guid, false, i, NULL, NULL), 0);
+        }
+        /* a guid with leading zero digits sorts first among canonical names */
+        char name[64];
+        st_global_name(0x00000000000000ffull, name, sizeof(name));
+        if (canonical)
+            assert_int_equal(st_dump_add_global(d, name, 0xff, false, -1, NULL, NULL), 0);
+        st_dump_sort(d);
+        for (size_t i = 1; i < d->n_globals; i++)
+            assert_true(strcmp(d->globals[i - 1].name, d->globals[i].name) < 0);
+        for (size_t i = 0; i < d->n_globals; i++) {
+            assert_ptr_equal(st_dump_find_global(d, d->globals[i].guid), &d->globals[i]);
+            if (d->global_carrier[i] >= 0) { /* the carrier went with its node */
+                char k[64];
+                snprintf(k, sizeof(k), "anon:0:1:%d", d->global_carrier[i] * 7919 % N);
+                assert_int_equal(d->globals[i].guid, st_guid_global(k));
+            }
+        }
+        if (canonical)
+            assert_int_equal(d->globals[0].guid, 0xff);
+    }
+}
+
 static void test_warnings_and_errors(void **state)
 {
     st_trace_t *t = *state;
@@ -168,6 +209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_guids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holder_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sort_globals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warnings_and_errors, setup, teardown),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);

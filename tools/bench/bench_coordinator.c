@@ -9,8 +9,9 @@
  * separately. cpu50 is the median CPU time (user + system) the coordinator
  * process itself spent per dump: on a shared machine wall time also counts waits for a core. RSS is
  * the coordinator's VmRSS (and peak VmHWM) from /proc/self/status after the first dump and after
- * all of them (the trace keeps every dump). Usage: bench_coordinator [ROUNDS [MAX_CLIENTS]]
- * (default 15, 500).
+ * all of them (the trace keeps every dump, or the newest KEEP). Usage:
+ * bench_coordinator [ROUNDS [MAX_CLIENTS [KEEP]]] (default 15, 500, 0 = every dump). Under
+ * valgrind set ST_BENCH_EXE to this program's path (the clients are spawned from it).
  */
 #include "client.h"
 #include "coordinator.h"
@@ -36,6 +37,8 @@
 extern char **environ;
 
 static char g_sock[128];
+static size_t g_keep;    /* the coordinator's max_dumps; 0: the trace keeps every dump */
+static char g_exe[4096]; /* this program, for the clients (valgrind's /proc/self/exe is valgrind) */
 
 static void child(unsigned idx, int quit_fd)
 {
@@ -94,7 +97,7 @@ static int cmp_u64(const void *a, const void *b)
 static int run(unsigned n, int rounds, const char *dir)
 {
     snprintf(g_sock, sizeof(g_sock), "%s/run%u/sock", dir, n);
-    st_coord_config_t cfg = {.socket_path = g_sock, .deadline_ms = 10000};
+    st_coord_config_t cfg = {.socket_path = g_sock, .deadline_ms = 10000, .max_dumps = g_keep};
     st_coord_t *co = NULL;
     if (st_coord_open(&cfg, &co) < 0)
         return -1;
@@ -114,7 +117,7 @@ static int run(unsigned n, int rounds, const char *dir)
     for (unsigned i = 0; i < n; i++) {
         snprintf(idx, sizeof(idx), "%u", i);
         char *argv[] = {(char *)"bench_coordinator", (char *)"--child", idx, g_sock, NULL};
-        if (posix_spawn(&pids[i], "/proc/self/exe", &fa, NULL, argv, environ) != 0)
+        if (posix_spawn(&pids[i], g_exe, &fa, NULL, argv, environ) != 0)
             return -1;
     }
     posix_spawn_file_actions_destroy(&fa);
@@ -178,8 +181,16 @@ int main(int argc, char **argv)
         snprintf(g_sock, sizeof(g_sock), "%s", argv[3]);
         child((unsigned)atoi(argv[2]), CHILD_QUIT_FD);
     }
+    ssize_t len = readlink("/proc/self/exe", g_exe, sizeof(g_exe) - 1);
+    if (len <= 0)
+        return 1;
+    g_exe[len] = '\0';
+    const char *exe = getenv("ST_BENCH_EXE"); /* under valgrind: the real path of this program */
+    if (exe != NULL)
+        snprintf(g_exe, sizeof(g_exe), "%s", exe);
     int rounds = argc > 1 ? atoi(argv[1]) : 15;
     unsigned max = argc > 2 ? (unsigned)atoi(argv[2]) : 500;
+    g_keep = argc > 3 ? (size_t)atoi(argv[3]) : 0;
     if (rounds < 1)
         rounds = 1;
     struct rlimit rl;
@@ -193,8 +204,12 @@ int main(int argc, char **argv)
     printf("coordinator: global dump latency (request -> merged, annotated dump in the in-memory\n"
            "trace; no file is written per dump, json1 times writing one dump's JSON), cpu50: the\n"
            "coordinator's own CPU time per dump; %d rounds per row, %d objects per client (half\n"
-           "shared with the next client)\n\n",
+           "shared with the next client)\n",
            rounds, OBJS);
+    if (g_keep > 0)
+        printf("the coordinator's trace keeps the newest %zu dump(s) (max_dumps)\n\n", g_keep);
+    else
+        printf("the coordinator's trace keeps every dump\n\n");
     printf("%7s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s\n", "clients", "procs", "objects",
            "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB",
            "partial");
