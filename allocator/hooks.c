@@ -49,8 +49,17 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1u << 2)
+#endif
 
 #define ST_EXPORT __attribute__((visibility("default")))
 
@@ -75,6 +84,11 @@ typedef pid_t (*fork_fn)(void);
 typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
                         const posix_spawnattr_t *, char *const[], char *const[]);
 typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+typedef int (*close_fn)(int);
+typedef void (*closefrom_fn)(int);
+typedef int (*fcntl_fn)(int, int, ...);
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+typedef int (*sendmmsg_fn)(int, struct mmsghdr *, unsigned int, int);
 
 static shm_open_fn real_shm_open;
 static shm_unlink_fn real_shm_unlink;
@@ -83,6 +97,12 @@ static fork_fn real__Fork;
 static spawn_fn real_posix_spawn;
 static spawn_fn real_posix_spawnp;
 static execvpe_fn real_execvpe;
+static close_fn real_close;
+static closefrom_fn real_closefrom;
+static fcntl_fn real_fcntl;
+static fcntl_fn real_fcntl64;
+static sendmsg_fn real_sendmsg;
+static sendmmsg_fn real_sendmmsg;
 
 /* The next definition of name, looked up once. The constructor resolves every one of them; the
  * lazy path serves calls made before it ran (another library's constructor). Never used for the
@@ -268,6 +288,34 @@ static st__obj_t *identify_fd(int fd, const st__key_t *key, bool *added)
     return obj;
 }
 
+/* Resolves an FDPEND object (registry.h): fstat on its fd, checked against what memfd_create
+ * recorded, so that an fd number the program closed behind our back (a raw close(2)) and got
+ * again for something else is not taken for our object: a regular shmem file whose
+ * /proc/self/fd link names a memfd of the recorded kind and name, whose ctime is not older than
+ * the coarse clock read before the creating call. Then it is keyed (and announced as CREATED), or
+ * dropped: the coordinator's /proc scan still sees whatever the fd holds. Returns the keyed
+ * object or NULL. pre: locked */
+static st__obj_t *resolve_fd(st__obj_t *obj)
+{
+    st__fdinfo_t fi;
+    char name[ST__REG_NAME_MAX] = "";
+    int kind = -1, fd = obj->fd;
+    if (fd < 0 || st__prim_fd_stat(fd, &fi) != 0 || fi.type != ST__FD_REG || fi.ctime_ns < obj->a ||
+        st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0 || kind != obj->kind ||
+        strcmp(name, st__reg_name(&reg, obj)) != 0) {
+        st__reg_drop_fd_pending(&reg, obj);
+        return NULL;
+    }
+    st__key_t key = st__key_shmem(obj->kind, fi.dev_major, fi.dev_minor, fi.ino);
+    st__obj_t *known = st__reg_find(&reg, &key), *t = NULL;
+    bool announced = known != NULL && (known->flags & ST__OBJ_CREATOR);
+    obj->size = fi.size;
+    st__reg_key_fd_pending(&reg, obj, &key, &t);
+    if ((t->flags & ST__OBJ_CREATOR) && !announced)
+        send_event(t, ST__EV_CREATED, 0, 0);
+    return t;
+}
+
 /* Resolves one pending object (registry.h): the kernel's dev/ino of the VMA that holds its first
  * range (PROCMAP_QUERY), then a merge into the object with that key. A range that no longer
  * looks like the mapping we recorded (unmapped or replaced behind our back) is dropped, and so is
@@ -286,6 +334,10 @@ static void resolve_one(st__obj_t *p)
     }
     st__key_t key = st__key_shmem(p->kind, v.dev_major, v.dev_minor, v.ino);
     st__obj_t *hint = st__reg_pending_hint(&reg, p), *t = NULL;
+    if (hint != NULL && (hint->flags & ST__OBJ_FDPEND)) {
+        (void)resolve_fd(hint); /* may move or drop the hint */
+        hint = st__reg_pending_hint(&reg, p);
+    }
     bool added = false, creator = (p->flags & ST__OBJ_CREATOR) != 0;
     if (hint != NULL && hint->a == key.a && hint->b == key.b) {
         t = hint;
@@ -321,6 +373,11 @@ static void resolve_all(st__reg_t *r, void *ctx)
 {
     (void)ctx;
     int saved = errno;
+    for (uint32_t id = 0; id < st__reg_obj_limit(r) && r->n_fdpend != 0; id++) {
+        st__obj_t *obj = st__reg_obj(r, id);
+        if (obj->used && (obj->flags & ST__OBJ_FDPEND))
+            (void)resolve_fd(obj);
+    }
     for (uint32_t id = 0; id < st__reg_obj_limit(r) && r->n_pending != 0; id++) {
         st__obj_t *obj = st__reg_obj(r, id);
         if (obj->used && (obj->flags & ST__OBJ_PENDING))
@@ -383,6 +440,10 @@ static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t
         track_pending(p, len, offset, hint->kind, hint, fd, false);
         return;
     }
+    /* identified now: the object created through fd first, so that it stays the creator */
+    st__obj_t *created = st__reg_fd_object(&reg, fd);
+    if (created != NULL && (created->flags & ST__OBJ_FDPEND))
+        (void)resolve_fd(created);
     if (st__prim_fd_stat(fd, &fi) != 0)
         return;
     if (fi.type == ST__FD_DEVZERO) {
@@ -535,13 +596,30 @@ static void track_fd_object(int fd, const st__fdinfo_t *fip, int kind, const cha
     st__reg_unlock(&reg);
 }
 
+/* memfd_create costs no system call of ours: the fd is recorded as an FDPEND object (registry.h)
+ * with its kind, name and the coarse wall clock read before the call, and resolved only when its
+ * identity can matter (a dump, fork, spawn, dup, SCM_RIGHTS, a close while a pending mapping
+ * names it). A memfd closed before any of these dies with its fd and is forgotten silently. */
 ST_EXPORT int memfd_create(const char *name, unsigned int flags)
 {
+    struct timespec ts = {0, 0};
+    if (active())
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts); /* vDSO */
     int fd = st__prim_memfd_create(name, flags);
     if (fd < 0 || !enter())
         return fd;
     int saved = errno;
-    track_fd_object(fd, NULL, (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD, name, true);
+    if (hook_lock()) {
+        uint8_t kind = (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD;
+        uint64_t ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        st__obj_t *obj = NULL;
+        if (st__reg_add_fd_pending(&reg, kind, fd, ts_ns, &obj) != 0 ||
+            st__reg_set_name(&reg, obj, name) != 0)
+            disable("tracking off: the registry is full");
+        else
+            new_object(obj, true);
+        st__reg_unlock(&reg);
+    }
     errno = saved;
     leave();
     return fd;
@@ -601,6 +679,268 @@ ST_EXPORT int ftruncate(int fd, off_t len)
 ST_EXPORT int ftruncate64(int fd, off64_t len)
 {
     return hook_ftruncate(fd, (off_t)len);
+}
+
+/* ---- fds: close, duplication, passing ------------------------------------------------------- */
+
+/* Each of these costs one relaxed load (st__reg_fd_maybe) for an fd this process did not create
+ * shared memory through. */
+
+/* fd leaves this process's control (dup, SCM_RIGHTS): an FDPEND object gets its identity now,
+ * while fd still names it; a duplicate marks it ESCAPED (another fd may hold it after this one
+ * closes). pre: locked */
+static void escape_fd(int fd, bool duplicate)
+{
+    st__obj_t *obj = st__reg_fd_object(&reg, fd);
+    if (obj != NULL && (obj->flags & ST__OBJ_FDPEND))
+        obj = resolve_fd(obj);
+    if (obj != NULL && duplicate)
+        obj->flags |= ST__OBJ_ESCAPED;
+}
+
+/* fd is about to be closed: an FDPEND object that a pending mapping names outlives the fd, so it
+ * gets its identity now (fstat); one that nothing maps dies with its fd. pre: locked */
+static void before_close(int fd)
+{
+    st__obj_t *obj = st__reg_fd_object(&reg, fd);
+    if (obj != NULL && (obj->flags & ST__OBJ_FDPEND) && obj->pending_refs != 0)
+        (void)resolve_fd(obj);
+}
+
+/* The close of a tracked fd is a raw close(2), so that a cancellation cannot unwind the thread
+ * while it holds the registry lock; any other fd goes to libc's close. */
+ST_EXPORT int close(int fd)
+{
+    close_fn real = NEXT(real_close, "close");
+    if (!st__reg_fd_maybe(&reg, fd) || !enter_locked())
+        return real != NULL ? real(fd) : (int)syscall(SYS_close, fd);
+    int saved = errno;
+    before_close(fd);
+    errno = saved;
+    int rc = (int)syscall(SYS_close, fd);
+    int err = errno;
+    st__reg_close_fd(&reg, fd); /* Linux releases the number whatever close returns */
+    st__reg_unlock(&reg);
+    errno = rc == 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+/* Whether a tracked fd lies in [first, last]. Lock-free. */
+static bool tracked_in(unsigned first, unsigned last)
+{
+    if (last >= reg.max_fds)
+        last = reg.max_fds - 1;
+    for (unsigned fd = first; fd <= last && fd < reg.max_fds; fd++)
+        if (st__reg_fd_maybe(&reg, (int)fd))
+            return true;
+    return false;
+}
+
+static void close_span(unsigned first, unsigned last, bool after)
+{
+    if (last >= reg.max_fds)
+        last = reg.max_fds - 1;
+    for (unsigned fd = first; fd <= last && fd < reg.max_fds; fd++) {
+        if (!st__reg_fd_maybe(&reg, (int)fd))
+            continue;
+        if (after)
+            st__reg_close_fd(&reg, (int)fd);
+        else
+            before_close((int)fd);
+    }
+}
+
+ST_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    if ((flags & (int)CLOSE_RANGE_CLOEXEC) || !active() || !tracked_in(first, last) ||
+        !enter_locked())
+        return (int)syscall(SYS_close_range, first, last, flags);
+    int saved = errno;
+    close_span(first, last, false);
+    errno = saved;
+    int rc = (int)syscall(SYS_close_range, first, last, flags);
+    int err = errno;
+    if (rc == 0)
+        close_span(first, last, true);
+    st__reg_unlock(&reg);
+    errno = rc == 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+ST_EXPORT void closefrom(int lowfd)
+{
+    closefrom_fn real = NEXT(real_closefrom, "closefrom");
+    unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
+    if (!active() || !tracked_in(first, ~0u) || !enter_locked()) {
+        if (real != NULL)
+            real(lowfd);
+        else
+            (void)syscall(SYS_close_range, first, ~0u, 0);
+        return;
+    }
+    int saved = errno;
+    close_span(first, ~0u, false);
+    errno = saved;
+    if (real != NULL)
+        real(lowfd); /* closes every fd from lowfd or aborts */
+    else
+        (void)syscall(SYS_close_range, first, ~0u, 0);
+    close_span(first, ~0u, true);
+    st__reg_unlock(&reg);
+    leave();
+}
+
+/* The source of a duplication escapes; a target that was a tracked fd is closed by the call. */
+static int dup_common(int oldfd, int newfd, int flags, int how)
+{
+    bool t_old = st__reg_fd_maybe(&reg, oldfd);
+    bool t_new = how != 0 && newfd != oldfd && st__reg_fd_maybe(&reg, newfd);
+    bool locked = (t_old || t_new) && enter_locked();
+    int saved = errno;
+    if (locked) {
+        if (t_old)
+            escape_fd(oldfd, true);
+        if (t_new)
+            before_close(newfd);
+        errno = saved;
+    }
+    int rc;
+    if (how == 0)
+        rc = (int)syscall(SYS_dup, oldfd);
+    else if (how == 3)
+        rc = (int)syscall(SYS_dup3, oldfd, newfd, flags);
+#ifdef SYS_dup2
+    else
+        rc = (int)syscall(SYS_dup2, oldfd, newfd);
+#else
+    else if (oldfd == newfd)
+        rc = (int)syscall(SYS_fcntl, oldfd, F_GETFD) < 0 ? -1 : oldfd;
+    else
+        rc = (int)syscall(SYS_dup3, oldfd, newfd, 0);
+#endif
+    if (!locked)
+        return rc;
+    int err = errno;
+    if (rc >= 0 && t_new)
+        st__reg_close_fd(&reg, newfd);
+    st__reg_unlock(&reg);
+    errno = rc >= 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+ST_EXPORT int dup(int fd)
+{
+    return dup_common(fd, -1, 0, 0);
+}
+
+ST_EXPORT int dup2(int oldfd, int newfd)
+{
+    return dup_common(oldfd, newfd, 0, 2);
+}
+
+ST_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return dup_common(oldfd, newfd, flags, 3);
+}
+
+/* fcntl's third argument is passed on as libc reads it (one pointer-sized slot) for every cmd. */
+static int hook_fcntl(fcntl_fn real, int fd, int cmd, void *arg)
+{
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && st__reg_fd_maybe(&reg, fd) &&
+        enter_locked()) {
+        int saved = errno;
+        escape_fd(fd, true);
+        st__reg_unlock(&reg);
+        errno = saved;
+        leave();
+    }
+    return real(fd, cmd, arg);
+}
+
+ST_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return hook_fcntl(NEXT(real_fcntl, "fcntl"), fd, cmd, arg);
+}
+
+ST_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    fcntl_fn real = NEXT(real_fcntl64, "fcntl64");
+    return hook_fcntl(real != NULL ? real : NEXT(real_fcntl, "fcntl"), fd, cmd, arg);
+}
+
+/* Every fd an SCM_RIGHTS message carries escapes before the call (the receiver may map it or
+ * outlive us: the object must be announced with its creator first). */
+static void escape_rights(const struct msghdr *msg)
+{
+    if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
+        return;
+    bool locked = false;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (!st__reg_fd_maybe(&reg, fd))
+                continue;
+            if (!locked && !(locked = enter_locked()))
+                return;
+            escape_fd(fd, false);
+        }
+    }
+    if (locked) {
+        st__reg_unlock(&reg);
+        leave();
+    }
+}
+
+ST_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    sendmsg_fn real = NEXT(real_sendmsg, "sendmsg");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (msg != NULL && msg->msg_controllen != 0 && active()) {
+        int saved = errno;
+        escape_rights(msg);
+        errno = saved;
+    }
+    return real(fd, msg, flags);
+}
+
+ST_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+    sendmmsg_fn real = NEXT(real_sendmmsg, "sendmmsg");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (vec != NULL && active()) {
+        int saved = errno;
+        for (unsigned i = 0; i < vlen; i++)
+            if (vec[i].msg_hdr.msg_controllen != 0)
+                escape_rights(&vec[i].msg_hdr);
+        errno = saved;
+    }
+    return real(fd, vec, vlen, flags);
 }
 
 ST_EXPORT int shm_unlink(const char *name)
@@ -719,7 +1059,7 @@ static void announce_all(void)
     st__reg_resolve_all(&reg);
     for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
         st__obj_t *obj = st__reg_obj(&reg, id);
-        if (!obj->used || (obj->flags & ST__OBJ_PENDING))
+        if (!obj->used || (obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
             continue;
         if (obj->flags & ST__OBJ_CREATOR)
             send_event(obj, ST__EV_CREATED, 0, 0);
@@ -1030,6 +1370,12 @@ static int spawn(spawn_fn real, pid_t *pid, const char *path, const posix_spawn_
 {
     if (real == NULL)
         return ENOSYS;
+    if (__atomic_load_n(&reg.n_fdpend, __ATOMIC_RELAXED) != 0 && enter_locked()) {
+        /* the child inherits fds: the objects created through them are announced first */
+        st__reg_resolve_all(&reg);
+        st__reg_unlock(&reg);
+        leave();
+    }
     launch_t l = {.what = L_SPAWN,
                   .path = path,
                   .argv = argv,
@@ -1245,7 +1591,7 @@ static void write_registry(void)
     st__reg_lock(&reg);
     for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
         st__obj_t *obj = st__reg_obj(&reg, id);
-        if (!obj->used || (obj->flags & ST__OBJ_PENDING))
+        if (!obj->used || (obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
             continue;
         for (uint32_t rid = obj->first; rid != 0;) {
             st__range_t *r = st__reg_range(&reg, rid);
@@ -1330,6 +1676,12 @@ __attribute__((constructor)) static void shmtrack_init(void)
     NEXT(real_posix_spawn, "posix_spawn");
     NEXT(real_posix_spawnp, "posix_spawnp");
     NEXT(real_execvpe, "execvpe");
+    NEXT(real_close, "close");
+    NEXT(real_closefrom, "closefrom");
+    NEXT(real_fcntl, "fcntl");
+    NEXT(real_fcntl64, "fcntl64");
+    NEXT(real_sendmsg, "sendmsg");
+    NEXT(real_sendmmsg, "sendmmsg");
     const char *v = st__prim_getenv("SHMTRACK_DISABLE");
     if (v != NULL && strcmp(v, "1") == 0) {
         state = ST_DISABLED;

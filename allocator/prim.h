@@ -69,7 +69,8 @@ void st__prim_after_fork(void);
 /* What fstat says about an fd that is being mapped shared. */
 typedef struct st__fdinfo {
     uint64_t ino, size;
-    uint64_t blocks; /* bytes allocated: st_blocks * 512 */
+    uint64_t blocks;   /* bytes allocated: st_blocks * 512 */
+    uint64_t ctime_ns; /* inode change time, ns since the epoch */
     uint32_t dev_major, dev_minor;
     uint32_t uid;
     int type; /* ST__FD_REG, ST__FD_DEVZERO or ST__FD_OTHER */

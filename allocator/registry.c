@@ -104,7 +104,7 @@ void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx)
 static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_t what, uint64_t start,
                    uint64_t len)
 {
-    if (reg->on_change != NULL && !(obj->flags & ST__OBJ_PENDING))
+    if (reg->on_change != NULL && !(obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
         reg->on_change(obj, what, start, len, reg->change_ctx);
 }
 
@@ -307,6 +307,8 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
         hint = st__reg_pending_hint(reg, obj);
         obj->hnext = 0;
         reg->n_pending--;
+    } else if (obj->flags & ST__OBJ_FDPEND) {
+        reg->n_fdpend--; /* not in the hash either */
     } else {
         uint32_t *link = &reg->buckets[hash_key(reg, obj->a, obj->b, obj->kind)];
         while (*link != 0 && *link != id + 1)
@@ -336,7 +338,9 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
  * munmap costs no extra syscall. */
 static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
 {
-    bool fd_held = obj->fd >= 0 && !(obj->flags & ST__OBJ_PENDING); /* pending: fd is a hint */
+    /* pending: fd is a hint; escaped: another fd may hold it (the next sweep decides) */
+    bool fd_held =
+        !(obj->flags & ST__OBJ_PENDING) && (obj->fd >= 0 || (obj->flags & ST__OBJ_ESCAPED));
     if (obj->nranges != 0 || fd_held || (obj->flags & OBJ_PINNED) || obj->pending_refs != 0)
         return;
     st__reg_remove(reg, obj);
@@ -354,26 +358,70 @@ void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
                 maybe_remove(reg, old);
             }
         }
-        reg->fd_index[fd] = id + 1;
+        __atomic_store_n(&reg->fd_index[fd], id + 1, __ATOMIC_RELAXED);
     }
     obj->fd = fd;
 }
 
+static bool fd_names(int fd, const st__obj_t *obj)
+{
+    st__fdinfo_t fi;
+    return fd >= 0 && st__prim_fd_stat(fd, &fi) == 0 && fi.type == ST__FD_REG && fi.ino == obj->b &&
+           (((uint64_t)fi.dev_major << 32) | fi.dev_minor) == obj->a;
+}
+
+struct fd_search {
+    const st__obj_t *obj;
+    int found;
+};
+
+static int fd_search_cb(int fd, void *ctx)
+{
+    struct fd_search *s = ctx;
+    if (!fd_names(fd, s->obj))
+        return 0;
+    s->found = fd;
+    return 1;
+}
+
 void st__reg_sweep(st__reg_t *reg)
 {
+    static char dirents[4096];
     for (uint32_t i = 0; i < reg->obj_hi; i++) {
         st__obj_t *obj = &reg->objs[i];
-        if (!obj->used || obj->fd < 0 || (obj->flags & ST__OBJ_PENDING))
+        if (!obj->used || (obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
             continue;
-        st__fdinfo_t fi;
-        if (st__prim_fd_stat(obj->fd, &fi) == 0 && fi.ino == obj->b &&
-            (((uint64_t)fi.dev_major << 32) | fi.dev_minor) == obj->a)
+        bool escaped = (obj->flags & ST__OBJ_ESCAPED) != 0;
+        if ((obj->fd < 0 && !escaped) || fd_names(obj->fd, obj))
             continue;
-        if ((uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == i + 1)
-            reg->fd_index[obj->fd] = 0;
+        if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == i + 1)
+            __atomic_store_n(&reg->fd_index[obj->fd], 0, __ATOMIC_RELAXED);
         obj->fd = -1;
+        obj->flags &= (uint8_t)~ST__OBJ_ESCAPED;
+        if (escaped) {
+            /* a duplicate (dup, SCM_RIGHTS to ourselves) may still hold it */
+            struct fd_search s = {obj, -1};
+            st__prim_each_fd(dirents, sizeof(dirents), fd_search_cb, &s);
+            if (s.found >= 0) {
+                st__reg_set_fd(reg, obj, s.found);
+                obj->flags |= ST__OBJ_ESCAPED;
+                continue;
+            }
+        }
         maybe_remove(reg, obj);
     }
+}
+
+void st__reg_close_fd(st__reg_t *reg, int fd)
+{
+    if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index[fd] == 0)
+        return;
+    st__obj_t *obj = &reg->objs[reg->fd_index[fd] - 1];
+    __atomic_store_n(&reg->fd_index[fd], 0, __ATOMIC_RELAXED);
+    if (!obj->used || obj->fd != fd || (obj->flags & ST__OBJ_PENDING))
+        return;
+    obj->fd = -1;
+    maybe_remove(reg, obj);
 }
 
 /* ---- ranges ---------------------------------------------------------------------------------- */
@@ -666,8 +714,81 @@ void st__reg_set_resolver(st__reg_t *reg, void (*fn)(st__reg_t *reg, void *ctx),
 
 void st__reg_resolve_all(st__reg_t *reg)
 {
-    if (reg->n_pending != 0 && reg->resolver != NULL)
+    if ((reg->n_pending != 0 || reg->n_fdpend != 0) && reg->resolver != NULL)
         reg->resolver(reg, reg->resolver_ctx);
+}
+
+/* ---- pending created fds -------------------------------------------------------------------- */
+
+int st__reg_add_fd_pending(st__reg_t *reg, uint8_t kind, int fd, uint64_t ts_ns, st__obj_t **out)
+{
+    st__obj_t *o = obj_alloc(reg, kind);
+    if (o == NULL)
+        return -ENOSPC;
+    o->flags = ST__OBJ_FDPEND;
+    o->a = ts_ns;
+    reg->n_fdpend++;
+    st__reg_set_fd(reg, o, fd);
+    *out = o;
+    return 0;
+}
+
+/* Every pending mapping whose hint is obj: its hint becomes to (NULL: none). */
+static void rehint(st__reg_t *reg, st__obj_t *obj, st__obj_t *to)
+{
+    uint32_t id = (uint32_t)(obj - reg->objs) + 1;
+    for (uint32_t i = 0; i < reg->obj_hi && obj->pending_refs != 0; i++) {
+        st__obj_t *p = &reg->objs[i];
+        if (!p->used || !(p->flags & ST__OBJ_PENDING) || p->hnext != id)
+            continue;
+        obj->pending_refs--;
+        if (to != NULL && to->pending_refs < UINT8_MAX) {
+            p->hnext = (uint32_t)(to - reg->objs) + 1;
+            to->pending_refs++;
+        } else {
+            p->hnext = 0;
+        }
+    }
+    obj->pending_refs = 0;
+}
+
+void st__reg_key_fd_pending(st__reg_t *reg, st__obj_t *obj, const st__key_t *key, st__obj_t **out)
+{
+    st__obj_t *e = st__reg_find(reg, key);
+    if (e == NULL) {
+        uint32_t id = (uint32_t)(obj - reg->objs);
+        obj->flags &= (uint8_t)~ST__OBJ_FDPEND;
+        reg->n_fdpend--;
+        obj->a = key->a;
+        obj->b = key->b;
+        uint32_t *bucket = &reg->buckets[hash_key(reg, key->a, key->b, obj->kind)];
+        obj->hnext = *bucket;
+        *bucket = id + 1;
+        notify(reg, obj, ST__REG_ADDED, 0, 0);
+        *out = obj;
+        return;
+    }
+    /* already known (mapped read-only, or from another fd): obj merges into it */
+    e->flags |= obj->flags & (ST__OBJ_CREATOR | ST__OBJ_ESCAPED);
+    if (obj->size > e->size)
+        e->size = obj->size;
+    if (e->name == 0 && obj->name != 0)
+        (void)st__reg_set_name(reg, e, st__reg_name(reg, obj));
+    rehint(reg, obj, e);
+    int fd = obj->fd;
+    if (fd >= 0)
+        st__reg_set_fd(reg, e, fd); /* takes the fd index slot: obj leaves */
+    if (obj->used) {
+        obj->fd = -1;
+        st__reg_remove(reg, obj);
+    }
+    *out = e;
+}
+
+void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj)
+{
+    rehint(reg, obj, NULL);
+    st__reg_remove(reg, obj);
 }
 
 /* ---- fork ------------------------------------------------------------------------------------ */

@@ -179,6 +179,7 @@ int st__prim_fd_stat(int fd, st__fdinfo_t *out)
     out->dev_major = major(st.st_dev);
     out->dev_minor = minor(st.st_dev);
     out->uid = st.st_uid;
+    out->ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
     if (S_ISREG(st.st_mode))
         out->type = ST__FD_REG;
     else if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 5)
