@@ -659,7 +659,8 @@ ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
 static int hook_ftruncate(int fd, off_t len)
 {
     int rc = st__prim_ftruncate(fd, len);
-    if (rc != 0 || !active() || !st__reg_fd_maybe(&reg, fd) || !enter_locked())
+    /* an FDPEND object needs no size: its resolution reads it with fstat */
+    if (rc != 0 || !active() || !st__reg_fd_keyed_maybe(&reg, fd) || !enter_locked())
         return rc;
     int saved = errno;
     st__obj_t *obj = st__reg_fd_object(&reg, fd);

@@ -24,7 +24,22 @@
 #include <errno.h>
 #include <string.h>
 
-#define OBJ_PINNED 0x80 /* internal: kept alive during mremap */
+#define OBJ_PINNED 0x80     /* internal: kept alive during mremap */
+#define FD_PEND 0x80000000u /* fd_index entry of an FDPEND object (st__reg_fd_keyed_maybe) */
+
+/* The object id + 1 recorded for fd (0: none). pre: fd in range */
+static uint32_t fd_slot(const st__reg_t *reg, int fd)
+{
+    return reg->fd_index[fd] & ~FD_PEND;
+}
+
+static void fd_slot_set(st__reg_t *reg, int fd, const st__obj_t *obj)
+{
+    uint32_t v = obj == NULL ? 0
+                             : ((uint32_t)(obj - reg->objs) + 1) |
+                                   ((obj->flags & ST__OBJ_FDPEND) ? FD_PEND : 0);
+    __atomic_store_n(&reg->fd_index[fd], v, __ATOMIC_RELAXED);
+}
 
 static size_t align_up(size_t v, size_t a)
 {
@@ -317,9 +332,9 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
             *link = obj->hnext;
     }
     notify(reg, obj, ST__REG_REMOVED, 0, 0);
-    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == id + 1 &&
+    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && fd_slot(reg, obj->fd) == id + 1 &&
         !(obj->flags & ST__OBJ_PENDING))
-        reg->fd_index[obj->fd] = 0;
+        fd_slot_set(reg, obj->fd, NULL);
     string_free(reg, &obj->name);
     string_free(reg, &obj->label);
     obj->used = 0;
@@ -350,7 +365,7 @@ void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
 {
     uint32_t id = (uint32_t)(obj - reg->objs);
     if (fd >= 0 && (uint32_t)fd < reg->max_fds) {
-        uint32_t prev = reg->fd_index[fd];
+        uint32_t prev = fd_slot(reg, fd);
         if (prev != 0 && prev != id + 1) {
             st__obj_t *old = &reg->objs[prev - 1];
             if (old->used && old->fd == fd) {
@@ -358,7 +373,7 @@ void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
                 maybe_remove(reg, old);
             }
         }
-        __atomic_store_n(&reg->fd_index[fd], id + 1, __ATOMIC_RELAXED);
+        fd_slot_set(reg, fd, obj);
     }
     obj->fd = fd;
 }
@@ -394,8 +409,8 @@ void st__reg_sweep(st__reg_t *reg)
         bool escaped = (obj->flags & ST__OBJ_ESCAPED) != 0;
         if ((obj->fd < 0 && !escaped) || fd_names(obj->fd, obj))
             continue;
-        if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == i + 1)
-            __atomic_store_n(&reg->fd_index[obj->fd], 0, __ATOMIC_RELAXED);
+        if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && fd_slot(reg, obj->fd) == i + 1)
+            fd_slot_set(reg, obj->fd, NULL);
         obj->fd = -1;
         obj->flags &= (uint8_t)~ST__OBJ_ESCAPED;
         if (escaped) {
@@ -414,10 +429,10 @@ void st__reg_sweep(st__reg_t *reg)
 
 void st__reg_close_fd(st__reg_t *reg, int fd)
 {
-    if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index[fd] == 0)
+    if (fd < 0 || (uint32_t)fd >= reg->max_fds || fd_slot(reg, fd) == 0)
         return;
-    st__obj_t *obj = &reg->objs[reg->fd_index[fd] - 1];
-    __atomic_store_n(&reg->fd_index[fd], 0, __ATOMIC_RELAXED);
+    st__obj_t *obj = &reg->objs[fd_slot(reg, fd) - 1];
+    fd_slot_set(reg, fd, NULL);
     if (!obj->used || obj->fd != fd || (obj->flags & ST__OBJ_PENDING))
         return;
     obj->fd = -1;
@@ -558,7 +573,8 @@ int st__reg_map(st__reg_t *reg, st__obj_t *obj, uintptr_t start, size_t len, uin
 {
     uint8_t pinned = obj->flags & OBJ_PINNED;
     obj->flags |= OBJ_PINNED;
-    st__reg_unmap(reg, start, len);
+    if (st__reg_may_overlap(reg, start, len))
+        st__reg_unmap(reg, start, len);
     obj->flags = (uint8_t)((obj->flags & ~OBJ_PINNED) | pinned);
     uint32_t id;
     int rc = range_alloc(reg, &id);
@@ -658,9 +674,9 @@ st__obj_t *st__reg_pending_hint(st__reg_t *reg, const st__obj_t *pending)
 
 st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
 {
-    if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index[fd] == 0)
+    if (fd < 0 || (uint32_t)fd >= reg->max_fds || fd_slot(reg, fd) == 0)
         return NULL;
-    st__obj_t *o = &reg->objs[reg->fd_index[fd] - 1];
+    st__obj_t *o = &reg->objs[fd_slot(reg, fd) - 1];
     if (!o->used || o->fd != fd || (o->flags & ST__OBJ_PENDING))
         return NULL;
     return o;
@@ -670,6 +686,14 @@ bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
 {
     return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
            __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
+}
+
+bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
+{
+    if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index == NULL)
+        return false;
+    uint32_t v = __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED);
+    return v != 0 && !(v & FD_PEND);
 }
 
 void st__reg_merge_pending(st__reg_t *reg, st__obj_t *pending, st__obj_t *target)
@@ -764,6 +788,8 @@ void st__reg_key_fd_pending(st__reg_t *reg, st__obj_t *obj, const st__key_t *key
         uint32_t *bucket = &reg->buckets[hash_key(reg, key->a, key->b, obj->kind)];
         obj->hnext = *bucket;
         *bucket = id + 1;
+        if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && fd_slot(reg, obj->fd) == id + 1)
+            fd_slot_set(reg, obj->fd, obj); /* no longer FD_PEND */
         notify(reg, obj, ST__REG_ADDED, 0, 0);
         *out = obj;
         return;

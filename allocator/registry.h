@@ -219,6 +219,8 @@ st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd);
 /* Whether fd may have been recorded with st__reg_set_fd. Lock-free (a relaxed load), may say yes
  * wrongly; no means no. */
 bool st__reg_fd_maybe(const st__reg_t *reg, int fd);
+/* The same for an object with a key (not FDPEND): a relaxed load. */
+bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd);
 
 /* The function that resolves every pending object (set by the hooks; may be NULL), and a call to
  * it when there is any pending object. pre: locked (for st__reg_resolve_all) */
