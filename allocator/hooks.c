@@ -68,7 +68,11 @@ extern char **environ;
 enum { ST_OFF = 0, ST_ACTIVE = 1, ST_DISABLED = 2 };
 
 static int state; /* ST_OFF until the constructor finishes */
-static __thread int in_hook __attribute__((tls_model("initial-exec")));
+/* Set while this thread is inside a hook; also set by the vfork hook in a vfork child (which
+ * runs on this thread's TLS until it execs or exits) and restored by it in the parent. Not static:
+ * the vfork hook is written in assembly. */
+__attribute__((visibility("hidden"))) __thread int st__in_hook
+    __attribute__((tls_model("initial-exec")));
 static st__reg_t reg;
 static int32_t default_importance = ST__IMPORTANCE_NONE;
 static uint64_t ipc_ns;
@@ -126,15 +130,15 @@ static inline bool active(void)
 /* Enters tracking on this thread; false when tracking is off or we are already inside a hook. */
 static inline bool enter(void)
 {
-    if (in_hook || !active())
+    if (st__in_hook || !active())
         return false;
-    in_hook = 1;
+    st__in_hook = 1;
     return true;
 }
 
 static inline void leave(void)
 {
-    in_hook = 0;
+    st__in_hook = 0;
 }
 
 /* Takes the registry lock, unless this process is a child that did not come through our fork
@@ -1078,11 +1082,11 @@ void st__hooks_on_connect(unsigned reconnects)
 {
     if (reconnects == 0 || !active())
         return;
-    in_hook = 1;
+    st__in_hook = 1;
     st__reg_lock(&reg);
     announce_all();
     st__reg_unlock(&reg);
-    in_hook = 0;
+    st__in_hook = 0;
 }
 
 static void after_fork_child(bool consistent)
@@ -1117,10 +1121,10 @@ static void atfork_prepare(void)
     fork_locked = active() && hook_lock();
     if (fork_locked) {
         /* the parent made these mappings: it is their creator, the child their holder */
-        int saved = in_hook;
-        in_hook = 1;
+        int saved = st__in_hook;
+        st__in_hook = 1;
         st__reg_resolve_all(&reg);
-        in_hook = saved;
+        st__in_hook = saved;
     }
 }
 
@@ -1182,6 +1186,46 @@ ST_EXPORT pid_t _Fork(void)
     leave();
     return pid;
 }
+
+/* ---- vfork ------------------------------------------------------------------------------------
+ */
+
+/* vfork cannot be wrapped in C (the child returns through the caller's frame first, and the
+ * parent must find it intact), so on x86-64 it is a few instructions of assembly in the manner of
+ * libc's own: the return address is kept in a register (the child and the parent share the
+ * stack), the syscall is made, and the child marks the thread's TLS as inside a hook, so that
+ * every hook it calls before exec or _exit (close, dup2, mmap ...) passes straight through and
+ * touches nothing of the parent's; the parent, resumed, puts the flag back as it was. Elsewhere
+ * vfork is not interposed (see docs/preload.md). */
+#if defined(__x86_64__) && defined(SYS_vfork)
+__asm__(".text\n"
+        ".globl vfork\n"
+        ".type vfork,@function\n"
+        "vfork:\n"
+        "    popq %rdi\n"                             /* return address */
+        "    movq st__in_hook@gottpoff(%rip), %rdx\n" /* kept by syscall, like rsi and rdi */
+        "    movl %fs:(%rdx), %esi\n"
+        "    movl $58, %eax\n" /* SYS_vfork */
+        "    syscall\n"
+        "    pushq %rdi\n"
+        "    testq %rax, %rax\n"
+        "    jnz 1f\n"
+        "    movl $1, %fs:(%rdx)\n" /* child */
+        "    ret\n"
+        "1:  movl %esi, %fs:(%rdx)\n" /* parent */
+        "    cmpq $-4095, %rax\n"
+        "    jae 2f\n"
+        "    ret\n"
+        "2:  negl %eax\n"
+        "    pushq %rax\n" /* aligns the stack for the call */
+        "    call __errno_location@PLT\n"
+        "    popq %rcx\n"
+        "    movl %ecx, (%rax)\n"
+        "    movq $-1, %rax\n"
+        "    ret\n"
+        ".size vfork, .-vfork\n");
+_Static_assert(SYS_vfork == 58, "x86-64 vfork number");
+#endif
 
 /* ---- exec and spawn: the child's environment ------------------------------------------------- */
 
@@ -1667,7 +1711,7 @@ static void copy_env(char *dst, size_t len, const char *prefix, const char *valu
 
 __attribute__((constructor)) static void shmtrack_init(void)
 {
-    in_hook = 1;
+    st__in_hook = 1;
     /* Everything that needs the dynamic linker happens here, once, disabled or not: the
      * pass-through hooks need the next definitions too. */
     NEXT(real_shm_open, "shm_open");
@@ -1686,7 +1730,7 @@ __attribute__((constructor)) static void shmtrack_init(void)
     const char *v = st__prim_getenv("SHMTRACK_DISABLE");
     if (v != NULL && strcmp(v, "1") == 0) {
         state = ST_DISABLED;
-        in_hook = 0;
+        st__in_hook = 0;
         return;
     }
     Dl_info info;
@@ -1719,7 +1763,7 @@ __attribute__((constructor)) static void shmtrack_init(void)
     if (st__reg_init(&reg, (uint32_t)max_objs, 0) != 0) {
         state = ST_DISABLED;
         log_line("tracking off: no memory for the registry");
-        in_hook = 0;
+        st__in_hook = 0;
         return;
     }
     st__reg_set_change_cb(&reg, on_change, NULL);
@@ -1727,19 +1771,19 @@ __attribute__((constructor)) static void shmtrack_init(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     st__agent_start(&reg, sock);
     __atomic_store_n(&state, ST_ACTIVE, __ATOMIC_RELEASE);
-    in_hook = 0;
+    st__in_hook = 0;
 }
 
 __attribute__((destructor)) static void shmtrack_fini(void)
 {
     if (state != ST_ACTIVE || registry_file[0] == '\0')
         return;
-    in_hook = 1;
+    st__in_hook = 1;
     /* Not in a raw clone child whose lock died with the parent's threads. */
     if (hook_lock()) {
         st__reg_unlock(&reg);
         my_pid = st__prim_getpid();
         write_registry();
     }
-    in_hook = 0;
+    st__in_hook = 0;
 }

@@ -838,6 +838,33 @@ static int scenario_fdpend(void)
         die("open g (the fd number was not reused)");
     printf("ino reused %lu\n", ino_of(g));
     unlink(path);
+    /* V: a vfork child closes it (and dup2s over its number): the parent's record must not
+     * change; then a vfork child that execs */
+    int v = memfd_create("pend-v", MFD_CLOEXEC);
+    if (v < 0 || ftruncate(v, 7 * PAGE) != 0)
+        die("memfd v");
+    printf("ino pend-v %lu\n", ino_of(v));
+    int vstatus = -1, xstatus = -1;
+    pid_t vpid = vfork();
+    if (vpid == 0) {
+        close(v);
+        dup2(0, v);
+        close(v);
+        _exit(0);
+    }
+    if (vpid < 0 || waitpid(vpid, &vstatus, 0) != vpid)
+        die("vfork");
+    char *targv[] = {"/bin/true", NULL};
+    vpid = vfork();
+    if (vpid == 0) {
+        execve(targv[0], targv, environ);
+        _exit(127);
+    }
+    if (vpid < 0 || waitpid(vpid, &xstatus, 0) != vpid)
+        die("vfork exec");
+    if (!WIFEXITED(vstatus) || WEXITSTATUS(vstatus) != 0 || !WIFEXITED(xstatus) ||
+        WEXITSTATUS(xstatus) != 0)
+        die("vfork children");
     if (write(sv[0], "y", 1) != 1)
         die("write");
     waitpid(rpid, &rstatus, 0);

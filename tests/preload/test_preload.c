@@ -632,8 +632,13 @@ static void test_fdpend(void **state)
     unsigned long reused = printed_ino(so, "reused");
     assert_null(find_obj(&parent, "memfd", reused));
     assert_null(find_obj(&parent, "posix", reused));
-    /* exactly A, B and E (the posix file was never mapped) */
-    assert_int_equal(parent.n_objs, 3);
+    /* V: closed only in a vfork child: untouched */
+    const obj_t *v = find_obj(&parent, "memfd", printed_ino(so, "pend-v"));
+    assert_non_null(v);
+    assert_int_equal(v->creator, 1);
+    assert_int_equal(v->size, 7 * 4096ul);
+    /* exactly A, B, E and V (the posix file was never mapped) */
+    assert_int_equal(parent.n_objs, 4);
     free(so);
 }
 
