@@ -6,7 +6,8 @@
  * or the next definition found once with dlsym(RTLD_NEXT) in the constructor), returns its result
  * and leaves errno as that call left it; tracking happens around it with errno saved and restored.
  * Private mappings go straight through: mmap(MAP_PRIVATE) costs one flag test, munmap and mremap
- * of untracked memory two relaxed loads (st__reg_may_overlap). Shared mappings are identified at
+ * of untracked memory two relaxed loads (st__reg_may_overlap); close, dup*, fcntl(F_DUPFD*) and
+ * ftruncate of an fd not created here one relaxed load (st__reg_fd_maybe). Shared mappings are identified at
  * hook time: fstat for fd-backed objects (kind from fstatfs and /proc/self/fd), the VMA's dev/ino
  * for shared anonymous memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV.
  *
@@ -23,9 +24,10 @@
  * parent's connection; the fork hook then re-announces the inherited objects. A child of a raw
  * clone(2) never waits for a lock a vanished parent thread held: it passes calls through. _Fork (no
  * atfork handlers, may run in a signal handler) only try-locks and starts empty when it could not.
- * vfork is deliberately not interposed: a C wrapper cannot return twice through one stack frame,
- * and the vfork child must not touch our locks or memory; it only reaches us through execve, whose
- * hook takes no lock and writes nothing but its own stack. posix_spawn's child never runs our code
+ * vfork (x86-64) is a few instructions of assembly: the child marks the thread as inside a hook, so
+ * every hook it calls passes through without touching our locks or memory (it shares them with
+ * the suspended parent), and the execve hook takes no lock and writes nothing but its own stack.
+ * posix_spawn's child never runs our code
  * (glibc calls the execve syscall itself), so its hook fixes the environment in the parent.
  *
  * exec: children keep LD_PRELOAD (and SHMTRACK_SOCKET) even when the program passes a scrubbed
@@ -923,7 +925,7 @@ ST_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
         errno = ENOSYS;
         return -1;
     }
-    if (msg != NULL && msg->msg_controllen != 0 && active()) {
+    if (active() && msg != NULL && msg->msg_controllen != 0) {
         int saved = errno;
         escape_rights(msg);
         errno = saved;
