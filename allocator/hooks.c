@@ -7,9 +7,9 @@
  * and leaves errno as that call left it; tracking happens around it with errno saved and restored.
  * Private mappings go straight through: mmap(MAP_PRIVATE) costs one flag test, munmap and mremap
  * of untracked memory two relaxed loads (st__reg_may_overlap); close, dup*, fcntl(F_DUPFD*) and
- * ftruncate of an fd not created here one relaxed load (st__reg_fd_maybe). Shared mappings are identified at
- * hook time: fstat for fd-backed objects (kind from fstatfs and /proc/self/fd), the VMA's dev/ino
- * for shared anonymous memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV.
+ * ftruncate of an fd not created here one relaxed load (st__reg_fd_maybe). Shared mappings are
+ * identified at hook time: fstat for fd-backed objects (kind from fstatfs and /proc/self/fd), the
+ * VMA's dev/ino for shared anonymous memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV.
  *
  * Hooks never allocate, never use stdio and never block on the coordinator: the registry lives in
  * a private arena, events go to a bounded queue (agent.h), and an initial-exec TLS flag makes any
