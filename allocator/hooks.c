@@ -7,9 +7,10 @@
  * and leaves errno as that call left it; tracking happens around it with errno saved and restored.
  * Private mappings go straight through: mmap(MAP_PRIVATE) costs one flag test, munmap and mremap
  * of untracked memory two relaxed loads (st__reg_may_overlap); close, dup*, fcntl(F_DUPFD*) and
- * ftruncate of an fd not created here one relaxed load (st__reg_fd_maybe). Shared mappings are
- * identified at hook time: fstat for fd-backed objects (kind from fstatfs and /proc/self/fd), the
- * VMA's dev/ino for shared anonymous memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV.
+ * ftruncate of an fd not created here one relaxed load (st__reg_fd_maybe). Identity: fstat for
+ * fd-backed objects (kind from fstatfs and /proc/self/fd), the VMA's dev/ino for shared anonymous
+ * memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV; for shared anonymous mappings,
+ * writable mappings of an fd created here and memfd_create's fd, late (registry.h: pending).
  *
  * Hooks never allocate, never use stdio and never block on the coordinator: the registry lives in
  * a private arena, events go to a bounded queue (agent.h), and an initial-exec TLS flag makes any
@@ -694,8 +695,8 @@ ST_EXPORT int ftruncate64(int fd, off64_t len)
  * shared memory through. */
 
 /* fd leaves this process's control (dup, SCM_RIGHTS): an FDPEND object gets its identity now,
- * while fd still names it; a duplicate marks it ESCAPED (another fd may hold it after this one
- * closes). pre: locked */
+ * while fd still names it; a duplicate or a sent fd marks it ESCAPED (another fd of ours may
+ * hold it after this one closes: the next dump's sweep looks). pre: locked */
 static void escape_fd(int fd, bool duplicate)
 {
     st__obj_t *obj = st__reg_fd_object(&reg, fd);
@@ -909,7 +910,7 @@ static void escape_rights(const struct msghdr *msg)
                 continue;
             if (!locked && !(locked = enter_locked()))
                 return;
-            escape_fd(fd, false);
+            escape_fd(fd, true); /* it may come back to us (a socketpair of our own) */
         }
     }
     if (locked) {
