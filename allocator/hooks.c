@@ -295,6 +295,18 @@ static st__obj_t *identify_fd(int fd, const st__key_t *key, bool *added)
     return obj;
 }
 
+/* FNV-1a of a name as the registry keeps it (cut to ST__REG_NAME_MAX - 1 bytes): what an FDPEND
+ * object records instead of its name, which is only stored at resolution (one page fewer touched
+ * per memfd_create and close; on a kernel with page-table isolation and no PCID every page
+ * touched after a system call is a TLB miss). */
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < ST__REG_NAME_MAX - 1 && s[i] != '\0'; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h;
+}
+
 /* Resolves an FDPEND object (registry.h): fstat on its fd, checked against what memfd_create
  * recorded, so that an fd number the program closed behind our back (a raw close(2)) and got
  * again for something else is not taken for our object: a regular shmem file whose
@@ -309,7 +321,7 @@ static st__obj_t *resolve_fd(st__obj_t *obj)
     int kind = -1, fd = obj->fd;
     if (fd < 0 || st__prim_fd_stat(fd, &fi) != 0 || fi.type != ST__FD_REG || fi.ctime_ns < obj->a ||
         st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0 || kind != obj->kind ||
-        strcmp(name, st__reg_name(&reg, obj)) != 0) {
+        name_hash(name) != obj->b || st__reg_set_name(&reg, obj, name) != 0) {
         st__reg_drop_fd_pending(&reg, obj);
         return NULL;
     }
@@ -620,11 +632,12 @@ ST_EXPORT int memfd_create(const char *name, unsigned int flags)
         uint8_t kind = (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD;
         uint64_t ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         st__obj_t *obj = NULL;
-        if (st__reg_add_fd_pending(&reg, kind, fd, ts_ns, &obj) != 0 ||
-            st__reg_set_name(&reg, obj, name) != 0)
+        if (st__reg_add_fd_pending(&reg, kind, fd, ts_ns, &obj) != 0) {
             disable("tracking off: the registry is full");
-        else
+        } else {
+            obj->b = name_hash(name);
             new_object(obj, true);
+        }
         st__reg_unlock(&reg);
     }
     errno = saved;

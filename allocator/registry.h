@@ -230,8 +230,9 @@ void st__reg_resolve_all(st__reg_t *reg);
 /* ---- pending created fds ---------------------------------------------------------------------
  *
  * memfd_create records its fd without asking the kernel what the object is (no fstat): an FDPEND
- * object with its kind, name, creator flag, size (ftruncate), the fd and, in `a`, the
- * CLOCK_REALTIME_COARSE time taken before the creating call (a floor for the inode's ctime). It
+ * object with its kind, creator flag, the fd, in `a` the CLOCK_REALTIME_COARSE time taken before
+ * the creating call (a floor for the inode's ctime) and in `b` a hash of its name (the hooks'
+ * business; the name itself is stored at resolution). It
  * is in the fd index but not in the hash, and raises no change callback. The hooks resolve it
  * (fstat, validated against what was recorded) when its identity can matter, with
  * st__reg_key_fd_pending; a close of its fd before then drops it silently (st__reg_close_fd).
