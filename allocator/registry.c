@@ -22,7 +22,10 @@
 #include "prim.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define OBJ_PINNED 0x80     /* internal: kept alive during mremap */
 #define FD_PEND 0x80000000u /* fd_index entry of an FDPEND object (st__reg_fd_keyed_maybe) */
@@ -84,30 +87,54 @@ int st__reg_init(st__reg_t *reg, uint32_t max_objs, uint32_t max_ranges)
     reg->max_strings = max_strings;
     reg->lo = UINTPTR_MAX;
     reg->hi = 0;
-    pthread_mutex_init(&reg->lock, NULL);
+    reg->lock = 0;
     return 0;
 }
 
 void st__reg_destroy(st__reg_t *reg)
 {
     st__prim_arena_unmap(reg->arena, reg->arena_len);
-    pthread_mutex_destroy(&reg->lock);
     memset(reg, 0, sizeof(*reg));
+}
+
+/* The lock is a three-state futex word (0 free, 1 held, 2 held and maybe waited for), taken and
+ * released inline with one atomic each when uncontended: a pthread mutex costs calls into two
+ * more pages of libc per hook, and on a kernel with page-table isolation and no PCID every page
+ * touched after a system call is a TLB miss. The slow paths keep errno as they found it (the
+ * hooks promise the caller libc's errno, and pthread_mutex_lock never touches it). */
+static void futex(int *word, int op, int val)
+{
+    int saved = errno;
+    syscall(SYS_futex, word, op, val, NULL, NULL, 0);
+    errno = saved;
 }
 
 void st__reg_lock(st__reg_t *reg)
 {
-    pthread_mutex_lock(&reg->lock);
+    int c = 0;
+    if (__atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;
+    if (c != 2)
+        c = __atomic_exchange_n(&reg->lock, 2, __ATOMIC_ACQUIRE);
+    while (c != 0) {
+        futex(&reg->lock, FUTEX_WAIT_PRIVATE, 2);
+        c = __atomic_exchange_n(&reg->lock, 2, __ATOMIC_ACQUIRE);
+    }
 }
 
 bool st__reg_trylock(st__reg_t *reg)
 {
-    return pthread_mutex_trylock(&reg->lock) == 0;
+    int c = 0;
+    return __atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
 }
 
 void st__reg_unlock(st__reg_t *reg)
 {
-    pthread_mutex_unlock(&reg->lock);
+    if (__atomic_fetch_sub(&reg->lock, 1, __ATOMIC_RELEASE) != 1) {
+        __atomic_store_n(&reg->lock, 0, __ATOMIC_RELEASE);
+        futex(&reg->lock, FUTEX_WAKE_PRIVATE, 1);
+    }
 }
 
 void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx)
@@ -821,7 +848,7 @@ void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj)
 
 void st__reg_fork_child(st__reg_t *reg, bool consistent)
 {
-    pthread_mutex_init(&reg->lock, NULL);
+    reg->lock = 0;
     if (!consistent) {
         /* Another thread was mid-update when the parent forked without our lock (_Fork from a
          * signal handler, a raw clone): start empty; the coordinator's /proc scan covers the
@@ -837,7 +864,6 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent)
         if (st__reg_init(reg, mo, mr) != 0) {
             /* No arena: an empty registry that can hold nothing (st__reg_get says -ENOSPC). */
             memset(reg, 0, sizeof(*reg));
-            pthread_mutex_init(&reg->lock, NULL);
             reg->lo = UINTPTR_MAX;
             reg->n_buckets = 1;
             reg->buckets = &reg->free_obj; /* a single empty bucket that stays 0 */

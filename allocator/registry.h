@@ -82,7 +82,7 @@ typedef void (*st__reg_change_cb)(const st__obj_t *obj, st__reg_change_t what, u
                                   uint64_t len, void *ctx);
 
 typedef struct st__reg {
-    pthread_mutex_t lock;
+    int lock; /* 0 free, 1 held, 2 held with waiters (a futex: see registry.c) */
     void *arena;
     size_t arena_len;
     st__obj_t *objs;
