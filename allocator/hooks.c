@@ -738,7 +738,7 @@ ST_EXPORT int close(int fd)
     int saved = errno;
     before_close(fd);
     errno = saved;
-    int rc = (int)syscall(SYS_close, fd);
+    int rc = st__prim_close_call(fd);
     int err = errno;
     st__reg_close_fd(&reg, fd); /* Linux releases the number whatever close returns */
     st__reg_unlock(&reg);

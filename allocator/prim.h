@@ -33,6 +33,7 @@ int st__prim_munmap(void *addr, size_t len);
 void *st__prim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
 int st__prim_memfd_create(const char *name, unsigned int flags);
 int st__prim_ftruncate(int fd, off_t len);
+int st__prim_close_call(int fd); /* close(2) without libc's cancellation point */
 int st__prim_shmget(key_t key, size_t size, int flags);
 void *st__prim_shmat(int shmid, const void *addr, int flags);
 int st__prim_shmdt(const void *addr);
