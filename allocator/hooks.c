@@ -77,7 +77,9 @@ static int state; /* ST_OFF until the constructor finishes */
 __attribute__((visibility("hidden"))) __thread int st__in_hook
     __attribute__((tls_model("initial-exec")));
 static st__reg_t reg;
-static int32_t default_importance = ST__IMPORTANCE_NONE;
+/* ST__IMPORTANCE_NONE from the constructor on; left out of .data so that it shares a page with
+ * the registry and the state the hooks read anyway */
+static int32_t default_importance;
 static uint64_t ipc_ns;
 static int follow_children = 1;
 static int my_pid;
@@ -149,7 +151,7 @@ static inline void leave(void)
  * the lock was held by a thread that does not exist here: then false, and the caller passes the
  * call through untracked, touching nothing (a vfork child shares our memory). The pid is only
  * checked when the lock is contended, so the common path costs no system call. */
-static bool hook_lock(void)
+ST__HOT static bool hook_lock(void)
 {
     if (st__reg_trylock(&reg))
         return true;
@@ -257,7 +259,7 @@ static void on_change(const st__obj_t *obj, st__reg_change_t what, uint64_t star
 }
 
 /* A newly added object takes the process's default claim (SHMTRACK_IMPORTANCE). */
-static void new_object(st__obj_t *obj, bool creator)
+ST__HOT static void new_object(st__obj_t *obj, bool creator)
 {
     if (creator)
         obj->flags |= ST__OBJ_CREATOR;
@@ -299,7 +301,7 @@ static st__obj_t *identify_fd(int fd, const st__key_t *key, bool *added)
  * object records instead of its name, which is only stored at resolution (one page fewer touched
  * per memfd_create and close; on a kernel with page-table isolation and no PCID every page
  * touched after a system call is a TLB miss). */
-static uint64_t name_hash(const char *s)
+ST__HOT static uint64_t name_hash(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < ST__REG_NAME_MAX - 1 && s[i] != '\0'; i++)
@@ -408,8 +410,8 @@ static void resolve_all(st__reg_t *r, void *ctx)
 #define PENDING_RESOLVE_AT 4096 /* pending objects after which a hook resolves them all */
 
 /* Records [p, p+len) as a pending object of this kind (no system call). pre: locked */
-static void track_pending(void *p, size_t len, uint64_t offset, uint8_t kind, st__obj_t *hint,
-                          int fd, bool creator)
+ST__HOT static void track_pending(void *p, size_t len, uint64_t offset, uint8_t kind,
+                                  st__obj_t *hint, int fd, bool creator)
 {
     st__obj_t *obj = NULL;
     int rc = st__reg_add_pending(&reg, kind, hint, &obj);
@@ -439,7 +441,7 @@ fail:
  * memfd_create/shm_open is most likely that object: both are recorded as pending (no system call
  * here; see registry.h) and resolved later. Any other fd is identified now with fstat.
  * pre: locked, inside enter(). */
-static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t off)
+ST__HOT static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t off)
 {
     st__key_t key;
     st__obj_t *obj = NULL;
@@ -503,7 +505,7 @@ fail:
     disable("tracking off: the registry is full");
 }
 
-static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+ST__HOT static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     int type = flags & MAP_TYPE;
     if (type == MAP_PRIVATE && !(flags & MAP_FIXED))
@@ -527,7 +529,7 @@ static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_
     return p;
 }
 
-ST_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+ST__HOT ST_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     return hook_mmap(addr, len, prot, flags, fd, off);
 }
@@ -537,7 +539,7 @@ ST_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off6
     return hook_mmap(addr, len, prot, flags, fd, (off_t)off);
 }
 
-ST_EXPORT int munmap(void *addr, size_t len)
+ST__HOT ST_EXPORT int munmap(void *addr, size_t len)
 {
     if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter_locked())
         return st__prim_munmap(addr, len);
@@ -619,7 +621,7 @@ static void track_fd_object(int fd, const st__fdinfo_t *fip, int kind, const cha
  * with its kind, name and the coarse wall clock read before the call, and resolved only when its
  * identity can matter (a dump, fork, spawn, dup, SCM_RIGHTS, a close while a pending mapping
  * names it). A memfd closed before any of these dies with its fd and is forgotten silently. */
-ST_EXPORT int memfd_create(const char *name, unsigned int flags)
+ST__HOT ST_EXPORT int memfd_create(const char *name, unsigned int flags)
 {
     struct timespec ts = {0, 0};
     if (active())
@@ -676,7 +678,7 @@ ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
 
 /* ftruncate is where a memfd or POSIX object gets its size; the mmap hook no longer calls fstat on
  * an fd created here, so the size is taken from here. Any other fd costs one relaxed load. */
-static int hook_ftruncate(int fd, off_t len)
+ST__HOT static int hook_ftruncate(int fd, off_t len)
 {
     int rc = st__prim_ftruncate(fd, len);
     /* an FDPEND object needs no size: its resolution reads it with fstat */
@@ -692,7 +694,7 @@ static int hook_ftruncate(int fd, off_t len)
     return rc;
 }
 
-ST_EXPORT int ftruncate(int fd, off_t len)
+ST__HOT ST_EXPORT int ftruncate(int fd, off_t len)
 {
     return hook_ftruncate(fd, len);
 }
@@ -721,7 +723,7 @@ static void escape_fd(int fd, bool duplicate)
 
 /* fd is about to be closed: an FDPEND object that a pending mapping names outlives the fd, so it
  * gets its identity now (fstat); one that nothing maps dies with its fd. pre: locked */
-static void before_close(int fd)
+ST__HOT static void before_close(int fd)
 {
     st__obj_t *obj = st__reg_fd_object(&reg, fd);
     if (obj != NULL && (obj->flags & ST__OBJ_FDPEND) && obj->pending_refs != 0)
@@ -730,11 +732,12 @@ static void before_close(int fd)
 
 /* The close of a tracked fd is a raw close(2), so that a cancellation cannot unwind the thread
  * while it holds the registry lock; any other fd goes to libc's close. */
-ST_EXPORT int close(int fd)
+ST__HOT ST_EXPORT int close(int fd)
 {
-    close_fn real = NEXT(real_close, "close");
-    if (!st__reg_fd_maybe(&reg, fd) || !enter_locked())
-        return real != NULL ? real(fd) : (int)syscall(SYS_close, fd);
+    if (!st__reg_fd_maybe(&reg, fd) || !enter_locked()) {
+        close_fn real = NEXT(real_close, "close");
+        return real != NULL ? real(fd) : st__prim_close_call(fd);
+    }
     int saved = errno;
     before_close(fd);
     errno = saved;
@@ -1728,6 +1731,7 @@ static void copy_env(char *dst, size_t len, const char *prefix, const char *valu
 __attribute__((constructor)) static void shmtrack_init(void)
 {
     st__in_hook = 1;
+    default_importance = ST__IMPORTANCE_NONE;
     /* Everything that needs the dynamic linker happens here, once, disabled or not: the
      * pass-through hooks need the next definitions too. */
     NEXT(real_shm_open, "shm_open");

@@ -26,6 +26,11 @@
 struct stat;
 struct shmid_ds;
 
+/* The functions on the path of a tracked mmap/munmap/memfd_create/ftruncate/close: GCC puts them
+ * together (.text.hot), so that a hook walks to as few code pages as possible after its system
+ * call (with page-table isolation and no PCID, each one is a TLB miss). */
+#define ST__HOT __attribute__((hot))
+
 /* ---- real calls: libc's contract (result, errno) --------------------------------------------- */
 
 void *st__prim_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);

@@ -31,12 +31,12 @@
 #define FD_PEND 0x80000000u /* fd_index entry of an FDPEND object (st__reg_fd_keyed_maybe) */
 
 /* The object id + 1 recorded for fd (0: none). pre: fd in range */
-static uint32_t fd_slot(const st__reg_t *reg, int fd)
+ST__HOT static uint32_t fd_slot(const st__reg_t *reg, int fd)
 {
     return reg->fd_index[fd] & ~FD_PEND;
 }
 
-static void fd_slot_set(st__reg_t *reg, int fd, const st__obj_t *obj)
+ST__HOT static void fd_slot_set(st__reg_t *reg, int fd, const st__obj_t *obj)
 {
     uint32_t v = obj == NULL ? 0
                              : ((uint32_t)(obj - reg->objs) + 1) |
@@ -109,7 +109,7 @@ static void futex(int *word, int op, int val)
     errno = saved;
 }
 
-void st__reg_lock(st__reg_t *reg)
+ST__HOT void st__reg_lock(st__reg_t *reg)
 {
     int c = 0;
     if (__atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
@@ -122,14 +122,14 @@ void st__reg_lock(st__reg_t *reg)
     }
 }
 
-bool st__reg_trylock(st__reg_t *reg)
+ST__HOT bool st__reg_trylock(st__reg_t *reg)
 {
     int c = 0;
     return __atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE,
                                        __ATOMIC_RELAXED);
 }
 
-void st__reg_unlock(st__reg_t *reg)
+ST__HOT void st__reg_unlock(st__reg_t *reg)
 {
     if (__atomic_fetch_sub(&reg->lock, 1, __ATOMIC_RELEASE) != 1) {
         __atomic_store_n(&reg->lock, 0, __ATOMIC_RELEASE);
@@ -143,8 +143,8 @@ void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx)
     reg->change_ctx = ctx;
 }
 
-static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_t what, uint64_t start,
-                   uint64_t len)
+ST__HOT static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_t what,
+                           uint64_t start, uint64_t len)
 {
     if (reg->on_change != NULL && !(obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
         reg->on_change(obj, what, start, len, reg->change_ctx);
@@ -152,14 +152,14 @@ static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_t what, 
 
 /* ---- bounds ---------------------------------------------------------------------------------- */
 
-bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len)
+ST__HOT bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len)
 {
     uintptr_t lo = __atomic_load_n(&reg->lo, __ATOMIC_RELAXED);
     uintptr_t hi = __atomic_load_n(&reg->hi, __ATOMIC_RELAXED);
     return start < hi && start + len > lo;
 }
 
-static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
+ST__HOT static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
 {
     if (start < reg->lo)
         __atomic_store_n(&reg->lo, start, __ATOMIC_RELAXED);
@@ -167,7 +167,7 @@ static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
         __atomic_store_n(&reg->hi, start + len, __ATOMIC_RELAXED);
 }
 
-static void bounds_recompute(st__reg_t *reg)
+ST__HOT static void bounds_recompute(st__reg_t *reg)
 {
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     if (reg->n_sorted > 0) {
@@ -209,7 +209,7 @@ st__obj_t *st__reg_find(st__reg_t *reg, const st__key_t *key)
 }
 
 /* A fresh object record, not yet in the hash. */
-static st__obj_t *obj_alloc(st__reg_t *reg, uint8_t kind)
+ST__HOT static st__obj_t *obj_alloc(st__reg_t *reg, uint8_t kind)
 {
     uint32_t id;
     if (reg->free_obj != 0) {
@@ -255,7 +255,7 @@ int st__reg_get(st__reg_t *reg, const st__key_t *key, st__obj_t **out, bool *add
     return 0;
 }
 
-static void string_free(st__reg_t *reg, uint32_t *slot)
+ST__HOT static void string_free(st__reg_t *reg, uint32_t *slot)
 {
     if (*slot == 0)
         return;
@@ -338,7 +338,7 @@ st__range_t *st__reg_range(st__reg_t *reg, uint32_t id_plus_one)
 
 static void maybe_remove(st__reg_t *reg, st__obj_t *obj);
 
-void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
+ST__HOT void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
 {
     if (!obj->used || obj->nranges != 0 || obj->pending_refs != 0)
         return;
@@ -378,7 +378,7 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
 /* An object leaves when nothing holds it any more: no range and no fd of ours on it. Whether the
  * fd is still open is learnt when its number is reused (st__reg_set_fd) or at a sweep, so that
  * munmap costs no extra syscall. */
-static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
+ST__HOT static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
 {
     /* pending: fd is a hint; escaped: another fd may hold it (the next sweep decides) */
     bool fd_held =
@@ -388,7 +388,7 @@ static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
     st__reg_remove(reg, obj);
 }
 
-void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
+ST__HOT void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
 {
     uint32_t id = (uint32_t)(obj - reg->objs);
     if (fd >= 0 && (uint32_t)fd < reg->max_fds) {
@@ -454,7 +454,7 @@ void st__reg_sweep(st__reg_t *reg)
     }
 }
 
-void st__reg_close_fd(st__reg_t *reg, int fd)
+ST__HOT void st__reg_close_fd(st__reg_t *reg, int fd)
 {
     if (fd < 0 || (uint32_t)fd >= reg->max_fds || fd_slot(reg, fd) == 0)
         return;
@@ -469,7 +469,7 @@ void st__reg_close_fd(st__reg_t *reg, int fd)
 /* ---- ranges ---------------------------------------------------------------------------------- */
 
 /* First position in sorted whose range ends after addr. */
-static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
+ST__HOT static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
 {
     uint32_t lo = 0, hi = reg->n_sorted;
     while (lo < hi) {
@@ -483,7 +483,7 @@ static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
     return lo;
 }
 
-static int range_alloc(st__reg_t *reg, uint32_t *out)
+ST__HOT static int range_alloc(st__reg_t *reg, uint32_t *out)
 {
     if (reg->free_range != 0) {
         *out = reg->free_range - 1;
@@ -497,7 +497,7 @@ static int range_alloc(st__reg_t *reg, uint32_t *out)
     return 0;
 }
 
-static void sorted_insert(st__reg_t *reg, uint32_t pos, uint32_t id)
+ST__HOT static void sorted_insert(st__reg_t *reg, uint32_t pos, uint32_t id)
 {
     memmove(&reg->sorted[pos + 1], &reg->sorted[pos], (reg->n_sorted - pos) * sizeof(uint32_t));
     reg->sorted[pos] = id;
@@ -505,14 +505,14 @@ static void sorted_insert(st__reg_t *reg, uint32_t pos, uint32_t id)
 }
 
 /* Adds range id to its object's list. */
-static void obj_link(st__reg_t *reg, st__obj_t *obj, uint32_t id)
+ST__HOT static void obj_link(st__reg_t *reg, st__obj_t *obj, uint32_t id)
 {
     reg->ranges[id].next = obj->first;
     obj->first = id + 1;
     obj->nranges++;
 }
 
-static void obj_unlink(st__reg_t *reg, st__obj_t *obj, uint32_t id)
+ST__HOT static void obj_unlink(st__reg_t *reg, st__obj_t *obj, uint32_t id)
 {
     uint32_t *link = &obj->first;
     while (*link != 0 && *link != id + 1)
@@ -524,7 +524,7 @@ static void obj_unlink(st__reg_t *reg, st__obj_t *obj, uint32_t id)
 }
 
 /* Removes sorted[pos] entirely; returns its object. */
-static st__obj_t *range_drop(st__reg_t *reg, uint32_t pos)
+ST__HOT static st__obj_t *range_drop(st__reg_t *reg, uint32_t pos)
 {
     uint32_t id = reg->sorted[pos];
     st__range_t *r = &reg->ranges[id];
@@ -538,7 +538,7 @@ static st__obj_t *range_drop(st__reg_t *reg, uint32_t pos)
     return obj;
 }
 
-size_t st__reg_unmap(st__reg_t *reg, uintptr_t start, size_t len)
+ST__HOT size_t st__reg_unmap(st__reg_t *reg, uintptr_t start, size_t len)
 {
     uintptr_t end = start + len;
     size_t removed = 0;
@@ -596,7 +596,7 @@ size_t st__reg_unmap(st__reg_t *reg, uintptr_t start, size_t len)
     return removed;
 }
 
-int st__reg_map(st__reg_t *reg, st__obj_t *obj, uintptr_t start, size_t len, uint64_t off)
+ST__HOT int st__reg_map(st__reg_t *reg, st__obj_t *obj, uintptr_t start, size_t len, uint64_t off)
 {
     uint8_t pinned = obj->flags & OBJ_PINNED;
     obj->flags |= OBJ_PINNED;
@@ -675,7 +675,7 @@ uint64_t st__reg_mapped_bytes(st__reg_t *reg, const st__obj_t *obj)
 
 /* ---- pending identity ------------------------------------------------------------------------ */
 
-int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t **out)
+ST__HOT int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t **out)
 {
     if (hint != NULL && hint->pending_refs == UINT8_MAX)
         return -EBUSY;
@@ -692,14 +692,14 @@ int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t
     return 0;
 }
 
-st__obj_t *st__reg_pending_hint(st__reg_t *reg, const st__obj_t *pending)
+ST__HOT st__obj_t *st__reg_pending_hint(st__reg_t *reg, const st__obj_t *pending)
 {
     if (!(pending->flags & ST__OBJ_PENDING) || pending->hnext == 0)
         return NULL;
     return &reg->objs[pending->hnext - 1];
 }
 
-st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
+ST__HOT st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
 {
     if (fd < 0 || (uint32_t)fd >= reg->max_fds || fd_slot(reg, fd) == 0)
         return NULL;
@@ -709,13 +709,13 @@ st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
     return o;
 }
 
-bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
+ST__HOT bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
 {
     return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
            __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
 }
 
-bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
+ST__HOT bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
 {
     if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index == NULL)
         return false;
@@ -771,7 +771,8 @@ void st__reg_resolve_all(st__reg_t *reg)
 
 /* ---- pending created fds -------------------------------------------------------------------- */
 
-int st__reg_add_fd_pending(st__reg_t *reg, uint8_t kind, int fd, uint64_t ts_ns, st__obj_t **out)
+ST__HOT int st__reg_add_fd_pending(st__reg_t *reg, uint8_t kind, int fd, uint64_t ts_ns,
+                                   st__obj_t **out)
 {
     st__obj_t *o = obj_alloc(reg, kind);
     if (o == NULL)
