@@ -6,9 +6,11 @@
  * or the next definition found once with dlsym(RTLD_NEXT) in the constructor), returns its result
  * and leaves errno as that call left it; tracking happens around it with errno saved and restored.
  * Private mappings go straight through: mmap(MAP_PRIVATE) costs one flag test, munmap and mremap
- * of untracked memory two relaxed loads (st__reg_may_overlap). Shared mappings are identified at
- * hook time: fstat for fd-backed objects (kind from fstatfs and /proc/self/fd), the VMA's dev/ino
- * for shared anonymous memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV.
+ * of untracked memory two relaxed loads (st__reg_may_overlap); close, dup*, fcntl(F_DUPFD*) and
+ * ftruncate of an fd not created here one relaxed load (st__reg_fd_maybe). Identity: fstat for
+ * fd-backed objects (kind from fstatfs and /proc/self/fd), the VMA's dev/ino for shared anonymous
+ * memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV; for shared anonymous mappings,
+ * writable mappings of an fd created here and memfd_create's fd, late (registry.h: pending).
  *
  * Hooks never allocate, never use stdio and never block on the coordinator: the registry lives in
  * a private arena, events go to a bounded queue (agent.h), and an initial-exec TLS flag makes any
@@ -23,9 +25,10 @@
  * parent's connection; the fork hook then re-announces the inherited objects. A child of a raw
  * clone(2) never waits for a lock a vanished parent thread held: it passes calls through. _Fork (no
  * atfork handlers, may run in a signal handler) only try-locks and starts empty when it could not.
- * vfork is deliberately not interposed: a C wrapper cannot return twice through one stack frame,
- * and the vfork child must not touch our locks or memory; it only reaches us through execve, whose
- * hook takes no lock and writes nothing but its own stack. posix_spawn's child never runs our code
+ * vfork (x86-64) is a few instructions of assembly: the child marks the thread as inside a hook, so
+ * every hook it calls passes through without touching our locks or memory (it shares them with
+ * the suspended parent), and the execve hook takes no lock and writes nothing but its own stack.
+ * posix_spawn's child never runs our code
  * (glibc calls the execve syscall itself), so its hook fixes the environment in the parent.
  *
  * exec: children keep LD_PRELOAD (and SHMTRACK_SOCKET) even when the program passes a scrubbed
@@ -49,8 +52,17 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1u << 2)
+#endif
 
 #define ST_EXPORT __attribute__((visibility("default")))
 
@@ -59,9 +71,15 @@ extern char **environ;
 enum { ST_OFF = 0, ST_ACTIVE = 1, ST_DISABLED = 2 };
 
 static int state; /* ST_OFF until the constructor finishes */
-static __thread int in_hook __attribute__((tls_model("initial-exec")));
+/* Set while this thread is inside a hook; also set by the vfork hook in a vfork child (which
+ * runs on this thread's TLS until it execs or exits) and restored by it in the parent. Not static:
+ * the vfork hook is written in assembly. */
+__attribute__((visibility("hidden"))) __thread int st__in_hook
+    __attribute__((tls_model("initial-exec")));
 static st__reg_t reg;
-static int32_t default_importance = ST__IMPORTANCE_NONE;
+/* ST__IMPORTANCE_NONE from the constructor on; left out of .data so that it shares a page with
+ * the registry and the state the hooks read anyway */
+static int32_t default_importance;
 static uint64_t ipc_ns;
 static int follow_children = 1;
 static int my_pid;
@@ -75,6 +93,11 @@ typedef pid_t (*fork_fn)(void);
 typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
                         const posix_spawnattr_t *, char *const[], char *const[]);
 typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+typedef int (*close_fn)(int);
+typedef void (*closefrom_fn)(int);
+typedef int (*fcntl_fn)(int, int, ...);
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+typedef int (*sendmmsg_fn)(int, struct mmsghdr *, unsigned int, int);
 
 static shm_open_fn real_shm_open;
 static shm_unlink_fn real_shm_unlink;
@@ -83,6 +106,12 @@ static fork_fn real__Fork;
 static spawn_fn real_posix_spawn;
 static spawn_fn real_posix_spawnp;
 static execvpe_fn real_execvpe;
+static close_fn real_close;
+static closefrom_fn real_closefrom;
+static fcntl_fn real_fcntl;
+static fcntl_fn real_fcntl64;
+static sendmsg_fn real_sendmsg;
+static sendmmsg_fn real_sendmmsg;
 
 /* The next definition of name, looked up once. The constructor resolves every one of them; the
  * lazy path serves calls made before it ran (another library's constructor). Never used for the
@@ -106,15 +135,15 @@ static inline bool active(void)
 /* Enters tracking on this thread; false when tracking is off or we are already inside a hook. */
 static inline bool enter(void)
 {
-    if (in_hook || !active())
+    if (st__in_hook || !active())
         return false;
-    in_hook = 1;
+    st__in_hook = 1;
     return true;
 }
 
 static inline void leave(void)
 {
-    in_hook = 0;
+    st__in_hook = 0;
 }
 
 /* Takes the registry lock, unless this process is a child that did not come through our fork
@@ -122,7 +151,7 @@ static inline void leave(void)
  * the lock was held by a thread that does not exist here: then false, and the caller passes the
  * call through untracked, touching nothing (a vfork child shares our memory). The pid is only
  * checked when the lock is contended, so the common path costs no system call. */
-static bool hook_lock(void)
+ST__HOT static bool hook_lock(void)
 {
     if (st__reg_trylock(&reg))
         return true;
@@ -230,7 +259,7 @@ static void on_change(const st__obj_t *obj, st__reg_change_t what, uint64_t star
 }
 
 /* A newly added object takes the process's default claim (SHMTRACK_IMPORTANCE). */
-static void new_object(st__obj_t *obj, bool creator)
+ST__HOT static void new_object(st__obj_t *obj, bool creator)
 {
     if (creator)
         obj->flags |= ST__OBJ_CREATOR;
@@ -268,6 +297,46 @@ static st__obj_t *identify_fd(int fd, const st__key_t *key, bool *added)
     return obj;
 }
 
+/* FNV-1a of a name as the registry keeps it (cut to ST__REG_NAME_MAX - 1 bytes): what an FDPEND
+ * object records instead of its name, which is only stored at resolution (one page fewer touched
+ * per memfd_create and close; on a kernel with page-table isolation and no PCID every page
+ * touched after a system call is a TLB miss). */
+ST__HOT static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < ST__REG_NAME_MAX - 1 && s[i] != '\0'; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Resolves an FDPEND object (registry.h): fstat on its fd, checked against what memfd_create
+ * recorded, so that an fd number the program closed behind our back (a raw close(2)) and got
+ * again for something else is not taken for our object: a regular shmem file whose
+ * /proc/self/fd link names a memfd of the recorded kind and name, whose ctime is not older than
+ * the coarse clock read before the creating call. Then it is keyed (and announced as CREATED), or
+ * dropped: the coordinator's /proc scan still sees whatever the fd holds. Returns the keyed
+ * object or NULL. pre: locked */
+static st__obj_t *resolve_fd(st__obj_t *obj)
+{
+    st__fdinfo_t fi;
+    char name[ST__REG_NAME_MAX] = "";
+    int kind = -1, fd = obj->fd;
+    if (fd < 0 || st__prim_fd_stat(fd, &fi) != 0 || fi.type != ST__FD_REG || fi.ctime_ns < obj->a ||
+        st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0 || kind != obj->kind ||
+        name_hash(name) != obj->b || st__reg_set_name(&reg, obj, name) != 0) {
+        st__reg_drop_fd_pending(&reg, obj);
+        return NULL;
+    }
+    st__key_t key = st__key_shmem(obj->kind, fi.dev_major, fi.dev_minor, fi.ino);
+    st__obj_t *known = st__reg_find(&reg, &key), *t = NULL;
+    bool announced = known != NULL && (known->flags & ST__OBJ_CREATOR);
+    obj->size = fi.size;
+    st__reg_key_fd_pending(&reg, obj, &key, &t);
+    if ((t->flags & ST__OBJ_CREATOR) && !announced)
+        send_event(t, ST__EV_CREATED, 0, 0);
+    return t;
+}
+
 /* Resolves one pending object (registry.h): the kernel's dev/ino of the VMA that holds its first
  * range (PROCMAP_QUERY), then a merge into the object with that key. A range that no longer
  * looks like the mapping we recorded (unmapped or replaced behind our back) is dropped, and so is
@@ -286,6 +355,10 @@ static void resolve_one(st__obj_t *p)
     }
     st__key_t key = st__key_shmem(p->kind, v.dev_major, v.dev_minor, v.ino);
     st__obj_t *hint = st__reg_pending_hint(&reg, p), *t = NULL;
+    if (hint != NULL && (hint->flags & ST__OBJ_FDPEND)) {
+        (void)resolve_fd(hint); /* may move or drop the hint */
+        hint = st__reg_pending_hint(&reg, p);
+    }
     bool added = false, creator = (p->flags & ST__OBJ_CREATOR) != 0;
     if (hint != NULL && hint->a == key.a && hint->b == key.b) {
         t = hint;
@@ -321,6 +394,11 @@ static void resolve_all(st__reg_t *r, void *ctx)
 {
     (void)ctx;
     int saved = errno;
+    for (uint32_t id = 0; id < st__reg_obj_limit(r) && r->n_fdpend != 0; id++) {
+        st__obj_t *obj = st__reg_obj(r, id);
+        if (obj->used && (obj->flags & ST__OBJ_FDPEND))
+            (void)resolve_fd(obj);
+    }
     for (uint32_t id = 0; id < st__reg_obj_limit(r) && r->n_pending != 0; id++) {
         st__obj_t *obj = st__reg_obj(r, id);
         if (obj->used && (obj->flags & ST__OBJ_PENDING))
@@ -332,8 +410,8 @@ static void resolve_all(st__reg_t *r, void *ctx)
 #define PENDING_RESOLVE_AT 4096 /* pending objects after which a hook resolves them all */
 
 /* Records [p, p+len) as a pending object of this kind (no system call). pre: locked */
-static void track_pending(void *p, size_t len, uint64_t offset, uint8_t kind, st__obj_t *hint,
-                          int fd, bool creator)
+ST__HOT static void track_pending(void *p, size_t len, uint64_t offset, uint8_t kind,
+                                  st__obj_t *hint, int fd, bool creator)
 {
     st__obj_t *obj = NULL;
     int rc = st__reg_add_pending(&reg, kind, hint, &obj);
@@ -363,7 +441,7 @@ fail:
  * memfd_create/shm_open is most likely that object: both are recorded as pending (no system call
  * here; see registry.h) and resolved later. Any other fd is identified now with fstat.
  * pre: locked, inside enter(). */
-static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t off)
+ST__HOT static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t off)
 {
     st__key_t key;
     st__obj_t *obj = NULL;
@@ -383,6 +461,10 @@ static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t
         track_pending(p, len, offset, hint->kind, hint, fd, false);
         return;
     }
+    /* identified now: the object created through fd first, so that it stays the creator */
+    st__obj_t *created = st__reg_fd_object(&reg, fd);
+    if (created != NULL && (created->flags & ST__OBJ_FDPEND))
+        (void)resolve_fd(created);
     if (st__prim_fd_stat(fd, &fi) != 0)
         return;
     if (fi.type == ST__FD_DEVZERO) {
@@ -423,7 +505,7 @@ fail:
     disable("tracking off: the registry is full");
 }
 
-static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+ST__HOT static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     int type = flags & MAP_TYPE;
     if (type == MAP_PRIVATE && !(flags & MAP_FIXED))
@@ -447,7 +529,7 @@ static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_
     return p;
 }
 
-ST_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+ST__HOT ST_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     return hook_mmap(addr, len, prot, flags, fd, off);
 }
@@ -457,7 +539,7 @@ ST_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off6
     return hook_mmap(addr, len, prot, flags, fd, (off_t)off);
 }
 
-ST_EXPORT int munmap(void *addr, size_t len)
+ST__HOT ST_EXPORT int munmap(void *addr, size_t len)
 {
     if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter_locked())
         return st__prim_munmap(addr, len);
@@ -535,13 +617,31 @@ static void track_fd_object(int fd, const st__fdinfo_t *fip, int kind, const cha
     st__reg_unlock(&reg);
 }
 
-ST_EXPORT int memfd_create(const char *name, unsigned int flags)
+/* memfd_create costs no system call of ours: the fd is recorded as an FDPEND object (registry.h)
+ * with its kind, name and the coarse wall clock read before the call, and resolved only when its
+ * identity can matter (a dump, fork, spawn, dup, SCM_RIGHTS, a close while a pending mapping
+ * names it). A memfd closed before any of these dies with its fd and is forgotten silently. */
+ST__HOT ST_EXPORT int memfd_create(const char *name, unsigned int flags)
 {
+    struct timespec ts = {0, 0};
+    if (active())
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts); /* vDSO */
     int fd = st__prim_memfd_create(name, flags);
     if (fd < 0 || !enter())
         return fd;
     int saved = errno;
-    track_fd_object(fd, NULL, (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD, name, true);
+    if (hook_lock()) {
+        uint8_t kind = (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD;
+        uint64_t ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        st__obj_t *obj = NULL;
+        if (st__reg_add_fd_pending(&reg, kind, fd, ts_ns, &obj) != 0) {
+            disable("tracking off: the registry is full");
+        } else {
+            obj->b = name_hash(name);
+            new_object(obj, true);
+        }
+        st__reg_unlock(&reg);
+    }
     errno = saved;
     leave();
     return fd;
@@ -578,10 +678,11 @@ ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
 
 /* ftruncate is where a memfd or POSIX object gets its size; the mmap hook no longer calls fstat on
  * an fd created here, so the size is taken from here. Any other fd costs one relaxed load. */
-static int hook_ftruncate(int fd, off_t len)
+ST__HOT static int hook_ftruncate(int fd, off_t len)
 {
     int rc = st__prim_ftruncate(fd, len);
-    if (rc != 0 || !active() || !st__reg_fd_maybe(&reg, fd) || !enter_locked())
+    /* an FDPEND object needs no size: its resolution reads it with fstat */
+    if (rc != 0 || !active() || !st__reg_fd_keyed_maybe(&reg, fd) || !enter_locked())
         return rc;
     int saved = errno;
     st__obj_t *obj = st__reg_fd_object(&reg, fd);
@@ -593,7 +694,7 @@ static int hook_ftruncate(int fd, off_t len)
     return rc;
 }
 
-ST_EXPORT int ftruncate(int fd, off_t len)
+ST__HOT ST_EXPORT int ftruncate(int fd, off_t len)
 {
     return hook_ftruncate(fd, len);
 }
@@ -601,6 +702,269 @@ ST_EXPORT int ftruncate(int fd, off_t len)
 ST_EXPORT int ftruncate64(int fd, off64_t len)
 {
     return hook_ftruncate(fd, (off_t)len);
+}
+
+/* ---- fds: close, duplication, passing ------------------------------------------------------- */
+
+/* Each of these costs one relaxed load (st__reg_fd_maybe) for an fd this process did not create
+ * shared memory through. */
+
+/* fd leaves this process's control (dup, SCM_RIGHTS): an FDPEND object gets its identity now,
+ * while fd still names it; a duplicate or a sent fd marks it ESCAPED (another fd of ours may
+ * hold it after this one closes: the next dump's sweep looks). pre: locked */
+static void escape_fd(int fd, bool duplicate)
+{
+    st__obj_t *obj = st__reg_fd_object(&reg, fd);
+    if (obj != NULL && (obj->flags & ST__OBJ_FDPEND))
+        obj = resolve_fd(obj);
+    if (obj != NULL && duplicate)
+        obj->flags |= ST__OBJ_ESCAPED;
+}
+
+/* fd is about to be closed: an FDPEND object that a pending mapping names outlives the fd, so it
+ * gets its identity now (fstat); one that nothing maps dies with its fd. pre: locked */
+ST__HOT static void before_close(int fd)
+{
+    st__obj_t *obj = st__reg_fd_object(&reg, fd);
+    if (obj != NULL && (obj->flags & ST__OBJ_FDPEND) && obj->pending_refs != 0)
+        (void)resolve_fd(obj);
+}
+
+/* The close of a tracked fd is a raw close(2), so that a cancellation cannot unwind the thread
+ * while it holds the registry lock; any other fd goes to libc's close. */
+ST__HOT ST_EXPORT int close(int fd)
+{
+    if (!st__reg_fd_maybe(&reg, fd) || !enter_locked()) {
+        close_fn real = NEXT(real_close, "close");
+        return real != NULL ? real(fd) : st__prim_close_call(fd);
+    }
+    int saved = errno;
+    before_close(fd);
+    errno = saved;
+    int rc = st__prim_close_call(fd);
+    int err = errno;
+    st__reg_close_fd(&reg, fd); /* Linux releases the number whatever close returns */
+    st__reg_unlock(&reg);
+    errno = rc == 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+/* Whether a tracked fd lies in [first, last]. Lock-free. */
+static bool tracked_in(unsigned first, unsigned last)
+{
+    if (last >= reg.max_fds)
+        last = reg.max_fds - 1;
+    for (unsigned fd = first; fd <= last && fd < reg.max_fds; fd++)
+        if (st__reg_fd_maybe(&reg, (int)fd))
+            return true;
+    return false;
+}
+
+static void close_span(unsigned first, unsigned last, bool after)
+{
+    if (last >= reg.max_fds)
+        last = reg.max_fds - 1;
+    for (unsigned fd = first; fd <= last && fd < reg.max_fds; fd++) {
+        if (!st__reg_fd_maybe(&reg, (int)fd))
+            continue;
+        if (after)
+            st__reg_close_fd(&reg, (int)fd);
+        else
+            before_close((int)fd);
+    }
+}
+
+ST_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    if ((flags & (int)CLOSE_RANGE_CLOEXEC) || !active() || !tracked_in(first, last) ||
+        !enter_locked())
+        return (int)syscall(SYS_close_range, first, last, flags);
+    int saved = errno;
+    close_span(first, last, false);
+    errno = saved;
+    int rc = (int)syscall(SYS_close_range, first, last, flags);
+    int err = errno;
+    if (rc == 0)
+        close_span(first, last, true);
+    st__reg_unlock(&reg);
+    errno = rc == 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+ST_EXPORT void closefrom(int lowfd)
+{
+    closefrom_fn real = NEXT(real_closefrom, "closefrom");
+    unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
+    if (!active() || !tracked_in(first, ~0u) || !enter_locked()) {
+        if (real != NULL)
+            real(lowfd);
+        else
+            (void)syscall(SYS_close_range, first, ~0u, 0);
+        return;
+    }
+    int saved = errno;
+    close_span(first, ~0u, false);
+    errno = saved;
+    if (real != NULL)
+        real(lowfd); /* closes every fd from lowfd or aborts */
+    else
+        (void)syscall(SYS_close_range, first, ~0u, 0);
+    close_span(first, ~0u, true);
+    st__reg_unlock(&reg);
+    leave();
+}
+
+/* The source of a duplication escapes; a target that was a tracked fd is closed by the call. */
+static int dup_common(int oldfd, int newfd, int flags, int how)
+{
+    bool t_old = st__reg_fd_maybe(&reg, oldfd);
+    bool t_new = how != 0 && newfd != oldfd && st__reg_fd_maybe(&reg, newfd);
+    bool locked = (t_old || t_new) && enter_locked();
+    int saved = errno;
+    if (locked) {
+        if (t_old)
+            escape_fd(oldfd, true);
+        if (t_new)
+            before_close(newfd);
+        errno = saved;
+    }
+    int rc;
+    if (how == 0)
+        rc = (int)syscall(SYS_dup, oldfd);
+    else if (how == 3)
+        rc = (int)syscall(SYS_dup3, oldfd, newfd, flags);
+#ifdef SYS_dup2
+    else
+        rc = (int)syscall(SYS_dup2, oldfd, newfd);
+#else
+    else if (oldfd == newfd)
+        rc = (int)syscall(SYS_fcntl, oldfd, F_GETFD) < 0 ? -1 : oldfd;
+    else
+        rc = (int)syscall(SYS_dup3, oldfd, newfd, 0);
+#endif
+    if (!locked)
+        return rc;
+    int err = errno;
+    if (rc >= 0 && t_new)
+        st__reg_close_fd(&reg, newfd);
+    st__reg_unlock(&reg);
+    errno = rc >= 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+ST_EXPORT int dup(int fd)
+{
+    return dup_common(fd, -1, 0, 0);
+}
+
+ST_EXPORT int dup2(int oldfd, int newfd)
+{
+    return dup_common(oldfd, newfd, 0, 2);
+}
+
+ST_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return dup_common(oldfd, newfd, flags, 3);
+}
+
+/* fcntl's third argument is passed on as libc reads it (one pointer-sized slot) for every cmd. */
+static int hook_fcntl(fcntl_fn real, int fd, int cmd, void *arg)
+{
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && st__reg_fd_maybe(&reg, fd) &&
+        enter_locked()) {
+        int saved = errno;
+        escape_fd(fd, true);
+        st__reg_unlock(&reg);
+        errno = saved;
+        leave();
+    }
+    return real(fd, cmd, arg);
+}
+
+ST_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return hook_fcntl(NEXT(real_fcntl, "fcntl"), fd, cmd, arg);
+}
+
+ST_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    fcntl_fn real = NEXT(real_fcntl64, "fcntl64");
+    return hook_fcntl(real != NULL ? real : NEXT(real_fcntl, "fcntl"), fd, cmd, arg);
+}
+
+/* Every fd an SCM_RIGHTS message carries escapes before the call (the receiver may map it or
+ * outlive us: the object must be announced with its creator first). */
+static void escape_rights(const struct msghdr *msg)
+{
+    if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
+        return;
+    bool locked = false;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (!st__reg_fd_maybe(&reg, fd))
+                continue;
+            if (!locked && !(locked = enter_locked()))
+                return;
+            escape_fd(fd, true); /* it may come back to us (a socketpair of our own) */
+        }
+    }
+    if (locked) {
+        st__reg_unlock(&reg);
+        leave();
+    }
+}
+
+ST_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    sendmsg_fn real = NEXT(real_sendmsg, "sendmsg");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (active() && msg != NULL && msg->msg_controllen != 0) {
+        int saved = errno;
+        escape_rights(msg);
+        errno = saved;
+    }
+    return real(fd, msg, flags);
+}
+
+ST_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+    sendmmsg_fn real = NEXT(real_sendmmsg, "sendmmsg");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (vec != NULL && active()) {
+        int saved = errno;
+        for (unsigned i = 0; i < vlen; i++)
+            if (vec[i].msg_hdr.msg_controllen != 0)
+                escape_rights(&vec[i].msg_hdr);
+        errno = saved;
+    }
+    return real(fd, vec, vlen, flags);
 }
 
 ST_EXPORT int shm_unlink(const char *name)
@@ -719,7 +1083,7 @@ static void announce_all(void)
     st__reg_resolve_all(&reg);
     for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
         st__obj_t *obj = st__reg_obj(&reg, id);
-        if (!obj->used || (obj->flags & ST__OBJ_PENDING))
+        if (!obj->used || (obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
             continue;
         if (obj->flags & ST__OBJ_CREATOR)
             send_event(obj, ST__EV_CREATED, 0, 0);
@@ -737,11 +1101,11 @@ void st__hooks_on_connect(unsigned reconnects)
 {
     if (reconnects == 0 || !active())
         return;
-    in_hook = 1;
+    st__in_hook = 1;
     st__reg_lock(&reg);
     announce_all();
     st__reg_unlock(&reg);
-    in_hook = 0;
+    st__in_hook = 0;
 }
 
 static void after_fork_child(bool consistent)
@@ -776,10 +1140,10 @@ static void atfork_prepare(void)
     fork_locked = active() && hook_lock();
     if (fork_locked) {
         /* the parent made these mappings: it is their creator, the child their holder */
-        int saved = in_hook;
-        in_hook = 1;
+        int saved = st__in_hook;
+        st__in_hook = 1;
         st__reg_resolve_all(&reg);
-        in_hook = saved;
+        st__in_hook = saved;
     }
 }
 
@@ -841,6 +1205,46 @@ ST_EXPORT pid_t _Fork(void)
     leave();
     return pid;
 }
+
+/* ---- vfork ------------------------------------------------------------------------------------
+ */
+
+/* vfork cannot be wrapped in C (the child returns through the caller's frame first, and the
+ * parent must find it intact), so on x86-64 it is a few instructions of assembly in the manner of
+ * libc's own: the return address is kept in a register (the child and the parent share the
+ * stack), the syscall is made, and the child marks the thread's TLS as inside a hook, so that
+ * every hook it calls before exec or _exit (close, dup2, mmap ...) passes straight through and
+ * touches nothing of the parent's; the parent, resumed, puts the flag back as it was. Elsewhere
+ * vfork is not interposed (see docs/preload.md). */
+#if defined(__x86_64__) && defined(SYS_vfork)
+__asm__(".text\n"
+        ".globl vfork\n"
+        ".type vfork,@function\n"
+        "vfork:\n"
+        "    popq %rdi\n"                             /* return address */
+        "    movq st__in_hook@gottpoff(%rip), %rdx\n" /* kept by syscall, like rsi and rdi */
+        "    movl %fs:(%rdx), %esi\n"
+        "    movl $58, %eax\n" /* SYS_vfork */
+        "    syscall\n"
+        "    pushq %rdi\n"
+        "    testq %rax, %rax\n"
+        "    jnz 1f\n"
+        "    movl $1, %fs:(%rdx)\n" /* child */
+        "    ret\n"
+        "1:  movl %esi, %fs:(%rdx)\n" /* parent */
+        "    cmpq $-4095, %rax\n"
+        "    jae 2f\n"
+        "    ret\n"
+        "2:  negl %eax\n"
+        "    pushq %rax\n" /* aligns the stack for the call */
+        "    call __errno_location@PLT\n"
+        "    popq %rcx\n"
+        "    movl %ecx, (%rax)\n"
+        "    movq $-1, %rax\n"
+        "    ret\n"
+        ".size vfork, .-vfork\n");
+_Static_assert(SYS_vfork == 58, "x86-64 vfork number");
+#endif
 
 /* ---- exec and spawn: the child's environment ------------------------------------------------- */
 
@@ -1030,6 +1434,12 @@ static int spawn(spawn_fn real, pid_t *pid, const char *path, const posix_spawn_
 {
     if (real == NULL)
         return ENOSYS;
+    if (__atomic_load_n(&reg.n_fdpend, __ATOMIC_RELAXED) != 0 && enter_locked()) {
+        /* the child inherits fds: the objects created through them are announced first */
+        st__reg_resolve_all(&reg);
+        st__reg_unlock(&reg);
+        leave();
+    }
     launch_t l = {.what = L_SPAWN,
                   .path = path,
                   .argv = argv,
@@ -1245,7 +1655,7 @@ static void write_registry(void)
     st__reg_lock(&reg);
     for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
         st__obj_t *obj = st__reg_obj(&reg, id);
-        if (!obj->used || (obj->flags & ST__OBJ_PENDING))
+        if (!obj->used || (obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
             continue;
         for (uint32_t rid = obj->first; rid != 0;) {
             st__range_t *r = st__reg_range(&reg, rid);
@@ -1349,7 +1759,8 @@ static bool must_stay_single_threaded(void)
 
 __attribute__((constructor)) static void shmtrack_init(void)
 {
-    in_hook = 1;
+    st__in_hook = 1;
+    default_importance = ST__IMPORTANCE_NONE;
     /* Everything that needs the dynamic linker happens here, once, disabled or not: the
      * pass-through hooks need the next definitions too. */
     NEXT(real_shm_open, "shm_open");
@@ -1359,10 +1770,16 @@ __attribute__((constructor)) static void shmtrack_init(void)
     NEXT(real_posix_spawn, "posix_spawn");
     NEXT(real_posix_spawnp, "posix_spawnp");
     NEXT(real_execvpe, "execvpe");
+    NEXT(real_close, "close");
+    NEXT(real_closefrom, "closefrom");
+    NEXT(real_fcntl, "fcntl");
+    NEXT(real_fcntl64, "fcntl64");
+    NEXT(real_sendmsg, "sendmsg");
+    NEXT(real_sendmmsg, "sendmmsg");
     const char *v = st__prim_getenv("SHMTRACK_DISABLE");
     if (v != NULL && strcmp(v, "1") == 0) {
         state = ST_DISABLED;
-        in_hook = 0;
+        st__in_hook = 0;
         return;
     }
     Dl_info info;
@@ -1395,7 +1812,7 @@ __attribute__((constructor)) static void shmtrack_init(void)
     if (st__reg_init(&reg, (uint32_t)max_objs, 0) != 0) {
         state = ST_DISABLED;
         log_line("tracking off: no memory for the registry");
-        in_hook = 0;
+        st__in_hook = 0;
         return;
     }
     st__reg_set_change_cb(&reg, on_change, NULL);
@@ -1407,19 +1824,19 @@ __attribute__((constructor)) static void shmtrack_init(void)
     else
         st__agent_start(&reg, sock);
     __atomic_store_n(&state, ST_ACTIVE, __ATOMIC_RELEASE);
-    in_hook = 0;
+    st__in_hook = 0;
 }
 
 __attribute__((destructor)) static void shmtrack_fini(void)
 {
     if (state != ST_ACTIVE || registry_file[0] == '\0')
         return;
-    in_hook = 1;
+    st__in_hook = 1;
     /* Not in a raw clone child whose lock died with the parent's threads. */
     if (hook_lock()) {
         st__reg_unlock(&reg);
         my_pid = st__prim_getpid();
         write_registry();
     }
-    in_hook = 0;
+    st__in_hook = 0;
 }

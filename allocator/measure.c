@@ -409,7 +409,7 @@ int st__agent_measure_objects(st__reg_t *reg, st__obj_record_t *recs, size_t cap
             break;
         }
         st__obj_t *obj = st__reg_obj(reg, id);
-        if (!obj->used || (obj->flags & ST__OBJ_PENDING)) {
+        if (!obj->used || (obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND))) {
             st__reg_unlock(reg);
             continue;
         }

@@ -26,6 +26,11 @@
 struct stat;
 struct shmid_ds;
 
+/* The functions on the path of a tracked mmap/munmap/memfd_create/ftruncate/close: GCC puts them
+ * together (.text.hot), so that a hook walks to as few code pages as possible after its system
+ * call (with page-table isolation and no PCID, each one is a TLB miss). */
+#define ST__HOT __attribute__((hot))
+
 /* ---- real calls: libc's contract (result, errno) --------------------------------------------- */
 
 void *st__prim_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
@@ -33,6 +38,7 @@ int st__prim_munmap(void *addr, size_t len);
 void *st__prim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
 int st__prim_memfd_create(const char *name, unsigned int flags);
 int st__prim_ftruncate(int fd, off_t len);
+int st__prim_close_call(int fd); /* close(2) without libc's cancellation point */
 int st__prim_shmget(key_t key, size_t size, int flags);
 void *st__prim_shmat(int shmid, const void *addr, int flags);
 int st__prim_shmdt(const void *addr);
@@ -69,7 +75,8 @@ void st__prim_after_fork(void);
 /* What fstat says about an fd that is being mapped shared. */
 typedef struct st__fdinfo {
     uint64_t ino, size;
-    uint64_t blocks; /* bytes allocated: st_blocks * 512 */
+    uint64_t blocks;   /* bytes allocated: st_blocks * 512 */
+    uint64_t ctime_ns; /* inode change time, ns since the epoch */
     uint32_t dev_major, dev_minor;
     uint32_t uid;
     int type; /* ST__FD_REG, ST__FD_DEVZERO or ST__FD_OTHER */

@@ -22,9 +22,27 @@
 #include "prim.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-#define OBJ_PINNED 0x80 /* internal: kept alive during mremap */
+#define OBJ_PINNED 0x80     /* internal: kept alive during mremap */
+#define FD_PEND 0x80000000u /* fd_index entry of an FDPEND object (st__reg_fd_keyed_maybe) */
+
+/* The object id + 1 recorded for fd (0: none). pre: fd in range */
+ST__HOT static uint32_t fd_slot(const st__reg_t *reg, int fd)
+{
+    return reg->fd_index[fd] & ~FD_PEND;
+}
+
+ST__HOT static void fd_slot_set(st__reg_t *reg, int fd, const st__obj_t *obj)
+{
+    uint32_t v = obj == NULL ? 0
+                             : ((uint32_t)(obj - reg->objs) + 1) |
+                                   ((obj->flags & ST__OBJ_FDPEND) ? FD_PEND : 0);
+    __atomic_store_n(&reg->fd_index[fd], v, __ATOMIC_RELAXED);
+}
 
 static size_t align_up(size_t v, size_t a)
 {
@@ -69,30 +87,54 @@ int st__reg_init(st__reg_t *reg, uint32_t max_objs, uint32_t max_ranges)
     reg->max_strings = max_strings;
     reg->lo = UINTPTR_MAX;
     reg->hi = 0;
-    pthread_mutex_init(&reg->lock, NULL);
+    reg->lock = 0;
     return 0;
 }
 
 void st__reg_destroy(st__reg_t *reg)
 {
     st__prim_arena_unmap(reg->arena, reg->arena_len);
-    pthread_mutex_destroy(&reg->lock);
     memset(reg, 0, sizeof(*reg));
 }
 
-void st__reg_lock(st__reg_t *reg)
+/* The lock is a three-state futex word (0 free, 1 held, 2 held and maybe waited for), taken and
+ * released inline with one atomic each when uncontended: a pthread mutex costs calls into two
+ * more pages of libc per hook, and on a kernel with page-table isolation and no PCID every page
+ * touched after a system call is a TLB miss. The slow paths keep errno as they found it (the
+ * hooks promise the caller libc's errno, and pthread_mutex_lock never touches it). */
+static void futex(int *word, int op, int val)
 {
-    pthread_mutex_lock(&reg->lock);
+    int saved = errno;
+    syscall(SYS_futex, word, op, val, NULL, NULL, 0);
+    errno = saved;
 }
 
-bool st__reg_trylock(st__reg_t *reg)
+ST__HOT void st__reg_lock(st__reg_t *reg)
 {
-    return pthread_mutex_trylock(&reg->lock) == 0;
+    int c = 0;
+    if (__atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;
+    if (c != 2)
+        c = __atomic_exchange_n(&reg->lock, 2, __ATOMIC_ACQUIRE);
+    while (c != 0) {
+        futex(&reg->lock, FUTEX_WAIT_PRIVATE, 2);
+        c = __atomic_exchange_n(&reg->lock, 2, __ATOMIC_ACQUIRE);
+    }
 }
 
-void st__reg_unlock(st__reg_t *reg)
+ST__HOT bool st__reg_trylock(st__reg_t *reg)
 {
-    pthread_mutex_unlock(&reg->lock);
+    int c = 0;
+    return __atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
+}
+
+ST__HOT void st__reg_unlock(st__reg_t *reg)
+{
+    if (__atomic_fetch_sub(&reg->lock, 1, __ATOMIC_RELEASE) != 1) {
+        __atomic_store_n(&reg->lock, 0, __ATOMIC_RELEASE);
+        futex(&reg->lock, FUTEX_WAKE_PRIVATE, 1);
+    }
 }
 
 void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx)
@@ -101,23 +143,23 @@ void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx)
     reg->change_ctx = ctx;
 }
 
-static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_t what, uint64_t start,
-                   uint64_t len)
+ST__HOT static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_t what,
+                           uint64_t start, uint64_t len)
 {
-    if (reg->on_change != NULL && !(obj->flags & ST__OBJ_PENDING))
+    if (reg->on_change != NULL && !(obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
         reg->on_change(obj, what, start, len, reg->change_ctx);
 }
 
 /* ---- bounds ---------------------------------------------------------------------------------- */
 
-bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len)
+ST__HOT bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len)
 {
     uintptr_t lo = __atomic_load_n(&reg->lo, __ATOMIC_RELAXED);
     uintptr_t hi = __atomic_load_n(&reg->hi, __ATOMIC_RELAXED);
     return start < hi && start + len > lo;
 }
 
-static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
+ST__HOT static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
 {
     if (start < reg->lo)
         __atomic_store_n(&reg->lo, start, __ATOMIC_RELAXED);
@@ -125,7 +167,7 @@ static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
         __atomic_store_n(&reg->hi, start + len, __ATOMIC_RELAXED);
 }
 
-static void bounds_recompute(st__reg_t *reg)
+ST__HOT static void bounds_recompute(st__reg_t *reg)
 {
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     if (reg->n_sorted > 0) {
@@ -167,7 +209,7 @@ st__obj_t *st__reg_find(st__reg_t *reg, const st__key_t *key)
 }
 
 /* A fresh object record, not yet in the hash. */
-static st__obj_t *obj_alloc(st__reg_t *reg, uint8_t kind)
+ST__HOT static st__obj_t *obj_alloc(st__reg_t *reg, uint8_t kind)
 {
     uint32_t id;
     if (reg->free_obj != 0) {
@@ -213,7 +255,7 @@ int st__reg_get(st__reg_t *reg, const st__key_t *key, st__obj_t **out, bool *add
     return 0;
 }
 
-static void string_free(st__reg_t *reg, uint32_t *slot)
+ST__HOT static void string_free(st__reg_t *reg, uint32_t *slot)
 {
     if (*slot == 0)
         return;
@@ -296,7 +338,7 @@ st__range_t *st__reg_range(st__reg_t *reg, uint32_t id_plus_one)
 
 static void maybe_remove(st__reg_t *reg, st__obj_t *obj);
 
-void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
+ST__HOT void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
 {
     if (!obj->used || obj->nranges != 0 || obj->pending_refs != 0)
         return;
@@ -307,6 +349,8 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
         hint = st__reg_pending_hint(reg, obj);
         obj->hnext = 0;
         reg->n_pending--;
+    } else if (obj->flags & ST__OBJ_FDPEND) {
+        reg->n_fdpend--; /* not in the hash either */
     } else {
         uint32_t *link = &reg->buckets[hash_key(reg, obj->a, obj->b, obj->kind)];
         while (*link != 0 && *link != id + 1)
@@ -315,9 +359,9 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
             *link = obj->hnext;
     }
     notify(reg, obj, ST__REG_REMOVED, 0, 0);
-    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == id + 1 &&
+    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && fd_slot(reg, obj->fd) == id + 1 &&
         !(obj->flags & ST__OBJ_PENDING))
-        reg->fd_index[obj->fd] = 0;
+        fd_slot_set(reg, obj->fd, NULL);
     string_free(reg, &obj->name);
     string_free(reg, &obj->label);
     obj->used = 0;
@@ -334,19 +378,21 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
 /* An object leaves when nothing holds it any more: no range and no fd of ours on it. Whether the
  * fd is still open is learnt when its number is reused (st__reg_set_fd) or at a sweep, so that
  * munmap costs no extra syscall. */
-static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
+ST__HOT static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
 {
-    bool fd_held = obj->fd >= 0 && !(obj->flags & ST__OBJ_PENDING); /* pending: fd is a hint */
+    /* pending: fd is a hint; escaped: another fd may hold it (the next sweep decides) */
+    bool fd_held =
+        !(obj->flags & ST__OBJ_PENDING) && (obj->fd >= 0 || (obj->flags & ST__OBJ_ESCAPED));
     if (obj->nranges != 0 || fd_held || (obj->flags & OBJ_PINNED) || obj->pending_refs != 0)
         return;
     st__reg_remove(reg, obj);
 }
 
-void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
+ST__HOT void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
 {
     uint32_t id = (uint32_t)(obj - reg->objs);
     if (fd >= 0 && (uint32_t)fd < reg->max_fds) {
-        uint32_t prev = reg->fd_index[fd];
+        uint32_t prev = fd_slot(reg, fd);
         if (prev != 0 && prev != id + 1) {
             st__obj_t *old = &reg->objs[prev - 1];
             if (old->used && old->fd == fd) {
@@ -354,32 +400,76 @@ void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd)
                 maybe_remove(reg, old);
             }
         }
-        reg->fd_index[fd] = id + 1;
+        fd_slot_set(reg, fd, obj);
     }
     obj->fd = fd;
 }
 
+static bool fd_names(int fd, const st__obj_t *obj)
+{
+    st__fdinfo_t fi;
+    return fd >= 0 && st__prim_fd_stat(fd, &fi) == 0 && fi.type == ST__FD_REG && fi.ino == obj->b &&
+           (((uint64_t)fi.dev_major << 32) | fi.dev_minor) == obj->a;
+}
+
+struct fd_search {
+    const st__obj_t *obj;
+    int found;
+};
+
+static int fd_search_cb(int fd, void *ctx)
+{
+    struct fd_search *s = ctx;
+    if (!fd_names(fd, s->obj))
+        return 0;
+    s->found = fd;
+    return 1;
+}
+
 void st__reg_sweep(st__reg_t *reg)
 {
+    static char dirents[4096];
     for (uint32_t i = 0; i < reg->obj_hi; i++) {
         st__obj_t *obj = &reg->objs[i];
-        if (!obj->used || obj->fd < 0 || (obj->flags & ST__OBJ_PENDING))
+        if (!obj->used || (obj->flags & (ST__OBJ_PENDING | ST__OBJ_FDPEND)))
             continue;
-        st__fdinfo_t fi;
-        if (st__prim_fd_stat(obj->fd, &fi) == 0 && fi.ino == obj->b &&
-            (((uint64_t)fi.dev_major << 32) | fi.dev_minor) == obj->a)
+        bool escaped = (obj->flags & ST__OBJ_ESCAPED) != 0;
+        if ((obj->fd < 0 && !escaped) || fd_names(obj->fd, obj))
             continue;
-        if ((uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == i + 1)
-            reg->fd_index[obj->fd] = 0;
+        if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && fd_slot(reg, obj->fd) == i + 1)
+            fd_slot_set(reg, obj->fd, NULL);
         obj->fd = -1;
+        obj->flags &= (uint8_t)~ST__OBJ_ESCAPED;
+        if (escaped) {
+            /* a duplicate (dup, SCM_RIGHTS to ourselves) may still hold it */
+            struct fd_search s = {obj, -1};
+            st__prim_each_fd(dirents, sizeof(dirents), fd_search_cb, &s);
+            if (s.found >= 0) {
+                st__reg_set_fd(reg, obj, s.found);
+                obj->flags |= ST__OBJ_ESCAPED;
+                continue;
+            }
+        }
         maybe_remove(reg, obj);
     }
+}
+
+ST__HOT void st__reg_close_fd(st__reg_t *reg, int fd)
+{
+    if (fd < 0 || (uint32_t)fd >= reg->max_fds || fd_slot(reg, fd) == 0)
+        return;
+    st__obj_t *obj = &reg->objs[fd_slot(reg, fd) - 1];
+    fd_slot_set(reg, fd, NULL);
+    if (!obj->used || obj->fd != fd || (obj->flags & ST__OBJ_PENDING))
+        return;
+    obj->fd = -1;
+    maybe_remove(reg, obj);
 }
 
 /* ---- ranges ---------------------------------------------------------------------------------- */
 
 /* First position in sorted whose range ends after addr. */
-static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
+ST__HOT static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
 {
     uint32_t lo = 0, hi = reg->n_sorted;
     while (lo < hi) {
@@ -393,7 +483,7 @@ static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
     return lo;
 }
 
-static int range_alloc(st__reg_t *reg, uint32_t *out)
+ST__HOT static int range_alloc(st__reg_t *reg, uint32_t *out)
 {
     if (reg->free_range != 0) {
         *out = reg->free_range - 1;
@@ -407,7 +497,7 @@ static int range_alloc(st__reg_t *reg, uint32_t *out)
     return 0;
 }
 
-static void sorted_insert(st__reg_t *reg, uint32_t pos, uint32_t id)
+ST__HOT static void sorted_insert(st__reg_t *reg, uint32_t pos, uint32_t id)
 {
     memmove(&reg->sorted[pos + 1], &reg->sorted[pos], (reg->n_sorted - pos) * sizeof(uint32_t));
     reg->sorted[pos] = id;
@@ -415,14 +505,14 @@ static void sorted_insert(st__reg_t *reg, uint32_t pos, uint32_t id)
 }
 
 /* Adds range id to its object's list. */
-static void obj_link(st__reg_t *reg, st__obj_t *obj, uint32_t id)
+ST__HOT static void obj_link(st__reg_t *reg, st__obj_t *obj, uint32_t id)
 {
     reg->ranges[id].next = obj->first;
     obj->first = id + 1;
     obj->nranges++;
 }
 
-static void obj_unlink(st__reg_t *reg, st__obj_t *obj, uint32_t id)
+ST__HOT static void obj_unlink(st__reg_t *reg, st__obj_t *obj, uint32_t id)
 {
     uint32_t *link = &obj->first;
     while (*link != 0 && *link != id + 1)
@@ -434,7 +524,7 @@ static void obj_unlink(st__reg_t *reg, st__obj_t *obj, uint32_t id)
 }
 
 /* Removes sorted[pos] entirely; returns its object. */
-static st__obj_t *range_drop(st__reg_t *reg, uint32_t pos)
+ST__HOT static st__obj_t *range_drop(st__reg_t *reg, uint32_t pos)
 {
     uint32_t id = reg->sorted[pos];
     st__range_t *r = &reg->ranges[id];
@@ -448,7 +538,7 @@ static st__obj_t *range_drop(st__reg_t *reg, uint32_t pos)
     return obj;
 }
 
-size_t st__reg_unmap(st__reg_t *reg, uintptr_t start, size_t len)
+ST__HOT size_t st__reg_unmap(st__reg_t *reg, uintptr_t start, size_t len)
 {
     uintptr_t end = start + len;
     size_t removed = 0;
@@ -506,11 +596,12 @@ size_t st__reg_unmap(st__reg_t *reg, uintptr_t start, size_t len)
     return removed;
 }
 
-int st__reg_map(st__reg_t *reg, st__obj_t *obj, uintptr_t start, size_t len, uint64_t off)
+ST__HOT int st__reg_map(st__reg_t *reg, st__obj_t *obj, uintptr_t start, size_t len, uint64_t off)
 {
     uint8_t pinned = obj->flags & OBJ_PINNED;
     obj->flags |= OBJ_PINNED;
-    st__reg_unmap(reg, start, len);
+    if (st__reg_may_overlap(reg, start, len))
+        st__reg_unmap(reg, start, len);
     obj->flags = (uint8_t)((obj->flags & ~OBJ_PINNED) | pinned);
     uint32_t id;
     int rc = range_alloc(reg, &id);
@@ -584,7 +675,7 @@ uint64_t st__reg_mapped_bytes(st__reg_t *reg, const st__obj_t *obj)
 
 /* ---- pending identity ------------------------------------------------------------------------ */
 
-int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t **out)
+ST__HOT int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t **out)
 {
     if (hint != NULL && hint->pending_refs == UINT8_MAX)
         return -EBUSY;
@@ -601,27 +692,35 @@ int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t
     return 0;
 }
 
-st__obj_t *st__reg_pending_hint(st__reg_t *reg, const st__obj_t *pending)
+ST__HOT st__obj_t *st__reg_pending_hint(st__reg_t *reg, const st__obj_t *pending)
 {
     if (!(pending->flags & ST__OBJ_PENDING) || pending->hnext == 0)
         return NULL;
     return &reg->objs[pending->hnext - 1];
 }
 
-st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
+ST__HOT st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
 {
-    if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index[fd] == 0)
+    if (fd < 0 || (uint32_t)fd >= reg->max_fds || fd_slot(reg, fd) == 0)
         return NULL;
-    st__obj_t *o = &reg->objs[reg->fd_index[fd] - 1];
+    st__obj_t *o = &reg->objs[fd_slot(reg, fd) - 1];
     if (!o->used || o->fd != fd || (o->flags & ST__OBJ_PENDING))
         return NULL;
     return o;
 }
 
-bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
+ST__HOT bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
 {
     return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
            __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
+}
+
+ST__HOT bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
+{
+    if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index == NULL)
+        return false;
+    uint32_t v = __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED);
+    return v != 0 && !(v & FD_PEND);
 }
 
 void st__reg_merge_pending(st__reg_t *reg, st__obj_t *pending, st__obj_t *target)
@@ -666,15 +765,91 @@ void st__reg_set_resolver(st__reg_t *reg, void (*fn)(st__reg_t *reg, void *ctx),
 
 void st__reg_resolve_all(st__reg_t *reg)
 {
-    if (reg->n_pending != 0 && reg->resolver != NULL)
+    if ((reg->n_pending != 0 || reg->n_fdpend != 0) && reg->resolver != NULL)
         reg->resolver(reg, reg->resolver_ctx);
+}
+
+/* ---- pending created fds -------------------------------------------------------------------- */
+
+ST__HOT int st__reg_add_fd_pending(st__reg_t *reg, uint8_t kind, int fd, uint64_t ts_ns,
+                                   st__obj_t **out)
+{
+    st__obj_t *o = obj_alloc(reg, kind);
+    if (o == NULL)
+        return -ENOSPC;
+    o->flags = ST__OBJ_FDPEND;
+    o->a = ts_ns;
+    reg->n_fdpend++;
+    st__reg_set_fd(reg, o, fd);
+    *out = o;
+    return 0;
+}
+
+/* Every pending mapping whose hint is obj: its hint becomes to (NULL: none). */
+static void rehint(st__reg_t *reg, st__obj_t *obj, st__obj_t *to)
+{
+    uint32_t id = (uint32_t)(obj - reg->objs) + 1;
+    for (uint32_t i = 0; i < reg->obj_hi && obj->pending_refs != 0; i++) {
+        st__obj_t *p = &reg->objs[i];
+        if (!p->used || !(p->flags & ST__OBJ_PENDING) || p->hnext != id)
+            continue;
+        obj->pending_refs--;
+        if (to != NULL && to->pending_refs < UINT8_MAX) {
+            p->hnext = (uint32_t)(to - reg->objs) + 1;
+            to->pending_refs++;
+        } else {
+            p->hnext = 0;
+        }
+    }
+    obj->pending_refs = 0;
+}
+
+void st__reg_key_fd_pending(st__reg_t *reg, st__obj_t *obj, const st__key_t *key, st__obj_t **out)
+{
+    st__obj_t *e = st__reg_find(reg, key);
+    if (e == NULL) {
+        uint32_t id = (uint32_t)(obj - reg->objs);
+        obj->flags &= (uint8_t)~ST__OBJ_FDPEND;
+        reg->n_fdpend--;
+        obj->a = key->a;
+        obj->b = key->b;
+        uint32_t *bucket = &reg->buckets[hash_key(reg, key->a, key->b, obj->kind)];
+        obj->hnext = *bucket;
+        *bucket = id + 1;
+        if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && fd_slot(reg, obj->fd) == id + 1)
+            fd_slot_set(reg, obj->fd, obj); /* no longer FD_PEND */
+        notify(reg, obj, ST__REG_ADDED, 0, 0);
+        *out = obj;
+        return;
+    }
+    /* already known (mapped read-only, or from another fd): obj merges into it */
+    e->flags |= obj->flags & (ST__OBJ_CREATOR | ST__OBJ_ESCAPED);
+    if (obj->size > e->size)
+        e->size = obj->size;
+    if (e->name == 0 && obj->name != 0)
+        (void)st__reg_set_name(reg, e, st__reg_name(reg, obj));
+    rehint(reg, obj, e);
+    int fd = obj->fd;
+    if (fd >= 0)
+        st__reg_set_fd(reg, e, fd); /* takes the fd index slot: obj leaves */
+    if (obj->used) {
+        obj->fd = -1;
+        st__reg_remove(reg, obj);
+    }
+    *out = e;
+}
+
+void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj)
+{
+    rehint(reg, obj, NULL);
+    st__reg_remove(reg, obj);
 }
 
 /* ---- fork ------------------------------------------------------------------------------------ */
 
 void st__reg_fork_child(st__reg_t *reg, bool consistent)
 {
-    pthread_mutex_init(&reg->lock, NULL);
+    reg->lock = 0;
     if (!consistent) {
         /* Another thread was mid-update when the parent forked without our lock (_Fork from a
          * signal handler, a raw clone): start empty; the coordinator's /proc scan covers the
@@ -690,7 +865,6 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent)
         if (st__reg_init(reg, mo, mr) != 0) {
             /* No arena: an empty registry that can hold nothing (st__reg_get says -ENOSPC). */
             memset(reg, 0, sizeof(*reg));
-            pthread_mutex_init(&reg->lock, NULL);
             reg->lo = UINTPTR_MAX;
             reg->n_buckets = 1;
             reg->buckets = &reg->free_obj; /* a single empty bucket that stays 0 */

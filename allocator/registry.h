@@ -44,6 +44,8 @@ enum {
     ST__OBJ_INHERITED = 1u << 2, /* known from before a fork */
     ST__OBJ_UNTRUSTED = 1u << 3, /* mincore may report everything resident (see agent.c) */
     ST__OBJ_PENDING = 1u << 4,   /* identity not resolved yet (see st__reg_add_pending) */
+    ST__OBJ_FDPEND = 1u << 5,    /* created through fd, identity not read yet (see below) */
+    ST__OBJ_ESCAPED = 1u << 6,   /* its fd was duplicated or sent: other fds may hold it */
 };
 
 typedef struct st__obj {
@@ -80,7 +82,7 @@ typedef void (*st__reg_change_cb)(const st__obj_t *obj, st__reg_change_t what, u
                                   uint64_t len, void *ctx);
 
 typedef struct st__reg {
-    pthread_mutex_t lock;
+    int lock; /* 0 free, 1 held, 2 held with waiters (a futex: see registry.c) */
     void *arena;
     size_t arena_len;
     st__obj_t *objs;
@@ -92,6 +94,7 @@ typedef struct st__reg {
     uint32_t max_objs, max_ranges, n_buckets, max_strings, max_fds;
     uint32_t n_objs, n_ranges, n_sorted, n_strings_used;
     uint32_t n_pending;                         /* objects with ST__OBJ_PENDING */
+    uint32_t n_fdpend;                          /* objects with ST__OBJ_FDPEND */
     uint32_t obj_hi, range_hi, string_hi;       /* high-water marks of the arrays */
     uint32_t free_obj, free_range, free_string; /* free lists: id + 1 */
     /* lock-free bounds of all ranges for st__reg_may_overlap */
@@ -152,8 +155,15 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj);
 void st__reg_set_fd(st__reg_t *reg, st__obj_t *obj, int fd);
 
 /* Checks every object held through an fd (fstat: is it still that inode?) and drops those whose
- * fd is gone and that have no mapping. Run at dump time, not in hooks. pre: locked */
+ * fd is gone and that have no mapping. An ESCAPED object whose own fd is gone is looked for among
+ * every fd of the process (a walk of /proc/self/fd) and adopts one that names it. Run at dump
+ * time, not in hooks. pre: locked */
 void st__reg_sweep(st__reg_t *reg);
+
+/* The program closed fd (after the real close): the object created through it loses its fd and
+ * leaves the registry unless a mapping (or, when ESCAPED, another fd: decided at the next sweep)
+ * still holds it. An FDPEND object leaves without a callback. pre: locked */
+void st__reg_close_fd(st__reg_t *reg, int fd);
 
 /* Name and label, cut to ST__REG_NAME_MAX - 1 bytes. -ENOSPC when no string slot is left.
  * pre: locked */
@@ -201,18 +211,43 @@ void st__reg_merge_pending(st__reg_t *reg, st__obj_t *pending, st__obj_t *target
 /* Forgets pending and its ranges without a callback (its identity could not be established).
  * pre: locked */
 void st__reg_drop_pending(st__reg_t *reg, st__obj_t *pending);
-/* The object created through fd (st__reg_set_fd) if it still names fd, else NULL. No syscall:
- * the caller must be ready for the fd to have been closed and reused. pre: locked */
+/* The object created through fd (st__reg_set_fd or st__reg_add_fd_pending) if it still names fd,
+ * else NULL; it may be FDPEND. No syscall: the caller must be ready for the fd to have been closed
+ * and reused. pre: locked */
 st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd);
 
 /* Whether fd may have been recorded with st__reg_set_fd. Lock-free (a relaxed load), may say yes
  * wrongly; no means no. */
 bool st__reg_fd_maybe(const st__reg_t *reg, int fd);
+/* The same for an object with a key (not FDPEND): a relaxed load. */
+bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd);
 
 /* The function that resolves every pending object (set by the hooks; may be NULL), and a call to
  * it when there is any pending object. pre: locked (for st__reg_resolve_all) */
 void st__reg_set_resolver(st__reg_t *reg, void (*fn)(st__reg_t *reg, void *ctx), void *ctx);
 void st__reg_resolve_all(st__reg_t *reg);
+
+/* ---- pending created fds ---------------------------------------------------------------------
+ *
+ * memfd_create records its fd without asking the kernel what the object is (no fstat): an FDPEND
+ * object with its kind, creator flag, the fd, in `a` the CLOCK_REALTIME_COARSE time taken before
+ * the creating call (a floor for the inode's ctime) and in `b` a hash of its name (the hooks'
+ * business; the name itself is stored at resolution). It
+ * is in the fd index but not in the hash, and raises no change callback. The hooks resolve it
+ * (fstat, validated against what was recorded) when its identity can matter, with
+ * st__reg_key_fd_pending; a close of its fd before then drops it silently (st__reg_close_fd).
+ * Pending mappings of the fd name it as their hint.
+ */
+
+/* An FDPEND object created through fd at time ts_ns. -ENOSPC when full. pre: locked */
+int st__reg_add_fd_pending(st__reg_t *reg, uint8_t kind, int fd, uint64_t ts_ns, st__obj_t **out);
+/* Gives obj (FDPEND) its key. When another object already has that key, obj's fd, creator flag,
+ * size and pending mappings move to it, obj is freed and *out is that object; else *out is obj,
+ * now in the hash. pre: locked */
+void st__reg_key_fd_pending(st__reg_t *reg, st__obj_t *obj, const st__key_t *key, st__obj_t **out);
+/* Forgets obj (FDPEND) whose identity could not be established; its pending mappings lose their
+ * hint. pre: locked */
+void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj);
 
 static inline st__key_t st__key_shmem(uint8_t kind, uint32_t major, uint32_t minor, uint64_t ino)
 {

@@ -38,14 +38,51 @@ extern char **environ;
 
 /* ---- real calls ------------------------------------------------------------------------------ */
 
-void *st__prim_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+/* The calls of the hot hooks (mmap, munmap, memfd_create, ftruncate, close) are made inline on
+ * x86-64, with libc's convention for the result (-1 and errno for -4095..-1): libc's syscall()
+ * is one more page of code to walk to after each system call, and on a kernel with page-table
+ * isolation and no PCID every page touched after a system call is a TLB miss. */
+#if defined(__x86_64__)
+static inline long sys_result(long r)
 {
-    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    if ((unsigned long)r > -4096ul) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
 }
 
-int st__prim_munmap(void *addr, size_t len)
+static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 {
-    return (int)syscall(SYS_munmap, addr, len);
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return sys_result(ret);
+}
+#define HOT_SYSCALL(n, a, b, c, d, e, f)                                                           \
+    sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+#else
+#define HOT_SYSCALL(n, a, b, c, d, e, f) syscall((n), (a), (b), (c), (d), (e), (f))
+#endif
+
+ST__HOT void *st__prim_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return (void *)HOT_SYSCALL(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+ST__HOT int st__prim_munmap(void *addr, size_t len)
+{
+    return (int)HOT_SYSCALL(SYS_munmap, addr, len, 0, 0, 0, 0);
+}
+
+ST__HOT int st__prim_close_call(int fd)
+{
+    return (int)HOT_SYSCALL(SYS_close, fd, 0, 0, 0, 0, 0);
 }
 
 void *st__prim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr)
@@ -53,14 +90,14 @@ void *st__prim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags,
     return (void *)syscall(SYS_mremap, old_addr, old_len, new_len, flags, new_addr);
 }
 
-int st__prim_memfd_create(const char *name, unsigned int flags)
+ST__HOT int st__prim_memfd_create(const char *name, unsigned int flags)
 {
-    return (int)syscall(SYS_memfd_create, name, flags);
+    return (int)HOT_SYSCALL(SYS_memfd_create, name, flags, 0, 0, 0, 0);
 }
 
-int st__prim_ftruncate(int fd, off_t len)
+ST__HOT int st__prim_ftruncate(int fd, off_t len)
 {
-    return (int)syscall(SYS_ftruncate, fd, len);
+    return (int)HOT_SYSCALL(SYS_ftruncate, fd, len, 0, 0, 0, 0);
 }
 
 int st__prim_shmget(key_t key, size_t size, int flags)
@@ -127,7 +164,7 @@ uint32_t st__prim_geteuid(void)
     return (uint32_t)syscall(SYS_geteuid);
 }
 
-size_t st__prim_page_size(void)
+ST__HOT size_t st__prim_page_size(void)
 {
     /* The auxiliary vector is not reachable without libc; every Linux target we build for uses
      * 4 KiB base pages except some aarch64/ppc64 kernels, which sysconf would tell. sysconf reads
@@ -179,6 +216,7 @@ int st__prim_fd_stat(int fd, st__fdinfo_t *out)
     out->dev_major = major(st.st_dev);
     out->dev_minor = minor(st.st_dev);
     out->uid = st.st_uid;
+    out->ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
     if (S_ISREG(st.st_mode))
         out->type = ST__FD_REG;
     else if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 5)

@@ -23,6 +23,7 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -782,6 +783,142 @@ static int scenario_api(void)
     return 0;
 }
 
+/* memfds whose identity the preload reads late (pending created fds): prints "ino NAME INO" for
+ * each, as fstat says, and "child PID" / "receiver PID". A: never mapped, 3 pages. B: dup2'd to
+ * 200, the original closed. C: sent with SCM_RIGHTS to a receiver (forked before C existed),
+ * which maps it, then closed here. D: closed unmapped (gone). E: forked before anything resolved
+ * it. F: closed with a raw close(2) and its number reused by a tmpfs file of ours (not ours to
+ * attribute as F). */
+static unsigned long ino_of(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        die("fstat");
+    return (unsigned long)st.st_ino;
+}
+
+static int scenario_fdpend(void)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        die("socketpair");
+    pid_t rpid = fork();
+    if (rpid == 0) {
+        char cpath[4096];
+        snprintf(cpath, sizeof(cpath), "%s.receiver", out_prefix);
+        out_prefix = strdup(cpath);
+        char byte;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {&byte, 1};
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+        if (recvmsg(sv[1], &msg, 0) != 1)
+            _exit(1);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        int fd;
+        if (c == NULL || c->cmsg_type != SCM_RIGHTS)
+            _exit(1);
+        memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        char *p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            _exit(1);
+        touch(p, 1);
+        if (read(sv[1], &byte, 1) != 1) /* the parent is done */
+            _exit(1);
+        exit(0); /* destructors: the registry file */
+    }
+    printf("receiver %d\n", (int)rpid);
+    int a = memfd_create("pend-a", MFD_CLOEXEC);
+    if (a < 0 || ftruncate(a, 3 * PAGE) != 0)
+        die("memfd a");
+    printf("ino pend-a %lu\n", ino_of(a));
+    int b = memfd_create("pend-b", MFD_CLOEXEC);
+    if (b < 0 || ftruncate(b, 5 * PAGE) != 0 || dup2(b, 200) != 200)
+        die("memfd b");
+    printf("ino pend-b %lu\n", ino_of(b));
+    close(b);
+    int c = memfd_create("pend-c", MFD_CLOEXEC);
+    if (c < 0 || ftruncate(c, 2 * PAGE) != 0)
+        die("memfd c");
+    printf("ino pend-c %lu\n", ino_of(c));
+    char byte = 'x';
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof(cbuf));
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &c, sizeof(int));
+    if (sendmsg(sv[0], &msg, 0) != 1)
+        die("sendmsg");
+    close(c);
+    int d = memfd_create("pend-d", MFD_CLOEXEC);
+    if (d < 0 || ftruncate(d, PAGE) != 0)
+        die("memfd d");
+    printf("ino pend-d %lu\n", ino_of(d));
+    close(d);
+    int e = memfd_create("pend-e", MFD_CLOEXEC);
+    if (e < 0 || ftruncate(e, 4 * PAGE) != 0)
+        die("memfd e");
+    printf("ino pend-e %lu\n", ino_of(e));
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cpath[4096];
+        snprintf(cpath, sizeof(cpath), "%s.child", out_prefix);
+        out_prefix = strdup(cpath);
+        exit(0);
+    }
+    int status, rstatus;
+    waitpid(pid, &status, 0);
+    int f = memfd_create("pend-f", MFD_CLOEXEC);
+    if (f < 0)
+        die("memfd f");
+    syscall(SYS_close, f); /* the preload does not see this */
+    char path[128];
+    snprintf(path, sizeof(path), "/dev/shm/shmtrack-probe-fdpend-%d", (int)getpid());
+    int g = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (g != f || ftruncate(g, 6 * PAGE) != 0)
+        die("open g (the fd number was not reused)");
+    printf("ino reused %lu\n", ino_of(g));
+    unlink(path);
+    /* V: a vfork child closes it (and dup2s over its number): the parent's record must not
+     * change; then a vfork child that execs */
+    int v = memfd_create("pend-v", MFD_CLOEXEC);
+    if (v < 0 || ftruncate(v, 7 * PAGE) != 0)
+        die("memfd v");
+    printf("ino pend-v %lu\n", ino_of(v));
+    int vstatus = -1, xstatus = -1;
+    pid_t vpid = vfork();
+    if (vpid == 0) {
+        close(v);
+        dup2(0, v);
+        close(v);
+        _exit(0);
+    }
+    if (vpid < 0 || waitpid(vpid, &vstatus, 0) != vpid)
+        die("vfork");
+    char *targv[] = {"/bin/true", NULL};
+    vpid = vfork();
+    if (vpid == 0) {
+        execve(targv[0], targv, environ);
+        _exit(127);
+    }
+    if (vpid < 0 || waitpid(vpid, &xstatus, 0) != vpid)
+        die("vfork exec");
+    if (!WIFEXITED(vstatus) || WEXITSTATUS(vstatus) != 0 || !WIFEXITED(xstatus) ||
+        WEXITSTATUS(xstatus) != 0)
+        die("vfork children");
+    if (write(sv[0], "y", 1) != 1)
+        die("write");
+    waitpid(rpid, &rstatus, 0);
+    printf("child %d\n", (int)pid);
+    return !(WIFEXITED(status) && WEXITSTATUS(status) == 0 && WIFEXITED(rstatus) &&
+             WEXITSTATUS(rstatus) == 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -811,6 +948,8 @@ int main(int argc, char **argv)
         return print_env();
     if (strcmp(s, "fallocate") == 0)
         return scenario_fallocate();
+    if (strcmp(s, "fdpend") == 0)
+        return scenario_fdpend();
     if (strcmp(s, "deferred") == 0)
         return scenario_deferred();
     if (strcmp(s, "many") == 0)

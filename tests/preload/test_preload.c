@@ -547,6 +547,101 @@ static void test_deferred(void **state)
     }
 }
 
+static const obj_t *find_named(const reg_t *reg, const char *name)
+{
+    for (int i = 0; i < reg->n_objs; i++)
+        if (strcmp(reg->objs[i].name, name) == 0)
+            return &reg->objs[i];
+    return NULL;
+}
+
+/* The inode the probe printed for NAME ("ino NAME INO"). */
+static unsigned long printed_ino(const char *so, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "ino %s ", name);
+    const char *at = strstr(so, key);
+    assert_non_null(at);
+    return strtoul(at + strlen(key), NULL, 10);
+}
+
+/* memfds recorded without their identity until it matters (docs/preload.md): checked against the
+ * inodes and sizes the probe read with fstat. */
+static void test_fdpend(void **state)
+{
+    (void)state;
+    char out[512], regenv[600], path[600];
+    out_path(out, sizeof(out), "fdpend");
+    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
+    const char *env[] = {preload_env, regenv, NULL};
+    assert_int_equal(run_probe("fdpend", out, env, NULL), 0);
+    snprintf(path, sizeof(path), "%s.stdout", out);
+    char *so = slurp(path);
+    assert_non_null(so);
+    int child = 0, receiver = 0;
+    assert_int_equal(sscanf(strstr(so, "child "), "child %d", &child), 1);
+    assert_int_equal(sscanf(strstr(so, "receiver "), "receiver %d", &receiver), 1);
+    static reg_t parent, kid, recv;
+    registry_path(path, sizeof(path), out, child);
+    assert_int_equal(load_registry(path, &kid), 0);
+    registry_path(path, sizeof(path), out, receiver);
+    assert_int_equal(load_registry(path, &recv), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "ls %s.reg.* | grep -v -e '\\.%d$' -e '\\.%d$'", out, child,
+             receiver);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[600];
+    assert_non_null(fgets(line, sizeof(line), p));
+    pclose(p);
+    line[strcspn(line, "\n")] = '\0';
+    assert_int_equal(load_registry(line, &parent), 0);
+
+    /* A: never mapped: creator, exact size */
+    const obj_t *a = find_obj(&parent, "memfd", printed_ino(so, "pend-a"));
+    assert_non_null(a);
+    assert_int_equal(a->creator, 1);
+    assert_int_equal(a->size, 3 * 4096ul);
+    assert_string_equal(a->name, "pend-a");
+    /* B: dup2'd, the original closed: still held (fd 200), still the creator */
+    const obj_t *b = find_obj(&parent, "memfd", printed_ino(so, "pend-b"));
+    assert_non_null(b);
+    assert_int_equal(b->creator, 1);
+    assert_int_equal(b->size, 5 * 4096ul);
+    /* C: sent and closed: the parent holds nothing; the receiver maps it, as holder */
+    assert_null(find_obj(&parent, "memfd", printed_ino(so, "pend-c")));
+    const obj_t *c = find_obj(&recv, "memfd", printed_ino(so, "pend-c"));
+    assert_non_null(c);
+    assert_int_equal(c->creator, 0);
+    assert_int_equal(c->mapped, 2 * 4096ul);
+    assert_string_equal(c->name, "pend-c");
+    /* D: closed unmapped: gone */
+    assert_null(find_named(&parent, "pend-d"));
+    assert_null(find_obj(&parent, "memfd", printed_ino(so, "pend-d")));
+    /* E: forked before resolution: the parent created it, the child inherited it */
+    const obj_t *e = find_obj(&parent, "memfd", printed_ino(so, "pend-e"));
+    const obj_t *ek = find_obj(&kid, "memfd", printed_ino(so, "pend-e"));
+    assert_non_null(e);
+    assert_non_null(ek);
+    assert_int_equal(e->creator, 1);
+    assert_int_equal(ek->creator, 0);
+    assert_int_equal(ek->inherited, 1);
+    assert_int_equal(ek->size, 4 * 4096ul);
+    /* F: its number reused behind the preload's back by a tmpfs file: not attributed */
+    assert_null(find_named(&parent, "pend-f"));
+    unsigned long reused = printed_ino(so, "reused");
+    assert_null(find_obj(&parent, "memfd", reused));
+    assert_null(find_obj(&parent, "posix", reused));
+    /* V: closed only in a vfork child: untouched */
+    const obj_t *v = find_obj(&parent, "memfd", printed_ino(so, "pend-v"));
+    assert_non_null(v);
+    assert_int_equal(v->creator, 1);
+    assert_int_equal(v->size, 7 * 4096ul);
+    /* exactly A, B, E and V (the posix file was never mapped) */
+    assert_int_equal(parent.n_objs, 4);
+    free(so);
+}
+
 /* posix_fallocate'd pages nobody wrote are resident: the preload alone (no /proc scan) reports
  * the objects' st_blocks, measured with cachestat. */
 static void test_fallocate(void **state)
@@ -760,6 +855,7 @@ int main(void)
         cmocka_unit_test(test_dup2fds),
         cmocka_unit_test(test_fork_inherit),
         cmocka_unit_test(test_deferred),
+        cmocka_unit_test(test_fdpend),
         cmocka_unit_test(test_fallocate),
         cmocka_unit_test(test_exec_env),
         cmocka_unit_test(test_exec_env_prepend),

@@ -461,6 +461,84 @@ static void test_fd_held(void **state)
     assert_int_equal(reg->n_objs, 0);
 }
 
+static st__key_t fd_key(int fd)
+{
+    st__fdinfo_t fi;
+    assert_int_equal(st__prim_fd_stat(fd, &fi), 0);
+    return st__key_shmem(ST_KIND_MEMFD, fi.dev_major, fi.dev_minor, fi.ino);
+}
+
+/* Pending created fds (memfd_create records no identity): keyed later, merged into an object that
+ * already has the key with its pending mappings' hints moved, dropped silently at close. */
+static void test_fd_pending(void **state)
+{
+    st__reg_t *reg = *state;
+    int fd = memfd_create("fdp", 0);
+    assert_int_equal(ftruncate(fd, PAGE), 0);
+    st__obj_t *obj = NULL, *t = NULL, *p = NULL, *e = NULL;
+    assert_int_equal(st__reg_add_fd_pending(reg, ST_KIND_MEMFD, fd, 1, &obj), 0);
+    obj->flags |= ST__OBJ_CREATOR;
+    assert_true(st__reg_fd_maybe(reg, fd));
+    assert_false(st__reg_fd_keyed_maybe(reg, fd)); /* ftruncate needs no lock for it */
+    assert_ptr_equal(st__reg_fd_object(reg, fd), obj);
+    assert_int_equal(reg->n_fdpend, 1);
+    /* a pending mapping made through the fd names it */
+    assert_int_equal(st__reg_add_pending(reg, ST_KIND_MEMFD, obj, &p), 0);
+    char *m = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(st__reg_map(reg, p, (uintptr_t)m, PAGE, 0), 0);
+    /* the key is already known (a read-only mapping was identified eagerly) */
+    st__key_t key = fd_key(fd);
+    assert_int_equal(st__reg_get(reg, &key, &e, NULL), 0);
+    st__reg_key_fd_pending(reg, obj, &key, &t);
+    assert_ptr_equal(t, e);
+    assert_true(e->flags & ST__OBJ_CREATOR);
+    assert_ptr_equal(st__reg_pending_hint(reg, p), e);
+    assert_int_equal(e->pending_refs, 1);
+    assert_ptr_equal(st__reg_fd_object(reg, fd), e);
+    assert_true(st__reg_fd_keyed_maybe(reg, fd));
+    assert_int_equal(reg->n_fdpend, 0);
+    st__reg_merge_pending(reg, p, e);
+    /* closed while mapped: kept; unmapped: gone */
+    close(fd);
+    st__reg_close_fd(reg, fd);
+    assert_false(st__reg_fd_maybe(reg, fd));
+    assert_non_null(st__reg_find(reg, &key));
+    munmap(m, PAGE);
+    st__reg_unmap(reg, (uintptr_t)m, PAGE);
+    assert_null(st__reg_find(reg, &key));
+    assert_int_equal(reg->n_objs, 0);
+
+    /* closed before anything resolved it: nothing left */
+    fd = memfd_create("fdp-2", 0);
+    assert_int_equal(st__reg_add_fd_pending(reg, ST_KIND_MEMFD, fd, 1, &obj), 0);
+    close(fd);
+    st__reg_close_fd(reg, fd);
+    assert_int_equal(reg->n_objs, 0);
+    assert_int_equal(reg->n_fdpend, 0);
+
+    /* escaped (duplicated): the close of its fd keeps it, the sweep adopts the duplicate, and
+     * drops it once no fd is left */
+    fd = memfd_create("fdp-3", 0);
+    assert_int_equal(st__reg_add_fd_pending(reg, ST_KIND_MEMFD, fd, 1, &obj), 0);
+    key = fd_key(fd);
+    st__reg_key_fd_pending(reg, obj, &key, &t);
+    assert_ptr_equal(t, obj);
+    assert_ptr_equal(st__reg_find(reg, &key), obj);
+    t->flags |= ST__OBJ_ESCAPED;
+    int dupfd = dup(fd);
+    close(fd);
+    st__reg_close_fd(reg, fd);
+    assert_ptr_equal(st__reg_find(reg, &key), t);
+    st__reg_sweep(reg);
+    assert_ptr_equal(st__reg_find(reg, &key), t);
+    assert_int_equal(t->fd, dupfd);
+    close(dupfd);
+    st__reg_sweep(reg);
+    assert_null(st__reg_find(reg, &key));
+    assert_int_equal(reg->n_objs, 0);
+}
+
 static void test_sysv(void **state)
 {
     st__reg_t *reg = *state;
@@ -736,6 +814,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_double_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fd_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sysv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted_guard, setup, teardown),
