@@ -907,8 +907,10 @@ ST_EXPORT int fcntl64(int fd, int cmd, ...)
     return hook_fcntl(real != NULL ? real : NEXT(real_fcntl, "fcntl"), fd, cmd, arg);
 }
 
-/* Every fd an SCM_RIGHTS message carries escapes before the call (the receiver may map it or
- * outlive us: the object must be announced with its creator first). */
+/* Every fd an SCM_RIGHTS message carried escapes (the receiver may map it or outlive us: the
+ * object must be announced with its creator). Called after the call succeeded, before it returns
+ * to the program (which cannot have closed the fd yet): the kernel has read msg_control then, so a
+ * bad pointer fails the call with EFAULT as it would without us, and is never read here. */
 static void escape_rights(const struct msghdr *msg)
 {
     if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
@@ -942,12 +944,13 @@ ST_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
         errno = ENOSYS;
         return -1;
     }
-    if (active() && msg != NULL && msg->msg_controllen != 0) {
+    ssize_t n = real(fd, msg, flags);
+    if (n >= 0 && active() && msg != NULL && msg->msg_controllen != 0) {
         int saved = errno;
         escape_rights(msg);
         errno = saved;
     }
-    return real(fd, msg, flags);
+    return n;
 }
 
 ST_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
@@ -957,14 +960,15 @@ ST_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags
         errno = ENOSYS;
         return -1;
     }
-    if (vec != NULL && active()) {
+    int n = real(fd, vec, vlen, flags);
+    if (n > 0 && active()) {
         int saved = errno;
-        for (unsigned i = 0; i < vlen; i++)
+        for (unsigned i = 0; i < (unsigned)n; i++)
             if (vec[i].msg_hdr.msg_controllen != 0)
                 escape_rights(&vec[i].msg_hdr);
         errno = saved;
     }
-    return real(fd, vec, vlen, flags);
+    return n;
 }
 
 ST_EXPORT int shm_unlink(const char *name)
