@@ -1742,6 +1742,12 @@ out:
 
 int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *err)
 {
+    return st_trace_write_file_ex(trace, path, ST_WRITE_FSYNC, err);
+}
+
+int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_sync_t sync,
+                           st_error_t *err)
+{
     static unsigned counter;
     reader_t r = {.err = err, .ev = -1};
     char *tmp = NULL;
@@ -1752,6 +1758,9 @@ int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *e
         errno = 0;
         return st_trace_write_stream(trace, stdout, err);
     }
+    struct stat old;
+    bool durable = sync == ST_WRITE_FSYNC ||
+                   (stat(path, &old) == 0 && S_ISREG(old.st_mode) && old.st_size > 0);
     /* A unique name next to the target; O_EXCL so two writers never share it. */
     for (int tries = 0; fd < 0; tries++) {
         unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
@@ -1780,7 +1789,7 @@ int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *e
     errno = 0;
     if ((rc = st_trace_write_stream(trace, f, err)) < 0)
         goto out;
-    if (fsync(fileno(f)) < 0) {
+    if (durable && fsync(fileno(f)) < 0) {
         rc = -errno;
         fail(&r, rc, "fsync: %s", strerror(-rc));
         goto out;
@@ -1801,7 +1810,7 @@ int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *e
     char *slash = strrchr(tmp, '/');
     if (slash != NULL)
         *(slash == tmp ? slash + 1 : slash) = '\0';
-    int dfd = open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = durable ? open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
