@@ -59,6 +59,8 @@ typedef struct proc {
     st_totals_t totals;
     uint64_t ipcns; /* read when the first SysV mapping is seen */
     bool have_ipcns;
+    uint64_t mntns; /* read when the first file needs its filesystem looked up */
+    bool have_mntns;
     vma_ref_t *vmas;
     size_t n_vmas, cap_vmas;
     bool smaps_read;
@@ -123,6 +125,11 @@ typedef struct scan {
     size_t n_segs, cap_segs;
     bool segs_read;
     pthread_mutex_t mnt_lock; /* mnts, shared by the reading threads */
+    /* fds of measured objects not yet closed, from every measuring thread (their numbers
+     * interleave, so only together do they form runs): closed in runs with one close_range each */
+    pthread_mutex_t close_lock;
+    int closing[256];
+    size_t n_closing;
 } scan_t;
 
 /* What one measuring thread keeps to itself. */
@@ -131,9 +138,6 @@ typedef struct meas {
     /* the last /proc/PID/map_files and /proc/PID/fd directories opened (objects are measured in
      * roughly the order their first holder introduced them, so one entry each hits often) */
     int dir_pid[2], dir_fd[2];
-    /* fds of measured objects not yet closed: closed in runs with one close_range each */
-    int closing[64];
-    size_t n_closing;
 } meas_t;
 
 static bool gone(int rc)
@@ -259,13 +263,14 @@ static holder_t *obj_holder(obj_t *o, size_t proc)
 
 static int mounts_load(scan_t *s, int pidfd, uint64_t ns, mount_ns_t **out);
 
-static int fs_of(scan_t *s, int pid, int pidfd, unsigned major, unsigned minor, int *fs)
+static int fs_of(scan_t *s, proc_t *p, int pidfd, unsigned major, unsigned minor, int *fs)
 {
-    uint64_t ns = 0;
     mount_ns_t *m = NULL;
-    int rc = st_procfs_ns_inode_at(pidfd, "mnt", &ns);
-    if (rc < 0)
+    int rc = 0;
+    if (!p->have_mntns && (rc = st_procfs_ns_inode_at(pidfd, "mnt", &p->mntns)) < 0)
         return rc;
+    p->have_mntns = true;
+    uint64_t ns = p->mntns;
     pthread_mutex_lock(&s->mnt_lock);
     for (size_t i = 0; i < s->n_mnts; i++)
         if (s->mnts[i].ns == ns)
@@ -333,7 +338,7 @@ static bool starts_with(const char *s, const char *prefix)
 
 /* The kind of a shared file mapping or an fd target (path without " (deleted)"), or 1 when it is
  * not shared memory (a regular file on a disk). */
-static int classify(scan_t *s, int pid, int pidfd, const char *path, bool deleted, unsigned major,
+static int classify(scan_t *s, proc_t *p, int pidfd, const char *path, bool deleted, unsigned major,
                     unsigned minor, uint64_t page_size, st_kind_t *kind)
 {
     bool on_shm = s->have_shm_dev && major == s->shm_major && minor == s->shm_minor;
@@ -360,7 +365,7 @@ static int classify(scan_t *s, int pid, int pidfd, const char *path, bool delete
         return 0;
     }
     int fs = FS_OTHER;
-    int rc = fs_of(s, pid, pidfd, major, minor, &fs);
+    int rc = fs_of(s, p, pidfd, major, minor, &fs);
     if (rc < 0)
         return rc;
     if (fs == FS_TMPFS) {
@@ -424,7 +429,7 @@ static int vma_cb(const st_vma_t *vma, void *arg)
 {
     pread_t *r = arg;
     st_kind_t kind;
-    int rc = classify(r->s, r->p->pid, r->pidfd, vma->path, vma->deleted, vma->major, vma->minor,
+    int rc = classify(r->s, r->p, r->pidfd, vma->path, vma->deleted, vma->major, vma->minor,
                       vma->page_size, &kind);
     if (rc == 1)
         return 0;
@@ -443,7 +448,7 @@ static int fd_cb(const st_fd_info_t *fd, void *arg)
         return 0;
     unsigned major = major(fd->st.st_dev), minor = minor(fd->st.st_dev);
     st_kind_t kind;
-    int rc = classify(r->s, r->p->pid, r->pidfd, fd->target, fd->deleted, major, minor, 0, &kind);
+    int rc = classify(r->s, r->p, r->pidfd, fd->target, fd->deleted, major, minor, 0, &kind);
     if (rc == 1 || (rc == 0 && kind == ST_KIND_SYSV))
         return 0;
     if (rc == 0)
@@ -783,38 +788,43 @@ static int try_path(scan_t *s, obj_t *o, const char *path)
 static int cmp_int(const void *a, const void *b);
 
 /* Closes the deferred fds: each run of consecutive numbers with one close_range (every number in
- * a run is an fd this thread opened and still owns, so nothing else is closed). */
-static void close_deferred(meas_t *m)
+ * a run is an fd this scan opened and still owns, so nothing else is closed). Called with
+ * s->close_lock held, or after the measuring threads are done. */
+static void close_deferred(scan_t *s)
 {
-    size_t n = m->n_closing;
-    qsort(m->closing, n, sizeof(int), cmp_int);
+    size_t n = s->n_closing;
+    qsort(s->closing, n, sizeof(int), cmp_int);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
-        while (j < n && m->closing[j] == m->closing[j - 1] + 1)
+        while (j < n && s->closing[j] == s->closing[j - 1] + 1)
             j++;
-        if (j - i == 1 || close_range((unsigned)m->closing[i], (unsigned)m->closing[j - 1], 0) < 0)
+        if (j - i == 1 || close_range((unsigned)s->closing[i], (unsigned)s->closing[j - 1], 0) < 0)
             for (size_t k = i; k < j; k++)
-                close(m->closing[k]);
+                close(s->closing[k]);
         i = j;
     }
-    m->n_closing = 0;
+    s->n_closing = 0;
 }
 
 /* Closes fd later, with others: a measured object's fd is of no further use, and one close per
  * object was a fifth of the measuring syscalls. */
-static void close_later(meas_t *m, int fd)
+static void close_later(scan_t *s, int fd)
 {
-    if (m->n_closing == sizeof(m->closing) / sizeof(m->closing[0]))
-        close_deferred(m);
-    m->closing[m->n_closing++] = fd;
+    pthread_mutex_lock(&s->close_lock);
+    if (s->n_closing == sizeof(s->closing) / sizeof(s->closing[0]))
+        close_deferred(s);
+    s->closing[s->n_closing++] = fd;
+    pthread_mutex_unlock(&s->close_lock);
 }
 
 /* Opens name under dirfd to measure an object; when out of fds, the deferred ones go first. */
-static int open_object(meas_t *m, int dirfd, const char *name)
+static int open_object(scan_t *s, int dirfd, const char *name)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && m->n_closing > 0) {
-        close_deferred(m);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        pthread_mutex_lock(&s->close_lock);
+        close_deferred(s);
+        pthread_mutex_unlock(&s->close_lock);
         fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     }
     return fd < 0 ? -errno : fd;
@@ -834,11 +844,11 @@ static int try_in(meas_t *m, obj_t *o, int pid, int dir, const char *name)
     if (m->dir_fd[dir] < 0)
         return -errno;
     st_residency_t r;
-    int fd = open_object(m, m->dir_fd[dir], name);
+    int fd = open_object(m->s, m->dir_fd[dir], name);
     if (fd < 0)
         return fd;
     int rc = st_residency_measure_fd(fd, m->s->o->residency_method, &r);
-    close_later(m, fd);
+    close_later(m->s, fd);
     return keep(o, rc, &r);
 }
 
@@ -851,7 +861,6 @@ static void meas_init(meas_t *m, scan_t *s)
 
 static void meas_done(meas_t *m)
 {
-    close_deferred(m);
     for (int i = 0; i < 2; i++)
         if (m->dir_fd[i] >= 0)
             close(m->dir_fd[i]);
@@ -1344,6 +1353,7 @@ static int measure_all(scan_t *s)
         w[i].next = &next;
     }
     run_threads(measure_worker, w, sizeof(w[0]), nt);
+    close_deferred(s);
     for (size_t i = 0; i < s->n_objs; i++) {
         obj_t *o = &s->objs[i];
         if (o->mrc == -ENOMEM)
@@ -1395,6 +1405,7 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
         qsort(pids, n_pids, sizeof(int), cmp_int);
     }
     pthread_mutex_init(&s.mnt_lock, NULL);
+    pthread_mutex_init(&s.close_lock, NULL);
     probe_shm_dev(&s);
     if ((rc = st_procfs_ns_inode(0, "ipc", &s.self_ipcns)) < 0)
         goto out;
@@ -1419,6 +1430,7 @@ out:
     free(pids);
     scan_free(&s);
     pthread_mutex_destroy(&s.mnt_lock);
+    pthread_mutex_destroy(&s.close_lock);
     return rc;
 }
 

@@ -39,5 +39,9 @@ typedef enum st_write_sync {
 int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_sync_t sync,
                            st_error_t *err);
 int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err);
+/* The same with this many threads building event texts (0: one per online CPU, at most 4, and
+ * one for a dump of few processes). The output does not depend on it; tests compare. */
+int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned threads,
+                                  st_error_t *err);
 
 #endif
