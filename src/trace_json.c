@@ -1161,20 +1161,31 @@ typedef struct buf {
     bool nomem;
 } buf_t;
 
+/* Room for len more bytes (and a NUL) at b->p + b->n, or false (and b->nomem) when there is
+ * no memory for it. */
+static bool reserve(buf_t *b, size_t len)
+{
+    if (b->n + len + 1 <= b->cap && !b->nomem)
+        return true;
+    if (b->nomem)
+        return false;
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap < b->n + len + 1)
+        ncap *= 2;
+    char *p = realloc(b->p, ncap);
+    if (p == NULL) {
+        b->nomem = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = ncap;
+    return true;
+}
+
 static void put(buf_t *b, const char *s, size_t len)
 {
-    if (b->n + len + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->n + len + 1)
-            ncap *= 2;
-        char *p = b->nomem ? NULL : realloc(b->p, ncap);
-        if (p == NULL) {
-            b->nomem = true;
-            return;
-        }
-        b->p = p;
-        b->cap = ncap;
-    }
+    if (!reserve(b, len))
+        return;
     memcpy(b->p + b->n, s, len);
     b->n += len;
 }
@@ -1202,6 +1213,19 @@ static void put_str(buf_t *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t run = 0, i = 0; /* run: bytes before p[i] still to copy as they are */
+    while (plain_ascii[p[i]])
+        i++;
+    if (p[i] == 0) { /* the common case: nothing to escape, one copy */
+        if (reserve(b, i + 2)) {
+            char *o = b->p + b->n;
+            o[0] = '"';
+            memcpy(o + 1, p, i);
+            o[i + 1] = '"';
+            b->n += i + 2;
+        }
+        return;
+    }
+    i = 0;
     put(b, "\"", 1);
     while (p[i]) {
         /* the common case first: a run of printable ASCII that needs no escape */
@@ -1329,9 +1353,13 @@ static void put_node(buf_t *b, const st_node_t *n, int indent, const st_entry_t 
         put_indent(b, indent + 2);
         put_str(b, e->name);
         if (e->type == ST_ENTRY_SCALAR) {
-            puts_(b, ":{\"type\":\"scalar\",\"units\":");
-            put_str(b, e->units ? e->units : "bytes");
-            puts_(b, ",\"value\":");
+            if (e->units == NULL || strcmp(e->units, "bytes") == 0) { /* nearly all of them */
+                puts_(b, ":{\"type\":\"scalar\",\"units\":\"bytes\",\"value\":");
+            } else {
+                puts_(b, ":{\"type\":\"scalar\",\"units\":");
+                put_str(b, e->units);
+                puts_(b, ",\"value\":");
+            }
             put_hex(b, e->value, false);
         } else {
             puts_(b, ":{\"type\":\"string\",\"value\":");
