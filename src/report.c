@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const format_names[] = {
 #define XX(e, s) s,
@@ -70,7 +71,7 @@ void st_report_human(uint64_t v, char *buf, size_t len)
 
 /* ---- the table ---- */
 
-#define MAX_COLS 8
+#define MAX_COLS 9
 
 typedef struct table {
     size_t n_cols;
@@ -172,6 +173,24 @@ static void set_bytes(table_t *t, size_t col, uint64_t v, bool bytes)
     table_set(t, col, "%s", buf);
 }
 
+/* A dump timestamp that is wall-clock time (µs since the epoch, as `run`, `daemon` and `scan`
+ * write it) also as UTC, " (2026-11-23 12:00:00 UTC)"; a relative one (a trace from elsewhere,
+ * the tests' small numbers) stays a bare number: anything before 2001 is taken as relative. */
+static void fmt_wall_clock(uint64_t ts_us, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (ts_us < UINT64_C(1000000000000000) || ts_us / 1000000 > (uint64_t)INT32_MAX * 4)
+        return;
+    time_t t = (time_t)(ts_us / 1000000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL)
+        return;
+    char tmp[32];
+    if (strftime(tmp, sizeof(tmp), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        return;
+    snprintf(buf, len, " (%s UTC)", tmp);
+}
+
 static void sum_add(uint64_t *acc, uint64_t v)
 {
     *acc = *acc > UINT64_MAX - v ? UINT64_MAX : *acc + v;
@@ -182,8 +201,10 @@ static int write_table(FILE *f, const st_summary_t *s, bool bytes)
     int rc = 0;
     char a[32], b[32], c[32];
 
-    fprintf(f, "dump 0x%" PRIx64 " at %" PRIu64 " us: %zu process%s, %zu object%s\n", s->id,
-            s->ts_us, s->n_procs, s->n_procs == 1 ? "" : "es", s->n_objects,
+    char when[40] = "";
+    fmt_wall_clock(s->ts_us, when, sizeof(when));
+    fprintf(f, "dump 0x%" PRIx64 " at %" PRIu64 " us%s: %zu process%s, %zu object%s\n", s->id,
+            s->ts_us, when, s->n_procs, s->n_procs == 1 ? "" : "es", s->n_objects,
             s->n_objects == 1 ? "" : "s");
 
     table_t p = {
@@ -227,9 +248,10 @@ static int write_table(FILE *f, const st_summary_t *s, bool bytes)
     set_bytes(&p, 5, mapped, bytes);
     set_bytes(&p, 6, owned, bytes);
 
-    table_t o = {.n_cols = 8,
-                 .head = {"KEY", "KIND", "NAME", "SIZE", "VIRTUAL", "SWAPPED", "OWNER", "HOLDERS"},
-                 .right = {false, false, false, true, true, true, true, true}};
+    table_t o = {
+        .n_cols = 9,
+        .head = {"KEY", "KIND", "NAME", "LABEL", "SIZE", "VIRTUAL", "SWAPPED", "OWNER", "HOLDERS"},
+        .right = {false, false, false, false, true, true, true, true, true}};
     size_t n_unattributed = 0;
     for (size_t i = 0; i < s->n_objects; i++) {
         const st_summary_object_t *so = &s->objects[i];
@@ -237,14 +259,15 @@ static int write_table(FILE *f, const st_summary_t *s, bool bytes)
         table_set(&o, 0, "%s", so->key);
         table_set(&o, 1, "%s", so->kind);
         table_set(&o, 2, "%s", *so->name ? so->name : "-");
-        set_bytes(&o, 3, so->size, bytes);
-        set_bytes(&o, 4, so->virtual_size, bytes);
-        set_bytes(&o, 5, so->swapped_size, bytes);
+        table_set(&o, 3, "%s", so->label ? so->label : "-");
+        set_bytes(&o, 4, so->size, bytes);
+        set_bytes(&o, 5, so->virtual_size, bytes);
+        set_bytes(&o, 6, so->swapped_size, bytes);
         if (so->owner_pid > 0)
-            table_set(&o, 6, "%d", so->owner_pid);
+            table_set(&o, 7, "%d", so->owner_pid);
         else
-            table_set(&o, 6, "-");
-        table_set(&o, 7, "%zu", so->n_holders);
+            table_set(&o, 7, "-");
+        table_set(&o, 8, "%zu", so->n_holders);
         if (so->unattributed > 0)
             n_unattributed++;
     }

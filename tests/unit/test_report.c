@@ -103,21 +103,22 @@ static void test_table(void **state)
 {
     st_summary_t *s = sample();
     char *out = render(s, ST_REPORT_TABLE, false);
-    const char *want = "dump 0x1f at 42 us: 2 processes, 1 object\n"
-                       "processes:\n"
-                       "    PID  NAME    RESIDENT  PSS  PRIVATE  SHARED MAPPED  SHARED OWNED\n"
-                       "      7  a, \"b\"   2.0 KiB    -        -        4.0 KiB       1.5 KiB\n"
-                       "  12345  -              -    -        -        4.0 KiB           0 B\n"
-                       "  total           2.0 KiB  0 B      0 B        8.0 KiB       1.5 KiB\n"
-                       "objects:\n"
-                       "  KEY          KIND   NAME     SIZE  VIRTUAL  SWAPPED  OWNER  HOLDERS\n"
-                       "  memfd:0:1:5  memfd  ring  1.5 KiB  4.0 KiB      0 B      7        2\n"
-                       "shared resident, each object once: 1.5 KiB = attributed 1.5 KiB + "
-                       "unattributed 0 B\n"
-                       "unattributed: 0 B in 0 objects nobody is charged for\n"
-                       "partial: no\n"
-                       "warnings: 1\n"
-                       "  - something, odd\n";
+    const char *want =
+        "dump 0x1f at 42 us: 2 processes, 1 object\n"
+        "processes:\n"
+        "    PID  NAME    RESIDENT  PSS  PRIVATE  SHARED MAPPED  SHARED OWNED\n"
+        "      7  a, \"b\"   2.0 KiB    -        -        4.0 KiB       1.5 KiB\n"
+        "  12345  -              -    -        -        4.0 KiB           0 B\n"
+        "  total           2.0 KiB  0 B      0 B        8.0 KiB       1.5 KiB\n"
+        "objects:\n"
+        "  KEY          KIND   NAME  LABEL     SIZE  VIRTUAL  SWAPPED  OWNER  HOLDERS\n"
+        "  memfd:0:1:5  memfd  ring  -      1.5 KiB  4.0 KiB      0 B      7        2\n"
+        "shared resident, each object once: 1.5 KiB = attributed 1.5 KiB + "
+        "unattributed 0 B\n"
+        "unattributed: 0 B in 0 objects nobody is charged for\n"
+        "partial: no\n"
+        "warnings: 1\n"
+        "  - something, odd\n";
     assert_string_equal(out, want);
     free(out);
     out = render(s, ST_REPORT_TABLE, true);
@@ -125,6 +126,22 @@ static void test_table(void **state)
         strstr(out, "      7  a, \"b\"      2048    -        -           4096          1536\n"
                     "  12345  -              -    -        -           4096             0\n"
                     "  total              2048    0        0           8192          1536\n"));
+    free(out);
+    st_summary_free(s);
+}
+
+/* A label set through the API is a column of its own; a wall-clock timestamp is also shown as
+ * UTC. */
+static void test_table_label_and_wall_clock(void **state)
+{
+    st_summary_t *s = sample();
+    s->ts_us = UINT64_C(1795431501473278);
+    s->objects[0].label = strdup("io ring");
+    char *out = render(s, ST_REPORT_TABLE, false);
+    assert_non_null(strstr(out, "dump 0x1f at 1795431501473278 us (2026-11-23 10:58:21 UTC): 2 "
+                                "processes, 1 object\n"));
+    assert_non_null(strstr(out, "  KEY          KIND   NAME  LABEL       SIZE  VIRTUAL"));
+    assert_non_null(strstr(out, "  memfd:0:1:5  memfd  ring  io ring  1.5 KiB  4.0 KiB"));
     free(out);
     st_summary_free(s);
 }
@@ -155,9 +172,8 @@ static void test_csv(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_human_units),
-        cmocka_unit_test(test_format_names),
-        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_human_units), cmocka_unit_test(test_format_names),
+        cmocka_unit_test(test_table),       cmocka_unit_test(test_table_label_and_wall_clock),
         cmocka_unit_test(test_csv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
