@@ -10,9 +10,11 @@
  * are implemented in agent.c as "no coordinator" (events are counted and dropped).
  *
  * The measurement half (measure.c: st__agent_measure_*, st__agent_fill_dump) is complete: it turns
- * the registry into fixed-size records, measuring each object once (mincore over the union of this
- * process's mappings of it, by object offset), its swap (smaps), the bytes this process maps, and
- * the process totals (smaps_rollup and status), all read with raw syscalls into static buffers.
+ * the registry into fixed-size records, measuring each object once (fd-backed objects with
+ * cachestat on an fd of the object and swap from its st_blocks; otherwise mincore over the union of
+ * this process's mappings of it, by object offset, and swap from smaps), the bytes this process
+ * maps, and the process totals (smaps_rollup and status), all read with raw syscalls into static
+ * buffers.
  * It runs on the agent thread (or at exit), never inside a hook.
  */
 #ifndef SHMTRACK_ALLOCATOR_AGENT_H
@@ -72,6 +74,23 @@ void st__agent_counts(uint64_t *queued, uint64_t *dropped);
 
 /* ---- measurement ----------------------------------------------------------------------------- */
 
+/* Where a record's resident (and swapped) figure comes from; the names are the registry file's
+ * source= values and match src/residency.h's residency_source where they mean the same. */
+#define ST__RES_SOURCE_MAP(XX)                                                                     \
+    XX(ST__RES_MINCORE, "mincore")                   /* exact for anon and SysV */                 \
+    XX(ST__RES_MINCORE_LOWER, "mincore-lower-bound") /* fd-backed without an fd: see measure.c */  \
+    XX(ST__RES_CACHESTAT, "cachestat")                                                             \
+    XX(ST__RES_ST_BLOCKS, "st_blocks")
+
+typedef enum st__res_source {
+#define XX(e, s) e,
+    ST__RES_SOURCE_MAP(XX)
+#undef XX
+        ST__RES_COUNT
+} st__res_source_t;
+
+const char *st__res_source_name(st__res_source_t source);
+
 enum {
     ST__REC_CREATOR = 1u << 0,
     ST__REC_CLAIMED = 1u << 1,
@@ -92,6 +111,7 @@ typedef struct st__obj_record {
     uint16_t nranges;
     char name[ST__REG_NAME_MAX];
     char label[ST__REG_NAME_MAX];
+    uint8_t res_source; /* st__res_source_t */
 } st__obj_record_t;
 
 /* Process totals (DESIGN §5 process_totals), bytes; present uses ST_TOTAL_HAS bits of model.h. */

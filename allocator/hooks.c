@@ -242,57 +242,175 @@ static void new_object(st__obj_t *obj, bool creator)
 
 /* ---- mmap family ----------------------------------------------------------------------------- */
 
-/* Records a successful shared mapping. pre: locked, inside enter(). */
+/* The object behind fd if fd still names the inode key describes (the fd a pending mapping was
+ * made from, whose hint turned out wrong): kind and name from the fd, as the eager path does.
+ * NULL when the fd is gone or is something else now. pre: locked */
+static st__obj_t *identify_fd(int fd, const st__key_t *key, bool *added)
+{
+    st__fdinfo_t fi;
+    char name[ST__REG_NAME_MAX] = "";
+    int kind;
+    st__obj_t *obj = NULL;
+    if (fd < 0 || st__prim_fd_stat(fd, &fi) != 0 || fi.type != ST__FD_REG || fi.ino != key->b ||
+        (((uint64_t)fi.dev_major << 32) | fi.dev_minor) != key->a ||
+        st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0)
+        return NULL;
+    st__key_t k = *key;
+    k.kind = (uint8_t)kind;
+    if (st__reg_get(&reg, &k, &obj, added) != 0) {
+        disable("tracking off: the registry is full");
+        return NULL;
+    }
+    if (*added && name[0] != '\0')
+        (void)st__reg_set_name(&reg, obj, name);
+    if (fi.size > obj->size)
+        obj->size = fi.size;
+    return obj;
+}
+
+/* Resolves one pending object (registry.h): the kernel's dev/ino of the VMA that holds its first
+ * range (PROCMAP_QUERY), then a merge into the object with that key. A range that no longer
+ * looks like the mapping we recorded (unmapped or replaced behind our back) is dropped, and so is
+ * a mapping of an fd that turned out not to be the object created through it (the program closed
+ * that fd and reused the number with an open() we do not see) is identified from that fd when it
+ * still names the mapped inode, else dropped: the coordinator's /proc scan still sees it. pre:
+ * locked, inside a hook or the agent thread. */
+static void resolve_one(st__obj_t *p)
+{
+    st__range_t *r = st__reg_range(&reg, p->first);
+    st__vma_t v;
+    if (r == NULL || st__prim_vma_query((uintptr_t)r->start, &v) != 0 || !v.shared ||
+        v.offset + (r->start - v.start) != r->off) {
+        st__reg_drop_pending(&reg, p);
+        return;
+    }
+    st__key_t key = st__key_shmem(p->kind, v.dev_major, v.dev_minor, v.ino);
+    st__obj_t *hint = st__reg_pending_hint(&reg, p), *t = NULL;
+    bool added = false, creator = (p->flags & ST__OBJ_CREATOR) != 0;
+    if (hint != NULL && hint->a == key.a && hint->b == key.b) {
+        t = hint;
+    } else if (hint != NULL || p->fd >= 0) {
+        /* the fd was not (or no longer) the object created through it */
+        t = st__reg_find(&reg, &key);
+        if (t == NULL)
+            t = identify_fd(p->fd, &key, &added);
+    } else if (st__reg_get(&reg, &key, &t, &added) != 0) {
+        t = NULL;
+        disable("tracking off: the registry is full");
+    }
+    if (t == NULL) {
+        st__reg_drop_pending(&reg, p);
+        return;
+    }
+    if (added) {
+        new_object(t, creator);
+        t->flags |= p->flags & ST__OBJ_INHERITED;
+        if (creator)
+            send_event(t, ST__EV_CREATED, 0, 0);
+    } else if (creator && !(t->flags & ST__OBJ_CREATOR)) {
+        t->flags |= ST__OBJ_CREATOR;
+        send_event(t, ST__EV_CREATED, 0, 0);
+    }
+    st__reg_merge_pending(&reg, p, t);
+}
+
+/* The registry's resolver: every pending object. Runs at a dump (agent thread, before measuring),
+ * before fork (so that the child knows its inherited holdings and the parent stays the creator),
+ * before announcing, and when a hook needs an identity. pre: locked */
+static void resolve_all(st__reg_t *r, void *ctx)
+{
+    (void)ctx;
+    int saved = errno;
+    for (uint32_t id = 0; id < st__reg_obj_limit(r) && r->n_pending != 0; id++) {
+        st__obj_t *obj = st__reg_obj(r, id);
+        if (obj->used && (obj->flags & ST__OBJ_PENDING))
+            resolve_one(obj);
+    }
+    errno = saved;
+}
+
+#define PENDING_RESOLVE_AT 4096 /* pending objects after which a hook resolves them all */
+
+/* Records [p, p+len) as a pending object of this kind (no system call). pre: locked */
+static void track_pending(void *p, size_t len, uint64_t offset, uint8_t kind, st__obj_t *hint,
+                          int fd, bool creator)
+{
+    st__obj_t *obj = NULL;
+    int rc = st__reg_add_pending(&reg, kind, hint, &obj);
+    if (rc == -ENOSPC) {
+        st__reg_resolve_all(&reg);
+        rc = st__reg_add_pending(&reg, kind, hint, &obj);
+    }
+    if (rc != 0)
+        goto fail;
+    if (creator)
+        obj->flags |= ST__OBJ_CREATOR;
+    obj->fd = fd;
+    /* anonymous: the inode is as large as the first mapping; an fd: the object's size is known
+     * from its fstat at creation and ftruncate since (and measured again at a dump) */
+    obj->size = hint == NULL && fd < 0 ? page_round(len) : 0;
+    if (st__reg_map(&reg, obj, (uintptr_t)p, page_round(len), offset) != 0)
+        goto fail;
+    if (reg.n_pending >= PENDING_RESOLVE_AT)
+        st__reg_resolve_all(&reg);
+    return;
+fail:
+    disable("tracking off: the registry is full");
+}
+
+/* Records a successful shared mapping. Shared anonymous memory (and /dev/zero) is a new shmem
+ * inode that only the VMA names, and a writable mapping of an fd this process created through
+ * memfd_create/shm_open is most likely that object: both are recorded as pending (no system call
+ * here; see registry.h) and resolved later. Any other fd is identified now with fstat.
+ * pre: locked, inside enter(). */
 static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t off)
 {
     st__key_t key;
     st__obj_t *obj = NULL;
-    bool added = false, creator = false, untrusted = false;
+    bool added = false, untrusted = false;
     uint64_t offset = (uint64_t)off, size = len;
     char name[ST__REG_NAME_MAX] = "";
-    int fdtype = ST__FD_DEVZERO;
+    uint8_t anon_kind = (flags & MAP_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_ANON;
     st__fdinfo_t fi;
 
-    if (!(flags & MAP_ANONYMOUS)) {
-        if (st__prim_fd_stat(fd, &fi) != 0)
-            return;
-        fdtype = fi.type;
-    }
-    if (fdtype == ST__FD_DEVZERO) {
-        /* Shared anonymous memory (or /dev/zero): a new shmem inode, known only from the VMA. */
-        st__vma_t v;
-        if (st__prim_vma_query((uintptr_t)p, &v) != 0 || !v.shared)
-            return;
-        key = st__key_shmem((flags & MAP_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_ANON, v.dev_major,
-                            v.dev_minor, v.ino);
-        offset = v.offset + ((uintptr_t)p - v.start);
-        creator = true;
-    } else if (fdtype == ST__FD_REG) {
-        key = st__key_shmem(ST_KIND_POSIX, fi.dev_major, fi.dev_minor, fi.ino);
-        size = fi.size;
-        if (!(prot & PROT_WRITE)) {
-            /* mincore reports all-resident to a reader that neither owns nor may write the
-             * file; geteuid only here, so writable mappings cost no extra syscall */
-            uint32_t euid = st__prim_geteuid();
-            untrusted = fi.uid != euid && euid != 0;
-        }
-        if (st__reg_find(&reg, &key) == NULL) {
-            int kind;
-            if (st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0)
-                return; /* a disk file mapped shared: not shared memory */
-            key.kind = (uint8_t)kind;
-        }
-    } else {
+    if (flags & MAP_ANONYMOUS) {
+        /* the kernel ignores the offset of a shared anonymous mapping: the inode starts at 0 */
+        track_pending(p, len, 0, anon_kind, NULL, -1, true);
         return;
+    }
+    st__obj_t *hint = (prot & PROT_WRITE) ? st__reg_fd_object(&reg, fd) : NULL;
+    if (hint != NULL && hint->pending_refs < UINT8_MAX) {
+        track_pending(p, len, offset, hint->kind, hint, fd, false);
+        return;
+    }
+    if (st__prim_fd_stat(fd, &fi) != 0)
+        return;
+    if (fi.type == ST__FD_DEVZERO) {
+        track_pending(p, len, offset, anon_kind, NULL, -1, true);
+        return;
+    }
+    if (fi.type != ST__FD_REG)
+        return;
+    key = st__key_shmem(ST_KIND_POSIX, fi.dev_major, fi.dev_minor, fi.ino);
+    size = fi.size;
+    if (!(prot & PROT_WRITE)) {
+        /* mincore reports all-resident to a reader that neither owns nor may write the
+         * file; geteuid only here, so writable mappings cost no extra syscall */
+        uint32_t euid = st__prim_geteuid();
+        untrusted = fi.uid != euid && euid != 0;
+    }
+    if (st__reg_find(&reg, &key) == NULL) {
+        int kind;
+        if (st__prim_fd_kind(fd, &kind, name, sizeof(name)) != 0)
+            return; /* a disk file mapped shared: not shared memory */
+        key.kind = (uint8_t)kind;
     }
     if (st__reg_get(&reg, &key, &obj, &added) != 0)
         goto fail;
     if (added) {
-        new_object(obj, creator);
+        new_object(obj, false);
         if (name[0] != '\0' && st__reg_set_name(&reg, obj, name) != 0)
             goto fail;
-        if (creator)
-            send_event(obj, ST__EV_CREATED, 0, 0);
     }
     if (size > obj->size)
         obj->size = size;
@@ -458,6 +576,33 @@ ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
     return fd;
 }
 
+/* ftruncate is where a memfd or POSIX object gets its size; the mmap hook no longer calls fstat on
+ * an fd created here, so the size is taken from here. Any other fd costs one relaxed load. */
+static int hook_ftruncate(int fd, off_t len)
+{
+    int rc = st__prim_ftruncate(fd, len);
+    if (rc != 0 || !active() || !st__reg_fd_maybe(&reg, fd) || !enter_locked())
+        return rc;
+    int saved = errno;
+    st__obj_t *obj = st__reg_fd_object(&reg, fd);
+    if (obj != NULL)
+        obj->size = (uint64_t)len;
+    st__reg_unlock(&reg);
+    errno = saved;
+    leave();
+    return rc;
+}
+
+ST_EXPORT int ftruncate(int fd, off_t len)
+{
+    return hook_ftruncate(fd, len);
+}
+
+ST_EXPORT int ftruncate64(int fd, off64_t len)
+{
+    return hook_ftruncate(fd, (off_t)len);
+}
+
 ST_EXPORT int shm_unlink(const char *name)
 {
     /* The object lives on while mapped; the registry follows mappings, so nothing to update. */
@@ -571,9 +716,10 @@ ST_EXPORT int shmctl(int shmid, int cmd, struct shmid_ds *buf)
  * that the coordinator knows the holder without waiting for the next dump. pre: locked */
 static void announce_all(void)
 {
+    st__reg_resolve_all(&reg);
     for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
         st__obj_t *obj = st__reg_obj(&reg, id);
-        if (!obj->used)
+        if (!obj->used || (obj->flags & ST__OBJ_PENDING))
             continue;
         if (obj->flags & ST__OBJ_CREATOR)
             send_event(obj, ST__EV_CREATED, 0, 0);
@@ -628,6 +774,13 @@ static __thread int fork_locked __attribute__((tls_model("initial-exec")));
 static void atfork_prepare(void)
 {
     fork_locked = active() && hook_lock();
+    if (fork_locked) {
+        /* the parent made these mappings: it is their creator, the child their holder */
+        int saved = in_hook;
+        in_hook = 1;
+        st__reg_resolve_all(&reg);
+        in_hook = saved;
+    }
 }
 
 static void atfork_parent(void)
@@ -676,6 +829,8 @@ ST_EXPORT pid_t _Fork(void)
     if (!enter())
         return real();
     bool locked = st__reg_trylock(&reg);
+    if (locked)
+        st__reg_resolve_all(&reg); /* raw syscalls only: fine in a signal handler */
     pid_t pid = real();
     int err = errno;
     if (pid == 0)
@@ -902,6 +1057,17 @@ ST_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_
 ST_EXPORT int shmtrack_v1_set_importance(const void *addr, int importance);
 ST_EXPORT int shmtrack_v1_label(const void *addr, const char *name);
 
+/* The object mapped at addr, resolved first if pending. pre: locked */
+static st__obj_t *find_resolved(const void *addr)
+{
+    st__obj_t *obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
+    if (obj != NULL && (obj->flags & ST__OBJ_PENDING)) {
+        resolve_one(obj);
+        obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
+    }
+    return obj;
+}
+
 int shmtrack_v1_set_importance(const void *addr, int importance)
 {
     if (!active())
@@ -911,7 +1077,7 @@ int shmtrack_v1_set_importance(const void *addr, int importance)
     if (!enter_locked())
         return -ENOSYS;
     int rc = -ENOENT, saved = errno;
-    st__obj_t *obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
+    st__obj_t *obj = find_resolved(addr);
     if (obj != NULL) {
         obj->importance = importance;
         obj->flags |= ST__OBJ_CLAIMED;
@@ -933,7 +1099,7 @@ int shmtrack_v1_label(const void *addr, const char *name)
     if (!enter_locked())
         return -ENOSYS;
     int rc = -ENOENT, saved = errno;
-    st__obj_t *obj = st__reg_find_addr(&reg, (uintptr_t)addr, NULL);
+    st__obj_t *obj = find_resolved(addr);
     if (obj != NULL) {
         rc = st__reg_set_label(&reg, obj, name);
         if (rc == 0)
@@ -1008,7 +1174,7 @@ static st__obj_record_t recs[4096];
 
 /* One line per object and per range:
  *   obj <kind> <a> <b> creator=<0|1> claimed=<0|1> inherited=<0|1> importance=<n|none>
- *       size=<n> mapped=<n> resident=<n|unknown> swapped=<n> name=<s> label=<s>
+ *       size=<n> mapped=<n> resident=<n|unknown> swapped=<n> source=<s> name=<s> label=<s>
  *   range <kind> <a> <b> <start hex> <end hex> <offset>
  * a is (major << 32 | minor) for shmem kinds (printed as major:minor), the IPC ns for SysV. */
 static void write_registry(void)
@@ -1068,6 +1234,8 @@ static void write_registry(void)
             out_u64(&o, r->resident, 10);
         out_str(&o, " swapped=");
         out_u64(&o, r->swapped, 10);
+        out_str(&o, " source=");
+        out_str(&o, st__res_source_name((st__res_source_t)r->res_source));
         out_str(&o, " name=");
         out_str(&o, r->name);
         out_str(&o, " label=");
@@ -1077,7 +1245,7 @@ static void write_registry(void)
     st__reg_lock(&reg);
     for (uint32_t id = 0; id < st__reg_obj_limit(&reg); id++) {
         st__obj_t *obj = st__reg_obj(&reg, id);
-        if (!obj->used)
+        if (!obj->used || (obj->flags & ST__OBJ_PENDING))
             continue;
         for (uint32_t rid = obj->first; rid != 0;) {
             st__range_t *r = st__reg_range(&reg, rid);
@@ -1202,6 +1370,7 @@ __attribute__((constructor)) static void shmtrack_init(void)
         return;
     }
     st__reg_set_change_cb(&reg, on_change, NULL);
+    st__reg_set_resolver(&reg, resolve_all, NULL);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     st__agent_start(&reg, sock);
     __atomic_store_n(&state, ST_ACTIVE, __ATOMIC_RELEASE);

@@ -3,15 +3,25 @@
  * What a process reports at a dump request (private to allocator/; see agent.h): one fixed record
  * per object it holds and its process totals.
  *
- * Resident bytes come from mincore(2) over this process's own mappings of the object, which for
- * shmem reports the object's page cache (pages faulted by any process), not this process's page
- * tables. An object mapped several times, or in pieces, is counted over the union of its mapped
- * object offsets, so each resident page counts once. The kernel answers "all resident" to a
- * caller that can neither write nor own the file; such objects (flagged ST__OBJ_UNTRUSTED by the
- * hooks) report ST__REC_RESIDENT_UNKNOWN when mincore says every page is in, and the coordinator
- * falls back to its /proc scan. Swap comes from /proc/self/smaps, whose Swap line for a shared
- * shmem VMA counts the object's swapped pages in the VMA's range; the largest figure over the
- * object's VMAs is reported (exact when one mapping covers the object). Everything is read with
+ * fd-backed objects (memfd, POSIX shm, hugetlbfs files) are measured from an fd of the object, the
+ * way src/residency.c measures them for the /proc scan: cachestat(2) counts every page of the
+ * object's page cache, including pages that posix_fallocate allocated and nobody wrote yet (which
+ * mincore misses: they are not uptodate), and swapped bytes are st_blocks*512 minus that; hugetlbfs
+ * objects are their st_blocks. The fd is the one the object was created through, else any fd this
+ * process holds on the inode (a walk of /proc/self/fd, once per dump), else one opened through
+ * /proc/self/map_files (which the kernel permits with CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE).
+ * With none of them, or a kernel without cachestat, the object falls back to mincore below and
+ * its record says the figure is a lower bound (ST__RES_MINCORE_LOWER).
+ *
+ * Otherwise resident bytes come from mincore(2) over this process's own mappings of the object,
+ * which for shmem reports the object's page cache (pages faulted by any process), not this
+ * process's page tables. An object mapped several times, or in pieces, is counted over the union of
+ * its mapped object offsets, so each resident page counts once. The kernel answers "all resident"
+ * to a caller that can neither write nor own the file; such objects (flagged ST__OBJ_UNTRUSTED by
+ * the hooks) report ST__REC_RESIDENT_UNKNOWN when mincore says every page is in, and the
+ * coordinator falls back to its /proc scan. Swap comes from /proc/self/smaps, whose Swap line for a
+ * shared shmem VMA counts the object's swapped pages in the VMA's range; the largest figure over
+ * the object's VMAs is reported (exact when one mapping covers the object). Everything is read with
  * raw syscalls into static buffers: this runs on the agent thread or at exit, one caller at a time.
  */
 #include "agent.h"
@@ -149,9 +159,145 @@ static int count_resident(uint64_t addr, uint64_t len, uint64_t *resident, uint6
     return 0;
 }
 
+/* ---- fd-backed objects ----------------------------------------------------------------------- */
+
+#define FD_TABLE_MAX 1024
+
+typedef struct fd_ent {
+    uint64_t a, ino;
+    int fd;
+} fd_ent_t;
+
+static fd_ent_t fd_table[FD_TABLE_MAX]; /* regular files this process holds, built once a dump */
+static size_t fd_table_n;
+static int fd_table_built;
+static char dirent_buf[4096];
+static int no_cachestat; /* the kernel said ENOSYS */
+
+static uint64_t dev_a(const st__fdinfo_t *fi)
+{
+    return ((uint64_t)fi->dev_major << 32) | fi->dev_minor;
+}
+
+static int fd_table_cb(int fd, void *ctx)
+{
+    (void)ctx;
+    st__fdinfo_t fi;
+    if (fd_table_n < FD_TABLE_MAX && st__prim_fd_stat(fd, &fi) == 0 && fi.type == ST__FD_REG) {
+        fd_table[fd_table_n].a = dev_a(&fi);
+        fd_table[fd_table_n].ino = fi.ino;
+        fd_table[fd_table_n].fd = fd;
+        fd_table_n++;
+    }
+    return 0;
+}
+
+static bool fd_is(int fd, const st__obj_t *obj, st__fdinfo_t *fi)
+{
+    return fd >= 0 && st__prim_fd_stat(fd, fi) == 0 && fi->type == ST__FD_REG &&
+           fi->ino == obj->b && dev_a(fi) == obj->a;
+}
+
+/* "/proc/self/map_files/<start>-<end>" of the VMA holding addr, without snprintf. */
+static int map_files_path(uint64_t addr, char *buf)
+{
+    st__vma_t v;
+    int rc = st__prim_vma_query((uintptr_t)addr, &v);
+    if (rc != 0)
+        return rc;
+    static const char prefix[] = "/proc/self/map_files/";
+    size_t n = sizeof(prefix) - 1;
+    memcpy(buf, prefix, n);
+    uint64_t parts[2] = {v.start, v.end};
+    for (int i = 0; i < 2; i++) {
+        char d[16];
+        int k = 0;
+        uint64_t x = parts[i];
+        do {
+            d[k++] = "0123456789abcdef"[x & 15];
+            x >>= 4;
+        } while (x != 0);
+        while (k > 0)
+            buf[n++] = d[--k];
+        buf[n++] = i == 0 ? '-' : '\0';
+    }
+    return 0;
+}
+
+/* An fd of obj and what fstat says about it; *opened when the caller must close it. -ENOENT when
+ * no way to the object is permitted. pre: locked */
+static int object_fd(st__reg_t *reg, const st__obj_t *obj, st__fdinfo_t *fi, bool *opened)
+{
+    *opened = false;
+    if (fd_is(obj->fd, obj, fi))
+        return obj->fd;
+    if (!fd_table_built) {
+        fd_table_n = 0;
+        st__prim_each_fd(dirent_buf, sizeof(dirent_buf), fd_table_cb, NULL);
+        fd_table_built = 1;
+    }
+    for (size_t i = 0; i < fd_table_n; i++)
+        if (fd_table[i].ino == obj->b && fd_table[i].a == obj->a && fd_is(fd_table[i].fd, obj, fi))
+            return fd_table[i].fd;
+    for (uint32_t id = obj->first; id != 0;) {
+        const st__range_t *r = st__reg_range(reg, id);
+        char path[64];
+        if (map_files_path(r->start, path) == 0) {
+            int fd = st__prim_open(path, 0 /* O_RDONLY */, 0);
+            if (fd >= 0 && fd_is(fd, obj, fi)) {
+                *opened = true;
+                return fd;
+            }
+            if (fd >= 0)
+                st__prim_close(fd);
+            if (fd == -EPERM || fd == -EACCES)
+                break; /* not permitted: no other range will be */
+        }
+        id = r->next;
+    }
+    return -ENOENT;
+}
+
+/* Exact residency of an fd-backed object; 0, or -errno and the caller falls back to mincore.
+ * pre: locked */
+static int measure_fd_object(st__reg_t *reg, const st__obj_t *obj, st__obj_record_t *rec)
+{
+    st__fdinfo_t fi;
+    bool opened = false;
+    int fd = object_fd(reg, obj, &fi, &opened);
+    if (fd < 0)
+        return fd;
+    int rc = 0;
+    if (obj->kind == ST_KIND_HUGETLB) {
+        rec->resident = fi.blocks; /* allocated huge pages; hugetlbfs does not swap */
+        rec->swapped = 0;
+        rec->res_source = ST__RES_ST_BLOCKS;
+    } else {
+        uint64_t pages = 0;
+        rc = no_cachestat ? -ENOSYS : st__prim_cachestat(fd, &pages);
+        if (rc == -ENOSYS)
+            no_cachestat = 1;
+        if (rc == 0) {
+            rec->resident = pages * st__prim_page_size();
+            rec->swapped = fi.blocks > rec->resident ? fi.blocks - rec->resident : 0;
+            rec->res_source = ST__RES_CACHESTAT;
+        }
+    }
+    if (rc == 0)
+        rec->virtual_size = fi.size;
+    if (opened)
+        st__prim_close(fd);
+    return rc;
+}
+
 /* pre: locked (the ranges cannot be unmapped under us: munmap hooks take the lock). */
 static void measure_resident(st__reg_t *reg, const st__obj_t *obj, st__obj_record_t *rec)
 {
+    bool fd_backed =
+        obj->kind == ST_KIND_MEMFD || obj->kind == ST_KIND_POSIX || obj->kind == ST_KIND_HUGETLB;
+    if (fd_backed && measure_fd_object(reg, obj, rec) == 0)
+        return;
+    rec->res_source = fd_backed ? ST__RES_MINCORE_LOWER : ST__RES_MINCORE;
     piece_t p[MAX_RANGES_MEASURED];
     size_t n = 0;
     for (uint32_t id = obj->first; id != 0 && n < MAX_RANGES_MEASURED;) {
@@ -239,7 +385,9 @@ static int smaps_cb(const char *line, size_t len, void *ctx)
         return 0;
     }
     uint64_t swap;
-    if (c->cur != NULL && kb_value(line, len, "Swap:", &swap) && swap > c->cur->swapped)
+    if (c->cur != NULL &&
+        (c->cur->res_source == ST__RES_MINCORE || c->cur->res_source == ST__RES_MINCORE_LOWER) &&
+        kb_value(line, len, "Swap:", &swap) && swap > c->cur->swapped)
         c->cur->swapped = swap;
     return 0;
 }
@@ -248,8 +396,10 @@ int st__agent_measure_objects(st__reg_t *reg, st__obj_record_t *recs, size_t cap
 {
     size_t count = 0;
     int rc = 0;
+    fd_table_built = 0; /* the fds of this dump, walked when first needed */
     st__reg_lock(reg);
-    st__reg_sweep(reg); /* objects whose creating fd was closed since */
+    st__reg_resolve_all(reg); /* mappings recorded without their identity (registry.h) */
+    st__reg_sweep(reg);       /* objects whose creating fd was closed since */
     uint32_t limit = st__reg_obj_limit(reg);
     st__reg_unlock(reg);
     for (uint32_t id = 0; id < limit; id++) {
@@ -259,7 +409,7 @@ int st__agent_measure_objects(st__reg_t *reg, st__obj_record_t *recs, size_t cap
             break;
         }
         st__obj_t *obj = st__reg_obj(reg, id);
-        if (!obj->used) {
+        if (!obj->used || (obj->flags & ST__OBJ_PENDING)) {
             st__reg_unlock(reg);
             continue;
         }
@@ -302,6 +452,16 @@ int st__agent_fill_dump(st__reg_t *reg, st__totals_record_t *totals, st__obj_rec
     int rc = st__agent_measure_totals(totals);
     int rc2 = st__agent_measure_objects(reg, recs, cap, n);
     return rc2 != 0 ? rc2 : rc;
+}
+
+const char *st__res_source_name(st__res_source_t source)
+{
+    static const char *const names[] = {
+#define XX(e, s) s,
+        ST__RES_SOURCE_MAP(XX)
+#undef XX
+    };
+    return (unsigned)source < ST__RES_COUNT ? names[source] : "?";
 }
 
 const char *st__event_name(st__event_type_t type)

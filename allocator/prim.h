@@ -32,6 +32,7 @@ void *st__prim_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t o
 int st__prim_munmap(void *addr, size_t len);
 void *st__prim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr);
 int st__prim_memfd_create(const char *name, unsigned int flags);
+int st__prim_ftruncate(int fd, off_t len);
 int st__prim_shmget(key_t key, size_t size, int flags);
 void *st__prim_shmat(int shmid, const void *addr, int flags);
 int st__prim_shmdt(const void *addr);
@@ -68,6 +69,7 @@ void st__prim_after_fork(void);
 /* What fstat says about an fd that is being mapped shared. */
 typedef struct st__fdinfo {
     uint64_t ino, size;
+    uint64_t blocks; /* bytes allocated: st_blocks * 512 */
     uint32_t dev_major, dev_minor;
     uint32_t uid;
     int type; /* ST__FD_REG, ST__FD_DEVZERO or ST__FD_OTHER */
@@ -82,6 +84,15 @@ int st__prim_fd_stat(int fd, st__fdinfo_t *out);
  * -ENOTSUP for anything else (a disk file mapped shared is not shared memory). When name is not
  * NULL it receives the last path component (or the memfd name), cut to len-1 bytes. */
 int st__prim_fd_kind(int fd, int *kind, char *name, size_t len);
+
+/* cachestat(2) over the whole file (Linux 6.5+): the pages of its page cache (for shmem: every
+ * allocated page in memory, written or not). -ENOSYS on older kernels, -EPERM for a caller that
+ * neither owns nor may write the file. */
+int st__prim_cachestat(int fd, uint64_t *pages);
+
+/* Calls cb for every descriptor this process has open (a walk of /proc/self/fd into buf, the
+ * caller's scratch space, with getdents64). A non-zero return from cb stops the walk. */
+int st__prim_each_fd(char *buf, size_t cap, int (*cb)(int fd, void *ctx), void *ctx);
 
 /* The inode of this process's IPC namespace (/proc/self/ns/ipc), which qualifies SysV ids. */
 int st__prim_ipc_ns(uint64_t *ino);

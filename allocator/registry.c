@@ -104,7 +104,7 @@ void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx)
 static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_t what, uint64_t start,
                    uint64_t len)
 {
-    if (reg->on_change != NULL)
+    if (reg->on_change != NULL && !(obj->flags & ST__OBJ_PENDING))
         reg->on_change(obj, what, start, len, reg->change_ctx);
 }
 
@@ -166,6 +166,28 @@ st__obj_t *st__reg_find(st__reg_t *reg, const st__key_t *key)
     return NULL;
 }
 
+/* A fresh object record, not yet in the hash. */
+static st__obj_t *obj_alloc(st__reg_t *reg, uint8_t kind)
+{
+    uint32_t id;
+    if (reg->free_obj != 0) {
+        id = reg->free_obj - 1;
+        reg->free_obj = reg->objs[id].hnext;
+    } else if (reg->obj_hi < reg->max_objs) {
+        id = reg->obj_hi++;
+    } else {
+        return NULL;
+    }
+    st__obj_t *o = &reg->objs[id];
+    memset(o, 0, sizeof(*o));
+    o->kind = kind;
+    o->fd = -1;
+    o->importance = ST__IMPORTANCE_NONE;
+    o->used = 1;
+    reg->n_objs++;
+    return o;
+}
+
 int st__reg_get(st__reg_t *reg, const st__key_t *key, st__obj_t **out, bool *added)
 {
     st__obj_t *o = st__reg_find(reg, key);
@@ -175,27 +197,15 @@ int st__reg_get(st__reg_t *reg, const st__key_t *key, st__obj_t **out, bool *add
         *out = o;
         return 0;
     }
-    uint32_t id;
-    if (reg->free_obj != 0) {
-        id = reg->free_obj - 1;
-        reg->free_obj = reg->objs[id].hnext;
-    } else if (reg->obj_hi < reg->max_objs) {
-        id = reg->obj_hi++;
-    } else {
+    o = obj_alloc(reg, key->kind);
+    if (o == NULL)
         return -ENOSPC;
-    }
-    o = &reg->objs[id];
-    memset(o, 0, sizeof(*o));
+    uint32_t id = (uint32_t)(o - reg->objs);
     o->a = key->a;
     o->b = key->b;
-    o->kind = key->kind;
-    o->fd = -1;
-    o->importance = ST__IMPORTANCE_NONE;
-    o->used = 1;
     uint32_t *bucket = &reg->buckets[hash_key(reg, key->a, key->b, key->kind)];
     o->hnext = *bucket;
     *bucket = id + 1;
-    reg->n_objs++;
     if (added != NULL)
         *added = true;
     notify(reg, o, ST__REG_ADDED, 0, 0);
@@ -284,25 +294,41 @@ st__range_t *st__reg_range(st__reg_t *reg, uint32_t id_plus_one)
     return id_plus_one ? &reg->ranges[id_plus_one - 1] : NULL;
 }
 
+static void maybe_remove(st__reg_t *reg, st__obj_t *obj);
+
 void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
 {
-    if (!obj->used || obj->nranges != 0)
+    if (!obj->used || obj->nranges != 0 || obj->pending_refs != 0)
         return;
     uint32_t id = (uint32_t)(obj - reg->objs);
-    uint32_t *link = &reg->buckets[hash_key(reg, obj->a, obj->b, obj->kind)];
-    while (*link != 0 && *link != id + 1)
-        link = &reg->objs[*link - 1].hnext;
-    if (*link == id + 1)
-        *link = obj->hnext;
+    st__obj_t *hint = NULL;
+    if (obj->flags & ST__OBJ_PENDING) {
+        /* not in the hash; hnext is the hint */
+        hint = st__reg_pending_hint(reg, obj);
+        obj->hnext = 0;
+        reg->n_pending--;
+    } else {
+        uint32_t *link = &reg->buckets[hash_key(reg, obj->a, obj->b, obj->kind)];
+        while (*link != 0 && *link != id + 1)
+            link = &reg->objs[*link - 1].hnext;
+        if (*link == id + 1)
+            *link = obj->hnext;
+    }
     notify(reg, obj, ST__REG_REMOVED, 0, 0);
-    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == id + 1)
+    if (obj->fd >= 0 && (uint32_t)obj->fd < reg->max_fds && reg->fd_index[obj->fd] == id + 1 &&
+        !(obj->flags & ST__OBJ_PENDING))
         reg->fd_index[obj->fd] = 0;
     string_free(reg, &obj->name);
     string_free(reg, &obj->label);
     obj->used = 0;
+    obj->flags = 0;
     obj->hnext = reg->free_obj;
     reg->free_obj = id + 1;
     reg->n_objs--;
+    if (hint != NULL) {
+        hint->pending_refs--;
+        maybe_remove(reg, hint);
+    }
 }
 
 /* An object leaves when nothing holds it any more: no range and no fd of ours on it. Whether the
@@ -310,7 +336,8 @@ void st__reg_remove(st__reg_t *reg, st__obj_t *obj)
  * munmap costs no extra syscall. */
 static void maybe_remove(st__reg_t *reg, st__obj_t *obj)
 {
-    if (obj->nranges != 0 || obj->fd >= 0 || (obj->flags & OBJ_PINNED))
+    bool fd_held = obj->fd >= 0 && !(obj->flags & ST__OBJ_PENDING); /* pending: fd is a hint */
+    if (obj->nranges != 0 || fd_held || (obj->flags & OBJ_PINNED) || obj->pending_refs != 0)
         return;
     st__reg_remove(reg, obj);
 }
@@ -336,7 +363,7 @@ void st__reg_sweep(st__reg_t *reg)
 {
     for (uint32_t i = 0; i < reg->obj_hi; i++) {
         st__obj_t *obj = &reg->objs[i];
-        if (!obj->used || obj->fd < 0)
+        if (!obj->used || obj->fd < 0 || (obj->flags & ST__OBJ_PENDING))
             continue;
         st__fdinfo_t fi;
         if (st__prim_fd_stat(obj->fd, &fi) == 0 && fi.ino == obj->b &&
@@ -555,6 +582,94 @@ uint64_t st__reg_mapped_bytes(st__reg_t *reg, const st__obj_t *obj)
     return sum;
 }
 
+/* ---- pending identity ------------------------------------------------------------------------ */
+
+int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t **out)
+{
+    if (hint != NULL && hint->pending_refs == UINT8_MAX)
+        return -EBUSY;
+    st__obj_t *o = obj_alloc(reg, kind);
+    if (o == NULL)
+        return -ENOSPC;
+    o->flags = ST__OBJ_PENDING;
+    if (hint != NULL) {
+        o->hnext = (uint32_t)(hint - reg->objs) + 1;
+        hint->pending_refs++;
+    }
+    reg->n_pending++;
+    *out = o;
+    return 0;
+}
+
+st__obj_t *st__reg_pending_hint(st__reg_t *reg, const st__obj_t *pending)
+{
+    if (!(pending->flags & ST__OBJ_PENDING) || pending->hnext == 0)
+        return NULL;
+    return &reg->objs[pending->hnext - 1];
+}
+
+st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
+{
+    if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index[fd] == 0)
+        return NULL;
+    st__obj_t *o = &reg->objs[reg->fd_index[fd] - 1];
+    if (!o->used || o->fd != fd || (o->flags & ST__OBJ_PENDING))
+        return NULL;
+    return o;
+}
+
+bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
+{
+    return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
+           __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
+}
+
+void st__reg_merge_pending(st__reg_t *reg, st__obj_t *pending, st__obj_t *target)
+{
+    uint32_t tid = (uint32_t)(target - reg->objs);
+    uint8_t pinned = target->flags & OBJ_PINNED;
+    target->flags |= OBJ_PINNED; /* removing pending may drop the hint's last reference */
+    for (uint32_t id = pending->first; id != 0;) {
+        st__range_t *r = &reg->ranges[id - 1];
+        uint32_t next = r->next;
+        r->obj = tid;
+        r->next = target->first;
+        target->first = id;
+        target->nranges++;
+        notify(reg, target, ST__REG_MAPPED, r->start, r->len);
+        id = next;
+    }
+    target->flags |= pending->flags & (ST__OBJ_CREATOR | ST__OBJ_INHERITED);
+    if (pending->size > target->size)
+        target->size = pending->size;
+    pending->first = 0;
+    pending->nranges = 0;
+    st__reg_remove(reg, pending);
+    target->flags = (uint8_t)((target->flags & ~OBJ_PINNED) | pinned);
+}
+
+void st__reg_drop_pending(st__reg_t *reg, st__obj_t *pending)
+{
+    while (pending->used && pending->first != 0) {
+        const st__range_t *r = &reg->ranges[pending->first - 1];
+        st__reg_unmap(reg, r->start, r->len); /* the last one removes pending */
+    }
+    if (pending->used)
+        st__reg_remove(reg, pending);
+}
+
+void st__reg_set_resolver(st__reg_t *reg, void (*fn)(st__reg_t *reg, void *ctx), void *ctx)
+{
+    reg->resolver = fn;
+    reg->resolver_ctx = ctx;
+}
+
+void st__reg_resolve_all(st__reg_t *reg)
+{
+    if (reg->n_pending != 0 && reg->resolver != NULL)
+        reg->resolver(reg, reg->resolver_ctx);
+}
+
 /* ---- fork ------------------------------------------------------------------------------------ */
 
 void st__reg_fork_child(st__reg_t *reg, bool consistent)
@@ -569,6 +684,8 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent)
         uint32_t mo = reg->max_objs, mr = reg->max_ranges;
         st__reg_change_cb cb = reg->on_change;
         void *ctx = reg->change_ctx;
+        void (*resolver)(st__reg_t *, void *) = reg->resolver;
+        void *resolver_ctx = reg->resolver_ctx;
         st__prim_arena_unmap(arena, arena_len);
         if (st__reg_init(reg, mo, mr) != 0) {
             /* No arena: an empty registry that can hold nothing (st__reg_get says -ENOSPC). */
@@ -580,6 +697,8 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent)
         }
         reg->on_change = cb;
         reg->change_ctx = ctx;
+        reg->resolver = resolver;
+        reg->resolver_ctx = resolver_ctx;
         return;
     }
     for (uint32_t i = 0; i < reg->obj_hi; i++) {

@@ -43,13 +43,15 @@ enum {
     ST__OBJ_CLAIMED = 1u << 1,   /* importance set explicitly (API or SHMTRACK_IMPORTANCE) */
     ST__OBJ_INHERITED = 1u << 2, /* known from before a fork */
     ST__OBJ_UNTRUSTED = 1u << 3, /* mincore may report everything resident (see agent.c) */
+    ST__OBJ_PENDING = 1u << 4,   /* identity not resolved yet (see st__reg_add_pending) */
 };
 
 typedef struct st__obj {
     uint64_t a, b;      /* key */
     uint64_t size;      /* virtual size last seen (st_size or segment size) */
     int32_t importance; /* ST__IMPORTANCE_NONE unless claimed */
-    int32_t fd;         /* the fd this process created it through, -1 if none */
+    int32_t fd;         /* the fd this process created it through, -1 if none; for a pending
+                           object, the fd it was mapped from (a hint only) */
     uint32_t first;     /* first range id + 1, 0 when not mapped */
     uint32_t hnext;     /* hash chain: next object id + 1 */
     uint32_t nranges;
@@ -57,7 +59,7 @@ typedef struct st__obj {
     uint8_t kind;
     uint8_t flags; /* ST__OBJ_* */
     uint8_t used;
-    uint8_t pad;
+    uint8_t pending_refs; /* pending objects whose hint this is: kept while > 0 */
 } st__obj_t;
 
 typedef struct st__range {
@@ -89,12 +91,15 @@ typedef struct st__reg {
     char (*strings)[ST__REG_NAME_MAX];
     uint32_t max_objs, max_ranges, n_buckets, max_strings, max_fds;
     uint32_t n_objs, n_ranges, n_sorted, n_strings_used;
+    uint32_t n_pending;                         /* objects with ST__OBJ_PENDING */
     uint32_t obj_hi, range_hi, string_hi;       /* high-water marks of the arrays */
     uint32_t free_obj, free_range, free_string; /* free lists: id + 1 */
     /* lock-free bounds of all ranges for st__reg_may_overlap */
     uintptr_t lo, hi;
     st__reg_change_cb on_change;
     void *change_ctx;
+    void (*resolver)(struct st__reg *reg, void *ctx);
+    void *resolver_ctx;
 } st__reg_t;
 
 /* Reserves the arena for max_objs objects and max_ranges ranges (0: defaults 65536 / 131072).
@@ -171,6 +176,43 @@ size_t st__reg_bytes_per_object(const st__reg_t *reg);
 size_t st__reg_resident_bytes(const st__reg_t *reg);
 
 void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx);
+
+/* ---- pending identity ------------------------------------------------------------------------
+ *
+ * A shared mapping can be recorded before anyone knows which object it maps: the mmap hook then
+ * costs no system call. It becomes a *pending* object: a record with its exact ranges (partial
+ * munmap, mremap and MAP_FIXED replacement follow it like any other), its kind and creator flag,
+ * but no key: it is not in the hash, and changes to it raise no change callback (nothing was
+ * announced). Resolution (the hooks' resolver: PROCMAP_QUERY on one of its ranges) merges it into
+ * the object with the kernel's key through st__reg_merge_pending; a pending object whose ranges
+ * all go away first simply vanishes. hint, when not NULL, is the object the mapping is expected
+ * to belong to (the memfd created through the fd being mapped); it is kept in the registry until
+ * every pending object naming it is resolved or gone (at most 255 at a time).
+ */
+
+/* A pending object of this kind. -ENOSPC when full, -EBUSY when hint has 255 already.
+ * pre: locked */
+int st__reg_add_pending(st__reg_t *reg, uint8_t kind, st__obj_t *hint, st__obj_t **out);
+/* The hint given to st__reg_add_pending, or NULL. pre: locked */
+st__obj_t *st__reg_pending_hint(st__reg_t *reg, const st__obj_t *pending);
+/* Moves every range of pending to target (MAPPED callbacks), merges its CREATOR and INHERITED
+ * flags and its size (the larger one wins), and frees it. pre: locked, target not pending */
+void st__reg_merge_pending(st__reg_t *reg, st__obj_t *pending, st__obj_t *target);
+/* Forgets pending and its ranges without a callback (its identity could not be established).
+ * pre: locked */
+void st__reg_drop_pending(st__reg_t *reg, st__obj_t *pending);
+/* The object created through fd (st__reg_set_fd) if it still names fd, else NULL. No syscall:
+ * the caller must be ready for the fd to have been closed and reused. pre: locked */
+st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd);
+
+/* Whether fd may have been recorded with st__reg_set_fd. Lock-free (a relaxed load), may say yes
+ * wrongly; no means no. */
+bool st__reg_fd_maybe(const st__reg_t *reg, int fd);
+
+/* The function that resolves every pending object (set by the hooks; may be NULL), and a call to
+ * it when there is any pending object. pre: locked (for st__reg_resolve_all) */
+void st__reg_set_resolver(st__reg_t *reg, void (*fn)(st__reg_t *reg, void *ctx), void *ctx);
+void st__reg_resolve_all(st__reg_t *reg);
 
 static inline st__key_t st__key_shmem(uint8_t kind, uint32_t major, uint32_t minor, uint64_t ino)
 {

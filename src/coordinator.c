@@ -622,10 +622,14 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
             goto out;
     }
 
-    /* The agents count residency with mincore, which does not see tmpfs pages that
-     * posix_fallocate allocated and nobody wrote yet (PostgreSQL's DSM segments); the /proc scan
-     * measured fd-backed objects with cachestat, which does. Looked up before pass 2 adds any
-     * object, so the dump's index is built once. */
+    /* fd-backed objects: the agents measure them with cachestat when they can reach an fd of the
+     * object (held, or /proc/self/map_files with CAP_SYS_ADMIN) and then agree with the scan;
+     * without one (an unprivileged process that closed the fd, as PostgreSQL does with its DSM
+     * segments) they fall back to mincore, which misses tmpfs pages that posix_fallocate
+     * allocated and nobody wrote. The wire record cannot say which (ipc/wire.h has no flag for
+     * it), so the larger of the two figures is taken: equal when both are exact, the exact one
+     * when the agent's is a lower bound. Looked up before pass 2 adds any object, so the dump's
+     * index is built once. */
     for (size_t j = 0; j < used; j++) {
         mobj_t *m = &pool[j];
         st_kind_t kind = (st_kind_t)m->first->key.kind;

@@ -58,6 +58,11 @@ int st__prim_memfd_create(const char *name, unsigned int flags)
     return (int)syscall(SYS_memfd_create, name, flags);
 }
 
+int st__prim_ftruncate(int fd, off_t len)
+{
+    return (int)syscall(SYS_ftruncate, fd, len);
+}
+
 int st__prim_shmget(key_t key, size_t size, int flags)
 {
     return (int)syscall(SYS_shmget, key, size, flags);
@@ -170,6 +175,7 @@ int st__prim_fd_stat(int fd, st__fdinfo_t *out)
     memset(out, 0, sizeof(*out));
     out->ino = st.st_ino;
     out->size = (uint64_t)st.st_size;
+    out->blocks = (uint64_t)st.st_blocks * 512u;
     out->dev_major = major(st.st_dev);
     out->dev_minor = minor(st.st_dev);
     out->uid = st.st_uid;
@@ -240,6 +246,71 @@ int st__prim_fd_kind(int fd, int *kind, char *name, size_t len)
         copy_name(name, len, s, strlen(s));
     }
     return 0;
+}
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+
+/* include/uapi/linux/mman.h (6.5); Debian 12's headers predate it. */
+struct st_cachestat_range {
+    uint64_t off, len;
+};
+struct st_cachestat {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+
+int st__prim_cachestat(int fd, uint64_t *pages)
+{
+    struct st_cachestat_range range = {0, 0}; /* len 0: to the end of the file */
+    struct st_cachestat cs;
+    memset(&cs, 0, sizeof(cs));
+    if (syscall(__NR_cachestat, fd, &range, &cs, 0) < 0)
+        return -errno;
+    *pages = cs.nr_cache;
+    return 0;
+}
+
+struct st_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+int st__prim_each_fd(char *buf, size_t cap, int (*cb)(int fd, void *ctx), void *ctx)
+{
+    int dir = (int)raw(
+        syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0));
+    if (dir < 0)
+        return dir;
+    int rc = 0;
+    for (;;) {
+        long n = syscall(SYS_getdents64, dir, buf, cap);
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        for (long at = 0; at < n && rc == 0;) {
+            const struct st_dirent64 *d = (const struct st_dirent64 *)(buf + at);
+            at += d->d_reclen;
+            int fd = 0;
+            const char *c = d->d_name;
+            if (*c < '0' || *c > '9')
+                continue;
+            for (; *c >= '0' && *c <= '9'; c++)
+                fd = fd * 10 + (*c - '0');
+            if (fd != dir)
+                rc = cb(fd, ctx);
+        }
+        if (rc != 0)
+            break;
+    }
+    syscall(SYS_close, dir);
+    return rc;
 }
 
 int st__prim_ipc_ns(uint64_t *ino)

@@ -298,6 +298,119 @@ static void test_double_mapping(void **state)
     assert_int_equal(reg->n_objs, 0);
 }
 
+static int n_changes;
+static void count_change(const st__obj_t *obj, st__reg_change_t what, uint64_t start, uint64_t len,
+                         void *ctx)
+{
+    (void)obj;
+    (void)what;
+    (void)start;
+    (void)len;
+    (void)ctx;
+    n_changes++;
+}
+
+/* Pending objects (registry.h): ranges follow munmap and mremap before the identity is known, no
+ * change is reported for them, and a merge gives the keyed object exactly the kernel's VMAs. */
+static void test_pending(void **state)
+{
+    st__reg_t *reg = *state;
+    st__reg_set_change_cb(reg, count_change, NULL);
+    n_changes = 0;
+    char *p = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    st__obj_t *pend = NULL;
+    assert_int_equal(st__reg_add_pending(reg, ST_KIND_ANON, NULL, &pend), 0);
+    pend->flags |= ST__OBJ_CREATOR;
+    assert_int_equal(st__reg_map(reg, pend, (uintptr_t)p, 8 * PAGE, 0), 0);
+    assert_int_equal(reg->n_pending, 1);
+    /* a hole, then the head moved elsewhere */
+    assert_int_equal(munmap(p + 3 * PAGE, 2 * PAGE), 0);
+    st__reg_unmap(reg, (uintptr_t)p + 3 * PAGE, 2 * PAGE);
+    char *dst = mmap(NULL, 3 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(dst != MAP_FAILED); /* a place of our own to move to */
+    char *q = mremap(p, 3 * PAGE, 3 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+    assert_true(q != MAP_FAILED);
+    assert_int_equal(st__reg_mremap(reg, (uintptr_t)p, 3 * PAGE, (uintptr_t)q, 3 * PAGE,
+                                    MREMAP_MAYMOVE | MREMAP_FIXED),
+                     0);
+    assert_int_equal(n_changes, 0);
+    assert_int_equal(pend->nranges, 2);
+    /* resolve as the hooks do: the VMA's identity */
+    unsigned maj, min;
+    unsigned long ino;
+    maps_ident(q, &maj, &min, &ino);
+    st__key_t key = st__key_shmem(ST_KIND_ANON, maj, min, ino);
+    assert_null(st__reg_find(reg, &key));
+    st__obj_t *obj = NULL;
+    assert_int_equal(st__reg_get(reg, &key, &obj, NULL), 0);
+    n_changes = 0;
+    st__reg_merge_pending(reg, pend, obj);
+    assert_int_equal(n_changes, 2); /* one MAPPED per range */
+    assert_int_equal(reg->n_pending, 0);
+    assert_int_equal(reg->n_objs, 1);
+    assert_true(obj->flags & ST__OBJ_CREATOR);
+    check_obj(reg, &key, maj, min, ino);
+    munmap(q, 3 * PAGE);
+    munmap(p + 5 * PAGE, 3 * PAGE);
+    st__reg_unmap(reg, (uintptr_t)q, 3 * PAGE);
+    st__reg_unmap(reg, (uintptr_t)p + 5 * PAGE, 3 * PAGE);
+    assert_int_equal(reg->n_objs, 0);
+
+    /* unmapped before resolution: gone without a trace; dropped: the same */
+    n_changes = 0;
+    p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_int_equal(st__reg_add_pending(reg, ST_KIND_ANON, NULL, &pend), 0);
+    assert_int_equal(st__reg_map(reg, pend, (uintptr_t)p, 2 * PAGE, 0), 0);
+    st__reg_unmap(reg, (uintptr_t)p, 2 * PAGE);
+    assert_int_equal(reg->n_objs, 0);
+    assert_int_equal(reg->n_pending, 0);
+    assert_int_equal(st__reg_add_pending(reg, ST_KIND_ANON, NULL, &pend), 0);
+    assert_int_equal(st__reg_map(reg, pend, (uintptr_t)p, 2 * PAGE, 0), 0);
+    st__reg_drop_pending(reg, pend);
+    assert_int_equal(reg->n_objs, 0);
+    assert_int_equal(reg->n_ranges, 0);
+    assert_int_equal(n_changes, 0);
+    munmap(p, 2 * PAGE);
+
+    /* a hint stays while a pending mapping names it, even when its fd number is reused */
+    int fd = memfd_create("hint", 0);
+    assert_int_equal(ftruncate(fd, PAGE), 0);
+    st__fdinfo_t fi;
+    assert_int_equal(st__prim_fd_stat(fd, &fi), 0);
+    key = st__key_shmem(ST_KIND_MEMFD, fi.dev_major, fi.dev_minor, fi.ino);
+    assert_int_equal(st__reg_get(reg, &key, &obj, NULL), 0);
+    st__reg_set_fd(reg, obj, fd);
+    assert_ptr_equal(st__reg_fd_object(reg, fd), obj);
+    assert_true(st__reg_fd_maybe(reg, fd));
+    p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_int_equal(st__reg_add_pending(reg, ST_KIND_MEMFD, obj, &pend), 0);
+    assert_int_equal(st__reg_map(reg, pend, (uintptr_t)p, PAGE, 0), 0);
+    assert_ptr_equal(st__reg_pending_hint(reg, pend), obj);
+    assert_int_equal(obj->pending_refs, 1);
+    close(fd);
+    int fd2 = memfd_create("hint-2", 0);
+    assert_int_equal(fd2, fd);
+    st__fdinfo_t fi2;
+    assert_int_equal(st__prim_fd_stat(fd2, &fi2), 0);
+    st__key_t key2 = st__key_shmem(ST_KIND_MEMFD, fi2.dev_major, fi2.dev_minor, fi2.ino);
+    st__obj_t *obj2 = NULL;
+    assert_int_equal(st__reg_get(reg, &key2, &obj2, NULL), 0);
+    st__reg_set_fd(reg, obj2, fd2);
+    assert_ptr_equal(st__reg_find(reg, &key), obj); /* kept: the pending mapping names it */
+    assert_int_equal(obj->fd, -1);
+    st__reg_merge_pending(reg, pend, obj);
+    assert_int_equal(obj->pending_refs, 0);
+    check_obj(reg, &key, fi.dev_major, fi.dev_minor, fi.ino);
+    munmap(p, PAGE);
+    st__reg_unmap(reg, (uintptr_t)p, PAGE);
+    assert_null(st__reg_find(reg, &key)); /* no mapping, no fd: gone */
+    close(fd2);
+    st__reg_sweep(reg);
+    assert_int_equal(reg->n_objs, 0);
+    st__reg_set_change_cb(reg, NULL, NULL);
+}
+
 /* An object created through an fd stays while the fd is open, and leaves when it is closed and the
  * last mapping goes. */
 static void test_fd_held(void **state)
@@ -622,6 +735,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mremap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_double_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sysv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted_guard, setup, teardown),
