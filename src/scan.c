@@ -978,60 +978,13 @@ static int cmp_order(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-enum { MAX_THREADS = 8 };
-
-static size_t n_threads(const scan_t *s, size_t work);
-static void run_threads(void *(*fn)(void *), void *args, size_t size, size_t n);
-
-/* What emit() has put in the dump, for the threads that add the holders. */
-typedef struct emitted {
-    const scan_t *s;
-    st_process_dump_t **pds;
-    const order_t *order;
-    const st_object_info_t *infos;
-    const size_t *owners;
-    size_t n;
-} emitted_t;
-
-typedef struct holder_job {
-    const emitted_t *e;
-    size_t part, parts; /* this thread adds the holders of processes part, part + parts, ... */
-    int rc;
-} holder_job_t;
-
-/* Adds the holder nodes and edges of this job's processes, object by object in global order:
- * each process dump gets its holders in the order one thread would add them. Process dumps are
- * independent in the model (its shared entry pool has a lock), so jobs of different processes
- * run at once. */
-static void *add_holders(void *arg)
-{
-    holder_job_t *j = arg;
-    const emitted_t *e = j->e;
-    const scan_t *s = e->s;
-    for (size_t k = 0; k < e->n && j->rc == 0; k++) {
-        const obj_t *o = &s->objs[e->order[k].obj];
-        for (size_t i = 0; i < o->n_holders && j->rc == 0; i++) {
-            const holder_t *h = &o->holders[i];
-            if (h->proc % j->parts != j->part)
-                continue;
-            int importance = (s->o->policy == ST_POLICY_CREATOR && i == e->owners[k]) ? 2 : 0;
-            j->rc =
-                st_process_add_holder(e->pds[h->proc], &e->infos[k], h->mapped, importance, NULL);
-        }
-    }
-    return NULL;
-}
-
 /* Writes processes, measured objects and holders into the dump. Objects go in the order of their
- * global node names ("global/<guid hex>"), so st_dump_sort finds them sorted. The global nodes
- * are added by one thread, the holders by a few (add_holders). */
+ * global node names ("global/<guid hex>"), so st_dump_sort finds them sorted. */
 static int emit(scan_t *s)
 {
     int rc = 0;
     int lowest = 0;
     order_t *order = NULL;
-    st_object_info_t *infos = NULL;
-    size_t *owners = NULL;
     st_process_dump_t **pds = calloc(s->n_procs ? s->n_procs : 1, sizeof(*pds));
     if (pds == NULL)
         return -ENOMEM;
@@ -1056,14 +1009,9 @@ static int emit(scan_t *s)
         if (s->objs[oi].measured)
             order[n++] = (order_t){st_guid_global(s->objs[oi].key), oi};
     qsort(order, n, sizeof(*order), cmp_order);
-    if ((infos = malloc((n ? n : 1) * sizeof(*infos))) == NULL ||
-        (owners = malloc((n ? n : 1) * sizeof(*owners))) == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
     for (size_t k = 0; k < n; k++) {
         obj_t *o = &s->objs[order[k].obj];
-        infos[k] = (st_object_info_t){
+        st_object_info_t info = {
             .key = o->key,
             .kind = o->kind,
             .name = o->name,
@@ -1076,24 +1024,19 @@ static int emit(scan_t *s)
         size_t owner = o->n_holders ? owner_of(s, o) : 0;
         int carrier = o->n_holders ? s->procs[o->holders[owner].proc].pid : lowest;
         st_node_t *g = NULL;
-        owners[k] = owner;
-        if ((rc = st_dump_add_object(s->dump, &infos[k], carrier, &g)) < 0 ||
+        if ((rc = st_dump_add_object(s->dump, &info, carrier, &g)) < 0 ||
             (rc = st_node_set_string(g, "residency_source",
                                      st_residency_source_name(o->res.source))) < 0)
             goto out;
+        for (size_t i = 0; i < o->n_holders; i++) {
+            holder_t *h = &o->holders[i];
+            int importance = (s->o->policy == ST_POLICY_CREATOR && i == owner) ? 2 : 0;
+            if ((rc = st_process_add_holder(pds[h->proc], &info, h->mapped, importance, NULL)) < 0)
+                goto out;
+        }
     }
-    emitted_t e = {s, pds, order, infos, owners, n};
-    holder_job_t jobs[MAX_THREADS];
-    size_t nt = n_threads(s, s->n_procs);
-    for (size_t i = 0; i < nt; i++)
-        jobs[i] = (holder_job_t){&e, i, nt, 0};
-    run_threads(add_holders, jobs, sizeof(jobs[0]), nt);
-    for (size_t i = 0; i < nt && rc == 0; i++)
-        rc = jobs[i].rc;
 out:
     free(order);
-    free(infos);
-    free(owners);
     free(pds);
     return rc;
 }
@@ -1249,6 +1192,8 @@ static void scan_free(scan_t *s)
 /* How many threads read processes and measure objects: opts->threads, or (0) one per online CPU
  * up to 4. Fewer when there is little to do: a thread costs about as much as reading a few
  * processes. The output does not depend on it (see read_all and measure_all). */
+enum { MAX_THREADS = 8 };
+
 static size_t n_threads(const scan_t *s, size_t work)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
