@@ -305,6 +305,10 @@ int main(int argc, char **argv)
     int ok = 1;
     print_load("before");
     for (int r = 0; r < rounds && ok; r++) {
+        /* each tool writes a new file every round, as in the first: shmtrack fsyncs a trace
+         * that replaces a non-empty file, and smem would truncate its old output */
+        unlink(trace);
+        unlink(smem_out);
         double a1 = run(scan_argv, NULL), b1 = run(smem_argv, smem_out);
         if (a1 < 0 || b1 < 0) {
             ok = 0;
