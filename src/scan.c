@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +59,8 @@ typedef struct proc {
     st_totals_t totals;
     uint64_t ipcns; /* read when the first SysV mapping is seen */
     bool have_ipcns;
+    uint64_t mntns; /* read when the first file needs its filesystem looked up */
+    bool have_mntns;
     vma_ref_t *vmas;
     size_t n_vmas, cap_vmas;
     bool smaps_read;
@@ -86,6 +89,9 @@ typedef struct obj {
     bool measured;
     st_residency_t res;
     uint64_t lb_rss, lb_swap, lb_virt; /* smaps lower bound inputs */
+    bool lb_needed;                    /* no exact way: the lower bound, taken after measuring */
+    int lb_denied;                     /* why (an errno), or 0: another IPC namespace */
+    int mrc;                           /* < 0: every way to it vanished (left out) */
 } obj_t;
 
 enum { FS_OTHER, FS_TMPFS, FS_HUGETLBFS };
@@ -118,14 +124,21 @@ typedef struct scan {
     st_sysv_seg_t *segs;
     size_t n_segs, cap_segs;
     bool segs_read;
+    pthread_mutex_t mnt_lock; /* mnts, shared by the reading threads */
+    /* fds of measured objects not yet closed, from every measuring thread (their numbers
+     * interleave, so only together do they form runs): closed in runs with one close_range each */
+    pthread_mutex_t close_lock;
+    int closing[256];
+    size_t n_closing;
+} scan_t;
+
+/* What one measuring thread keeps to itself. */
+typedef struct meas {
+    scan_t *s;
     /* the last /proc/PID/map_files and /proc/PID/fd directories opened (objects are measured in
      * roughly the order their first holder introduced them, so one entry each hits often) */
     int dir_pid[2], dir_fd[2];
-    st_procfs_buf_t buf; /* one read buffer for every /proc file of the scan */
-    /* fds of measured objects not yet closed: closed in runs with one close_range each */
-    int closing[64];
-    size_t n_closing;
-} scan_t;
+} meas_t;
 
 static bool gone(int rc)
 {
@@ -250,18 +263,20 @@ static holder_t *obj_holder(obj_t *o, size_t proc)
 
 static int mounts_load(scan_t *s, int pidfd, uint64_t ns, mount_ns_t **out);
 
-static int fs_of(scan_t *s, int pid, int pidfd, unsigned major, unsigned minor, int *fs)
+static int fs_of(scan_t *s, proc_t *p, int pidfd, unsigned major, unsigned minor, int *fs)
 {
-    uint64_t ns = 0;
     mount_ns_t *m = NULL;
-    int rc = st_procfs_ns_inode_at(pidfd, "mnt", &ns);
-    if (rc < 0)
+    int rc = 0;
+    if (!p->have_mntns && (rc = st_procfs_ns_inode_at(pidfd, "mnt", &p->mntns)) < 0)
         return rc;
+    p->have_mntns = true;
+    uint64_t ns = p->mntns;
+    pthread_mutex_lock(&s->mnt_lock);
     for (size_t i = 0; i < s->n_mnts; i++)
         if (s->mnts[i].ns == ns)
             m = &s->mnts[i];
     if (m == NULL && (rc = mounts_load(s, pidfd, ns, &m)) < 0)
-        return rc;
+        goto out;
     *fs = FS_OTHER;
     for (size_t i = 0; i < m->n; i++) {
         if (m->ents[i].major == major && m->ents[i].minor == minor) {
@@ -269,7 +284,9 @@ static int fs_of(scan_t *s, int pid, int pidfd, unsigned major, unsigned minor, 
             break;
         }
     }
-    return 0;
+out:
+    pthread_mutex_unlock(&s->mnt_lock);
+    return rc;
 }
 
 static int mount_cb(unsigned major, unsigned minor, const char *fstype, const char *mountpoint,
@@ -287,8 +304,9 @@ static int mount_cb(unsigned major, unsigned minor, const char *fstype, const ch
     return 0;
 }
 
-/* Reads mountinfo into a buffer of its own: it runs while s->buf may hold the maps text being
- * parsed (a lookup from vma_cb), and happens once per mount namespace. */
+/* Reads mountinfo into a buffer of its own: it runs while the reader's buffer may hold the maps
+ * text being parsed (a lookup from vma_cb), and happens once per mount namespace. Called with
+ * s->mnt_lock held. */
 static int mounts_load(scan_t *s, int pidfd, uint64_t ns, mount_ns_t **out)
 {
     st_procfs_buf_t buf = {NULL, 0};
@@ -320,7 +338,7 @@ static bool starts_with(const char *s, const char *prefix)
 
 /* The kind of a shared file mapping or an fd target (path without " (deleted)"), or 1 when it is
  * not shared memory (a regular file on a disk). */
-static int classify(scan_t *s, int pid, int pidfd, const char *path, bool deleted, unsigned major,
+static int classify(scan_t *s, proc_t *p, int pidfd, const char *path, bool deleted, unsigned major,
                     unsigned minor, uint64_t page_size, st_kind_t *kind)
 {
     bool on_shm = s->have_shm_dev && major == s->shm_major && minor == s->shm_minor;
@@ -347,7 +365,7 @@ static int classify(scan_t *s, int pid, int pidfd, const char *path, bool delete
         return 0;
     }
     int fs = FS_OTHER;
-    int rc = fs_of(s, pid, pidfd, major, minor, &fs);
+    int rc = fs_of(s, p, pidfd, major, minor, &fs);
     if (rc < 0)
         return rc;
     if (fs == FS_TMPFS) {
@@ -371,8 +389,9 @@ typedef struct pread {
     size_t n_recs, cap_recs;
     char *names; /* the records' names, NUL-separated; reused from process to process */
     size_t names_len, names_cap;
-    int err;          /* first error from a callback */
-    const char *what; /* the file the callback failed on, or NULL */
+    int err;             /* first error from a callback */
+    const char *what;    /* the file the callback failed on, or NULL */
+    st_procfs_buf_t buf; /* one read buffer for every /proc file this reader reads */
 } pread_t;
 
 static int add_rec(pread_t *r, st_kind_t kind, const char *path, unsigned major, unsigned minor,
@@ -410,7 +429,7 @@ static int vma_cb(const st_vma_t *vma, void *arg)
 {
     pread_t *r = arg;
     st_kind_t kind;
-    int rc = classify(r->s, r->p->pid, r->pidfd, vma->path, vma->deleted, vma->major, vma->minor,
+    int rc = classify(r->s, r->p, r->pidfd, vma->path, vma->deleted, vma->major, vma->minor,
                       vma->page_size, &kind);
     if (rc == 1)
         return 0;
@@ -429,7 +448,7 @@ static int fd_cb(const st_fd_info_t *fd, void *arg)
         return 0;
     unsigned major = major(fd->st.st_dev), minor = minor(fd->st.st_dev);
     st_kind_t kind;
-    int rc = classify(r->s, r->p->pid, r->pidfd, fd->target, fd->deleted, major, minor, 0, &kind);
+    int rc = classify(r->s, r->p, r->pidfd, fd->target, fd->deleted, major, minor, 0, &kind);
     if (rc == 1 || (rc == 0 && kind == ST_KIND_SYSV))
         return 0;
     if (rc == 0)
@@ -452,6 +471,7 @@ static void free_recs(pread_t *r)
 {
     free(r->recs);
     free(r->names);
+    st_procfs_buf_free(&r->buf);
     r->recs = NULL;
     r->names = NULL;
     r->n_recs = r->cap_recs = r->names_len = r->names_cap = 0;
@@ -463,7 +483,7 @@ static void free_recs(pread_t *r)
 static int read_proc(pread_t *r, const char **what)
 {
     proc_t *p = r->p;
-    st_procfs_buf_t *buf = &r->s->buf;
+    st_procfs_buf_t *buf = &r->buf;
     int rc;
     *what = "";
     if ((rc = st_procfs_open_pid(p->pid)) < 0)
@@ -768,7 +788,8 @@ static int try_path(scan_t *s, obj_t *o, const char *path)
 static int cmp_int(const void *a, const void *b);
 
 /* Closes the deferred fds: each run of consecutive numbers with one close_range (every number in
- * a run is an fd this scan opened and still owns, so nothing else is closed). */
+ * a run is an fd this scan opened and still owns, so nothing else is closed). Called with
+ * s->close_lock held, or after the measuring threads are done. */
 static void close_deferred(scan_t *s)
 {
     size_t n = s->n_closing;
@@ -789,42 +810,60 @@ static void close_deferred(scan_t *s)
  * object was a fifth of the measuring syscalls. */
 static void close_later(scan_t *s, int fd)
 {
+    pthread_mutex_lock(&s->close_lock);
     if (s->n_closing == sizeof(s->closing) / sizeof(s->closing[0]))
         close_deferred(s);
     s->closing[s->n_closing++] = fd;
+    pthread_mutex_unlock(&s->close_lock);
 }
 
 /* Opens name under dirfd to measure an object; when out of fds, the deferred ones go first. */
 static int open_object(scan_t *s, int dirfd, const char *name)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && s->n_closing > 0) {
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        pthread_mutex_lock(&s->close_lock);
         close_deferred(s);
+        pthread_mutex_unlock(&s->close_lock);
         fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     }
     return fd < 0 ? -errno : fd;
 }
 
 /* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) through a cached directory fd. */
-static int try_in(scan_t *s, obj_t *o, int pid, int dir, const char *name)
+static int try_in(meas_t *m, obj_t *o, int pid, int dir, const char *name)
 {
-    if (s->dir_pid[dir] != pid) {
+    if (m->dir_pid[dir] != pid) {
         char path[64];
-        if (s->dir_fd[dir] >= 0)
-            close(s->dir_fd[dir]);
+        if (m->dir_fd[dir] >= 0)
+            close(m->dir_fd[dir]);
         snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir == 0 ? "map_files" : "fd");
-        s->dir_fd[dir] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        s->dir_pid[dir] = pid;
+        m->dir_fd[dir] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        m->dir_pid[dir] = pid;
     }
-    if (s->dir_fd[dir] < 0)
+    if (m->dir_fd[dir] < 0)
         return -errno;
     st_residency_t r;
-    int fd = open_object(s, s->dir_fd[dir], name);
+    int fd = open_object(m->s, m->dir_fd[dir], name);
     if (fd < 0)
         return fd;
-    int rc = st_residency_measure_fd(fd, s->o->residency_method, &r);
-    close_later(s, fd);
+    int rc = st_residency_measure_fd(fd, m->s->o->residency_method, &r);
+    close_later(m->s, fd);
     return keep(o, rc, &r);
+}
+
+static void meas_init(meas_t *m, scan_t *s)
+{
+    memset(m, 0, sizeof(*m));
+    m->s = s;
+    m->dir_fd[0] = m->dir_fd[1] = -1;
+}
+
+static void meas_done(meas_t *m)
+{
+    for (int i = 0; i < 2; i++)
+        if (m->dir_fd[i] >= 0)
+            close(m->dir_fd[i]);
 }
 
 /* Records the outcome of one attempt: permission refusals and vanished ways are told apart. */
@@ -838,10 +877,13 @@ static void note(int rc, int *denied, int *vanished)
         *denied = rc; /* an error we cannot explain: not exact, so a lower bound */
 }
 
-/* Measures o exactly if any way to it is permitted, else falls back to the smaps lower bound.
- * Returns -ENOENT/-ESRCH/-ESTALE when every way to it vanished (the object is then left out). */
-static int measure(scan_t *s, obj_t *o)
+/* Measures o exactly if any way to it is permitted, else marks it for the smaps lower bound
+ * (o->lb_needed, taken by lower_bound() after every thread is done: it reads other objects'
+ * mappers). Returns -ENOENT/-ESRCH/-ESTALE when every way to it vanished (the object is then left
+ * out), -ENOMEM. Touches nothing but o and m, so threads may measure different objects at once. */
+static int measure(meas_t *m, obj_t *o)
 {
+    scan_t *s = m->s;
     char path[128];
     int denied = 0, vanished = 0;
     if (o->kind == ST_KIND_SYSV && o->sysv_ns == s->self_ipcns && s->segs_read) {
@@ -864,11 +906,11 @@ static int measure(scan_t *s, obj_t *o)
         int pid = s->procs[h->proc].pid;
         if (h->n_vmas > 0) {
             snprintf(path, sizeof(path), "%" PRIx64 "-%" PRIx64, h->start, h->end);
-            note(try_in(s, o, pid, 0, path), &denied, &vanished);
+            note(try_in(m, o, pid, 0, path), &denied, &vanished);
         }
         if (!o->measured && h->fd >= 0) {
             snprintf(path, sizeof(path), "%d", h->fd);
-            note(try_in(s, o, pid, 1, path), &denied, &vanished);
+            note(try_in(m, o, pid, 1, path), &denied, &vanished);
         }
     }
     if (!o->measured && o->path == NULL && o->kind == ST_KIND_POSIX && o->name != NULL &&
@@ -880,7 +922,16 @@ static int measure(scan_t *s, obj_t *o)
         return 0;
     if (denied == 0 && !(o->kind == ST_KIND_SYSV && o->sysv_ns != s->self_ipcns))
         return vanished ? vanished : -ENOENT;
-    /* Lower bound: the largest single VMA's Rss/Swap among its mappers. */
+    o->lb_needed = true;
+    o->lb_denied = denied;
+    return 0;
+}
+
+/* The smaps lower bound of an object measure() could not measure exactly: the largest single
+ * VMA's Rss/Swap among its mappers, and a warning naming it. */
+static void lower_bound(scan_t *s, obj_t *o)
+{
+    int denied = o->lb_denied;
     for (size_t i = 0; i < o->n_holders; i++)
         if (o->holders[i].n_vmas > 0)
             load_smaps(s, &s->procs[o->holders[i].proc]);
@@ -894,7 +945,6 @@ static int measure(scan_t *s, obj_t *o)
                         "scan: %s: residency could not be measured exactly (%s); size is a lower "
                         "bound: the largest Rss of one VMA mapping it (smaps)",
                         o->key, denied ? strerror(-denied) : "not in the scanner's IPC namespace");
-    return 0;
 }
 
 /* ---- ownership and output ---- */
@@ -1135,11 +1185,188 @@ static void scan_free(scan_t *s)
         free(s->mnts[i].ents);
     free(s->mnts);
     free(s->segs);
-    st_procfs_buf_free(&s->buf);
+}
+
+/* ---- threads ---- */
+
+/* How many threads read processes and measure objects: opts->threads, or (0) one per online CPU
+ * up to 4. Fewer when there is little to do: a thread costs about as much as reading a few
+ * processes. The output does not depend on it (see read_all and measure_all). */
+enum { MAX_THREADS = 8 };
+
+static size_t n_threads(const scan_t *s, size_t work)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n = s->o->threads > 0 ? s->o->threads : cpus > 4 ? 4 : cpus > 1 ? (size_t)cpus : 1;
+    size_t most = work / 16 > 1 ? work / 16 : 1;
+    if (n > MAX_THREADS)
+        n = MAX_THREADS;
+    return n < most ? n : most;
+}
+
+/* Runs fn(arg[i]) for i < n, arg[0] on the calling thread and the others on threads of their
+ * own. If a thread cannot be started, its share runs here after the others. */
+static void run_threads(void *(*fn)(void *), void *args, size_t size, size_t n)
+{
+    pthread_t tid[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (size_t i = 1; i < n && i < MAX_THREADS; i++)
+        started[i] = pthread_create(&tid[i], NULL, fn, (char *)args + i * size) == 0;
+    fn(args);
+    for (size_t i = 1; i < n && i < MAX_THREADS; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            fn((char *)args + i * size);
+    }
+}
+
+/* One process as a reading thread left it, for read_all to commit in pid order. */
+typedef struct slot {
+    proc_t p;
+    rec_t *recs;
+    size_t n_recs;
+    char *names;
+    int rc;
+    const char *what;
+} slot_t;
+
+typedef struct reader {
+    scan_t *s;
+    const int *pids;
+    slot_t *slots;
+    size_t n;
+    size_t *next; /* the next pid index to read, shared by the threads */
+} reader_t;
+
+/* A reading thread: takes pids one at a time and reads each whole into its slot. */
+static void *read_worker(void *arg)
+{
+    reader_t *w = arg;
+    pread_t r;
+    memset(&r, 0, sizeof(r));
+    r.s = w->s;
+    r.pidfd = -1;
+    for (;;) {
+        size_t i = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
+        if (i >= w->n)
+            break;
+        slot_t *sl = &w->slots[i];
+        sl->p.pid = w->pids[i];
+        r.p = &sl->p;
+        reset_recs(&r);
+        sl->rc = read_proc(&r, &sl->what);
+        if (sl->rc == 0) { /* the slot takes the records; the next process starts afresh */
+            sl->recs = r.recs;
+            sl->n_recs = r.n_recs;
+            sl->names = r.names;
+            r.recs = NULL;
+            r.names = NULL;
+            r.cap_recs = r.names_cap = 0;
+        }
+    }
+    free_recs(&r);
+    return NULL;
+}
+
+/* Reads every pid (in parallel), then commits them in pid order, so the objects' order and
+ * everything after it are those of a single-threaded scan. */
+static int read_all(scan_t *s, const int *pids, size_t n_pids, int *refused)
+{
+    int rc = 0;
+    size_t next = 0, nt = n_threads(s, n_pids);
+    reader_t w[MAX_THREADS];
+    slot_t *slots = calloc(n_pids ? n_pids : 1, sizeof(*slots));
+    if (slots == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < nt; i++)
+        w[i] = (reader_t){s, pids, slots, n_pids, &next};
+    run_threads(read_worker, w, sizeof(w[0]), nt);
+    for (size_t i = 0; i < n_pids; i++) {
+        slot_t *sl = &slots[i];
+        if (sl->rc == -ENOMEM) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (sl->rc == 1)
+            continue;
+        if (sl->rc < 0) {
+            char path[64];
+            snprintf(path, sizeof(path), "/proc/%d/%s", sl->p.pid, sl->what);
+            st_dump_add_problem(s->dump, sl->p.pid, path, -sl->rc);
+            if (!gone(sl->rc))
+                *refused = sl->rc;
+            continue;
+        }
+        pread_t r;
+        memset(&r, 0, sizeof(r));
+        r.p = &sl->p;
+        r.recs = sl->recs;
+        r.n_recs = sl->n_recs;
+        r.names = sl->names;
+        if ((rc = commit_proc(s, &r)) < 0)
+            goto out;
+    }
+out:
+    for (size_t i = 0; i < n_pids; i++) {
+        free(slots[i].recs);
+        free(slots[i].names);
+    }
+    free(slots);
+    return rc;
+}
+
+typedef struct measurer {
+    meas_t m;
+    size_t *next; /* the next chunk of objects to measure, shared by the threads */
+} measurer_t;
+
+enum { MEASURE_CHUNK = 32 };
+
+/* A measuring thread: takes runs of consecutive objects (consecutive objects mostly share their
+ * first holder, whose map_files directory the thread then keeps open). */
+static void *measure_worker(void *arg)
+{
+    measurer_t *w = arg;
+    scan_t *s = w->m.s;
+    for (;;) {
+        size_t first = __atomic_fetch_add(w->next, MEASURE_CHUNK, __ATOMIC_RELAXED);
+        if (first >= s->n_objs)
+            break;
+        size_t end = first + MEASURE_CHUNK < s->n_objs ? first + MEASURE_CHUNK : s->n_objs;
+        for (size_t i = first; i < end; i++)
+            s->objs[i].mrc = measure(&w->m, &s->objs[i]);
+    }
+    meas_done(&w->m);
+    return NULL;
+}
+
+/* Measures every object (in parallel), then, in object order, takes the lower bounds and records
+ * what could not be measured: the dump's warnings and problems come out as a single thread
+ * would write them. */
+static int measure_all(scan_t *s)
+{
+    size_t next = 0, nt = n_threads(s, s->n_objs / 8);
+    measurer_t w[MAX_THREADS];
+    for (size_t i = 0; i < nt; i++) {
+        meas_init(&w[i].m, s);
+        w[i].next = &next;
+    }
+    run_threads(measure_worker, w, sizeof(w[0]), nt);
     close_deferred(s);
-    for (int i = 0; i < 2; i++)
-        if (s->dir_fd[i] >= 0)
-            close(s->dir_fd[i]);
+    for (size_t i = 0; i < s->n_objs; i++) {
+        obj_t *o = &s->objs[i];
+        if (o->mrc == -ENOMEM)
+            return -ENOMEM;
+        if (o->lb_needed)
+            lower_bound(s, o);
+        if (o->mrc < 0) {
+            char what[ST_KEY_MAX + 16];
+            snprintf(what, sizeof(what), "object %s", o->key);
+            st_dump_add_problem(s->dump, 0, what, -o->mrc);
+        }
+    }
+    return 0;
 }
 
 /* Whether pids are all processes but the scanner (then /dev/shm needs no outside check). */
@@ -1169,7 +1396,6 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
     memset(&s, 0, sizeof(s));
     s.o = opts;
     s.dump = dump;
-    s.dir_fd[0] = s.dir_fd[1] = -1;
     int rc = 0, refused = 0;
     int *pids = NULL;
     if (n_pids > 0) {
@@ -1178,42 +1404,14 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
         memcpy(pids, pids_in, n_pids * sizeof(int));
         qsort(pids, n_pids, sizeof(int), cmp_int);
     }
+    pthread_mutex_init(&s.mnt_lock, NULL);
+    pthread_mutex_init(&s.close_lock, NULL);
     probe_shm_dev(&s);
     if ((rc = st_procfs_ns_inode(0, "ipc", &s.self_ipcns)) < 0)
         goto out;
 
-    pread_t r;
-    memset(&r, 0, sizeof(r));
-    r.s = &s;
-    r.pidfd = -1;
-    for (size_t i = 0; i < n_pids; i++) {
-        proc_t p;
-        memset(&p, 0, sizeof(p));
-        p.pid = pids[i];
-        r.p = &p;
-        reset_recs(&r);
-        const char *what = "";
-        rc = read_proc(&r, &what);
-        if (rc == -ENOMEM) {
-            free_recs(&r);
-            goto out;
-        }
-        if (rc == 1)
-            continue;
-        if (rc < 0) {
-            char path[64];
-            snprintf(path, sizeof(path), "/proc/%d/%s", p.pid, what);
-            st_dump_add_problem(dump, p.pid, path, -rc);
-            if (!gone(rc))
-                refused = rc;
-            continue;
-        }
-        if ((rc = commit_proc(&s, &r)) < 0) {
-            free_recs(&r);
-            goto out;
-        }
-    }
-    free_recs(&r);
+    if ((rc = read_all(&s, pids, n_pids, &refused)) < 0)
+        goto out;
     if (s.n_procs == 0 && n_pids > 0) {
         rc = refused ? refused : -ESRCH; /* e.g. -EACCES: none of them is ours to read */
         goto out;
@@ -1225,19 +1423,14 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
             (rc = add_unheld_devshm(&s, is_subset(pids, n_pids))) < 0)
             goto out;
     }
-    for (size_t i = 0; i < s.n_objs; i++) {
-        obj_t *o = &s.objs[i];
-        int mrc = measure(&s, o);
-        if (mrc < 0) {
-            char what[ST_KEY_MAX + 16];
-            snprintf(what, sizeof(what), "object %s", o->key);
-            st_dump_add_problem(dump, 0, what, -mrc);
-        }
-    }
+    if ((rc = measure_all(&s)) < 0)
+        goto out;
     rc = emit(&s);
 out:
     free(pids);
     scan_free(&s);
+    pthread_mutex_destroy(&s.mnt_lock);
+    pthread_mutex_destroy(&s.close_lock);
     return rc;
 }
 

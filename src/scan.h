@@ -60,6 +60,9 @@ typedef struct st_scan_options {
     bool include_unheld;    /* unattached SysV and unheld /dev/shm files (default true) */
     const char *devshm_dir; /* default "/dev/shm" */
     uint64_t dump_id;       /* for st_scan_trace; default 1 */
+    unsigned
+        threads; /* threads that read processes and measure objects; 0 (default): one per
+                    online CPU, at most 4; at most 8. The dump is the same whatever the number. */
 } st_scan_options_t;
 
 /* Defaults: all processes, creator policy, ST_MAPS_AUTO, ST_RESIDENCY_AUTO, include_unheld. */

@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1160,20 +1161,31 @@ typedef struct buf {
     bool nomem;
 } buf_t;
 
+/* Room for len more bytes (and a NUL) at b->p + b->n, or false (and b->nomem) when there is
+ * no memory for it. */
+static bool reserve(buf_t *b, size_t len)
+{
+    if (b->n + len + 1 <= b->cap && !b->nomem)
+        return true;
+    if (b->nomem)
+        return false;
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap < b->n + len + 1)
+        ncap *= 2;
+    char *p = realloc(b->p, ncap);
+    if (p == NULL) {
+        b->nomem = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = ncap;
+    return true;
+}
+
 static void put(buf_t *b, const char *s, size_t len)
 {
-    if (b->n + len + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->n + len + 1)
-            ncap *= 2;
-        char *p = b->nomem ? NULL : realloc(b->p, ncap);
-        if (p == NULL) {
-            b->nomem = true;
-            return;
-        }
-        b->p = p;
-        b->cap = ncap;
-    }
+    if (!reserve(b, len))
+        return;
     memcpy(b->p + b->n, s, len);
     b->n += len;
 }
@@ -1201,6 +1213,19 @@ static void put_str(buf_t *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t run = 0, i = 0; /* run: bytes before p[i] still to copy as they are */
+    while (plain_ascii[p[i]])
+        i++;
+    if (p[i] == 0) { /* the common case: nothing to escape, one copy */
+        if (reserve(b, i + 2)) {
+            char *o = b->p + b->n;
+            o[0] = '"';
+            memcpy(o + 1, p, i);
+            o[i + 1] = '"';
+            b->n += i + 2;
+        }
+        return;
+    }
+    i = 0;
     put(b, "\"", 1);
     while (p[i]) {
         /* the common case first: a run of printable ASCII that needs no escape */
@@ -1328,9 +1353,13 @@ static void put_node(buf_t *b, const st_node_t *n, int indent, const st_entry_t 
         put_indent(b, indent + 2);
         put_str(b, e->name);
         if (e->type == ST_ENTRY_SCALAR) {
-            puts_(b, ":{\"type\":\"scalar\",\"units\":");
-            put_str(b, e->units ? e->units : "bytes");
-            puts_(b, ",\"value\":");
+            if (e->units == NULL || strcmp(e->units, "bytes") == 0) { /* nearly all of them */
+                puts_(b, ":{\"type\":\"scalar\",\"units\":\"bytes\",\"value\":");
+            } else {
+                puts_(b, ":{\"type\":\"scalar\",\"units\":");
+                put_str(b, e->units);
+                puts_(b, ",\"value\":");
+            }
             put_hex(b, e->value, false);
         } else {
             puts_(b, ":{\"type\":\"string\",\"value\":");
@@ -1577,8 +1606,92 @@ static int cmp_gref_carrier(const void *a, const void *b)
     return strcmp(x->node->name, y->node->name);
 }
 
+/* Event texts are built on a few threads, a round of EVENTS_PER_JOB consecutive events each, and
+ * written in order: the file is the one a single thread writes, and memory stays bounded by a
+ * round's text. */
+enum { EVENTS_PER_JOB = 8, MAX_WRITERS = 4 };
+
+typedef struct wjob {
+    const st_global_dump_t *d;
+    const wevent_t *ev;
+    size_t n;                    /* events ev[0..n) */
+    buf_t text;                  /* their texts, one after the other */
+    size_t ends[EVENTS_PER_JOB]; /* where each one ends in text */
+    int rc;
+} wjob_t;
+
+static void *build_job(void *arg)
+{
+    wjob_t *j = arg;
+    j->text.n = 0;
+    j->rc = 0;
+    for (size_t i = 0; i < j->n && j->rc == 0; i++) {
+        j->rc = event_text(&j->text, j->d, &j->ev[i]);
+        j->ends[i] = j->text.n;
+    }
+    return NULL;
+}
+
+static int write_events(FILE *f, buf_t *b, const st_global_dump_t *d, const wevent_t *ev,
+                        size_t n_ev, unsigned threads, bool *first)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nt = threads > 0 ? threads : cpus > 1 ? (size_t)cpus : 1;
+    if (nt > MAX_WRITERS)
+        nt = MAX_WRITERS;
+    if (n_ev < 2 * EVENTS_PER_JOB && threads == 0)
+        nt = 1;
+    if (nt == 1) {
+        for (size_t e = 0; e < n_ev; e++) {
+            int rc = event_text(b, d, &ev[e]);
+            if (rc < 0 || (rc = emit_event(f, b, first)) < 0)
+                return rc;
+        }
+        return 0;
+    }
+    wjob_t jobs[MAX_WRITERS];
+    pthread_t tid[MAX_WRITERS];
+    bool started[MAX_WRITERS];
+    int rc = 0;
+    memset(jobs, 0, sizeof(jobs));
+    for (size_t e = 0; e < n_ev && rc == 0;) {
+        size_t used = 0;
+        for (; used < nt && e < n_ev; used++) {
+            size_t n = n_ev - e < EVENTS_PER_JOB ? n_ev - e : EVENTS_PER_JOB;
+            jobs[used].d = d;
+            jobs[used].ev = ev + e;
+            jobs[used].n = n;
+            e += n;
+        }
+        for (size_t i = 1; i < used; i++)
+            started[i] = pthread_create(&tid[i], NULL, build_job, &jobs[i]) == 0;
+        build_job(&jobs[0]);
+        for (size_t i = 1; i < used; i++) {
+            if (started[i])
+                pthread_join(tid[i], NULL);
+            else
+                build_job(&jobs[i]);
+        }
+        for (size_t i = 0; i < used && rc == 0; i++) {
+            wjob_t *j = &jobs[i];
+            if ((rc = j->rc) == 0 && j->text.nomem)
+                rc = -ENOMEM;
+            for (size_t k = 0, start = 0; k < j->n && rc == 0; k++) {
+                fputs(*first ? "\n  " : ",\n  ", f);
+                *first = false;
+                if (fwrite(j->text.p + start, 1, j->ends[k] - start, f) != j->ends[k] - start)
+                    rc = -EIO;
+                start = j->ends[k];
+            }
+        }
+    }
+    for (size_t i = 0; i < nt; i++)
+        free(jobs[i].text.p);
+    return rc;
+}
+
 /* The "v" events of one dump, in pid order. */
-static int write_dump(FILE *f, buf_t *b, const st_global_dump_t *d, bool *first)
+static int write_dump(FILE *f, buf_t *b, const st_global_dump_t *d, unsigned threads, bool *first)
 {
     const st_process_dump_t **procs = NULL;
     gref_t *g = NULL;
@@ -1642,10 +1755,7 @@ static int write_dump(FILE *f, buf_t *b, const st_global_dump_t *d, bool *first)
         wevent_t *w = &ev[g[i].event];
         w->globals[w->n_globals++] = g[i].node;
     }
-    for (size_t e = 0; e < n_ev; e++)
-        if ((rc = event_text(b, d, &ev[e])) < 0 || (rc = emit_event(f, b, first)) < 0)
-            goto out;
-    rc = 0;
+    rc = write_events(f, b, d, ev, n_ev, threads, first);
 out:
     free(procs);
     free(g);
@@ -1707,6 +1817,12 @@ out:
 
 int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err)
 {
+    return st_trace_write_stream_threads(trace, f, 0, err);
+}
+
+int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned threads,
+                                  st_error_t *err)
+{
     reader_t r = {.err = err, .ev = -1}; /* for fail() only */
     out_t o = {f, 1};
     buf_t b = {0};
@@ -1726,7 +1842,7 @@ int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err)
     if ((rc = write_names(f, &b, trace, &first)) < 0)
         goto out;
     for (size_t i = 0; i < trace->n_dumps; i++)
-        if ((rc = write_dump(f, &b, &trace->dumps[i], &first)) < 0)
+        if ((rc = write_dump(f, &b, &trace->dumps[i], threads, &first)) < 0)
             goto out;
     fputs(first ? "]\n}\n" : "\n ]\n}\n", f);
     if (fflush(f) != 0 || ferror(f))
@@ -1742,6 +1858,12 @@ out:
 
 int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *err)
 {
+    return st_trace_write_file_ex(trace, path, ST_WRITE_FSYNC, err);
+}
+
+int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_sync_t sync,
+                           st_error_t *err)
+{
     static unsigned counter;
     reader_t r = {.err = err, .ev = -1};
     char *tmp = NULL;
@@ -1752,6 +1874,9 @@ int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *e
         errno = 0;
         return st_trace_write_stream(trace, stdout, err);
     }
+    struct stat old;
+    bool durable = sync == ST_WRITE_FSYNC ||
+                   (stat(path, &old) == 0 && S_ISREG(old.st_mode) && old.st_size > 0);
     /* A unique name next to the target; O_EXCL so two writers never share it. */
     for (int tries = 0; fd < 0; tries++) {
         unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
@@ -1780,7 +1905,7 @@ int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *e
     errno = 0;
     if ((rc = st_trace_write_stream(trace, f, err)) < 0)
         goto out;
-    if (fsync(fileno(f)) < 0) {
+    if (durable && fsync(fileno(f)) < 0) {
         rc = -errno;
         fail(&r, rc, "fsync: %s", strerror(-rc));
         goto out;
@@ -1801,7 +1926,7 @@ int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *e
     char *slash = strrchr(tmp, '/');
     if (slash != NULL)
         *(slash == tmp ? slash + 1 : slash) = '\0';
-    int dfd = open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = durable ? open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);

@@ -25,8 +25,23 @@ int st_trace_read_file(const char *path, st_trace_t **out, st_error_t *err);
 int st_trace_read_buffer(const char *buf, size_t len, const char *source, st_trace_t **out,
                          st_error_t *err);
 
-/* path "-" writes stdout; otherwise atomically. */
+/* path "-" writes stdout; otherwise atomically (a temporary file in the same directory, renamed
+ * over path), and durably: the file and its directory are fsync'd (ST_WRITE_FSYNC). */
 int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *err);
+
+/* When st_trace_write_file_ex fsyncs. Without fsync the rename still makes the write atomic for
+ * readers; only a machine crash soon after can leave a new file empty (an invalid trace, never
+ * a misread one) or missing. */
+typedef enum st_write_sync {
+    ST_WRITE_FSYNC,         /* always (st_trace_write_file) */
+    ST_WRITE_FSYNC_REPLACE, /* only when path is a non-empty file, which a crash must not lose */
+} st_write_sync_t;
+int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_sync_t sync,
+                           st_error_t *err);
 int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err);
+/* The same with this many threads building event texts (0: one per online CPU, at most 4, and
+ * one for a dump of few processes). The output does not depend on it; tests compare. */
+int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned threads,
+                                  st_error_t *err);
 
 #endif

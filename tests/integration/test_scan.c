@@ -101,7 +101,7 @@ typedef struct world {
     int ready[2]; /* each process of the tree writes its pid when it is set up */
     int go[2];    /* the tree waits for EOF here; the test closes go[1] to end it */
     pid_t root;
-    pid_t pids[8];
+    pid_t pids[64];
     int n;
 } world_t;
 
@@ -909,6 +909,103 @@ static void test_vanished_pid(void **state)
     st_trace_free(t);
 }
 
+/* ---- threads ---- */
+
+enum { MANY_PROCS = 40, MANY_OBJS = 10 };
+
+/* MANY_OBJS memfds of 2 pages: all but the last mapped, 1 or 2 pages written; the last one
+ * held as an fd only. */
+static void many_objects(int k)
+{
+    for (int j = 0; j < MANY_OBJS; j++) {
+        int fd = memfd_create("many", 0);
+        if (fd < 0 || ftruncate(fd, 2 * page) < 0)
+            _exit(5);
+        if (j == MANY_OBJS - 1)
+            return; /* the fd stays open */
+        char *m = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+            _exit(6);
+        close(fd);
+        for (int p = 0; p <= (k + j) % 2; p++)
+            m[p * page] = 1;
+    }
+}
+
+/* The root of MANY_PROCS processes that share one anonymous region and have objects of their
+ * own. */
+static void many_root(world_t *w, void *arg)
+{
+    char *shared =
+        mmap(NULL, 4 * (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+        _exit(5);
+    shared[0] = 1;
+    for (int i = 1; i < MANY_PROCS; i++) {
+        pid_t c = fork();
+        if (c < 0)
+            _exit(5);
+        if (c == 0) {
+            many_objects(i);
+            child_ready_and_wait(w);
+        }
+    }
+    many_objects(0);
+    child_ready_and_wait(w);
+}
+
+/* The trace of a scan of the tree with this many threads, as the writer writes it (one fixed
+ * timestamp, so that two scans can be compared byte for byte). */
+static char *scan_text(pid_t root, unsigned threads, size_t *n_globals)
+{
+    st_scan_options_t o;
+    st_trace_t *t = NULL;
+    st_error_t err;
+    char *text = NULL;
+    size_t len = 0;
+    st_scan_options_init(&o);
+    o.tree_root = root;
+    o.threads = threads;
+    o.include_unheld = false; /* /dev/shm may change between the scans on a shared machine */
+    assert_int_equal(st_scan_trace(&o, &t, NULL), 0);
+    t->dumps[0].ts_us = 1;
+    *n_globals = t->dumps[0].n_globals;
+    /* PSS and USS change between the scans for real: the processes share pages copy-on-write
+     * with this one, which allocates (ASan builds a lot) while it scans */
+    for (size_t i = 0; i < t->dumps[0].n_procs; i++)
+        t->dumps[0].procs[i].totals.present &= ~(ST_TOTAL_HAS(pss_bytes) | ST_TOTAL_HAS(uss_bytes));
+    assert_int_equal(st_graph_annotate_trace(t), 0);
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(st_trace_write_stream(t, f, &err), 0);
+    assert_int_equal(fclose(f), 0);
+    st_trace_free(t);
+    return text;
+}
+
+/* Reading processes and measuring objects on several threads gives the very trace one thread
+ * gives (enough processes and objects that every phase runs on more than one thread). */
+static void test_threads_same_trace(void **state)
+{
+    world_t w;
+    world_init(&w);
+    world_start(&w, many_root, NULL, MANY_PROCS);
+    size_t n1 = 0, n3 = 0, n8 = 0;
+    char *one = scan_text(w.root, 1, &n1);
+    char *three = scan_text(w.root, 3, &n3);
+    char *eight = scan_text(w.root, 8, &n8);
+    assert_int_equal(n1, MANY_PROCS * MANY_OBJS + 1); /* every process's objects + the shared one */
+    assert_int_equal(n1, n3);
+    assert_int_equal(n1, n8);
+    assert_string_equal(one, three);
+    assert_string_equal(one, eight);
+    free(one);
+    free(three);
+    free(eight);
+    world_end(&w);
+}
+
 /* ---- the command ---- */
 
 static int run_cli(const char *args, char *err, size_t len)
@@ -1070,6 +1167,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hugetlb),
         cmocka_unit_test(test_nonexistent_pid),
         cmocka_unit_test(test_vanished_pid),
+        cmocka_unit_test(test_threads_same_trace),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_unprivileged),
     };

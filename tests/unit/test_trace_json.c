@@ -449,6 +449,70 @@ static void test_writer_invalid_utf8(void **state)
     st_trace_free(t);
 }
 
+/* st_trace_write_stream_threads(threads) as a string. */
+static char *write_threads(const st_trace_t *t, unsigned threads, size_t *len)
+{
+    char *buf = NULL;
+    st_error_t err;
+    FILE *f = open_memstream(&buf, len);
+    assert_non_null(f);
+    assert_int_equal(st_trace_write_stream_threads(t, f, threads, &err), 0);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+/* Event texts built on several threads (dumps of 45 and 3 processes, so both a threaded and a
+ * one-thread dump, and rounds that do not divide the events evenly) give the very bytes one
+ * thread gives. */
+static void test_writer_threads(void **state)
+{
+    (void)state;
+    st_trace_t *t = NULL;
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    for (int dump = 0; dump < 2; dump++) {
+        assert_int_equal(st_trace_add_dump(t, (uint64_t)dump + 1, 10, &d), 0);
+        int n = dump == 0 ? 45 : 3;
+        for (int i = 0; i < n; i++) {
+            st_process_dump_t *p = NULL;
+            st_node_t *node = NULL, *g = NULL;
+            char name[64];
+            assert_int_equal(st_dump_add_process(d, 100 + i, "proc", &p), 0);
+            p->totals.pss_bytes = (uint64_t)i * 4096;
+            p->totals.present = ST_TOTAL_HAS(pss_bytes);
+            snprintf(name, sizeof(name), "shared_memory/memfd:0:1:%d", i);
+            assert_int_equal(st_process_add_node(p, name, 0x1000u + (unsigned)i, false, &node), 0);
+            assert_int_equal(st_node_set_scalar(node, "size", "bytes", (uint64_t)i * 8192), 0);
+            assert_int_equal(st_node_set_string(node, "name", "memfd:x"), 0);
+            snprintf(name, sizeof(name), "global/%x", 0x2000u + (unsigned)i);
+            assert_int_equal(st_dump_add_global(d, name, 0x2000u + (unsigned)i, false,
+                                                100 + (i * 7) % n, &g, NULL),
+                             0);
+            assert_int_equal(st_node_set_scalar(g, "size", "bytes", (uint64_t)i), 0);
+            assert_int_equal(
+                st_process_add_edge(p, 0x1000u + (unsigned)i, 0x2000u + (unsigned)i, 2), 0);
+        }
+    }
+    size_t len1 = 0;
+    char *one = write_threads(t, 1, &len1);
+    for (unsigned threads = 0; threads <= 4; threads++) {
+        size_t len = 0;
+        char *out = write_threads(t, threads, &len);
+        assert_int_equal(len, len1);
+        assert_memory_equal(out, one, len);
+        free(out);
+    }
+    st_trace_t *t2 = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_read_buffer(one, len1, "mem", &t2, &err), 0);
+    assert_int_equal(t2->dumps[0].n_procs, 45);
+    assert_int_equal(t2->dumps[0].n_globals, 45);
+    assert_int_equal(t2->dumps[1].n_procs, 3);
+    free(one);
+    st_trace_free(t2);
+    st_trace_free(t);
+}
+
 static int count_entries(const char *dir)
 {
     DIR *dh = opendir(dir);
@@ -486,6 +550,20 @@ static void test_write_file(void **state)
     mode_t um = umask(0);
     umask(um);
     assert_int_equal(st.st_mode & 0777, 0666 & ~um);
+
+    /* without fsync unless it replaces a non-empty file: the same bytes, atomically */
+    for (int i = 0; i < 2; i++) {
+        if (i == 0)
+            unlink(path);
+        assert_int_equal(st_trace_write_file_ex(t, path, ST_WRITE_FSYNC_REPLACE, &err), 0);
+        assert_int_equal(count_entries(dir), 1);
+        size_t a, b;
+        char *got = slurp(path, &a), *want = slurp(golden, &b);
+        assert_int_equal(a, b);
+        assert_memory_equal(got, want, a);
+        free(got);
+        free(want);
+    }
 
     /* "-" is stdout */
     char out_path[300];
@@ -542,7 +620,7 @@ int main(void)
         cmocka_unit_test(test_hex_forms),         cmocka_unit_test(test_process_names),
         cmocka_unit_test(test_oversized),         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_writer_carriers),   cmocka_unit_test(test_writer_invalid_utf8),
-        cmocka_unit_test(test_write_file),
+        cmocka_unit_test(test_write_file),        cmocka_unit_test(test_writer_threads),
     };
     return cmocka_run_group_tests_name("trace_json", tests, NULL, NULL);
 }

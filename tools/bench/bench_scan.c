@@ -162,6 +162,20 @@ static int smem_totals(const char *path, uint64_t *pss, uint64_t *rss)
     return 0;
 }
 
+/* The 1-minute load average and the online CPUs, printed beside the times: on a shared machine
+ * they say how much the times can be trusted. */
+static void print_load(const char *when)
+{
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = -1;
+        fclose(f);
+    }
+    printf("load average %s: %.2f on %ld CPUs\n", when, load, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_scan [-n PROCESSES] [-m OBJECTS_PER_PROCESS] [--rounds R]\n"
@@ -289,7 +303,12 @@ int main(int argc, char **argv)
 
     double t_scan = 0, t_smem = 0;
     int ok = 1;
+    print_load("before");
     for (int r = 0; r < rounds && ok; r++) {
+        /* each tool writes a new file every round, as in the first: shmtrack fsyncs a trace
+         * that replaces a non-empty file, and smem would truncate its old output */
+        unlink(trace);
+        unlink(smem_out);
         double a1 = run(scan_argv, NULL), b1 = run(smem_argv, smem_out);
         if (a1 < 0 || b1 < 0) {
             ok = 0;
@@ -299,6 +318,7 @@ int main(int argc, char **argv)
         t_scan += a1;
         t_smem += b1;
     }
+    print_load("after");
     if (ok) {
         uint64_t unique = 0, st_pss = 0, sm_pss = 0, sm_rss = 0;
         size_t objects = 0;
