@@ -408,7 +408,8 @@ static int add_rec(pread_t *r, st_kind_t kind, const char *path, unsigned major,
         }
         p->have_ipcns = true;
     }
-    const char *name = path[0] == '/' && starts_with(path, "/memfd:") ? path + 1 : path;
+    /* a memfd's name as the program gave it, as the preload reports it (the kind says memfd) */
+    const char *name = starts_with(path, "/memfd:") ? path + strlen("/memfd:") : path;
     size_t nl = strlen(name) + 1;
     if ((rc = st__array_grow((void **)&r->names, &r->names_cap, r->names_len + nl, 1)) < 0)
         return rc;

@@ -455,7 +455,7 @@ static void test_memfd_scm_rights_exec(void **state)
                   .pid = {w.root, helper},
                   .mapped = {0, len},
                   .owner = w.root,
-                  .name = "memfd:scm passed"};
+                  .name = "scm passed"};
     scan_and_check(w.root, &e, 1);
     world_end(&w);
     munmap(m, len);
