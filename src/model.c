@@ -837,8 +837,8 @@ static int set_wk_bytes(st_node_t *node, char *wk, uint64_t value)
     return 0;
 }
 
-/* st_node_set_string of a well-known name, without looking names up. */
-static int set_wk_string(st_node_t *node, char *wk, const char *value)
+/* st_node_set_string with the name's well-known pointer wk (NULL: none) already looked up. */
+static int set_string_wk(st_node_t *node, char *wk, const char *name, const char *value)
 {
     st_entry_t *e = NULL;
     if (value == NULL)
@@ -851,7 +851,7 @@ static int set_wk_string(st_node_t *node, char *wk, const char *value)
         memcpy(tmp, value, len + 1);
     else if ((v = strdup(value)) == NULL)
         return -ENOMEM;
-    if (entry_slot_wk(node, wk, wk, &e) < 0) {
+    if (entry_slot_wk(node, wk, name, &e) < 0) {
         free(v);
         return -ENOMEM;
     }
@@ -867,6 +867,12 @@ static int set_wk_string(st_node_t *node, char *wk, const char *value)
     e->type = ST_ENTRY_STRING;
     e->value = 0;
     return 0;
+}
+
+/* st_node_set_string of a well-known name, without looking names up. */
+static int set_wk_string(st_node_t *node, char *wk, const char *value)
+{
+    return set_string_wk(node, wk, wk, value);
 }
 
 int st_node_set_scalar(st_node_t *node, const char *name, const char *units, uint64_t value)
@@ -887,33 +893,7 @@ int st_node_set_scalar(st_node_t *node, const char *name, const char *units, uin
 
 int st_node_set_string(st_node_t *node, const char *name, const char *value)
 {
-    st_entry_t *e = NULL;
-    if (value == NULL)
-        value = "";
-    size_t len = strlen(value);
-    /* copied before the entries may move: value may be another entry's string */
-    char tmp[sizeof(e->inl)];
-    char *v = NULL;
-    if (len < sizeof(tmp))
-        memcpy(tmp, value, len + 1);
-    else if ((v = strdup(value)) == NULL)
-        return -ENOMEM;
-    if (entry_slot(node, name, &e) < 0) {
-        free(v);
-        return -ENOMEM;
-    }
-    units_free(e->units);
-    string_free(e);
-    e->units = NULL;
-    if (v == NULL) {
-        memcpy(e->inl, tmp, len + 1);
-        v = e->inl;
-        e->string_inline = true;
-    }
-    e->string = v;
-    e->type = ST_ENTRY_STRING;
-    e->value = 0;
-    return 0;
+    return set_string_wk(node, well_known_name(name), name, value);
 }
 
 bool st_node_scalar(const st_node_t *node, const char *name, uint64_t *value)
