@@ -74,7 +74,7 @@ static int child(const char *role, int fd_a, int fd_b)
     }
     close(fd_a);
     close(fd_b);
-    kill(getppid(), SIGUSR1); /* ready */
+    kill(getppid(), SIGRTMIN); /* ready: a real-time signal, so two are never merged into one */
     for (;;)
         pause();
 }
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGRTMIN);
     sigaddset(&set, SIGCHLD); /* a child that ended before it was ready */
     sigprocmask(SIG_BLOCK, &set, NULL);
 
@@ -141,8 +141,10 @@ int main(int argc, char **argv)
     for (int ready = 0; ready < 2;) {
         int sig;
         sigwait(&set, &sig);
-        if (sig != SIGUSR1) {
+        if (sig != SIGRTMIN) {
             fprintf(stderr, "claims_prog: %s before the children were ready\n", strsignal(sig));
+            kill(env_child, SIGKILL); /* shmtrack run waits for the whole tree */
+            kill(api_child, SIGKILL);
             return 2;
         }
         ready++;
@@ -159,7 +161,7 @@ int main(int argc, char **argv)
     int sig;
     do
         sigwait(&set, &sig);
-    while (sig == SIGUSR1);
+    while (sig == SIGRTMIN);
     if (sig == SIGCHLD)
         fprintf(stderr, "claims_prog: a child ended by itself\n");
     kill(env_child, SIGKILL);
