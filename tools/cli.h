@@ -27,6 +27,14 @@ ST_CMD_MAP(XX)
 /* Parses a whole decimal number of milliseconds in [0, 86400000] into *out: 0 or ST_EUSAGE. */
 int st_cli_parse_ms(const char *s, long *out);
 
+/* The coordinator options `run` and `daemon` share: --interval (c 'i', into *interval_ms),
+ * --deadline ('d'), --policy ('p'), --socket ('s'), into cfg. Returns 1 when c was one of them,
+ * 0 when it was not (the caller handles it), ST_EUSAGE after printing "shmtrack CMD: ..." for a
+ * bad value. */
+struct st_coord_config;
+int st_cli_coord_option(const char *cmd, int c, const char *arg, struct st_coord_config *cfg,
+                        long *interval_ms);
+
 /* Exit statuses shared by the subcommands. */
 enum { ST_EXIT_OK = 0, ST_EXIT_FAIL = 1, ST_EXIT_USAGE = 2 };
 

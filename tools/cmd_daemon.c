@@ -71,37 +71,18 @@ int st_cmd_daemon(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     st_coord_config_t cfg = {.log = log_line, .on_dump = on_dump};
     const char *out = "shmtrack-trace.json";
-    long interval = 0, deadline = 0;
+    long interval = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:o:h", opts, NULL)) != -1) {
+        int handled = st_cli_coord_option("daemon", c, optarg, &cfg, &interval);
+        if (handled < 0)
+            return ST_EXIT_USAGE;
+        if (handled > 0)
+            continue;
         switch (c) {
-        case 's':
-            cfg.socket_path = optarg;
-            break;
         case 'o':
             out = optarg;
-            break;
-        case 'i':
-            if (st_cli_parse_ms(optarg, &interval) < 0) {
-                fprintf(stderr, "shmtrack daemon: --interval takes milliseconds, not '%s'\n",
-                        optarg);
-                return ST_EXIT_USAGE;
-            }
-            break;
-        case 'd':
-            if (st_cli_parse_ms(optarg, &deadline) < 0 || deadline == 0) {
-                fprintf(stderr, "shmtrack daemon: --deadline takes milliseconds > 0, not '%s'\n",
-                        optarg);
-                return ST_EXIT_USAGE;
-            }
-            cfg.deadline_ms = (int)deadline;
-            break;
-        case 'p':
-            if (st_policy_parse(optarg, &cfg.policy) < 0) {
-                fprintf(stderr, "shmtrack daemon: unknown policy '%s'\n", optarg);
-                return ST_EXIT_USAGE;
-            }
             break;
         case 'r':
             cfg.allow_root = true;

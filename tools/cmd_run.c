@@ -170,38 +170,19 @@ int st_cmd_run(int argc, char **argv)
      * started with a scrubbed environment) is still counted: `shmtrack scan --tree` semantics. */
     st_coord_config_t cfg = {.log = log_line, .scan_tree_root = (int)getpid()};
     const char *out = "shmtrack-trace.json";
-    long interval = 1000, deadline = 0;
+    long interval = 1000;
     int c;
     optind = 1;
     /* "+": stop at the first non-option, so CMD's own options are left alone. */
     while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+        int handled = st_cli_coord_option("run", c, optarg, &cfg, &interval);
+        if (handled < 0)
+            return ST_EXIT_USAGE;
+        if (handled > 0)
+            continue;
         switch (c) {
         case 'o':
             out = optarg;
-            break;
-        case 'i':
-            if (st_cli_parse_ms(optarg, &interval) < 0) {
-                fprintf(stderr, "shmtrack run: --interval takes milliseconds, not '%s'\n", optarg);
-                return ST_EXIT_USAGE;
-            }
-            break;
-        case 'd':
-            if (st_cli_parse_ms(optarg, &deadline) < 0 || deadline == 0) {
-                fprintf(stderr, "shmtrack run: --deadline takes milliseconds > 0, not '%s'\n",
-                        optarg);
-                return ST_EXIT_USAGE;
-            }
-            cfg.deadline_ms = (int)deadline;
-            break;
-        case 's':
-            cfg.socket_path = optarg;
-            break;
-        case 'p':
-            if (st_policy_parse(optarg, &cfg.policy) < 0) {
-                fprintf(stderr, "shmtrack run: unknown policy '%s' (creator, equal, first-touch)\n",
-                        optarg);
-                return ST_EXIT_USAGE;
-            }
             break;
         case 'h':
             usage(stdout);

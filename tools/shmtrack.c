@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 
+#include "coordinator.h"
 #include "error.h"
 
 #include <errno.h>
@@ -31,6 +32,39 @@ int st_cli_parse_ms(const char *s, long *out)
         return ST_EUSAGE;
     *out = v;
     return 0;
+}
+
+int st_cli_coord_option(const char *cmd, int c, const char *arg, st_coord_config_t *cfg,
+                        long *interval_ms)
+{
+    long deadline = 0;
+    switch (c) {
+    case 'i':
+        if (st_cli_parse_ms(arg, interval_ms) < 0) {
+            fprintf(stderr, "shmtrack %s: --interval takes milliseconds, not '%s'\n", cmd, arg);
+            return ST_EUSAGE;
+        }
+        return 1;
+    case 'd':
+        if (st_cli_parse_ms(arg, &deadline) < 0 || deadline == 0) {
+            fprintf(stderr, "shmtrack %s: --deadline takes milliseconds > 0, not '%s'\n", cmd, arg);
+            return ST_EUSAGE;
+        }
+        cfg->deadline_ms = (int)deadline;
+        return 1;
+    case 'p':
+        if (st_policy_parse(arg, &cfg->policy) < 0) {
+            fprintf(stderr, "shmtrack %s: unknown policy '%s' (creator, equal, first-touch)\n", cmd,
+                    arg);
+            return ST_EUSAGE;
+        }
+        return 1;
+    case 's':
+        cfg->socket_path = arg;
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static void usage(FILE *f)
