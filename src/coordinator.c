@@ -833,12 +833,7 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
                 goto out;
     }
     st_dump_sort(d);
-    st_graph_result_t *g = NULL;
-    if ((rc = st_graph_process(d, &g)) < 0)
-        goto out;
-    rc = st_graph_annotate(d, g);
-    st_graph_result_free(g);
-    if (rc < 0)
+    if ((rc = st_graph_annotate_dump(d)) < 0)
         goto out;
     *out = d;
 out:

@@ -1495,7 +1495,749 @@ out:
     return rc;
 }
 
-int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
+static int add_warnings(st_global_dump_t *dump, char *const *warnings, size_t n);
+
+/* ---- the flat layout: a fast path ----
+ *
+ * What the coordinator and the scanner produce: global nodes "global/<x>" and, in each process,
+ * holder nodes "shared_memory/<x>", each owning one global node with one edge of its own process,
+ * and nothing else (no weak node, no child, no other edge, unique pids, guids and names). On that
+ * shape the passes above reduce to arithmetic per object: its size is the larger of its own and
+ * its largest holder's, its holders split it by importance, and only the top-level apportioning
+ * sees every object. flat_build checks the shape and computes exactly what the passes above
+ * compute, operation for operation (the same long double and 128-bit arithmetic, the same order
+ * where order matters: owner lists, sums of exact values, candidates, warnings), in plain arrays
+ * indexed like the model; anything else goes the general way. The general passes visit this
+ * shape in one topological order: roots, the inner paths ("global", then each process's
+ * "shared_memory"), the global nodes backwards, then each one's holders backwards; reversed where
+ * a pass walks backwards. tests/unit/test_graph.c compares both ways on random flat dumps.
+ */
+
+typedef struct fholder {
+    uint32_t proc, node; /* dump->procs[proc].nodes[node] */
+    uint32_t target;     /* the global node it owns */
+    int importance;
+    bool has_size;
+    uint64_t size, eff;
+    long double owning; /* pass 7 */
+    long double exact;
+    q128 q;
+} fholder;
+
+typedef struct fglobal {
+    uint32_t first, count; /* its holders: h[first .. first + count), in edge order */
+    bool has_own, has_size;
+    uint64_t own, size, eff;
+    long double owned, exact;
+    q128 q;
+} fglobal;
+
+/* An implicit inner node: "global" or a process's "shared_memory". */
+typedef struct finner {
+    uint64_t size, eff;
+    long double exact;
+} finner;
+
+typedef struct flat {
+    const st_global_dump_t *dump;
+    fglobal *g;    /* per global node */
+    fholder *h;    /* per holder, grouped by global */
+    uint32_t *hof; /* per process node (base[p] + i): its holder */
+    size_t *base;  /* per process: its first node's index among all process nodes */
+    size_t n_h;
+    finner top;    /* "global" (when there are global nodes) */
+    finner *inner; /* per process: "shared_memory" (when it has nodes) */
+    graph w;       /* only its warnings and err are used */
+} flat;
+
+static void flat_free(flat *f)
+{
+    free(f->g);
+    free(f->h);
+    free(f->hof);
+    free(f->base);
+    free(f->inner);
+    for (size_t i = 0; i < f->w.n_warnings; i++)
+        free(f->w.warnings[i]);
+    free(f->w.warnings);
+    memset(f, 0, sizeof(*f));
+}
+
+/* name is prefix (ending in '/') followed by one non-empty component. */
+static bool one_below(const char *name, const char *pre, size_t plen)
+{
+    return strncmp(name, pre, plen) == 0 && name[plen] != '\0' && strchr(name + plen, '/') == NULL;
+}
+
+/* "'x' (global)" or "'x' of pid 12", like who(). */
+static const char *flat_who(int pid, bool global, const char *path, char *buf, size_t len)
+{
+    if (global)
+        snprintf(buf, len, "'%s' (global)", path);
+    else
+        snprintf(buf, len, "'%s' of pid %d", path, pid);
+    return buf;
+}
+
+/* Open addressing tables of the shape check: guids to node refs (global index, or n_globals +
+ * process node index), and (graph, name) pairs to find duplicate names. */
+typedef struct fslot {
+    uint64_t key; /* guid, or the name's hash */
+    uint32_t ref; /* + 1; 0 is empty */
+    uint32_t graph;
+} fslot;
+
+static uint64_t fmix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Hash of a name, 8 bytes at a time. */
+static uint64_t name_hash(const char *s, uint32_t gi)
+{
+    size_t len = strlen(s);
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len ^ ((uint64_t)gi << 40);
+    for (; len >= 8; s += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, len);
+    h = (h ^ w) * 0x100000001b3ull;
+    return fmix(h);
+}
+
+/* Inserts guid -> ref; false when the guid is there already. */
+static bool guid_put(fslot *t, size_t mask, uint64_t guid, uint32_t ref)
+{
+    size_t i = (size_t)fmix(guid) & mask;
+    for (; t[i].ref != 0; i = (i + 1) & mask)
+        if (t[i].key == guid)
+            return false;
+    t[i] = (fslot){guid, ref + 1, 0};
+    return true;
+}
+
+static uint32_t guid_get(const fslot *t, size_t mask, uint64_t guid)
+{
+    size_t i = (size_t)fmix(guid) & mask;
+    for (; t[i].ref != 0; i = (i + 1) & mask)
+        if (t[i].key == guid)
+            return t[i].ref - 1;
+    return NONE;
+}
+
+/* The model node behind a name table ref. */
+static const char *ref_name(const flat *f, uint32_t ref)
+{
+    const st_global_dump_t *d = f->dump;
+    if (ref < d->n_globals)
+        return d->globals[ref].name;
+    ref -= (uint32_t)d->n_globals;
+    size_t lo = 0, hi = d->n_procs; /* the process whose range holds ref */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (f->base[mid] <= ref)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return d->procs[lo].nodes[ref - f->base[lo]].name;
+}
+
+/* Inserts (graph, name) -> ref; false when the pair is there already. */
+static bool name_put(const flat *f, fslot *t, size_t mask, const char *name, uint32_t gi,
+                     uint32_t ref)
+{
+    uint64_t h = name_hash(name, gi);
+    size_t i = (size_t)h & mask;
+    for (; t[i].ref != 0; i = (i + 1) & mask)
+        if (t[i].key == h && t[i].graph == gi && strcmp(ref_name(f, t[i].ref - 1), name) == 0)
+            return false;
+    t[i] = (fslot){h, ref + 1, gi};
+    return true;
+}
+
+static int cmp_int_asc(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Checks the shape and links holders to their global nodes. 1: flat, 0: not, or -ENOMEM. */
+static int flat_link(flat *f)
+{
+    const st_global_dump_t *d = f->dump;
+    size_t ng = d->n_globals, np = 0;
+    int rc = -ENOMEM;
+    int *pids = NULL;
+    fslot *gt = NULL, *nt = NULL;
+    uint32_t *tgt = NULL, *esrc = NULL, *fill = NULL;
+    int *imp = NULL;
+    for (size_t p = 0; p < d->n_procs; p++) {
+        if (d->procs[p].pid == 0 || d->procs[p].n_edges != d->procs[p].n_nodes)
+            return 0;
+        np += d->procs[p].n_nodes;
+    }
+    if (ng + np >= NONE / 2)
+        return 0;
+    if ((pids = malloc((d->n_procs + 1) * sizeof(*pids))) == NULL ||
+        (f->base = malloc((d->n_procs + 1) * sizeof(*f->base))) == NULL)
+        goto out;
+    for (size_t p = 0; p < d->n_procs; p++) {
+        pids[p] = d->procs[p].pid;
+        f->base[p] = p == 0 ? 0 : f->base[p - 1] + d->procs[p - 1].n_nodes;
+    }
+    f->base[d->n_procs] = np;
+    if (d->n_procs > 1)
+        qsort(pids, d->n_procs, sizeof(*pids), cmp_int_asc);
+    rc = 0;
+    for (size_t p = 1; p < d->n_procs; p++)
+        if (pids[p] == pids[p - 1])
+            goto out;
+    rc = -ENOMEM;
+    size_t cap = 16;
+    while (cap < 2 * (ng + np))
+        cap <<= 1;
+    size_t mask = cap - 1;
+    if ((gt = big_alloc(cap * sizeof(*gt))) == NULL || (nt = big_alloc(cap * sizeof(*nt))) == NULL)
+        goto out;
+    memset(gt, 0, cap * sizeof(*gt));
+    memset(nt, 0, cap * sizeof(*nt));
+    rc = 0;
+    for (size_t i = 0; i < ng; i++) {
+        const st_node_t *n = &d->globals[i];
+        if (n->weak || n->guid == 0 || !one_below(n->name, "global/", 7) ||
+            !guid_put(gt, mask, n->guid, (uint32_t)i) ||
+            !name_put(f, nt, mask, n->name, 0, (uint32_t)i))
+            goto out;
+    }
+    static const char sm[] = "shared_memory/";
+    for (size_t p = 0; p < d->n_procs; p++)
+        for (size_t i = 0; i < d->procs[p].n_nodes; i++) {
+            const st_node_t *n = &d->procs[p].nodes[i];
+            uint32_t ref = (uint32_t)(ng + f->base[p] + i);
+            if (n->weak || n->guid == 0 || !one_below(n->name, sm, sizeof(sm) - 1) ||
+                !guid_put(gt, mask, n->guid, ref) ||
+                !name_put(f, nt, mask, n->name, (uint32_t)p + 1, ref))
+                goto out;
+        }
+    rc = -ENOMEM;
+    tgt = malloc((np + 1) * sizeof(*tgt));
+    esrc = malloc((np + 1) * sizeof(*esrc));
+    imp = malloc((np + 1) * sizeof(*imp));
+    fill = calloc(ng + 1, sizeof(*fill));
+    f->g = calloc(ng + 1, sizeof(*f->g));
+    f->h = big_alloc((np + 1) * sizeof(*f->h));
+    f->hof = malloc((np + 1) * sizeof(*f->hof));
+    if (tgt == NULL || esrc == NULL || imp == NULL || fill == NULL || f->g == NULL ||
+        f->h == NULL || f->hof == NULL)
+        goto out;
+    memset(tgt, 0xff, (np + 1) * sizeof(*tgt));
+    rc = 0;
+    for (size_t p = 0; p < d->n_procs; p++) {
+        const st_process_dump_t *proc = &d->procs[p];
+        for (size_t k = 0; k < proc->n_edges; k++) {
+            const st_edge_t *e = &proc->edges[k];
+            uint32_t s = guid_get(gt, mask, e->source), t = guid_get(gt, mask, e->target);
+            if (s == NONE || s < ng + f->base[p] || s >= ng + f->base[p + 1] || t == NONE ||
+                t >= ng)
+                goto out; /* not a node of this process, or not a global target */
+            s -= (uint32_t)ng;
+            if (tgt[s] != NONE)
+                goto out; /* a second edge */
+            tgt[s] = t;
+            imp[s] = e->importance;
+            esrc[f->base[p] + k] = s;
+            f->g[t].count++;
+        }
+    }
+    /* n_edges == n_nodes and no source twice: every holder has its edge */
+    uint32_t at = 0;
+    for (size_t i = 0; i < ng; i++) {
+        f->g[i].first = at;
+        at += f->g[i].count;
+    }
+    for (size_t p = 0; p < d->n_procs; p++)
+        for (size_t k = 0; k < d->procs[p].n_edges; k++) {
+            uint32_t s = esrc[f->base[p] + k], t = tgt[s];
+            uint32_t pos = f->g[t].first + fill[t]++;
+            f->h[pos] = (fholder){.proc = (uint32_t)p,
+                                  .node = (uint32_t)(s - f->base[p]),
+                                  .target = t,
+                                  .importance = imp[s],
+                                  .owning = 1.0L};
+            f->hof[s] = pos;
+        }
+    f->n_h = np;
+    rc = 1;
+out:
+    free(pids);
+    free(gt);
+    free(nt);
+    free(tgt);
+    free(esrc);
+    free(imp);
+    free(fill);
+    return rc;
+}
+
+static const st_node_t *holder_node(const flat *f, const fholder *h)
+{
+    return &f->dump->procs[h->proc].nodes[h->node];
+}
+
+/* Passes 4 (sizes only), 5, 7 and 8 on the flat shape. */
+static int flat_sizes(flat *f)
+{
+    const st_global_dump_t *d = f->dump;
+    char a[320], b[320];
+    owner_key *keys = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < d->n_globals; i++) {
+        fglobal *x = &f->g[i];
+        const st_node_t *gn = &d->globals[i];
+        x->has_own = st_node_scalar(gn, "size", &x->own);
+        x->owned = 1.0L;
+        bool has_maxo = false;
+        uint64_t maxo = 0;
+        uint32_t maxo_h = NONE;
+        for (uint32_t j = x->first; j < x->first + x->count; j++) {
+            fholder *h = &f->h[j];
+            uint64_t s = 0;
+            h->has_size = st_node_scalar(holder_node(f, h), "size", &s);
+            if (!h->has_size && x->has_own) { /* propagate_sizes */
+                s = x->own;
+                h->has_size = true;
+            }
+            h->size = h->has_size ? s : 0;
+            /* the general pass walks the owners backwards and keeps the first largest */
+            if (h->has_size && (!has_maxo || h->size >= maxo)) {
+                maxo = h->size;
+                maxo_h = j;
+                has_maxo = true;
+            }
+        }
+        x->has_size = x->has_own || has_maxo;
+        uint64_t size = x->has_own ? x->own : 0;
+        if (has_maxo && maxo > size) {
+            if (x->has_own) {
+                const fholder *mh = &f->h[maxo_h];
+                warn(
+                    &f->w,
+                    "%s reports size %" PRIu64 " but its owner %s has size %" PRIu64
+                    "; using the larger size",
+                    flat_who(0, true, gn->name, a, sizeof(a)), x->own,
+                    flat_who(d->procs[mh->proc].pid, false, holder_node(f, mh)->name, b, sizeof(b)),
+                    maxo);
+            }
+            size = maxo;
+        }
+        x->size = x->has_size ? size : 0;
+        /* pass 7: ownership coefficients */
+        if (!x->has_size || x->count == 0)
+            continue;
+        if (x->count > cap) {
+            cap = x->count * 2;
+            owner_key *nk = realloc(keys, cap * sizeof(*keys));
+            if (nk == NULL) {
+                free(keys);
+                return -ENOMEM;
+            }
+            keys = nk;
+        }
+        size_t n = 0;
+        for (uint32_t j = x->first; j < x->first + x->count; j++) {
+            const fholder *h = &f->h[j];
+            keys[n++] = (owner_key){h->importance, h->has_size ? h->size : 0, d->procs[h->proc].pid,
+                                    holder_node(f, h)->name, j};
+        }
+        if (n > 1)
+            qsort(keys, n, sizeof(*keys), cmp_owner);
+        uint64_t already = 0;
+        for (size_t j = 0; j < n;) {
+            size_t end = j;
+            while (end < n && keys[end].importance == keys[j].importance)
+                end++;
+            long double attributed = 0;
+            for (size_t r = end - j; j < end; j++, r--) {
+                uint64_t s = keys[j].s;
+                if (s > already) {
+                    attributed += (long double)(s - already) / (long double)r;
+                    already = s;
+                }
+                if (s != 0)
+                    f->h[keys[j].idx].owning = attributed / (long double)s;
+            }
+        }
+        uint64_t not_owned = x->size; /* a leaf: its sub-sizes are its size */
+        if (not_owned != 0)
+            x->owned = not_owned > already
+                           ? (long double)(not_owned - already) / (long double)not_owned
+                           : 0.0L;
+    }
+    free(keys);
+    return f->w.err;
+}
+
+/* Pass 9 on the flat shape. */
+static int flat_effective(flat *f)
+{
+    const st_global_dump_t *d = f->dump;
+    size_t ng = d->n_globals, n_top = 0, max_kids = 0;
+    /* exact values (pass 8's cumulative coefficients are the pass 7 ones times 1) and the
+     * quantised flow subtree totals */
+    for (size_t i = 0; i < ng; i++) {
+        fglobal *x = &f->g[i];
+        if (!x->has_size)
+            continue;
+        x->exact = (long double)x->size * 1.0L * (x->owned * 1.0L);
+        q128 self = snap(quantise(x->exact, x->size), 2);
+        q128 q = self;
+        uint32_t kids = 0;
+        for (uint32_t j = x->first; j < x->first + x->count; j++) {
+            fholder *h = &f->h[j];
+            if (!h->has_size)
+                continue;
+            h->exact = (long double)h->size * (h->owning * 1.0L) * 1.0L;
+            h->q = snap(quantise(h->exact, h->size), 2);
+            q += h->q;
+            kids++;
+        }
+        if (kids > 0)
+            q = snap(q, (q128)2 * (1 + kids) + (q >> 58));
+        x->q = q;
+        n_top++;
+        if (kids + 1 > max_kids)
+            max_kids = kids + 1;
+    }
+    n_top += d->n_procs + 1;
+    cand *c = malloc((n_top > max_kids ? n_top : max_kids) * sizeof(*c) + sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    /* top level, in the order the general pass lists it: global nodes, then each process's
+     * "shared_memory" backwards, then "global" */
+    q128 total = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < ng; i++)
+        if (f->g[i].has_size) {
+            total += f->g[i].q;
+            c[n++] = (cand){f->g[i].q, 0, d->globals[i].name, 0};
+        }
+    for (size_t p = d->n_procs; p-- > 0;)
+        if (d->procs[p].n_nodes > 0)
+            c[n++] = (cand){0, d->procs[p].pid, "shared_memory", 0};
+    if (ng > 0)
+        c[n++] = (cand){0, 0, "global", 0};
+    if (apportion((uint64_t)((total + QUNIT / 2) >> QSHIFT), c, n) < 0) {
+        free(c);
+        return -ENOMEM;
+    }
+    n = 0;
+    for (size_t i = 0; i < ng; i++)
+        if (f->g[i].has_size)
+            f->g[i].eff = c[n++].out;
+    /* each object's bytes among itself and its holders */
+    for (size_t i = 0; i < ng; i++) {
+        fglobal *x = &f->g[i];
+        if (!x->has_size)
+            continue;
+        n = 0;
+        c[n++] = (cand){snap(quantise(x->exact, x->size), 2), 0, d->globals[i].name, 0};
+        for (uint32_t j = x->first; j < x->first + x->count; j++) {
+            const fholder *h = &f->h[j];
+            if (h->has_size)
+                c[n++] = (cand){h->q, d->procs[h->proc].pid, holder_node(f, h)->name, 0};
+        }
+        if (n == 1)
+            continue;
+        if (apportion(x->eff, c, n) < 0) {
+            free(c);
+            return -ENOMEM;
+        }
+        n = 0;
+        x->eff = c[n++].out;
+        for (uint32_t j = x->first; j < x->first + x->count; j++)
+            if (f->h[j].has_size)
+                f->h[j].eff = c[n++].out;
+    }
+    free(c);
+    /* inner nodes: Σ of their children (exact values summed in the general pass's order: the
+     * children list is newest first) */
+    if ((f->inner = calloc(d->n_procs + 1, sizeof(*f->inner))) == NULL)
+        return -ENOMEM;
+    for (size_t i = ng; i-- > 0;) {
+        const fglobal *x = &f->g[i];
+        if (!x->has_size)
+            continue;
+        f->top.size += x->size;
+        f->top.eff += x->eff;
+        f->top.exact += x->exact;
+    }
+    for (size_t p = 0; p < d->n_procs; p++) {
+        finner *in = &f->inner[p];
+        for (size_t i = d->procs[p].n_nodes; i-- > 0;) {
+            const fholder *h = &f->h[f->hof[f->base[p] + i]];
+            if (!h->has_size)
+                continue;
+            in->size += h->size;
+            in->eff += h->eff;
+            in->exact += h->exact;
+        }
+    }
+    return 0;
+}
+
+/* Checks the shape and computes every size. 1: flat (f filled; flat_free it), 0: not flat (f
+ * empty), or -ENOMEM. */
+static int flat_build(const st_global_dump_t *dump, flat *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->dump = dump;
+    int rc = flat_link(f);
+    if (rc == 1 && (rc = flat_sizes(f)) == 0 && (rc = flat_effective(f)) == 0)
+        return 1;
+    flat_free(f);
+    return rc;
+}
+
+/* Whether entry e of n is one pass 4 lists: not "size" or "effective_size", the first of its
+ * name. */
+static bool own_entry(const st_node_t *n, size_t e)
+{
+    const char *name = n->entries[e].name;
+    if (skip_entry(name))
+        return false;
+    for (size_t k = 0; k < e; k++)
+        if (n->entries[k].name == name ||
+            (n->entries[k].name[0] == name[0] && strcmp(n->entries[k].name, name) == 0))
+            return false;
+    return true;
+}
+
+/* Whether n has an entry pass 4 lists called name (a string one counts). */
+static bool has_own_entry(const st_node_t *n, const char *name)
+{
+    for (size_t e = 0; e < n->n_entries; e++)
+        if ((n->entries[e].name == name ||
+             (n->entries[e].name[0] == name[0] && strcmp(n->entries[e].name, name) == 0)) &&
+            !skip_entry(name))
+            return true;
+    return false;
+}
+
+typedef struct fents {
+    st_graph_entry_t *e;
+    size_t n, cap;
+} fents;
+
+static int fents_add(fents *fe, st_graph_entry_t x)
+{
+    if (grow((void **)&fe->e, &fe->cap, fe->n + 1, sizeof(*fe->e)) < 0)
+        return -ENOMEM;
+    fe->e[fe->n++] = x;
+    return 0;
+}
+
+/* A node's own scalar entries (pass 4). */
+static int fents_own(fents *fe, const st_node_t *n)
+{
+    for (size_t e = 0; e < n->n_entries; e++) {
+        const st_entry_t *en = &n->entries[e];
+        if (en->type == ST_ENTRY_SCALAR && own_entry(n, e) &&
+            fents_add(fe, (st_graph_entry_t){en->name, en->units, en->value, ST_GRAPH_ENTRY_OWN}) <
+                0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* An implicit node's entries: summed over its children, visited newest first. */
+static int fents_sum(fents *fe, size_t start, const st_node_t *n)
+{
+    for (size_t e = 0; e < n->n_entries; e++) {
+        const st_entry_t *en = &n->entries[e];
+        if (en->type != ST_ENTRY_SCALAR || !own_entry(n, e))
+            continue;
+        st_graph_entry_t *have = NULL;
+        for (size_t k = start; k < fe->n && have == NULL; k++)
+            if (fe->e[k].name == en->name ||
+                (fe->e[k].name[0] == en->name[0] && strcmp(fe->e[k].name, en->name) == 0))
+                have = &fe->e[k];
+        if (have == NULL) {
+            if (fents_add(fe, (st_graph_entry_t){en->name, en->units, en->value,
+                                                 ST_GRAPH_ENTRY_AGGREGATED}) < 0)
+                return -ENOMEM;
+        } else if (__builtin_add_overflow(have->value, en->value, &have->value)) {
+            have->value = UINT64_MAX;
+        }
+    }
+    return 0;
+}
+
+/* st_graph_process's result from a flat computation: the same nodes, values, entries and
+ * warnings, sorted by (pid, path). */
+static int flat_result(flat *f, st_graph_result_t **out)
+{
+    const st_global_dump_t *d = f->dump;
+    size_t ng = d->n_globals, n_nodes = ng + (ng > 0) + f->n_h;
+    for (size_t p = 0; p < d->n_procs; p++)
+        n_nodes += d->procs[p].n_nodes > 0;
+    int rc = -ENOMEM;
+    fents fe = {0};
+    chunk *strings = NULL;
+    size_t *goff = malloc((ng + 1) * sizeof(*goff));      /* per global: its entries' start */
+    size_t *eoff = malloc((n_nodes + 1) * sizeof(*eoff)); /* per result node */
+    graph_key *gk = calloc(d->n_procs + 1, sizeof(*gk));
+    sort_item *items = big_alloc((ng + f->n_h + 1) * sizeof(*items));
+    st_graph_result_t *r = calloc(1, sizeof(*r));
+    if (goff == NULL || eoff == NULL || gk == NULL || items == NULL || r == NULL ||
+        (r->nodes = big_alloc((n_nodes + 1) * sizeof(*r->nodes))) == NULL)
+        goto out;
+    /* the global nodes' entries first: holders take what they lack from them */
+    for (size_t i = 0; i < ng; i++) {
+        goff[i] = fe.n;
+        if (fents_own(&fe, &d->globals[i]) < 0)
+            goto out;
+    }
+    goff[ng] = fe.n;
+    for (uint32_t gi = 0; gi <= d->n_procs; gi++)
+        gk[gi] = (graph_key){gi == 0 ? 0 : d->procs[gi - 1].pid, gi};
+    qsort(gk, d->n_procs + 1, sizeof(*gk), cmp_graph_key);
+    size_t at = 0;
+    for (size_t j = 0; j <= d->n_procs; j++) {
+        uint32_t gi = gk[j].gi;
+        const st_process_dump_t *proc = gi > 0 ? &d->procs[gi - 1] : NULL;
+        size_t n = 0;
+        if (proc == NULL ? ng == 0 : proc->n_nodes == 0)
+            continue;
+        /* the implicit parent first ("global" < "global/..."), its entries summed over its
+         * children newest first */
+        const char *ipath = proc == NULL ? "global" : "shared_memory";
+        char *path = arena_alloc(&strings, strlen(ipath) + 1);
+        if (path == NULL)
+            goto out;
+        strcpy(path, ipath);
+        eoff[at] = fe.n;
+        const finner *in = proc == NULL ? &f->top : &f->inner[gi - 1];
+        size_t kids = proc == NULL ? ng : proc->n_nodes;
+        for (size_t i = kids; i-- > 0;)
+            if (fents_sum(&fe, eoff[at], proc == NULL ? &d->globals[i] : &proc->nodes[i]) < 0)
+                goto out;
+        r->nodes[at++] = (st_graph_node_t){.pid = proc == NULL ? 0 : proc->pid,
+                                           .path = path,
+                                           .has_size = true,
+                                           .size = in->size,
+                                           .effective_size = in->eff,
+                                           .effective_exact = in->exact};
+        for (size_t i = 0; i < kids; i++)
+            items[n++] =
+                (sort_item){proc == NULL ? d->globals[i].name : proc->nodes[i].name, (uint32_t)i};
+        qsort(items, n, sizeof(*items), cmp_item);
+        for (size_t k = 0; k < n; k++) {
+            uint32_t i = items[k].idx;
+            const st_node_t *mn;
+            eoff[at] = fe.n;
+            if (proc == NULL) {
+                const fglobal *x = &f->g[i];
+                mn = &d->globals[i];
+                r->nodes[at] = (st_graph_node_t){.pid = 0,
+                                                 .guid = mn->guid,
+                                                 .is_explicit = true,
+                                                 .has_size = x->has_size,
+                                                 .size = x->size,
+                                                 .effective_size = x->eff,
+                                                 .effective_exact = x->has_size ? x->exact : 0};
+                for (size_t e = goff[i]; e < goff[i + 1]; e++)
+                    if (fents_add(&fe, fe.e[e]) < 0)
+                        goto out;
+            } else {
+                const fholder *h = &f->h[f->hof[f->base[gi - 1] + i]];
+                mn = &proc->nodes[i];
+                r->nodes[at] = (st_graph_node_t){.pid = proc->pid,
+                                                 .guid = mn->guid,
+                                                 .is_explicit = true,
+                                                 .has_size = h->has_size,
+                                                 .size = h->size,
+                                                 .effective_size = h->eff,
+                                                 .effective_exact = h->has_size ? h->exact : 0,
+                                                 .owns = d->globals[h->target].guid,
+                                                 .importance = h->importance};
+                if (fents_own(&fe, mn) < 0)
+                    goto out;
+                for (size_t e = goff[h->target]; e < goff[h->target + 1]; e++) {
+                    st_graph_entry_t t = fe.e[e];
+                    t.origin = ST_GRAPH_ENTRY_PROPAGATED;
+                    if (!has_own_entry(mn, t.name) && fents_add(&fe, t) < 0)
+                        goto out;
+                }
+            }
+            size_t len = strlen(mn->name) + 1;
+            if ((path = arena_alloc(&strings, len)) == NULL)
+                goto out;
+            memcpy(path, mn->name, len);
+            r->nodes[at++].path = path;
+        }
+    }
+    for (size_t k = 0; k < at; k++) {
+        size_t end = k + 1 < at ? eoff[k + 1] : fe.n;
+        r->nodes[k].entries = end > eoff[k] ? fe.e + eoff[k] : NULL;
+        r->nodes[k].n_entries = end - eoff[k];
+    }
+    r->n_nodes = at;
+    r->entries = fe.e;
+    r->n_entries = fe.n;
+    r->strings = strings;
+    r->warnings = f->w.warnings;
+    r->n_warnings = f->w.n_warnings;
+    f->w.warnings = NULL;
+    f->w.n_warnings = 0;
+    fe.e = NULL;
+    strings = NULL;
+    *out = r;
+    r = NULL;
+    rc = 0;
+out:
+    if (r != NULL)
+        free(r->nodes);
+    free(r);
+    free(fe.e);
+    arena_free(strings);
+    free(goff);
+    free(eoff);
+    free(gk);
+    free(items);
+    return rc;
+}
+
+/* st_graph_annotate of a flat computation: every node's entry from its own index. */
+static int flat_annotate(st_global_dump_t *dump, const flat *f)
+{
+    for (size_t p = 0; p < dump->n_procs; p++)
+        for (size_t i = 0; i < dump->procs[p].n_nodes; i++) {
+            const fholder *h = &f->h[f->hof[f->base[p] + i]];
+            st_node_t *n = &dump->procs[p].nodes[i];
+            if (!h->has_size)
+                st_node_remove(n, "effective_size");
+            else if (st_node_set_scalar(n, "effective_size", "bytes", h->eff) < 0)
+                return -ENOMEM;
+        }
+    for (size_t i = 0; i < dump->n_globals; i++) {
+        st_node_t *n = &dump->globals[i];
+        if (!f->g[i].has_size)
+            st_node_remove(n, "effective_size");
+        else if (st_node_set_scalar(n, "effective_size", "bytes", f->g[i].eff) < 0)
+            return -ENOMEM;
+    }
+    return add_warnings(dump, f->w.warnings, f->w.n_warnings);
+}
+
+int st__graph_process_general(const st_global_dump_t *dump, st_graph_result_t **out)
 {
     graph g = {.dump = dump};
     int rc = collect(&g);
@@ -1553,6 +2295,26 @@ int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
     free(g.aents);
     free(g.es);
     free(g.fents);
+    return rc;
+}
+
+int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
+{
+    flat f;
+    int rc = flat_build(dump, &f);
+    if (rc == 0)
+        return st__graph_process_general(dump, out);
+    if (rc == 1)
+        rc = flat_result(&f, out);
+    flat_free(&f);
+    return rc;
+}
+
+int st__graph_flat(const st_global_dump_t *dump)
+{
+    flat f;
+    int rc = flat_build(dump, &f);
+    flat_free(&f);
     return rc;
 }
 
@@ -1644,30 +2406,13 @@ typedef struct seen {
     const char *s;
 } seen;
 
-int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result)
+/* Appends each of warnings[0..n) that dump does not have yet (once). */
+static int add_warnings(st_global_dump_t *dump, char *const *warnings, size_t n_new)
 {
     int rc = 0;
-    seen *set = NULL, *items = NULL;
-    size_t glo, ghi, lo, hi;
-    pid_range(result, 0, &glo, &ghi);
-    for (size_t p = 0; p < dump->n_procs; p++) {
-        const st_process_dump_t *proc = &dump->procs[p];
-        pid_range(result, proc->pid, &lo, &hi);
-        for (size_t i = 0; i < proc->n_nodes; i++) {
-            st_node_t *n = &proc->nodes[i];
-            bool global = strncmp(n->name, "global/", 7) == 0;
-            if ((rc = annotate_node(n, global ? glo : lo, global ? ghi : hi, result)) < 0)
-                goto out;
-        }
-    }
-    for (size_t i = 0; i < dump->n_globals; i++)
-        if ((rc = annotate_node(&dump->globals[i], glo, ghi, result)) < 0)
-            goto out;
-    items = calloc(dump->n_warnings + result->n_warnings + 1, sizeof(*items));
-    if (items == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    seen *set = NULL, *items = calloc(dump->n_warnings + n_new + 1, sizeof(*items));
+    if (items == NULL)
+        return -ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < dump->n_warnings; i++) {
         seen *s = NULL;
@@ -1678,14 +2423,14 @@ int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result)
         HASH_ADD_KEYPTR(hh, set, items[n].s, strlen(items[n].s), &items[n]);
         n++;
     }
-    for (size_t i = 0; i < result->n_warnings; i++) {
+    for (size_t i = 0; i < n_new; i++) {
         seen *s = NULL;
-        HASH_FIND_STR(set, result->warnings[i], s);
+        HASH_FIND_STR(set, warnings[i], s);
         if (s != NULL)
             continue;
-        if ((rc = st_dump_add_warning(dump, "%s", result->warnings[i])) < 0)
+        if ((rc = st_dump_add_warning(dump, "%s", warnings[i])) < 0)
             goto out;
-        items[n].s = result->warnings[i];
+        items[n].s = warnings[i];
         HASH_ADD_KEYPTR(hh, set, items[n].s, strlen(items[n].s), &items[n]);
         n++;
     }
@@ -1695,14 +2440,49 @@ out:
     return rc;
 }
 
+int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result)
+{
+    int rc = 0;
+    size_t glo, ghi, lo, hi;
+    pid_range(result, 0, &glo, &ghi);
+    for (size_t p = 0; p < dump->n_procs; p++) {
+        const st_process_dump_t *proc = &dump->procs[p];
+        pid_range(result, proc->pid, &lo, &hi);
+        for (size_t i = 0; i < proc->n_nodes; i++) {
+            st_node_t *n = &proc->nodes[i];
+            bool global = strncmp(n->name, "global/", 7) == 0;
+            if ((rc = annotate_node(n, global ? glo : lo, global ? ghi : hi, result)) < 0)
+                return rc;
+        }
+    }
+    for (size_t i = 0; i < dump->n_globals; i++)
+        if ((rc = annotate_node(&dump->globals[i], glo, ghi, result)) < 0)
+            return rc;
+    return add_warnings(dump, result->warnings, result->n_warnings);
+}
+
+int st_graph_annotate_dump(st_global_dump_t *dump)
+{
+    flat f;
+    int rc = flat_build(dump, &f);
+    if (rc == 1) {
+        rc = flat_annotate(dump, &f);
+        flat_free(&f);
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    st_graph_result_t *r = NULL;
+    if ((rc = st__graph_process_general(dump, &r)) == 0)
+        rc = st_graph_annotate(dump, r);
+    st_graph_result_free(r);
+    return rc;
+}
+
 int st_graph_annotate_trace(st_trace_t *trace)
 {
     for (size_t i = 0; i < trace->n_dumps; i++) {
-        st_graph_result_t *r = NULL;
-        int rc = st_graph_process(&trace->dumps[i], &r);
-        if (rc == 0)
-            rc = st_graph_annotate(&trace->dumps[i], r);
-        st_graph_result_free(r);
+        int rc = st_graph_annotate_dump(&trace->dumps[i]);
         if (rc < 0)
             return rc;
     }

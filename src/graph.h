@@ -57,8 +57,13 @@ typedef struct st_graph_result {
     void *strings; /* private: storage of the paths */
 } st_graph_result_t;
 
-/* Runs every pass over dump. pre: dump != NULL. Returns 0 or -ENOMEM. */
+/* Runs every pass over dump. pre: dump != NULL. Returns 0 or -ENOMEM. A dump of the flat layout
+ * (holders "shared_memory/<x>" each owning one childless "global/<x>" node, nothing else) takes a
+ * shortcut with the same result; st__graph_process_general never does (for tests). */
 int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out);
+int st__graph_process_general(const st_global_dump_t *dump, st_graph_result_t **out);
+/* 1 when dump takes the shortcut, 0 when not, -ENOMEM (for tests). */
+int st__graph_flat(const st_global_dump_t *dump);
 void st_graph_result_free(st_graph_result_t *result);
 /* The node (pid, path), or NULL when it was removed or never existed. */
 const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, const char *path);
@@ -68,7 +73,11 @@ const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, c
  * result's warnings to dump->warnings (once: a warning already present is not added again). */
 int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result);
 
-/* Convenience: process + annotate every dump of a trace. */
+/* st_graph_process + st_graph_annotate of one dump, with the same outcome; on the flat layout that
+ * the coordinator and the scanner produce it writes the sizes without building a result. */
+int st_graph_annotate_dump(st_global_dump_t *dump);
+
+/* Convenience: st_graph_annotate_dump of every dump of a trace. */
 int st_graph_annotate_trace(st_trace_t *trace);
 
 #endif

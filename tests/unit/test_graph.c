@@ -1211,6 +1211,322 @@ static void timed_dump(size_t nproc, size_t nobj, size_t globals_per_obj)
     free(keys);
 }
 
+/* ---- the flat shortcut against the general passes ----
+ *
+ * Random dumps of the flat layout (holders "shared_memory/<key>" each owning one "global/<x>"
+ * node): varied numbers of processes (negative pids too) and objects, sizes absent, zero, equal
+ * or larger in a holder than in its object (size warnings), importances drawn per policy
+ * (creator, equal, first-touch, explicit claims, random ties), canonical and other global names,
+ * extra scalar and string entries (names shared between objects and holders, so propagation and
+ * its blocking by a string happen), edges in shuffled order. st_graph_process (the shortcut) and
+ * st__graph_process_general must give identical results node by node, and st_graph_annotate_dump
+ * the same annotated dump as the general process + annotate. A fifth of the dumps get one change
+ * that leaves the flat layout; the shortcut must then refuse them. */
+
+enum { FLAT_POLICIES = 5 };
+
+/* Builds the seed's dump into d; returns whether it is meant to be flat. */
+static bool flat_family_build(uint64_t seed, st_global_dump_t *d)
+{
+    rng_state = seed;
+    int policy = (int)rnd_below(FLAT_POLICIES);
+    size_t nproc = 1 + rnd_below(6), nglob = rnd_below(rnd_below(4) == 0 ? 60 : 14);
+    int pids[8];
+    for (size_t p = 0; p < nproc; p++) {
+        int pid;
+        bool dup;
+        do {
+            pid = (int)rnd_below(40) - (rnd_below(6) == 0 ? 45 : -1);
+            dup = pid == 0;
+            for (size_t q = 0; q < p; q++)
+                dup = dup || pids[q] == pid;
+        } while (dup);
+        pids[p] = pid;
+    }
+    bool canonical = rnd_below(2) == 0;
+    static const char *const extra[] = {"virtual_size", "swapped_size", "mapped_size", "bar",
+                                        "qux"};
+    char keys[64][32];
+    int creator[64];
+    uint64_t gsize[64];
+    for (size_t i = 0; i < nglob; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "anon:0:%u:%u", (unsigned)rnd_below(3),
+                 (unsigned)rnd_below(100000));
+        uint64_t guid = st_guid_global(keys[i]);
+        char name[64];
+        if (canonical)
+            st_global_name(guid, name, sizeof(name));
+        else
+            snprintf(name, sizeof(name), "global/%s", keys[i]);
+        st_node_t *n = NULL;
+        bool created = false;
+        assert_int_equal(st_dump_add_global(d, name, guid, false, 0, &n, &created), 0);
+        if (!created) { /* a key drawn twice: make it another object */
+            i--;
+            continue;
+        }
+        creator[i] = rnd_below(4) == 0 ? 0 : pids[rnd_below(nproc)];
+        gsize[i] = rnd_below(6) == 0 ? NO_SIZE : rnd_size();
+        if (gsize[i] != NO_SIZE)
+            assert_int_equal(st_node_set_scalar(n, "size", "bytes", gsize[i]), 0);
+        for (size_t e = 0; e < 5; e++) {
+            if (rnd_below(3) != 0)
+                continue;
+            if (rnd_below(4) == 0)
+                assert_int_equal(st_node_set_string(n, extra[e], "text"), 0);
+            else
+                assert_int_equal(
+                    st_node_set_scalar(n, extra[e], e == 4 ? "objects" : "bytes", rnd_below(5000)),
+                    0);
+        }
+        assert_int_equal(st_node_set_string(n, "key", keys[i]), 0);
+        if (rnd_below(3) == 0)
+            assert_int_equal(st_node_set_scalar(n, "effective_size", "bytes", 7), 0);
+    }
+    nglob = d->n_globals;
+    for (size_t p = 0; p < nproc; p++) {
+        st_process_dump_t *pr = NULL;
+        assert_int_equal(st_dump_add_process(d, pids[p], NULL, &pr), 0);
+        size_t first = pr->n_nodes;
+        for (size_t i = 0; i < nglob; i++) {
+            if (rnd_below(10) >= 4)
+                continue;
+            char path[64];
+            snprintf(path, sizeof(path), "shared_memory/%s", keys[i]);
+            st_node_t *h = NULL;
+            assert_int_equal(st_process_add_node(pr, path, st_guid_local(pids[p], path), false, &h),
+                             0);
+            uint64_t g = gsize[i] == NO_SIZE ? rnd_below(3000) : gsize[i], hs = NO_SIZE;
+            switch (rnd_below(8)) {
+            case 0:
+                break; /* no size: takes the object's */
+            case 1:
+                hs = rnd_size();
+                break;
+            case 2:
+                hs = 0;
+                break;
+            case 3: /* larger than the object: a warning, often a tie with another holder */
+                hs = g + 1 + rnd_below(2);
+                break;
+            case 4: /* a part of it: fractions */
+                hs = g / (2 + rnd_below(5)) + rnd_below(3);
+                break;
+            default:
+                hs = g;
+                break;
+            }
+            if (hs != NO_SIZE)
+                assert_int_equal(st_node_set_scalar(h, "size", "bytes", hs), 0);
+            for (size_t e = 0; e < 5; e++) {
+                if (rnd_below(3) != 0)
+                    continue;
+                if (rnd_below(5) == 0)
+                    assert_int_equal(st_node_set_string(h, extra[e], "text"), 0);
+                else
+                    assert_int_equal(st_node_set_scalar(h, extra[e], "bytes", rnd_below(5000)), 0);
+            }
+        }
+        /* edges after the nodes, in a shuffled order */
+        size_t n = pr->n_nodes - first, order[64];
+        for (size_t k = 0; k < n; k++)
+            order[k] = first + k;
+        for (size_t k = n; k > 1; k--) {
+            size_t j = rnd_below(k), tmp = order[k - 1];
+            order[k - 1] = order[j];
+            order[j] = tmp;
+        }
+        for (size_t k = 0; k < n; k++) {
+            const st_node_t *h = &pr->nodes[order[k]];
+            size_t i = 0;
+            while (strcmp(keys[i], h->name + sizeof("shared_memory/") - 1) != 0)
+                i++;
+            int imp;
+            switch (policy) {
+            case 0: /* creator and first-touch: the creator's holder outranks the others */
+            case 1:
+                imp = creator[i] != 0 && pids[p] == creator[i] ? 2 : 0;
+                break;
+            case 2: /* equal */
+                imp = 0;
+                break;
+            case 3: /* explicit claims here and there */
+                imp = rnd_below(4) == 0 ? (int)rnd_below(3) + 1 : 0;
+                break;
+            default:
+                imp = (int)rnd_below(4) - 1;
+                break;
+            }
+            assert_int_equal(st_process_add_edge(pr, h->guid, st_guid_global(keys[i]), imp), 0);
+        }
+    }
+    if (rnd_below(4) == 0)
+        assert_int_equal(st_dump_add_warning(d, "a producer's warning"), 0);
+    if (nglob == 0 || rnd_below(5) != 0)
+        return true;
+    /* one change that leaves the flat layout */
+    st_process_dump_t *pr = &d->procs[rnd_below(d->n_procs)];
+    st_node_t *n = NULL;
+    switch (rnd_below(7)) {
+    case 0: /* a weak object */
+        d->globals[rnd_below(nglob)].weak = true;
+        break;
+    case 1: /* a child below an object */
+        assert_int_equal(st_dump_add_global(d, "global/x/y", 77, false, 0, &n, NULL), 0);
+        break;
+    case 2: /* a holder without an edge */
+        assert_int_equal(st_process_add_node(pr, "shared_memory/lonely", 78, false, &n), 0);
+        break;
+    case 3: /* an edge to nowhere, from a node that has none */
+        assert_int_equal(st_process_add_node(pr, "shared_memory/lost", 79, false, &n), 0);
+        assert_int_equal(st_process_add_edge(pr, 79, 12345, 0), 0);
+        break;
+    case 4: /* a node that is not a holder */
+        assert_int_equal(st_process_add_node(pr, "malloc/x", 80, false, &n), 0);
+        assert_int_equal(st_process_add_edge(pr, 80, d->globals[0].guid, 0), 0);
+        break;
+    case 5: /* a holder owning a holder */
+        assert_int_equal(st_process_add_node(pr, "shared_memory/sub", 81, false, &n), 0);
+        assert_int_equal(st_node_set_scalar(n, "size", "bytes", 5), 0);
+        if (pr->n_nodes > 1)
+            assert_int_equal(st_process_add_edge(pr, 81, pr->nodes[0].guid, 0), 0);
+        else
+            assert_int_equal(st_process_add_edge(pr, 81, 81, 0), 0);
+        break;
+    default: /* a global node owning something */
+        assert_int_equal(st_process_add_node(pr, "shared_memory/own", 82, false, &n), 0);
+        assert_int_equal(st_process_add_edge(pr, d->globals[0].guid, 82, 0), 0);
+        break;
+    }
+    return false;
+}
+
+static void assert_same_result(const st_graph_result_t *a, const st_graph_result_t *b,
+                               uint64_t seed)
+{
+    if (a->n_nodes != b->n_nodes)
+        fail_msg("seed %" PRIx64 ": %zu nodes vs %zu", seed, a->n_nodes, b->n_nodes);
+    for (size_t i = 0; i < a->n_nodes; i++) {
+        const st_graph_node_t *x = &a->nodes[i], *y = &b->nodes[i];
+        if (x->pid != y->pid || strcmp(x->path, y->path) != 0 || x->guid != y->guid ||
+            x->is_explicit != y->is_explicit || x->has_size != y->has_size || x->size != y->size ||
+            x->effective_size != y->effective_size || x->effective_exact != y->effective_exact ||
+            x->owns != y->owns || x->importance != y->importance || x->n_entries != y->n_entries)
+            fail_msg("seed %" PRIx64 ": node %zu differs: %d:%s size %" PRIu64 "/%" PRIu64
+                     " eff %" PRIu64 "/%" PRIu64 " exact %.30Lg/%.30Lg entries %zu/%zu",
+                     seed, i, x->pid, x->path, x->size, y->size, x->effective_size,
+                     y->effective_size, x->effective_exact, y->effective_exact, x->n_entries,
+                     y->n_entries);
+        for (size_t e = 0; e < x->n_entries; e++) {
+            const st_graph_entry_t *p = &x->entries[e], *q = &y->entries[e];
+            if (strcmp(p->name, q->name) != 0 || p->value != q->value || p->origin != q->origin ||
+                (p->units == NULL) != (q->units == NULL) ||
+                (p->units != NULL && strcmp(p->units, q->units) != 0))
+                fail_msg("seed %" PRIx64 ": %d:%s entry %zu differs: %s %" PRIu64 " vs %s %" PRIu64,
+                         seed, x->pid, x->path, e, p->name, p->value, q->name, q->value);
+        }
+    }
+    assert_int_equal(a->n_warnings, b->n_warnings);
+    for (size_t i = 0; i < a->n_warnings; i++)
+        assert_string_equal(a->warnings[i], b->warnings[i]);
+}
+
+static void assert_same_dump(const st_global_dump_t *a, const st_global_dump_t *b)
+{
+    assert_int_equal(a->n_procs, b->n_procs);
+    assert_int_equal(a->n_globals, b->n_globals);
+    for (size_t k = 0; k <= a->n_procs; k++) {
+        size_t n = k == 0 ? a->n_globals : a->procs[k - 1].n_nodes;
+        assert_int_equal(n, k == 0 ? b->n_globals : b->procs[k - 1].n_nodes);
+        for (size_t i = 0; i < n; i++) {
+            const st_node_t *x = k == 0 ? &a->globals[i] : &a->procs[k - 1].nodes[i];
+            const st_node_t *y = k == 0 ? &b->globals[i] : &b->procs[k - 1].nodes[i];
+            assert_string_equal(x->name, y->name);
+            assert_int_equal(x->n_entries, y->n_entries);
+            for (size_t e = 0; e < x->n_entries; e++) {
+                const st_entry_t *p = &x->entries[e], *q = &y->entries[e];
+                assert_string_equal(p->name, q->name);
+                assert_int_equal(p->type, q->type);
+                if (p->type == ST_ENTRY_SCALAR) {
+                    assert_string_equal(p->units, q->units);
+                    assert_int_equal(p->value, q->value);
+                } else {
+                    assert_string_equal(p->string, q->string);
+                }
+            }
+        }
+    }
+    assert_int_equal(a->n_warnings, b->n_warnings);
+    for (size_t i = 0; i < a->n_warnings; i++)
+        assert_string_equal(a->warnings[i], b->warnings[i]);
+}
+
+static size_t flat_family_one(uint64_t seed)
+{
+    st_trace_t *t = NULL;
+    st_global_dump_t *a = NULL, *b = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &a), 0);
+    bool flat = flat_family_build(seed, a);
+    assert_int_equal(st_trace_add_dump(t, 2, 0, &b), 0);
+    a = st_trace_find_dump(t, 1);
+    assert_true(flat_family_build(seed, b) == flat);
+    if (st__graph_flat(a) != (flat ? 1 : 0))
+        fail_msg("seed %" PRIx64 ": the shortcut %s a dump %s", seed, flat ? "refused" : "took",
+                 flat ? "of the flat layout" : "that is not flat");
+    st_graph_result_t *fast = NULL, *general = NULL;
+    assert_int_equal(st_graph_process(a, &fast), 0);
+    assert_int_equal(st__graph_process_general(a, &general), 0);
+    assert_same_result(fast, general, seed);
+    /* annotation: the shortcut's dump a against the general passes' dump b */
+    assert_int_equal(st_graph_annotate_dump(a), 0);
+    st_graph_result_free(general);
+    general = NULL;
+    assert_int_equal(st__graph_process_general(b, &general), 0);
+    assert_int_equal(st_graph_annotate(b, general), 0);
+    assert_same_dump(a, b);
+    /* once more over annotated dumps (stale effective_size entries, warnings already there) */
+    assert_int_equal(st_graph_annotate_dump(a), 0);
+    st_graph_result_free(general);
+    general = NULL;
+    assert_int_equal(st__graph_process_general(b, &general), 0);
+    assert_int_equal(st_graph_annotate(b, general), 0);
+    assert_same_dump(a, b);
+    size_t warnings = fast->n_warnings;
+    st_graph_result_free(fast);
+    st_graph_result_free(general);
+    st_trace_free(t);
+    return flat ? 1 + warnings : 0;
+}
+
+static void test_flat_shortcut(void **state)
+{
+    (void)state;
+    size_t flat = 0;
+    for (uint64_t i = 0; i < 3000; i++)
+        flat += flat_family_one(0xf1a70000ULL + i) > 0;
+    assert_true(flat > 2000); /* most are flat: the comparison is not vacuous */
+}
+
+/* The coordinator's and scanner's own builders (st_dump_add_object, st_process_add_holder) give
+ * the flat layout. */
+static void test_flat_builders(void **state)
+{
+    fixture *f = *state;
+    st_object_info_t o = {.key = "memfd:0:1:5",
+                          .kind = ST_KIND_MEMFD,
+                          .size = 8192,
+                          .virtual_size = 16384,
+                          .creator_pid = 10};
+    assert_int_equal(st_dump_add_object(f->dump, &o, 10, NULL), 0);
+    assert_int_equal(st_process_add_holder(proc(f, 10), &o, 8192, 2, NULL), 0);
+    assert_int_equal(st_process_add_holder(proc(f, 11), &o, 4096, 0, NULL), 0);
+    assert_int_equal(st__graph_flat(f->dump), 1);
+    run(f);
+    assert_int_equal(eff(f, 10, "shared_memory/memfd:0:1:5"), 8192);
+    assert_int_equal(eff(f, 11, "shared_memory/memfd:0:1:5"), 0);
+}
+
 static void test_scale(void **state)
 {
     (void)state;
@@ -1251,6 +1567,8 @@ int main(void)
         cmocka_unit_test(test_property_shmtrack),
         cmocka_unit_test(test_property_general),
         cmocka_unit_test(test_property_chains),
+        cmocka_unit_test(test_flat_shortcut),
+        cmocka_unit_test_setup_teardown(test_flat_builders, setup, teardown),
         cmocka_unit_test(test_scale),
     };
     return cmocka_run_group_tests_name("graph", tests, NULL, NULL);
