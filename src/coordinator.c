@@ -792,12 +792,15 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
             (void)st_node_scalar(sn, "size", &m->scanned);
     }
 
-    /* pass 2: processes, objects, holders */
+    /* pass 2: processes, objects, holders, in arrays sized for them at once */
+    if ((rc = st_dump_reserve_globals(d, used)) < 0)
+        goto out;
     at = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
         st_process_dump_t *p = NULL;
-        if ((rc = st_dump_add_process(d, c->pid, c->name[0] ? c->name : NULL, &p)) < 0)
+        if ((rc = st_dump_add_process(d, c->pid, c->name[0] ? c->name : NULL, &p)) < 0 ||
+            (rc = st_process_reserve(p, c->n_recs, c->n_recs)) < 0)
             goto out;
         totals_from_wire(&p->totals, &c->totals);
         for (size_t i = 0; i < c->n_recs; i++, at++) {
