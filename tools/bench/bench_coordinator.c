@@ -9,7 +9,8 @@
  * separately. cpu50 is the median CPU time (user + system) the coordinator
  * process itself spent per dump: on a shared machine wall time also counts waits for a core. RSS is
  * the coordinator's VmRSS (and peak VmHWM) from /proc/self/status after the first dump and after
- * all of them (the trace keeps every dump, or the newest KEEP). Usage:
+ * all of them (the trace keeps every dump, or the newest KEEP); flt50 the median number of page
+ * faults the coordinator took per dump (a first touch of a page is dear on a VM). Usage:
  * bench_coordinator [ROUNDS [MAX_CLIENTS [KEEP]]] (default 15, 500, 0 = every dump). Under
  * valgrind set ST_BENCH_EXE to this program's path (the clients are spawned from it).
  */
@@ -20,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -88,6 +90,14 @@ static uint64_t cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Page faults of the coordinator so far (every thread of this process). */
+static uint64_t faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -133,14 +143,16 @@ static int run(unsigned n, int rounds, const char *dir)
     long rss1 = status_kb("VmRSS:");
     uint64_t *lat = calloc((size_t)rounds, sizeof(*lat));
     uint64_t *cpu = calloc((size_t)rounds, sizeof(*cpu));
+    uint64_t *flt = calloc((size_t)rounds, sizeof(*flt));
     size_t objects = 0, procs = 0;
     int partial = 0;
     for (int r = 0; r < rounds; r++) {
-        uint64_t t0 = st_clock_ns(), c0 = cpu_ns();
+        uint64_t t0 = st_clock_ns(), c0 = cpu_ns(), f0 = faults();
         if (st_coord_dump_sync(co, "explicitly_triggered", &d) < 0)
             return -1;
         lat[r] = st_clock_ns() - t0;
         cpu[r] = cpu_ns() - c0;
+        flt[r] = faults() - f0;
         objects = d->n_globals;
         procs = d->n_procs;
         partial += d->partial;
@@ -157,11 +169,12 @@ static int run(unsigned n, int rounds, const char *dir)
     uint64_t jt = st_clock_ns() - j0;
     qsort(lat, (size_t)rounds, sizeof(*lat), cmp_u64);
     qsort(cpu, (size_t)rounds, sizeof(*cpu), cmp_u64);
+    qsort(flt, (size_t)rounds, sizeof(*flt), cmp_u64);
     uint64_t p50 = lat[rounds / 2], p95 = lat[(rounds * 95 + 99) / 100 - 1];
-    printf("%7u %8zu %9zu %9.1f %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d\n", n, procs, objects,
-           (double)p50 / 1e6, (double)p95 / 1e6, (double)cpu[rounds / 2] / 1e6,
+    printf("%7u %8zu %9zu %9.1f %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d %8" PRIu64 "\n", n,
+           procs, objects, (double)p50 / 1e6, (double)p95 / 1e6, (double)cpu[rounds / 2] / 1e6,
            wrc == 0 ? (double)jt / 1e6 : -1.0, (double)rss1 / 1024, (double)rss2 / 1024,
-           (double)hwm / 1024, partial);
+           (double)hwm / 1024, partial, flt[rounds / 2]);
     fflush(stdout);
     close(quit[1]);
     for (unsigned i = 0; i < n; i++) {
@@ -171,6 +184,7 @@ static int run(unsigned n, int rounds, const char *dir)
     free(pids);
     free(lat);
     free(cpu);
+    free(flt);
     st_coord_close(co);
     return 0;
 }
@@ -210,9 +224,9 @@ int main(int argc, char **argv)
         printf("the coordinator's trace keeps the newest %zu dump(s) (max_dumps)\n\n", g_keep);
     else
         printf("the coordinator's trace keeps every dump\n\n");
-    printf("%7s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s\n", "clients", "procs", "objects",
-           "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB",
-           "partial");
+    printf("%7s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s %8s\n", "clients", "procs", "objects",
+           "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB", "partial",
+           "flt50");
     static const unsigned sizes[] = {10, 100, 500};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         if (sizes[i] <= max && run(sizes[i], rounds, dir) < 0)
