@@ -7,9 +7,19 @@
 #define SHMTRACK_ARRAY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Grows *arr (elements of elem bytes, *cap of them) to hold at least need elements, doubling
  * from 8; new elements are zeroed. Returns 0 or -ENOMEM, leaving *arr and *cap as they were. */
 int st__array_grow(void **arr, size_t *cap, size_t need, size_t elem);
+
+/* A 64-bit key and what it sorts: a position, a pointer cast to uintptr_t. */
+typedef struct st__keyed {
+    uint64_t key;
+    uintptr_t val;
+} st__keyed_t;
+
+/* Sorts a[0..n) by key, stably (LSD radix, 11 bits a pass; tmp: n elements of scratch). */
+void st__radix_sort(st__keyed_t *a, st__keyed_t *tmp, size_t n);
 
 #endif

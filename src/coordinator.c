@@ -16,6 +16,7 @@
  */
 #include "coordinator.h"
 
+#include "array.h"
 #include "error.h"
 #include "graph.h"
 #include "scan.h"
@@ -69,6 +70,8 @@ typedef struct mobj {
     int creator;
     uint64_t scanned; /* the /proc scan's resident bytes for fd-backed objects, 0 when none */
     const st_wire_object_t *first;
+    int first_pid;             /* the client that sent first */
+    uint64_t guid;             /* st_guid_global(key) */
     const object_t *announced; /* what the events said about it; NULL when nothing */
     char key[ST_KEY_MAX];
 } mobj_t;
@@ -106,6 +109,8 @@ struct st_coord {
     size_t cap_pool;
     uint32_t *slots; /* open addressing: pool position + 1 by wire key hash; 0 is empty */
     size_t cap_slots;
+    st__keyed_t *keys; /* objects by guid, and as much scratch */
+    size_t cap_keys;
     char **reasons;
     size_t n_reasons;
     st_global_dump_t *last; /* the last merged dump */
@@ -470,12 +475,15 @@ int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
     /* With a bounded trace, the memory the oldest dump frees can hold the next one; but glibc
      * serves the merge's big arrays (graph vertices, sort scratch) with fresh mmaps and trims
      * freed heap at once, so every dump still paid a first-touch fault per 4 KiB page (tens of us
-     * each on this VM). Keep them in the heap: a 100-client bench with max_dumps 1 faulted 120k
-     * pages without this, 80k with it. Process-wide, so only when asked for a bounded trace (with
-     * every dump kept, each dump's memory is new anyway and this only raised RSS). */
+     * each on this VM: ~16 us, measured). Keep them in the heap, and keep the heap: the dump
+     * dropped just before a merge frees as much as the merge then needs (60 MiB at 100 clients),
+     * and a trim threshold below that gave it back to the kernel only to fault it in again (a
+     * 100-client bench with max_dumps 1: ~1700 faults per dump with a 64 MiB threshold, 8 with
+     * 1 GiB). Process-wide, so only when asked for a bounded trace (with every dump kept, each
+     * dump's memory is new anyway and this only raised RSS). */
     if (co->cfg.max_dumps > 0) {
         mallopt(M_MMAP_THRESHOLD, 32 << 20);
-        mallopt(M_TRIM_THRESHOLD, 64 << 20);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
     }
     int rc = st_trace_new(&co->trace);
     if (rc < 0)
@@ -532,6 +540,7 @@ void st_coord_close(st_coord_t *co)
     free(co->pool);
     free(co->of);
     free(co->slots);
+    free(co->keys);
     object_t *o, *tmp;
     HASH_ITER(hh, co->objects, o, tmp)
     {
@@ -655,6 +664,23 @@ static void totals_from_wire(st_totals_t *t, const st_wire_totals_t *w)
     t->present = w->present & ((1u << ST_TOTAL_COUNT) - 1);
 }
 
+/* What the merge says about an object: its first record, what its events announced, the scan. */
+static void object_info(const mobj_t *m, st_object_info_t *info)
+{
+    const object_t *o = m->announced;
+    const st_wire_object_t *f = m->first;
+    *info = (st_object_info_t){
+        .key = m->key,
+        .kind = (st_kind_t)f->key.kind,
+        .name = f->name[0] ? f->name : (o ? o->meta.name : NULL),
+        .size = f->resident > m->scanned ? f->resident : m->scanned,
+        .virtual_size = f->virtual_size,
+        .swapped_size = f->swapped,
+        .creator_pid = m->creator,
+        .label = f->label[0] ? f->label : (o ? o->meta.label : NULL),
+    };
+}
+
 static int merge(st_coord_t *co, st_global_dump_t **out)
 {
     int rc = 0;
@@ -719,6 +745,8 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
                 m->wk = wk;
                 memcpy(m->key, key, kl + 1);
                 m->first = r;
+                m->first_pid = c->pid;
+                m->guid = st_guid_global(key);
                 object_t *o = NULL;
                 HASH_FIND(hh, co->objects, key, kl, o);
                 if (o != NULL)
@@ -788,13 +816,33 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
         st_kind_t kind = (st_kind_t)m->first->key.kind;
         const st_node_t *sn = NULL;
         if ((kind == ST_KIND_POSIX || kind == ST_KIND_MEMFD) &&
-            (sn = st_dump_find_global(d, st_guid_global(m->key))) != NULL)
+            (sn = st_dump_find_global(d, m->guid)) != NULL)
             (void)st_node_scalar(sn, "size", &m->scanned);
     }
 
-    /* pass 2: processes, objects, holders, in arrays sized for them at once */
+    /* pass 2: the objects, in the order st_dump_sort puts them (by guid: their names are
+     * st_global_name's), then processes and holders, in arrays sized for them at once */
     if ((rc = st_dump_reserve_globals(d, used)) < 0)
         goto out;
+    if (used > co->cap_keys) {
+        free(co->keys);
+        co->cap_keys = 0;
+        if ((co->keys = malloc(2 * used * sizeof(*co->keys))) == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        co->cap_keys = used;
+    }
+    for (size_t j = 0; j < used; j++)
+        co->keys[j] = (st__keyed_t){pool[j].guid, j};
+    st__radix_sort(co->keys, co->keys + used, used);
+    for (size_t j = 0; j < used; j++) {
+        const mobj_t *m = &pool[co->keys[j].val];
+        st_object_info_t info;
+        object_info(m, &info);
+        if ((rc = st_dump_add_object(d, &info, m->first_pid, NULL)) < 0)
+            goto out;
+    }
     at = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
@@ -808,21 +856,8 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
             const mobj_t *m = of[at];
             if (m == NULL)
                 continue;
-            const object_t *o = m->announced;
-            const st_wire_object_t *f = m->first;
-            uint64_t size = f->resident > m->scanned ? f->resident : m->scanned;
-            st_object_info_t info = {
-                .key = m->key,
-                .kind = (st_kind_t)r->key.kind,
-                .name = f->name[0] ? f->name : (o ? o->meta.name : NULL),
-                .size = size,
-                .virtual_size = f->virtual_size,
-                .swapped_size = f->swapped,
-                .creator_pid = m->creator,
-                .label = f->label[0] ? f->label : (o ? o->meta.label : NULL),
-            };
-            if (f == r && (rc = st_dump_add_object(d, &info, c->pid, NULL)) < 0)
-                goto out;
+            st_object_info_t info;
+            object_info(m, &info);
             int imp = policy_importance(co, r, c->pid, m->creator);
             if ((rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, NULL)) < 0)
                 goto out;

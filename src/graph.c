@@ -1511,25 +1511,25 @@ static int add_warnings(st_global_dump_t *dump, char *const *warnings, size_t n)
  * shape in one topological order: roots, the inner paths ("global", then each process's
  * "shared_memory"), the global nodes backwards, then each one's holders backwards; reversed where
  * a pass walks backwards. tests/unit/test_graph.c compares both ways on random flat dumps.
+ * Exact values are not stored: they are recomputed, by the same operations, where needed.
  */
 
 typedef struct fholder {
-    uint32_t proc, node; /* dump->procs[proc].nodes[node] */
-    uint32_t target;     /* the global node it owns */
+    uint32_t proc : 31, has_size : 1; /* dump->procs[proc].nodes[node] */
+    uint32_t node;
+    uint32_t target; /* the global node it owns */
     int importance;
-    bool has_size;
     uint64_t size, eff;
     long double owning; /* pass 7 */
-    long double exact;
-    q128 q;
+    q128 q;             /* pass 9: its exact effective size, quantised */
 } fholder;
 
 typedef struct fglobal {
     uint32_t first, count; /* its holders: h[first .. first + count), in edge order */
-    bool has_own, has_size;
-    uint64_t own, size, eff;
-    long double owned, exact;
-    q128 q;
+    uint64_t size, eff;
+    bool has_size;
+    long double owned; /* pass 7 */
+    q128 q;            /* pass 9: its flow subtree's total, quantised */
 } fglobal;
 
 /* An implicit inner node: "global" or a process's "shared_memory". */
@@ -1579,14 +1579,6 @@ static const char *flat_who(int pid, bool global, const char *path, char *buf, s
     return buf;
 }
 
-/* Open addressing tables of the shape check: guids to node refs (global index, or n_globals +
- * process node index), and (graph, name) pairs to find duplicate names. */
-typedef struct fslot {
-    uint64_t key; /* guid, or the name's hash */
-    uint32_t ref; /* + 1; 0 is empty */
-    uint32_t graph;
-} fslot;
-
 static uint64_t fmix(uint64_t h)
 {
     h ^= h >> 33;
@@ -1595,11 +1587,40 @@ static uint64_t fmix(uint64_t h)
     return h;
 }
 
+/* Node refs (global index, or n_globals + process node index) by guid: open addressing over a
+ * dense array of the guids. */
+typedef struct gtab {
+    uint32_t *slots; /* ref + 1; 0 is empty */
+    uint64_t *guid;  /* per ref */
+    size_t mask;
+} gtab;
+
+/* Inserts guid -> ref; false when the guid is there already. */
+static bool gtab_put(gtab *t, uint64_t guid, uint32_t ref)
+{
+    t->guid[ref] = guid;
+    size_t i = (size_t)fmix(guid) & t->mask;
+    for (; t->slots[i] != 0; i = (i + 1) & t->mask)
+        if (t->guid[t->slots[i] - 1] == guid)
+            return false;
+    t->slots[i] = ref + 1;
+    return true;
+}
+
+static uint32_t gtab_get(const gtab *t, uint64_t guid)
+{
+    size_t i = (size_t)fmix(guid) & t->mask;
+    for (; t->slots[i] != 0; i = (i + 1) & t->mask)
+        if (t->guid[t->slots[i] - 1] == guid)
+            return t->slots[i] - 1;
+    return NONE;
+}
+
 /* Hash of a name, 8 bytes at a time. */
-static uint64_t name_hash(const char *s, uint32_t gi)
+static uint64_t name_hash(const char *s)
 {
     size_t len = strlen(s);
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len ^ ((uint64_t)gi << 40);
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
     for (; len >= 8; s += 8, len -= 8) {
         uint64_t w;
         memcpy(&w, s, 8);
@@ -1612,54 +1633,29 @@ static uint64_t name_hash(const char *s, uint32_t gi)
     return fmix(h);
 }
 
-/* Inserts guid -> ref; false when the guid is there already. */
-static bool guid_put(fslot *t, size_t mask, uint64_t guid, uint32_t ref)
+/* Slots of a name table for n names. */
+static size_t names_cap(size_t n)
 {
-    size_t i = (size_t)fmix(guid) & mask;
-    for (; t[i].ref != 0; i = (i + 1) & mask)
-        if (t[i].key == guid)
-            return false;
-    t[i] = (fslot){guid, ref + 1, 0};
-    return true;
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    return cap;
 }
 
-static uint32_t guid_get(const fslot *t, size_t mask, uint64_t guid)
+/* Whether the n names nodes[0..n) are all different. slots, hashes: scratch of names_cap(n) and
+ * n elements. */
+static bool names_unique(const st_node_t *nodes, size_t n, uint32_t *slots, uint64_t *hashes)
 {
-    size_t i = (size_t)fmix(guid) & mask;
-    for (; t[i].ref != 0; i = (i + 1) & mask)
-        if (t[i].key == guid)
-            return t[i].ref - 1;
-    return NONE;
-}
-
-/* The model node behind a name table ref. */
-static const char *ref_name(const flat *f, uint32_t ref)
-{
-    const st_global_dump_t *d = f->dump;
-    if (ref < d->n_globals)
-        return d->globals[ref].name;
-    ref -= (uint32_t)d->n_globals;
-    size_t lo = 0, hi = d->n_procs; /* the process whose range holds ref */
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (f->base[mid] <= ref)
-            lo = mid;
-        else
-            hi = mid;
+    size_t cap = names_cap(n), mask = cap - 1;
+    memset(slots, 0, cap * sizeof(*slots));
+    for (size_t k = 0; k < n; k++) {
+        uint64_t h = hashes[k] = name_hash(nodes[k].name);
+        size_t i = (size_t)h & mask;
+        for (; slots[i] != 0; i = (i + 1) & mask)
+            if (hashes[slots[i] - 1] == h && strcmp(nodes[slots[i] - 1].name, nodes[k].name) == 0)
+                return false;
+        slots[i] = (uint32_t)k + 1;
     }
-    return d->procs[lo].nodes[ref - f->base[lo]].name;
-}
-
-/* Inserts (graph, name) -> ref; false when the pair is there already. */
-static bool name_put(const flat *f, fslot *t, size_t mask, const char *name, uint32_t gi,
-                     uint32_t ref)
-{
-    uint64_t h = name_hash(name, gi);
-    size_t i = (size_t)h & mask;
-    for (; t[i].ref != 0; i = (i + 1) & mask)
-        if (t[i].key == h && t[i].graph == gi && strcmp(ref_name(f, t[i].ref - 1), name) == 0)
-            return false;
-    t[i] = (fslot){h, ref + 1, gi};
     return true;
 }
 
@@ -1674,15 +1670,19 @@ static int flat_link(flat *f)
 {
     const st_global_dump_t *d = f->dump;
     size_t ng = d->n_globals, np = 0;
+    bool aligned = true; /* edge k of every process is its node k's (as the builders add them) */
     int rc = -ENOMEM;
-    int *pids = NULL;
-    fslot *gt = NULL, *nt = NULL;
-    uint32_t *tgt = NULL, *esrc = NULL, *fill = NULL;
-    int *imp = NULL;
+    int *pids = NULL, *imp = NULL;
+    gtab gt = {0};
+    uint32_t *fill = NULL, *esrc = NULL, *nslots = NULL;
+    uint64_t *nhash = NULL;
     for (size_t p = 0; p < d->n_procs; p++) {
-        if (d->procs[p].pid == 0 || d->procs[p].n_edges != d->procs[p].n_nodes)
+        const st_process_dump_t *proc = &d->procs[p];
+        if (proc->pid == 0 || proc->n_edges != proc->n_nodes)
             return 0;
-        np += d->procs[p].n_nodes;
+        np += proc->n_nodes;
+        for (size_t k = 0; k < proc->n_edges && aligned; k++)
+            aligned = proc->edges[k].source == proc->nodes[k].guid;
     }
     if (ng + np >= NONE / 2)
         return 0;
@@ -1704,56 +1704,75 @@ static int flat_link(flat *f)
     size_t cap = 16;
     while (cap < 2 * (ng + np))
         cap <<= 1;
-    size_t mask = cap - 1;
-    if ((gt = big_alloc(cap * sizeof(*gt))) == NULL || (nt = big_alloc(cap * sizeof(*nt))) == NULL)
+    gt.mask = cap - 1;
+    if ((gt.slots = big_alloc(cap * sizeof(*gt.slots))) == NULL ||
+        (gt.guid = big_alloc((ng + np + 1) * sizeof(*gt.guid))) == NULL)
         goto out;
-    memset(gt, 0, cap * sizeof(*gt));
-    memset(nt, 0, cap * sizeof(*nt));
+    memset(gt.slots, 0, cap * sizeof(*gt.slots));
     rc = 0;
+    size_t most = ng; /* the most nodes of one graph */
     for (size_t i = 0; i < ng; i++) {
         const st_node_t *n = &d->globals[i];
         if (n->weak || n->guid == 0 || !one_below(n->name, "global/", 7) ||
-            !guid_put(gt, mask, n->guid, (uint32_t)i) ||
-            !name_put(f, nt, mask, n->name, 0, (uint32_t)i))
+            !gtab_put(&gt, n->guid, (uint32_t)i))
             goto out;
     }
     static const char sm[] = "shared_memory/";
-    for (size_t p = 0; p < d->n_procs; p++)
+    for (size_t p = 0; p < d->n_procs; p++) {
+        if (d->procs[p].n_nodes > most)
+            most = d->procs[p].n_nodes;
         for (size_t i = 0; i < d->procs[p].n_nodes; i++) {
             const st_node_t *n = &d->procs[p].nodes[i];
-            uint32_t ref = (uint32_t)(ng + f->base[p] + i);
             if (n->weak || n->guid == 0 || !one_below(n->name, sm, sizeof(sm) - 1) ||
-                !guid_put(gt, mask, n->guid, ref) ||
-                !name_put(f, nt, mask, n->name, (uint32_t)p + 1, ref))
+                !gtab_put(&gt, n->guid, (uint32_t)(ng + f->base[p] + i)))
                 goto out;
         }
+    }
+    /* names: unique within each graph (a small table per graph stays in cache) */
     rc = -ENOMEM;
-    tgt = malloc((np + 1) * sizeof(*tgt));
-    esrc = malloc((np + 1) * sizeof(*esrc));
-    imp = malloc((np + 1) * sizeof(*imp));
-    fill = calloc(ng + 1, sizeof(*fill));
+    nslots = malloc(names_cap(most) * sizeof(*nslots));
+    nhash = malloc((most + 1) * sizeof(*nhash));
+    if (nslots == NULL || nhash == NULL)
+        goto out;
+    rc = 0;
+    if (!names_unique(d->globals, ng, nslots, nhash))
+        goto out;
+    for (size_t p = 0; p < d->n_procs; p++)
+        if (!names_unique(d->procs[p].nodes, d->procs[p].n_nodes, nslots, nhash))
+            goto out;
+    rc = -ENOMEM;
     f->g = calloc(ng + 1, sizeof(*f->g));
     f->h = big_alloc((np + 1) * sizeof(*f->h));
-    f->hof = malloc((np + 1) * sizeof(*f->hof));
-    if (tgt == NULL || esrc == NULL || imp == NULL || fill == NULL || f->g == NULL ||
-        f->h == NULL || f->hof == NULL)
+    f->hof = malloc((np + 1) * sizeof(*f->hof)); /* first each node's target, then its holder */
+    fill = calloc(ng + 1, sizeof(*fill));
+    if (!aligned) { /* each edge's source node; each node's importance */
+        esrc = malloc((np + 1) * sizeof(*esrc));
+        imp = malloc((np + 1) * sizeof(*imp));
+    }
+    if (f->g == NULL || f->h == NULL || f->hof == NULL || fill == NULL ||
+        (!aligned && (esrc == NULL || imp == NULL)))
         goto out;
-    memset(tgt, 0xff, (np + 1) * sizeof(*tgt));
     rc = 0;
+    if (!aligned)
+        memset(f->hof, 0xff, (np + 1) * sizeof(*f->hof));
     for (size_t p = 0; p < d->n_procs; p++) {
         const st_process_dump_t *proc = &d->procs[p];
         for (size_t k = 0; k < proc->n_edges; k++) {
             const st_edge_t *e = &proc->edges[k];
-            uint32_t s = guid_get(gt, mask, e->source), t = guid_get(gt, mask, e->target);
-            if (s == NONE || s < ng + f->base[p] || s >= ng + f->base[p + 1] || t == NONE ||
-                t >= ng)
-                goto out; /* not a node of this process, or not a global target */
-            s -= (uint32_t)ng;
-            if (tgt[s] != NONE)
-                goto out; /* a second edge */
-            tgt[s] = t;
-            imp[s] = e->importance;
-            esrc[f->base[p] + k] = s;
+            uint32_t t = gtab_get(&gt, e->target), s = (uint32_t)(f->base[p] + k);
+            if (t == NONE || t >= ng)
+                goto out; /* not a global target */
+            if (!aligned) {
+                s = gtab_get(&gt, e->source);
+                if (s == NONE || s < ng + f->base[p] || s >= ng + f->base[p + 1])
+                    goto out; /* not a node of this process */
+                s -= (uint32_t)ng;
+                if (f->hof[s] != NONE)
+                    goto out; /* a second edge */
+                esrc[f->base[p] + k] = s;
+                imp[s] = e->importance;
+            }
+            f->hof[s] = t;
             f->g[t].count++;
         }
     }
@@ -1765,12 +1784,12 @@ static int flat_link(flat *f)
     }
     for (size_t p = 0; p < d->n_procs; p++)
         for (size_t k = 0; k < d->procs[p].n_edges; k++) {
-            uint32_t s = esrc[f->base[p] + k], t = tgt[s];
-            uint32_t pos = f->g[t].first + fill[t]++;
+            uint32_t s = aligned ? (uint32_t)(f->base[p] + k) : esrc[f->base[p] + k];
+            uint32_t t = f->hof[s], pos = f->g[t].first + fill[t]++;
             f->h[pos] = (fholder){.proc = (uint32_t)p,
                                   .node = (uint32_t)(s - f->base[p]),
                                   .target = t,
-                                  .importance = imp[s],
+                                  .importance = aligned ? d->procs[p].edges[k].importance : imp[s],
                                   .owning = 1.0L};
             f->hof[s] = pos;
         }
@@ -1778,18 +1797,31 @@ static int flat_link(flat *f)
     rc = 1;
 out:
     free(pids);
-    free(gt);
-    free(nt);
-    free(tgt);
+    free(gt.slots);
+    free(gt.guid);
+    free(fill);
     free(esrc);
     free(imp);
-    free(fill);
+    free(nslots);
+    free(nhash);
     return rc;
 }
 
 static const st_node_t *holder_node(const flat *f, const fholder *h)
 {
     return &f->dump->procs[h->proc].nodes[h->node];
+}
+
+/* A holder's exact effective size (pass 9): its size times pass 8's cumulative coefficients,
+ * which on this shape are pass 7's times 1. */
+static long double holder_exact(const fholder *h)
+{
+    return (long double)h->size * (h->owning * 1.0L) * 1.0L;
+}
+
+static long double global_exact(const fglobal *x)
+{
+    return (long double)x->size * 1.0L * (x->owned * 1.0L);
 }
 
 /* Passes 4 (sizes only), 5, 7 and 8 on the flat shape. */
@@ -1802,7 +1834,8 @@ static int flat_sizes(flat *f)
     for (size_t i = 0; i < d->n_globals; i++) {
         fglobal *x = &f->g[i];
         const st_node_t *gn = &d->globals[i];
-        x->has_own = st_node_scalar(gn, "size", &x->own);
+        uint64_t own = 0;
+        bool has_own = st_node_scalar(gn, "size", &own);
         x->owned = 1.0L;
         bool has_maxo = false;
         uint64_t maxo = 0;
@@ -1810,29 +1843,30 @@ static int flat_sizes(flat *f)
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             fholder *h = &f->h[j];
             uint64_t s = 0;
-            h->has_size = st_node_scalar(holder_node(f, h), "size", &s);
-            if (!h->has_size && x->has_own) { /* propagate_sizes */
-                s = x->own;
-                h->has_size = true;
+            bool has = st_node_scalar(holder_node(f, h), "size", &s);
+            if (!has && has_own) { /* propagate_sizes */
+                s = own;
+                has = true;
             }
-            h->size = h->has_size ? s : 0;
+            h->has_size = has;
+            h->size = has ? s : 0;
             /* the general pass walks the owners backwards and keeps the first largest */
-            if (h->has_size && (!has_maxo || h->size >= maxo)) {
+            if (has && (!has_maxo || h->size >= maxo)) {
                 maxo = h->size;
                 maxo_h = j;
                 has_maxo = true;
             }
         }
-        x->has_size = x->has_own || has_maxo;
-        uint64_t size = x->has_own ? x->own : 0;
+        x->has_size = has_own || has_maxo;
+        uint64_t size = has_own ? own : 0;
         if (has_maxo && maxo > size) {
-            if (x->has_own) {
+            if (has_own) {
                 const fholder *mh = &f->h[maxo_h];
                 warn(
                     &f->w,
                     "%s reports size %" PRIu64 " but its owner %s has size %" PRIu64
                     "; using the larger size",
-                    flat_who(0, true, gn->name, a, sizeof(a)), x->own,
+                    flat_who(0, true, gn->name, a, sizeof(a)), own,
                     flat_who(d->procs[mh->proc].pid, false, holder_node(f, mh)->name, b, sizeof(b)),
                     maxo);
             }
@@ -1857,8 +1891,18 @@ static int flat_sizes(flat *f)
             keys[n++] = (owner_key){h->importance, h->has_size ? h->size : 0, d->procs[h->proc].pid,
                                     holder_node(f, h)->name, j};
         }
-        if (n > 1)
+        /* (pid, path) is unique among them: any sort gives the general pass's order */
+        if (n > 8) {
             qsort(keys, n, sizeof(*keys), cmp_owner);
+        } else {
+            for (size_t j = 1; j < n; j++) {
+                owner_key k = keys[j];
+                size_t m = j;
+                for (; m > 0 && cmp_owner(&keys[m - 1], &k) > 0; m--)
+                    keys[m] = keys[m - 1];
+                keys[m] = k;
+            }
+        }
         uint64_t already = 0;
         for (size_t j = 0; j < n;) {
             size_t end = j;
@@ -1890,22 +1934,19 @@ static int flat_effective(flat *f)
 {
     const st_global_dump_t *d = f->dump;
     size_t ng = d->n_globals, n_top = 0, max_kids = 0;
-    /* exact values (pass 8's cumulative coefficients are the pass 7 ones times 1) and the
-     * quantised flow subtree totals */
+    /* the quantised flow subtree totals */
     for (size_t i = 0; i < ng; i++) {
         fglobal *x = &f->g[i];
         if (!x->has_size)
             continue;
-        x->exact = (long double)x->size * 1.0L * (x->owned * 1.0L);
-        q128 self = snap(quantise(x->exact, x->size), 2);
-        q128 q = self;
+        long double exact = global_exact(x);
+        q128 q = snap(quantise(exact, x->size), 2);
         uint32_t kids = 0;
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             fholder *h = &f->h[j];
             if (!h->has_size)
                 continue;
-            h->exact = (long double)h->size * (h->owning * 1.0L) * 1.0L;
-            h->q = snap(quantise(h->exact, h->size), 2);
+            h->q = snap(quantise(holder_exact(h), h->size), 2);
             q += h->q;
             kids++;
         }
@@ -1948,7 +1989,7 @@ static int flat_effective(flat *f)
         if (!x->has_size)
             continue;
         n = 0;
-        c[n++] = (cand){snap(quantise(x->exact, x->size), 2), 0, d->globals[i].name, 0};
+        c[n++] = (cand){snap(quantise(global_exact(x), x->size), 2), 0, d->globals[i].name, 0};
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             const fholder *h = &f->h[j];
             if (h->has_size)
@@ -1977,7 +2018,7 @@ static int flat_effective(flat *f)
             continue;
         f->top.size += x->size;
         f->top.eff += x->eff;
-        f->top.exact += x->exact;
+        f->top.exact += global_exact(x);
     }
     for (size_t p = 0; p < d->n_procs; p++) {
         finner *in = &f->inner[p];
@@ -1987,7 +2028,7 @@ static int flat_effective(flat *f)
                 continue;
             in->size += h->size;
             in->eff += h->eff;
-            in->exact += h->exact;
+            in->exact += holder_exact(h);
         }
     }
     return 0;
@@ -2146,28 +2187,30 @@ static int flat_result(flat *f, st_graph_result_t **out)
             if (proc == NULL) {
                 const fglobal *x = &f->g[i];
                 mn = &d->globals[i];
-                r->nodes[at] = (st_graph_node_t){.pid = 0,
-                                                 .guid = mn->guid,
-                                                 .is_explicit = true,
-                                                 .has_size = x->has_size,
-                                                 .size = x->size,
-                                                 .effective_size = x->eff,
-                                                 .effective_exact = x->has_size ? x->exact : 0};
+                r->nodes[at] =
+                    (st_graph_node_t){.pid = 0,
+                                      .guid = mn->guid,
+                                      .is_explicit = true,
+                                      .has_size = x->has_size,
+                                      .size = x->size,
+                                      .effective_size = x->eff,
+                                      .effective_exact = x->has_size ? global_exact(x) : 0};
                 for (size_t e = goff[i]; e < goff[i + 1]; e++)
                     if (fents_add(&fe, fe.e[e]) < 0)
                         goto out;
             } else {
                 const fholder *h = &f->h[f->hof[f->base[gi - 1] + i]];
                 mn = &proc->nodes[i];
-                r->nodes[at] = (st_graph_node_t){.pid = proc->pid,
-                                                 .guid = mn->guid,
-                                                 .is_explicit = true,
-                                                 .has_size = h->has_size,
-                                                 .size = h->size,
-                                                 .effective_size = h->eff,
-                                                 .effective_exact = h->has_size ? h->exact : 0,
-                                                 .owns = d->globals[h->target].guid,
-                                                 .importance = h->importance};
+                r->nodes[at] =
+                    (st_graph_node_t){.pid = proc->pid,
+                                      .guid = mn->guid,
+                                      .is_explicit = true,
+                                      .has_size = h->has_size,
+                                      .size = h->size,
+                                      .effective_size = h->eff,
+                                      .effective_exact = h->has_size ? holder_exact(h) : 0,
+                                      .owns = d->globals[h->target].guid,
+                                      .importance = h->importance};
                 if (fents_own(&fe, mn) < 0)
                     goto out;
                 for (size_t e = goff[h->target]; e < goff[h->target + 1]; e++) {
@@ -2224,14 +2267,14 @@ static int flat_annotate(st_global_dump_t *dump, const flat *f)
             st_node_t *n = &dump->procs[p].nodes[i];
             if (!h->has_size)
                 st_node_remove(n, "effective_size");
-            else if (st_node_set_scalar(n, "effective_size", "bytes", h->eff) < 0)
+            else if (st_node_set_bytes(n, "effective_size", h->eff) < 0)
                 return -ENOMEM;
         }
     for (size_t i = 0; i < dump->n_globals; i++) {
         st_node_t *n = &dump->globals[i];
         if (!f->g[i].has_size)
             st_node_remove(n, "effective_size");
-        else if (st_node_set_scalar(n, "effective_size", "bytes", f->g[i].eff) < 0)
+        else if (st_node_set_bytes(n, "effective_size", f->g[i].eff) < 0)
             return -ENOMEM;
     }
     return add_warnings(dump, f->w.warnings, f->w.n_warnings);
@@ -2398,7 +2441,7 @@ static int annotate_node(st_node_t *node, size_t lo, size_t hi, const st_graph_r
         st_node_remove(node, "effective_size");
         return 0;
     }
-    return st_node_set_scalar(node, "effective_size", "bytes", r->effective_size);
+    return st_node_set_bytes(node, "effective_size", r->effective_size);
 }
 
 typedef struct seen {

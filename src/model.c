@@ -70,9 +70,25 @@ static void index_put(struct st_model_index *ix, uint64_t h, size_t pos)
     ix->slots[i] = pos + 1;
 }
 
+/* The index's hash of a name of len bytes, 8 at a time (st_hash64 goes byte by byte; this one
+ * is private to the index, so it need not be stable). */
+static uint64_t name_hash(const char *s, size_t len)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+    for (; len >= 8; s += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 31;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, len);
+    return (h ^ w) * 0x100000001b3ull;
+}
+
 static uint64_t node_hash(const st_node_t *n)
 {
-    return st_hash64(n->name);
+    return name_hash(n->name, strlen(n->name));
 }
 
 static uint64_t global_hash(const st_node_t *n)
@@ -522,32 +538,18 @@ static int cmp_global(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
-typedef struct gkey {
-    uint64_t guid;
-    st_node_t *node;
-} gkey;
+static const char hex_digits[] = "0123456789abcdef";
 
-/* LSD radix sort of a[0..n) by guid, 11 bits a pass (stable; tmp: n elements of scratch). */
-static void radix_gkeys(gkey *a, gkey *tmp, size_t n)
+/* Whether the node's name is st_global_name of its guid. */
+static bool is_canonical(const st_node_t *n)
 {
-    enum { BITS = 11, BUCKETS = 1 << BITS };
-    size_t count[BUCKETS];
-    for (unsigned shift = 0; shift < 64; shift += BITS) {
-        memset(count, 0, sizeof(count));
-        for (size_t i = 0; i < n; i++)
-            count[(a[i].guid >> shift) & (BUCKETS - 1)]++;
-        if (count[(a[0].guid >> shift) & (BUCKETS - 1)] == n)
-            continue; /* every key has this digit */
-        size_t sum = 0;
-        for (size_t b = 0; b < BUCKETS; b++) {
-            size_t c = count[b];
-            count[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            tmp[count[(a[i].guid >> shift) & (BUCKETS - 1)]++] = a[i];
-        memcpy(a, tmp, n * sizeof(*a));
-    }
+    if (strncmp(n->name, "global/", 7) != 0)
+        return false;
+    uint64_t g = n->guid;
+    for (int i = 15; i >= 0; i--, g >>= 4)
+        if (n->name[7 + i] != hex_digits[g & 15])
+            return false;
+    return n->name[23] == '\0';
 }
 
 void st_dump_sort(st_global_dump_t *dump)
@@ -584,20 +586,27 @@ void st_dump_sort(st_global_dump_t *dump)
     for (size_t i = 0; i < n; i++)
         order[i] = &dump->globals[i];
     /* Names made by st_global_name ("global/" + 16 hex digits of the guid) sort like their guids:
-     * when every name is one, sort numbers instead of strings. */
-    gkey *keys = malloc(2 * n * sizeof(*keys));
-    bool canonical = keys != NULL;
+     * when every name is one, sort numbers instead of strings, or nothing when they are in order
+     * already (the coordinator adds them so). */
+    st__keyed_t *keys = malloc(2 * n * sizeof(*keys));
+    bool canonical = keys != NULL, sorted = true;
     for (size_t i = 0; canonical && i < n; i++) {
-        char want[32];
-        st_global_name(dump->globals[i].guid, want, sizeof(want));
-        canonical = strcmp(dump->globals[i].name, want) == 0;
+        canonical = is_canonical(&dump->globals[i]);
+        sorted = sorted && (i == 0 || dump->globals[i - 1].guid < dump->globals[i].guid);
         if (canonical)
-            keys[i] = (gkey){dump->globals[i].guid, &dump->globals[i]};
+            keys[i] = (st__keyed_t){dump->globals[i].guid, (uintptr_t)&dump->globals[i]};
+    }
+    if (canonical && sorted) {
+        free(keys);
+        free(order);
+        free(nodes);
+        free(carrier);
+        return;
     }
     if (canonical) {
-        radix_gkeys(keys, keys + n, n);
+        st__radix_sort(keys, keys + n, n);
         for (size_t i = 0; i < n; i++)
-            order[i] = keys[i].node;
+            order[i] = (st_node_t *)keys[i].val;
     } else {
         qsort(order, n, sizeof(*order), cmp_global);
     }
@@ -622,7 +631,7 @@ static bool is_global_name(const char *name)
     return strncmp(name, "global/", 7) == 0;
 }
 
-/* st_process_find_node with the name's hash h (st_hash64) computed by the caller. */
+/* st_process_find_node with the name's hash h (name_hash) computed by the caller. */
 static st_node_t *find_node_h(const st_process_dump_t *proc, const char *name, uint64_t h)
 {
     /* The index is a cache: building it does not change what the process dump holds. */
@@ -643,7 +652,7 @@ static st_node_t *find_node_h(const st_process_dump_t *proc, const char *name, u
 
 st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
 {
-    return find_node_h(proc, name, st_hash64(name));
+    return find_node_h(proc, name, name_hash(name, strlen(name)));
 }
 
 st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid)
@@ -654,7 +663,7 @@ st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid)
     return NULL;
 }
 
-/* st_process_add_node with the name's length and hash (st_hash64) at hand; the name of a node it
+/* st_process_add_node with the name's length and hash (name_hash) at hand; the name of a node it
  * creates comes from the arena when there is one (arena: true). *created tells. */
 static int add_node_h(st_process_dump_t *proc, const char *name, size_t len, uint64_t h,
                       uint64_t guid, bool weak, bool arena, st_node_t **out, bool *created)
@@ -693,7 +702,8 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
         return -EINVAL;
     st_node_t *n = NULL;
     bool created;
-    int rc = add_node_h(proc, name, strlen(name), st_hash64(name), guid, weak, false, &n, &created);
+    size_t len = strlen(name);
+    int rc = add_node_h(proc, name, len, name_hash(name, len), guid, weak, false, &n, &created);
     if (rc == 0 && out != NULL)
         *out = n;
     return rc;
@@ -1074,6 +1084,12 @@ int st_node_set_scalar(st_node_t *node, const char *name, const char *units, uin
     return 0;
 }
 
+int st_node_set_bytes(st_node_t *node, const char *name, uint64_t value)
+{
+    char *wk = well_known_name(name);
+    return wk != NULL ? set_wk_bytes(node, wk, value) : st_node_set_scalar(node, name, NULL, value);
+}
+
 int st_node_set_string(st_node_t *node, const char *name, const char *value)
 {
     return set_string_wk(node, well_known_name(name), name, value);
@@ -1135,18 +1151,29 @@ uint64_t st_hash64(const char *s)
     return h;
 }
 
-uint64_t st_guid_local(int pid, const char *name)
+/* st_hash64 of "<pid>:": where every guid of the process's nodes starts. */
+static uint64_t local_seed(int pid)
 {
     char buf[32];
     size_t n = pid_str(buf, pid);
     buf[n] = ':';
     buf[n + 1] = '\0';
-    uint64_t h = st_hash64(buf);
+    return st_hash64(buf);
+}
+
+/* st_guid_local from the process's seed. */
+static uint64_t guid_from_seed(uint64_t h, const char *name)
+{
     for (const char *s = name; *s; s++) {
         h ^= (unsigned char)*s;
         h *= 0x100000001b3ULL;
     }
     return h ? h : 1;
+}
+
+uint64_t st_guid_local(int pid, const char *name)
+{
+    return guid_from_seed(local_seed(pid), name);
 }
 
 uint64_t st_guid_global(const char *key)
@@ -1321,8 +1348,10 @@ int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
     size_t len = sizeof(ST_HOLDER_PREFIX) - 1 + kl;
     st_node_t *node = NULL;
     bool is_new = false;
-    int rc = add_node_h(proc, path, len, st_hash64(path), st_guid_local(proc->pid, path), false,
-                        true, &node, &is_new);
+    if (proc->guid_seed == 0)
+        proc->guid_seed = local_seed(proc->pid);
+    int rc = add_node_h(proc, path, len, name_hash(path, len),
+                        guid_from_seed(proc->guid_seed, path), false, true, &node, &is_new);
     if (rc < 0)
         return rc;
     if (is_new && proc->arena != NULL) {

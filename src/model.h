@@ -130,6 +130,7 @@ typedef struct st_process_dump {
     size_t n_edges, cap_edges;
     struct st_model_index *node_index; /* nodes by name; maintained by model.c */
     struct st_model_arena *arena;      /* private to model.c: its dump's */
+    uint64_t guid_seed;                /* private to model.c: st_hash64("<pid>:"), 0 until known */
 } st_process_dump_t;
 
 /* Something a producer could not read (scan: a /proc file; coordinator: a peer). */
@@ -216,6 +217,8 @@ int st_dump_add_problem(st_global_dump_t *dump, int pid, const char *path, int e
 
 /* Entries: set replaces an entry of the same name (type may change). */
 int st_node_set_scalar(st_node_t *node, const char *name, const char *units, uint64_t value);
+/* st_node_set_scalar in "bytes", cheaper for the well-known names. */
+int st_node_set_bytes(st_node_t *node, const char *name, uint64_t value);
 int st_node_set_string(st_node_t *node, const char *name, const char *value);
 const st_entry_t *st_node_get(const st_node_t *node, const char *name);
 /* Drops the entry called name, if any (entries keep their order). */

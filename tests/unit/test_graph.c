@@ -1367,7 +1367,22 @@ static bool flat_family_build(uint64_t seed, st_global_dump_t *d)
     /* one change that leaves the flat layout */
     st_process_dump_t *pr = &d->procs[rnd_below(d->n_procs)];
     st_node_t *n = NULL;
-    switch (rnd_below(7)) {
+    switch (rnd_below(pr->n_nodes > 0 ? 8 : 7)) {
+    case 7: { /* a name given twice (appended without the model's lookup), with its own guid */
+        assert_int_equal(st_process_reserve(pr, 1, 1), 0);
+        const st_node_t *o = &pr->nodes[0];
+        uint64_t target = 0;
+        for (size_t k = 0; k < pr->n_edges; k++)
+            if (pr->edges[k].source == o->guid)
+                target = pr->edges[k].target;
+        n = &pr->nodes[pr->n_nodes++];
+        memset(n, 0, sizeof(*n));
+        n->name = strdup(pr->nodes[0].name);
+        assert_non_null(n->name);
+        n->guid = 83;
+        assert_int_equal(st_process_add_edge(pr, 83, target, 0), 0);
+        break;
+    }
     case 0: /* a weak object */
         d->globals[rnd_below(nglob)].weak = true;
         break;
