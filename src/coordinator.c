@@ -481,8 +481,8 @@ int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
      * 100-client bench with max_dumps 1: ~1700 faults per dump with a 64 MiB threshold, 8 with
      * 1 GiB). Process-wide, so only when asked for a bounded trace (with every dump kept, each
      * dump's memory is new anyway and this only raised RSS). */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     if (co->cfg.max_dumps > 0) {
-        mallopt(M_MMAP_THRESHOLD, 32 << 20);
         mallopt(M_TRIM_THRESHOLD, 1 << 30);
     }
     int rc = st_trace_new(&co->trace);

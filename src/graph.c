@@ -1728,18 +1728,26 @@ static int flat_link(flat *f)
                 goto out;
         }
     }
-    /* names: unique within each graph (a small table per graph stays in cache) */
-    rc = -ENOMEM;
-    nslots = malloc(names_cap(most) * sizeof(*nslots));
-    nhash = malloc((most + 1) * sizeof(*nhash));
-    if (nslots == NULL || nhash == NULL)
-        goto out;
-    rc = 0;
-    if (!names_unique(d->globals, ng, nslots, nhash))
-        goto out;
-    for (size_t p = 0; p < d->n_procs; p++)
-        if (!names_unique(d->procs[p].nodes, d->procs[p].n_nodes, nslots, nhash))
+    /* names: unique within each graph. The model knows for the dumps it built (canonical global
+     * names, which unique guids keep apart; its index of each process's names); else a small
+     * table per graph, which stays in cache. */
+    for (size_t gi = 0; gi <= d->n_procs; gi++) {
+        const st_node_t *nodes = gi == 0 ? d->globals : d->procs[gi - 1].nodes;
+        size_t n = gi == 0 ? ng : d->procs[gi - 1].n_nodes;
+        int known =
+            gi == 0 ? st__dump_names_canonical(d) : st__process_names_unique(&d->procs[gi - 1]);
+        if (known == 0 && gi > 0)
+            goto out; /* two nodes of a process share a name */
+        if (known == 1)
+            continue;
+        rc = -ENOMEM;
+        if (nslots == NULL && ((nslots = malloc(names_cap(most) * sizeof(*nslots))) == NULL ||
+                               (nhash = malloc((most + 1) * sizeof(*nhash))) == NULL))
             goto out;
+        rc = 0;
+        if (!names_unique(nodes, n, nslots, nhash))
+            goto out;
+    }
     rc = -ENOMEM;
     f->g = calloc(ng + 1, sizeof(*f->g));
     f->h = big_alloc((np + 1) * sizeof(*f->h));

@@ -42,6 +42,7 @@ struct st_model_index {
     size_t *slots; /* element position + 1; 0 is empty */
     size_t cap;    /* power of two */
     size_t count;  /* elements indexed: positions [0, count) */
+    bool dup;      /* two of them are equal (appended without a lookup) */
 };
 
 static void index_free(struct st_model_index **ix)
@@ -98,6 +99,28 @@ static uint64_t global_hash(const st_node_t *n)
 
 /* Makes ix cover n elements of arr, growing or rebuilding it. -ENOMEM leaves it absent (lookups
  * then fall back to a linear scan). */
+/* Inserts position pos of arr with hash h, noting in ix->dup when an element equal to it (same)
+ * is there already. */
+static void index_put_check(struct st_model_index *ix, uint64_t h, const st_node_t *arr, size_t pos,
+                            bool (*same)(const st_node_t *, const st_node_t *))
+{
+    size_t i = (size_t)mix64(h) & (ix->cap - 1);
+    for (; ix->slots[i] != 0; i = (i + 1) & (ix->cap - 1))
+        if (!ix->dup && same(&arr[ix->slots[i] - 1], &arr[pos]))
+            ix->dup = true;
+    ix->slots[i] = pos + 1;
+}
+
+static bool same_name(const st_node_t *a, const st_node_t *b)
+{
+    return a->name[0] == b->name[0] && strcmp(a->name, b->name) == 0;
+}
+
+static bool same_guid(const st_node_t *a, const st_node_t *b)
+{
+    return a->guid == b->guid;
+}
+
 static int index_sync(struct st_model_index **pix, const st_node_t *arr, size_t n,
                       uint64_t (*hash)(const st_node_t *))
 {
@@ -121,10 +144,12 @@ static int index_sync(struct st_model_index **pix, const st_node_t *arr, size_t 
         ix->slots = slots;
         ix->cap = cap;
         ix->count = 0;
+        ix->dup = false;
         *pix = ix;
     }
+    /* elements appended without a lookup: they may repeat one */
     for (size_t i = ix->count; i < n; i++)
-        index_put(ix, hash(&arr[i]), i);
+        index_put_check(ix, hash(&arr[i]), arr, i, hash == node_hash ? same_name : same_guid);
     ix->count = n;
     return 0;
 }
@@ -264,6 +289,20 @@ int st_policy_parse(const char *s, st_policy_t *out)
     return ST_EFORMAT;
 }
 
+static const char hex_digits[] = "0123456789abcdef";
+
+/* Whether the node's name is st_global_name of its guid. */
+static bool is_canonical(const st_node_t *n)
+{
+    if (strncmp(n->name, "global/", 7) != 0)
+        return false;
+    uint64_t g = n->guid;
+    for (int i = 15; i >= 0; i--, g >>= 4)
+        if (n->name[7 + i] != hex_digits[g & 15])
+            return false;
+    return n->name[23] == '\0';
+}
+
 /* ---- freeing ---- */
 
 /* Nearly every scalar's units are "bytes": such entries share this one copy instead of a
@@ -301,12 +340,6 @@ static struct {
 #undef XX
 };
 
-static char *const well_known_list[] = {
-#define XX(n) well_known.n,
-    WELL_KNOWN_MAP(XX)
-#undef XX
-};
-
 static bool is_well_known(const char *name)
 {
     return name >= (const char *)&well_known && name < (const char *)(&well_known + 1);
@@ -317,10 +350,41 @@ static char *well_known_name(const char *name)
 {
     if (is_well_known(name))
         return (char *)name;
-    for (size_t i = 0; i < sizeof(well_known_list) / sizeof(well_known_list[0]); i++)
-        if (well_known_list[i][0] == name[0] && strcmp(well_known_list[i], name) == 0)
-            return well_known_list[i];
-    return NULL;
+    /* the first letter tells them apart, but for two pairs the second does (a name missing here
+     * would only be copied per entry) */
+    char *c = NULL;
+    switch (name[0]) {
+    case 's':
+        c = name[1] == 'i' ? well_known.size : well_known.swapped_size;
+        break;
+    case 'k':
+        c = name[1] == 'e' ? well_known.key : well_known.kind;
+        break;
+    case 'v':
+        c = well_known.virtual_size;
+        break;
+    case 'm':
+        c = well_known.mapped_size;
+        break;
+    case 'e':
+        c = well_known.effective_size;
+        break;
+    case 'n':
+        c = well_known.name;
+        break;
+    case 'c':
+        c = well_known.creator_pid;
+        break;
+    case 'l':
+        c = well_known.label;
+        break;
+    case 'r':
+        c = well_known.residency_source;
+        break;
+    default:
+        return NULL;
+    }
+    return strcmp(c, name) == 0 ? c : NULL;
 }
 
 /* Frees what the entry owns (its name stays) and leaves it an empty scalar. */
@@ -345,8 +409,9 @@ static void entry_clear(st_entry_t *e)
 
 static void entries_free(st_node_t *node);
 
-/* st_node_t.alloc bits: what lives in the dump's arena (freed with it, never alone). */
-enum { NODE_NAME_ARENA = 1, NODE_ENTRIES_ARENA = 2 };
+/* st_node_t.alloc bits: what lives in the dump's arena (freed with it, never alone), and whether
+ * a global node's name is st_global_name of its guid. */
+enum { NODE_NAME_ARENA = 1, NODE_ENTRIES_ARENA = 2, NODE_CANONICAL = 4 };
 
 static void node_clear(st_node_t *node)
 {
@@ -538,20 +603,6 @@ static int cmp_global(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
-static const char hex_digits[] = "0123456789abcdef";
-
-/* Whether the node's name is st_global_name of its guid. */
-static bool is_canonical(const st_node_t *n)
-{
-    if (strncmp(n->name, "global/", 7) != 0)
-        return false;
-    uint64_t g = n->guid;
-    for (int i = 15; i >= 0; i--, g >>= 4)
-        if (n->name[7 + i] != hex_digits[g & 15])
-            return false;
-    return n->name[23] == '\0';
-}
-
 void st_dump_sort(st_global_dump_t *dump)
 {
     if (dump->n_procs > 1) /* qsort(NULL, 0, ...) is undefined behaviour */
@@ -591,7 +642,7 @@ void st_dump_sort(st_global_dump_t *dump)
     st__keyed_t *keys = malloc(2 * n * sizeof(*keys));
     bool canonical = keys != NULL, sorted = true;
     for (size_t i = 0; canonical && i < n; i++) {
-        canonical = is_canonical(&dump->globals[i]);
+        canonical = (dump->globals[i].alloc & NODE_CANONICAL) || is_canonical(&dump->globals[i]);
         sorted = sorted && (i == 0 || dump->globals[i - 1].guid < dump->globals[i].guid);
         if (canonical)
             keys[i] = (st__keyed_t){dump->globals[i].guid, (uintptr_t)&dump->globals[i]};
@@ -709,7 +760,7 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
     return rc;
 }
 
-/* Grows *arr to exactly need elements (when it has fewer), zeroing the new ones. */
+/* Grows *arr to exactly need elements (when it has fewer); the adds clear each one they use. */
 static int reserve_exact(void **arr, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
@@ -719,7 +770,6 @@ static int reserve_exact(void **arr, size_t *cap, size_t need, size_t elem)
     void *p = realloc(*arr, need * elem);
     if (p == NULL)
         return -ENOMEM;
-    memset((char *)p + *cap * elem, 0, (need - *cap) * elem);
     *arr = p;
     *cap = need;
     return 0;
@@ -808,8 +858,8 @@ static int add_global(st_global_dump_t *dump, const char *name, uint64_t guid, b
         n->name = arena ? arena_strdup(dump->arena, name, strlen(name)) : strdup(name);
         if (n->name == NULL)
             return -ENOMEM;
-        n->alloc = arena ? NODE_NAME_ARENA : 0;
         n->guid = guid;
+        n->alloc = (arena ? NODE_NAME_ARENA : 0) | (is_canonical(n) ? NODE_CANONICAL : 0);
         n->weak = weak;
         dump->global_carrier[dump->n_globals] = carrier_pid;
         dump->n_globals++;
@@ -1176,6 +1226,22 @@ uint64_t st_guid_local(int pid, const char *name)
     return guid_from_seed(local_seed(pid), name);
 }
 
+int st__process_names_unique(const st_process_dump_t *proc)
+{
+    st_process_dump_t *mut = (st_process_dump_t *)proc; /* the index is a cache */
+    if (index_sync(&mut->node_index, proc->nodes, proc->n_nodes, node_hash) < 0)
+        return -ENOMEM;
+    return !proc->node_index->dup;
+}
+
+bool st__dump_names_canonical(const st_global_dump_t *dump)
+{
+    for (size_t i = 0; i < dump->n_globals; i++)
+        if (!(dump->globals[i].alloc & NODE_CANONICAL))
+            return false;
+    return true;
+}
+
 uint64_t st_guid_global(const char *key)
 {
     uint64_t h = st_hash64(key);
@@ -1184,11 +1250,10 @@ uint64_t st_guid_global(const char *key)
 
 void st_global_name(uint64_t guid, char *buf, size_t len)
 {
-    static const char digits[] = "0123456789abcdef";
     char tmp[24]; /* "global/" + 16 digits + NUL */
     memcpy(tmp, "global/", 7);
     for (int i = 15; i >= 0; i--, guid >>= 4)
-        tmp[7 + i] = digits[guid & 15];
+        tmp[7 + i] = hex_digits[guid & 15];
     tmp[23] = '\0';
     if (len == 0)
         return;

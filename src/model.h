@@ -205,6 +205,12 @@ int st_process_add_edge(st_process_dump_t *proc, uint64_t source, uint64_t targe
 int st_process_reserve(st_process_dump_t *proc, size_t n_nodes, size_t n_edges);
 int st_dump_reserve_globals(st_global_dump_t *dump, size_t n);
 
+/* For the graph processor: 1 when no two nodes of proc share a name, 0 when some do, -ENOMEM;
+ * true when every global node's name is st_global_name of its guid (so unique guids make unique
+ * names). Both are cheap for dumps built with the functions here. */
+int st__process_names_unique(const st_process_dump_t *proc);
+bool st__dump_names_canonical(const st_global_dump_t *dump);
+
 /* Finds a global node by guid or appends it with this name; carrier_pid is kept from the first
  * add. When found, *created (optional) is false. */
 int st_dump_add_global(st_global_dump_t *dump, const char *name, uint64_t guid, bool weak,
