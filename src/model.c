@@ -760,6 +760,28 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
     return rc;
 }
 
+/* Makes *pix cover arr[0..n) with room for total elements (a failure leaves it to grow later). */
+static void index_reserve(struct st_model_index **pix, const st_node_t *arr, size_t n, size_t total,
+                          uint64_t (*hash)(const st_node_t *))
+{
+    if (*pix != NULL && (total + 1) * 2 <= (*pix)->cap)
+        return;
+    size_t cap = 64;
+    while (cap < (total + 1) * 2)
+        cap <<= 1;
+    struct st_model_index *ix = calloc(1, sizeof(*ix));
+    if (ix != NULL && (ix->slots = calloc(cap, sizeof(*ix->slots))) == NULL) {
+        free(ix);
+        ix = NULL;
+    }
+    if (ix != NULL) {
+        index_free(pix);
+        ix->cap = cap;
+        *pix = ix;
+        (void)index_sync(pix, arr, n, hash);
+    }
+}
+
 /* Grows *arr to exactly need elements (when it has fewer); the adds clear each one they use. */
 static int reserve_exact(void **arr, size_t *cap, size_t need, size_t elem)
 {
@@ -782,24 +804,8 @@ int st_process_reserve(st_process_dump_t *proc, size_t n_nodes, size_t n_edges)
         reserve_exact((void **)&proc->edges, &proc->cap_edges, proc->n_edges + n_edges,
                       sizeof(*proc->edges)) < 0)
         return -ENOMEM;
-    /* the index, sized for them too (a failure leaves it to grow later) */
-    size_t n = proc->n_nodes + n_nodes;
-    if (proc->node_index == NULL || (n + 1) * 2 > proc->node_index->cap) {
-        index_free(&proc->node_index);
-        size_t cap = 64;
-        while (cap < (n + 1) * 2)
-            cap <<= 1;
-        struct st_model_index *ix = calloc(1, sizeof(*ix));
-        if (ix != NULL && (ix->slots = calloc(cap, sizeof(*ix->slots))) == NULL) {
-            free(ix);
-            ix = NULL;
-        }
-        if (ix != NULL) {
-            ix->cap = cap;
-            proc->node_index = ix;
-            (void)index_sync(&proc->node_index, proc->nodes, proc->n_nodes, node_hash);
-        }
-    }
+    index_reserve(&proc->node_index, proc->nodes, proc->n_nodes, proc->n_nodes + n_nodes,
+                  node_hash);
     return 0;
 }
 
@@ -810,6 +816,8 @@ int st_dump_reserve_globals(st_global_dump_t *dump, size_t n)
         reserve_exact((void **)&dump->global_carrier, &dump->cap_carrier, dump->n_globals + n,
                       sizeof(*dump->global_carrier)) < 0)
         return -ENOMEM;
+    index_reserve(&dump->global_index, dump->globals, dump->n_globals, dump->n_globals + n,
+                  global_hash);
     return 0;
 }
 
@@ -839,10 +847,12 @@ st_node_t *st_dump_find_global(const st_global_dump_t *dump, uint64_t guid)
     return NULL;
 }
 
-/* st_dump_add_global; the name of a node it creates comes from the arena when arena is true. */
+/* st_dump_add_global; object: called by st_dump_add_object, so the name is st_global_name of the
+ * guid and the node's name comes from the arena. */
 static int add_global(st_global_dump_t *dump, const char *name, uint64_t guid, bool weak,
-                      int carrier_pid, bool arena, st_node_t **out, bool *created)
+                      int carrier_pid, bool object, st_node_t **out, bool *created)
 {
+    bool arena = object;
     st_node_t *n = st_dump_find_global(dump, guid);
     if (created != NULL)
         *created = (n == NULL);
@@ -859,10 +869,17 @@ static int add_global(st_global_dump_t *dump, const char *name, uint64_t guid, b
         if (n->name == NULL)
             return -ENOMEM;
         n->guid = guid;
-        n->alloc = (arena ? NODE_NAME_ARENA : 0) | (is_canonical(n) ? NODE_CANONICAL : 0);
+        n->alloc = (arena ? NODE_NAME_ARENA : 0) | (object || is_canonical(n) ? NODE_CANONICAL : 0);
         n->weak = weak;
         dump->global_carrier[dump->n_globals] = carrier_pid;
         dump->n_globals++;
+        /* index it now (index_sync would look for a duplicate, which the find above ruled out) */
+        struct st_model_index *ix = dump->global_index;
+        if (ix != NULL && ix->count == dump->n_globals - 1 &&
+            (dump->n_globals + 1) * 2 <= ix->cap) {
+            index_put(ix, guid, dump->n_globals - 1);
+            ix->count = dump->n_globals;
+        }
     }
     if (out != NULL)
         *out = n;
