@@ -296,9 +296,9 @@ static bool is_canonical(const st_node_t *n)
 {
     if (strncmp(n->name, "global/", 7) != 0)
         return false;
-    uint64_t g = n->guid;
-    for (int i = 15; i >= 0; i--, g >>= 4)
-        if (n->name[7 + i] != hex_digits[g & 15])
+    /* front to back: a shorter name stops at its NUL, which is no digit */
+    for (int i = 0; i < 16; i++)
+        if (n->name[7 + i] != hex_digits[(n->guid >> (60 - 4 * i)) & 15])
             return false;
     return n->name[23] == '\0';
 }
