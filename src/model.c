@@ -43,12 +43,14 @@ struct st_model_index {
     size_t cap;    /* power of two */
     size_t count;  /* elements indexed: positions [0, count) */
     bool dup;      /* two of them are equal (appended without a lookup) */
+    bool arena;    /* slots live in the dump's arena: never freed alone */
 };
 
 static void index_free(struct st_model_index **ix)
 {
     if (*ix != NULL) {
-        free((*ix)->slots);
+        if (!(*ix)->arena)
+            free((*ix)->slots);
         free(*ix);
         *ix = NULL;
     }
@@ -135,12 +137,15 @@ static int index_sync(struct st_model_index **pix, const st_node_t *arr, size_t 
             return -ENOMEM;
         size_t *slots = calloc(cap, sizeof(*slots));
         if (slots == NULL) {
-            free(ix->slots);
+            if (!ix->arena)
+                free(ix->slots);
             free(ix);
             *pix = NULL;
             return -ENOMEM;
         }
-        free(ix->slots);
+        if (!ix->arena)
+            free(ix->slots);
+        ix->arena = false;
         ix->slots = slots;
         ix->cap = cap;
         ix->count = 0;
@@ -241,6 +246,98 @@ static char *arena_strdup(struct st_model_arena *a, const char *s, size_t len)
         p[len] = '\0';
     }
     return p;
+}
+
+/* Process and global dump arrays that live in the arena (st_process_dump_t.alloc and
+ * st_global_dump_t.alloc bits): st_process_reserve and st_dump_reserve_globals put them there
+ * when they start empty; growing past that moves them to the heap. */
+enum { ARRAY_NODES = 1, ARRAY_EDGES = 2, ARRAY_GLOBALS = 4 };
+
+/* st__array_grow for an array that may live in the arena (bit set in *alloc). */
+static int grow_array(void **arr, size_t *cap, size_t need, size_t elem, uint8_t *alloc,
+                      uint8_t bit)
+{
+    if (need <= *cap)
+        return 0;
+    if (!(*alloc & bit))
+        return st__array_grow(arr, cap, need, elem);
+    size_t ncap = *cap * 2 > need ? *cap * 2 : need;
+    if (ncap > SIZE_MAX / elem)
+        return -ENOMEM;
+    char *p = malloc(ncap * elem);
+    if (p == NULL)
+        return -ENOMEM;
+    memcpy(p, *arr, *cap * elem);
+    memset(p + *cap * elem, 0, (ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    *alloc &= (uint8_t)~bit;
+    return 0;
+}
+
+/* Grows *arr to exactly need elements (when it has fewer); the adds clear each one they use. */
+static int reserve_exact(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    if (need > SIZE_MAX / elem)
+        return -ENOMEM;
+    void *p = realloc(*arr, need * elem);
+    if (p == NULL)
+        return -ENOMEM;
+    *arr = p;
+    *cap = need;
+    return 0;
+}
+
+/* reserve_exact for an array that may live in the arena: an empty one is put there. */
+static int reserve_array(struct st_model_arena *a, void **arr, size_t *cap, size_t need,
+                         size_t elem, uint8_t *alloc, uint8_t bit)
+{
+    if (need <= *cap)
+        return 0;
+    if (*cap == 0 && a != NULL && need <= SIZE_MAX / elem) {
+        void *p = arena_alloc(a, need * elem);
+        if (p != NULL) {
+            free(*arr);
+            *arr = p;
+            *cap = need;
+            *alloc |= bit;
+            return 0;
+        }
+    }
+    if (*alloc & bit)
+        return grow_array(arr, cap, need, elem, alloc, bit);
+    return reserve_exact(arr, cap, need, elem);
+}
+
+/* The dump's global arrays with room for need globals, moved together. */
+static int reserve_globals(st_global_dump_t *dump, size_t need)
+{
+    if (need <= dump->cap_globals && need <= dump->cap_carrier)
+        return 0;
+    if (dump->alloc & ARRAY_GLOBALS) { /* both leave the arena */
+        st_node_t *g = malloc(need * sizeof(*g));
+        int *c = malloc(need * sizeof(*c));
+        if (g == NULL || c == NULL) {
+            free(g);
+            free(c);
+            return -ENOMEM;
+        }
+        memcpy(g, dump->globals, dump->n_globals * sizeof(*g));
+        memcpy(c, dump->global_carrier, dump->n_globals * sizeof(*c));
+        dump->globals = g;
+        dump->global_carrier = c;
+        dump->cap_globals = dump->cap_carrier = need;
+        dump->alloc &= (uint8_t)~ARRAY_GLOBALS;
+        return 0;
+    }
+    if (reserve_exact((void **)&dump->globals, &dump->cap_globals, need, sizeof(*dump->globals)) <
+            0 ||
+        reserve_exact((void **)&dump->global_carrier, &dump->cap_carrier, need,
+                      sizeof(*dump->global_carrier)) < 0)
+        return -ENOMEM;
+    return 0;
 }
 
 /* ---- closed sets ---- */
@@ -426,8 +523,10 @@ static void process_clear(st_process_dump_t *proc)
 {
     for (size_t i = 0; i < proc->n_nodes; i++)
         node_clear(&proc->nodes[i]);
-    free(proc->nodes);
-    free(proc->edges);
+    if (!(proc->alloc & ARRAY_NODES))
+        free(proc->nodes);
+    if (!(proc->alloc & ARRAY_EDGES))
+        free(proc->edges);
     free(proc->name);
     index_free(&proc->node_index);
 }
@@ -439,8 +538,10 @@ static void dump_clear(st_global_dump_t *dump)
     free(dump->procs);
     for (size_t i = 0; i < dump->n_globals; i++)
         node_clear(&dump->globals[i]);
-    free(dump->globals);
-    free(dump->global_carrier);
+    if (!(dump->alloc & ARRAY_GLOBALS)) {
+        free(dump->globals);
+        free(dump->global_carrier);
+    }
     for (size_t i = 0; i < dump->n_warnings; i++)
         free(dump->warnings[i]);
     free(dump->warnings);
@@ -722,8 +823,8 @@ static int add_node_h(st_process_dump_t *proc, const char *name, size_t len, uin
     st_node_t *n = find_node_h(proc, name, h);
     *created = n == NULL;
     if (n == NULL) {
-        if (st__array_grow((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + 1, sizeof(*n)) <
-            0)
+        if (grow_array((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + 1, sizeof(*n),
+                       &proc->alloc, ARRAY_NODES) < 0)
             return -ENOMEM;
         n = &proc->nodes[proc->n_nodes];
         memset(n, 0, sizeof(*n));
@@ -762,7 +863,7 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
 
 /* Makes *pix cover arr[0..n) with room for total elements (a failure leaves it to grow later). */
 static void index_reserve(struct st_model_index **pix, const st_node_t *arr, size_t n, size_t total,
-                          uint64_t (*hash)(const st_node_t *))
+                          uint64_t (*hash)(const st_node_t *), struct st_model_arena *a)
 {
     if (*pix != NULL && (total + 1) * 2 <= (*pix)->cap)
         return;
@@ -770,7 +871,10 @@ static void index_reserve(struct st_model_index **pix, const st_node_t *arr, siz
     while (cap < (total + 1) * 2)
         cap <<= 1;
     struct st_model_index *ix = calloc(1, sizeof(*ix));
-    if (ix != NULL && (ix->slots = calloc(cap, sizeof(*ix->slots))) == NULL) {
+    if (ix != NULL && a != NULL && (ix->slots = arena_alloc(a, cap * sizeof(*ix->slots))) != NULL) {
+        memset(ix->slots, 0, cap * sizeof(*ix->slots));
+        ix->arena = true;
+    } else if (ix != NULL && (ix->slots = calloc(cap, sizeof(*ix->slots))) == NULL) {
         free(ix);
         ix = NULL;
     }
@@ -782,49 +886,46 @@ static void index_reserve(struct st_model_index **pix, const st_node_t *arr, siz
     }
 }
 
-/* Grows *arr to exactly need elements (when it has fewer); the adds clear each one they use. */
-static int reserve_exact(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    if (need > SIZE_MAX / elem)
-        return -ENOMEM;
-    void *p = realloc(*arr, need * elem);
-    if (p == NULL)
-        return -ENOMEM;
-    *arr = p;
-    *cap = need;
-    return 0;
-}
-
 int st_process_reserve(st_process_dump_t *proc, size_t n_nodes, size_t n_edges)
 {
-    if (reserve_exact((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + n_nodes,
-                      sizeof(*proc->nodes)) < 0 ||
-        reserve_exact((void **)&proc->edges, &proc->cap_edges, proc->n_edges + n_edges,
-                      sizeof(*proc->edges)) < 0)
+    if (reserve_array(proc->arena, (void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + n_nodes,
+                      sizeof(*proc->nodes), &proc->alloc, ARRAY_NODES) < 0 ||
+        reserve_array(proc->arena, (void **)&proc->edges, &proc->cap_edges, proc->n_edges + n_edges,
+                      sizeof(*proc->edges), &proc->alloc, ARRAY_EDGES) < 0)
         return -ENOMEM;
-    index_reserve(&proc->node_index, proc->nodes, proc->n_nodes, proc->n_nodes + n_nodes,
-                  node_hash);
+    index_reserve(&proc->node_index, proc->nodes, proc->n_nodes, proc->n_nodes + n_nodes, node_hash,
+                  proc->arena);
     return 0;
 }
 
 int st_dump_reserve_globals(st_global_dump_t *dump, size_t n)
 {
-    if (reserve_exact((void **)&dump->globals, &dump->cap_globals, dump->n_globals + n,
-                      sizeof(*dump->globals)) < 0 ||
-        reserve_exact((void **)&dump->global_carrier, &dump->cap_carrier, dump->n_globals + n,
-                      sizeof(*dump->global_carrier)) < 0)
+    /* the two arrays move together: both in the arena or neither */
+    size_t need = dump->n_globals + n;
+    if (need > dump->cap_globals && dump->cap_globals == 0 && dump->cap_carrier == 0 &&
+        dump_arena(dump) != NULL) {
+        st_node_t *g = arena_alloc(dump->arena, need * sizeof(*g));
+        int *c = arena_alloc(dump->arena, need * sizeof(*c));
+        if (g != NULL && c != NULL) {
+            free(dump->globals);
+            free(dump->global_carrier);
+            dump->globals = g;
+            dump->global_carrier = c;
+            dump->cap_globals = dump->cap_carrier = need;
+            dump->alloc |= ARRAY_GLOBALS;
+        }
+    }
+    if (reserve_globals(dump, need) < 0)
         return -ENOMEM;
-    index_reserve(&dump->global_index, dump->globals, dump->n_globals, dump->n_globals + n,
-                  global_hash);
+    index_reserve(&dump->global_index, dump->globals, dump->n_globals, need, global_hash,
+                  dump->arena);
     return 0;
 }
 
 int st_process_add_edge(st_process_dump_t *proc, uint64_t source, uint64_t target, int importance)
 {
-    if (st__array_grow((void **)&proc->edges, &proc->cap_edges, proc->n_edges + 1,
-                       sizeof(st_edge_t)) < 0)
+    if (grow_array((void **)&proc->edges, &proc->cap_edges, proc->n_edges + 1, sizeof(st_edge_t),
+                   &proc->alloc, ARRAY_EDGES) < 0)
         return -ENOMEM;
     proc->edges[proc->n_edges++] = (st_edge_t){source, target, importance};
     return 0;
@@ -857,10 +958,12 @@ static int add_global(st_global_dump_t *dump, const char *name, uint64_t guid, b
     if (created != NULL)
         *created = (n == NULL);
     if (n == NULL) {
-        if (st__array_grow((void **)&dump->globals, &dump->cap_globals, dump->n_globals + 1,
-                           sizeof(*n)) < 0 ||
-            st__array_grow((void **)&dump->global_carrier, &dump->cap_carrier, dump->n_globals + 1,
-                           sizeof(int)) < 0)
+        if (dump->n_globals + 1 > dump->cap_globals && (dump->alloc & ARRAY_GLOBALS)
+                ? reserve_globals(dump, 2 * dump->cap_globals) < 0
+                : st__array_grow((void **)&dump->globals, &dump->cap_globals, dump->n_globals + 1,
+                                 sizeof(*n)) < 0 ||
+                      st__array_grow((void **)&dump->global_carrier, &dump->cap_carrier,
+                                     dump->n_globals + 1, sizeof(int)) < 0)
             return -ENOMEM;
         n = &dump->globals[dump->n_globals];
         memset(n, 0, sizeof(*n));

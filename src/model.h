@@ -130,6 +130,7 @@ typedef struct st_process_dump {
     size_t n_edges, cap_edges;
     struct st_model_index *node_index; /* nodes by name; maintained by model.c */
     struct st_model_arena *arena;      /* private to model.c: its dump's */
+    uint8_t alloc;                     /* private to model.c: which arrays are in the arena */
     uint64_t guid_seed;                /* private to model.c: st_hash64("<pid>:"), 0 until known */
 } st_process_dump_t;
 
@@ -158,7 +159,8 @@ typedef struct st_global_dump {
     struct st_model_index *global_index; /* globals by guid; maintained by model.c */
     struct st_model_arena *arena;        /* private to model.c: names, entries and strings of the
                                           * nodes st_dump_add_object and st_process_add_holder
-                                          * build, freed with the dump */
+                                          * build, and arrays reserved ahead, freed with the dump */
+    uint8_t alloc;                       /* private to model.c: which arrays are in the arena */
 } st_global_dump_t;
 
 typedef struct st_trace {
