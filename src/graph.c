@@ -1832,6 +1832,17 @@ static long double global_exact(const fglobal *x)
     return (long double)x->size * 1.0L * (x->owned * 1.0L);
 }
 
+/* st_node_scalar(n, "size"): the model's builders put it first. */
+static bool node_size(const st_node_t *n, uint64_t *value)
+{
+    if (n->n_entries > 0 && n->entries[0].type == ST_ENTRY_SCALAR &&
+        strcmp(n->entries[0].name, "size") == 0) {
+        *value = n->entries[0].value;
+        return true;
+    }
+    return st_node_scalar(n, "size", value);
+}
+
 /* Passes 4 (sizes only), 5, 7 and 8 on the flat shape. */
 static int flat_sizes(flat *f)
 {
@@ -1843,7 +1854,7 @@ static int flat_sizes(flat *f)
         fglobal *x = &f->g[i];
         const st_node_t *gn = &d->globals[i];
         uint64_t own = 0;
-        bool has_own = st_node_scalar(gn, "size", &own);
+        bool has_own = node_size(gn, &own);
         x->owned = 1.0L;
         bool has_maxo = false;
         uint64_t maxo = 0;
@@ -1851,7 +1862,7 @@ static int flat_sizes(flat *f)
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             fholder *h = &f->h[j];
             uint64_t s = 0;
-            bool has = st_node_scalar(holder_node(f, h), "size", &s);
+            bool has = node_size(holder_node(f, h), &s);
             if (!has && has_own) { /* propagate_sizes */
                 s = own;
                 has = true;

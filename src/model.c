@@ -39,11 +39,11 @@ static int set_str(char **dst, const char *src)
  * without the functions below) or was reordered (st_dump_sort), it is rebuilt on the next lookup.
  */
 struct st_model_index {
-    size_t *slots; /* element position + 1; 0 is empty */
-    size_t cap;    /* power of two */
-    size_t count;  /* elements indexed: positions [0, count) */
-    bool dup;      /* two of them are equal (appended without a lookup) */
-    bool arena;    /* slots live in the dump's arena: never freed alone */
+    uint32_t *slots; /* element position + 1; 0 is empty (an index covers < 2^32 - 1) */
+    size_t cap;      /* power of two */
+    size_t count;    /* elements indexed: positions [0, count) */
+    bool dup;        /* two of them are equal (appended without a lookup) */
+    bool arena;      /* slots live in the dump's arena: never freed alone */
 };
 
 static void index_free(struct st_model_index **ix)
@@ -70,7 +70,7 @@ static void index_put(struct st_model_index *ix, uint64_t h, size_t pos)
     size_t i = (size_t)mix64(h) & (ix->cap - 1);
     while (ix->slots[i] != 0)
         i = (i + 1) & (ix->cap - 1);
-    ix->slots[i] = pos + 1;
+    ix->slots[i] = (uint32_t)pos + 1;
 }
 
 /* The index's hash of a name of len bytes, 8 at a time (st_hash64 goes byte by byte; this one
@@ -110,7 +110,7 @@ static void index_put_check(struct st_model_index *ix, uint64_t h, const st_node
     for (; ix->slots[i] != 0; i = (i + 1) & (ix->cap - 1))
         if (!ix->dup && same(&arr[ix->slots[i] - 1], &arr[pos]))
             ix->dup = true;
-    ix->slots[i] = pos + 1;
+    ix->slots[i] = (uint32_t)pos + 1;
 }
 
 static bool same_name(const st_node_t *a, const st_node_t *b)
@@ -129,13 +129,17 @@ static int index_sync(struct st_model_index **pix, const st_node_t *arr, size_t 
     struct st_model_index *ix = *pix;
     if (ix != NULL && ix->count == n)
         return 0;
+    if (n >= UINT32_MAX / 2) { /* beyond the index's positions: lookups scan */
+        index_free(pix);
+        return -ENOMEM;
+    }
     if (ix == NULL || ix->count > n || (n + 1) * 2 > ix->cap) {
         size_t cap = 64;
         while (cap < (n + 1) * 2)
             cap <<= 1;
         if (ix == NULL && (ix = calloc(1, sizeof(*ix))) == NULL)
             return -ENOMEM;
-        size_t *slots = calloc(cap, sizeof(*slots));
+        uint32_t *slots = calloc(cap, sizeof(*slots));
         if (slots == NULL) {
             if (!ix->arena)
                 free(ix->slots);
@@ -865,7 +869,7 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
 static void index_reserve(struct st_model_index **pix, const st_node_t *arr, size_t n, size_t total,
                           uint64_t (*hash)(const st_node_t *), struct st_model_arena *a)
 {
-    if (*pix != NULL && (total + 1) * 2 <= (*pix)->cap)
+    if ((*pix != NULL && (total + 1) * 2 <= (*pix)->cap) || total >= UINT32_MAX / 2)
         return;
     size_t cap = 64;
     while (cap < (total + 1) * 2)
