@@ -73,7 +73,7 @@ typedef struct mobj {
     int first_pid;             /* the client that sent first */
     uint64_t guid;             /* st_guid_global(key) */
     const object_t *announced; /* what the events said about it; NULL when nothing */
-    char key[ST_KEY_MAX];
+    size_t key;                /* its key string: at this offset of the merge's key buffer */
 } mobj_t;
 
 /* The /proc scan of the clients asked for a dump, run on its own thread while they answer (their
@@ -111,6 +111,8 @@ struct st_coord {
     size_t cap_slots;
     st__keyed_t *keys; /* objects by guid, and as much scratch */
     size_t cap_keys;
+    char *keybuf; /* the objects' key strings, one after another (mobj_t.key) */
+    size_t cap_keybuf;
     char **reasons;
     size_t n_reasons;
     st_global_dump_t *last; /* the last merged dump */
@@ -541,6 +543,7 @@ void st_coord_close(st_coord_t *co)
     free(co->of);
     free(co->slots);
     free(co->keys);
+    free(co->keybuf);
     object_t *o, *tmp;
     HASH_ITER(hh, co->objects, o, tmp)
     {
@@ -665,12 +668,12 @@ static void totals_from_wire(st_totals_t *t, const st_wire_totals_t *w)
 }
 
 /* What the merge says about an object: its first record, what its events announced, the scan. */
-static void object_info(const mobj_t *m, st_object_info_t *info)
+static void object_info(const st_coord_t *co, const mobj_t *m, st_object_info_t *info)
 {
     const object_t *o = m->announced;
     const st_wire_object_t *f = m->first;
     *info = (st_object_info_t){
-        .key = m->key,
+        .key = co->keybuf + m->key,
         .kind = (st_kind_t)f->key.kind,
         .name = f->name[0] ? f->name : (o ? o->meta.name : NULL),
         .size = f->resident > m->scanned ? f->resident : m->scanned,
@@ -719,7 +722,7 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
     mobj_t **of = co->of; /* per record in answer order: its object (NULL: unusable key) */
 
     /* pass 1: every object once, with its creator; keys are formatted and looked up only here */
-    size_t at = 0;
+    size_t at = 0, keys_len = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
         for (size_t i = 0; i < c->n_recs; i++, at++) {
@@ -740,10 +743,22 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
                 if (wire_key(&r->key, key, sizeof(key)) < 0)
                     continue;
                 size_t kl = strlen(key);
+                if (keys_len + kl + 1 > co->cap_keybuf) {
+                    size_t cap = co->cap_keybuf ? co->cap_keybuf * 2 : 65536;
+                    char *b = realloc(co->keybuf, cap);
+                    if (b == NULL) {
+                        rc = -ENOMEM;
+                        goto out;
+                    }
+                    co->keybuf = b;
+                    co->cap_keybuf = cap;
+                }
                 m = &pool[used++];
-                memset(m, 0, offsetof(mobj_t, key));
+                memset(m, 0, sizeof(*m));
                 m->wk = wk;
-                memcpy(m->key, key, kl + 1);
+                m->key = keys_len;
+                memcpy(co->keybuf + keys_len, key, kl + 1);
+                keys_len += kl + 1;
                 m->first = r;
                 m->first_pid = c->pid;
                 m->guid = st_guid_global(key);
@@ -839,7 +854,7 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
     for (size_t j = 0; j < used; j++) {
         const mobj_t *m = &pool[co->keys[j].val];
         st_object_info_t info;
-        object_info(m, &info);
+        object_info(co, m, &info);
         if ((rc = st_dump_add_object(d, &info, m->first_pid, NULL)) < 0)
             goto out;
     }
@@ -857,7 +872,7 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
             if (m == NULL)
                 continue;
             st_object_info_t info;
-            object_info(m, &info);
+            object_info(co, m, &info);
             int imp = policy_importance(co, r, c->pid, m->creator);
             if ((rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, NULL)) < 0)
                 goto out;
