@@ -94,7 +94,8 @@ typedef struct obj {
     int mrc;                           /* < 0: every way to it vanished (left out) */
 } obj_t;
 
-enum { FS_OTHER, FS_TMPFS, FS_HUGETLBFS };
+/* FS_UNKNOWN: a device the mount table does not show (the kernel's internal mounts) */
+enum { FS_OTHER, FS_TMPFS, FS_HUGETLBFS, FS_UNKNOWN };
 
 typedef struct mount_ent {
     unsigned major, minor;
@@ -126,10 +127,11 @@ typedef struct scan {
     bool segs_read;
     pthread_mutex_t mnt_lock; /* mnts, shared by the reading threads */
     /* fds of measured objects not yet closed, from every measuring thread (their numbers
-     * interleave, so only together do they form runs): closed in runs with one close_range each */
+     * interleave, so only together do they form runs): closed in runs with one close_range each,
+     * every CLOSE_BATCH of them, or with opts->close_async all at once after the scan */
     pthread_mutex_t close_lock;
-    int closing[256];
-    size_t n_closing;
+    int *closing;
+    size_t n_closing, cap_closing;
 } scan_t;
 
 /* What one measuring thread keeps to itself. */
@@ -277,7 +279,7 @@ static int fs_of(scan_t *s, proc_t *p, int pidfd, unsigned major, unsigned minor
             m = &s->mnts[i];
     if (m == NULL && (rc = mounts_load(s, pidfd, ns, &m)) < 0)
         goto out;
-    *fs = FS_OTHER;
+    *fs = FS_UNKNOWN;
     for (size_t i = 0; i < m->n; i++) {
         if (m->ents[i].major == major && m->ents[i].minor == minor) {
             *fs = m->ents[i].fs;
@@ -442,6 +444,25 @@ static int vma_cb(const st_vma_t *vma, void *arg)
     return rc < 0 ? 1 : 0;
 }
 
+/* Whether the link of an fd is worth reading (st_procfs_read_fds_at reads it only then): a
+ * regular file on the internal shm mount, on a tmpfs or hugetlbfs, or on a device the mount
+ * table does not show (the kernel's internal hugetlbfs mounts hold MFD_HUGETLB memfds). A file
+ * on a disk is not shared memory, and neither are pipes, sockets and terminals. */
+static bool fd_want(const struct stat *st, void *arg)
+{
+    pread_t *r = arg;
+    scan_t *s = r->s;
+    if (!S_ISREG(st->st_mode))
+        return false;
+    unsigned major = major(st->st_dev), minor = minor(st->st_dev);
+    if (!s->have_shm_dev || (major == s->shm_major && minor == s->shm_minor))
+        return true;
+    int fs = FS_UNKNOWN;
+    if (fs_of(s, r->p, r->pidfd, major, minor, &fs) < 0)
+        return true; /* fd_cb meets the same error and records it */
+    return fs != FS_OTHER;
+}
+
 static int fd_cb(const st_fd_info_t *fd, void *arg)
 {
     pread_t *r = arg;
@@ -501,11 +522,17 @@ static int read_proc(pread_t *r, const char **what)
     if ((rc = st_procfs_read_totals_at(r->pidfd, buf, &p->totals)) < 0)
         goto out;
     *what = "maps";
-    rc = st_procfs_read_vmas_at(r->pidfd, buf, r->s->o->maps_method, true, vma_cb, r, NULL);
+    st_maps_method_t method = r->s->o->maps_method;
+    if (method == ST_MAPS_AUTO && !r->s->have_shm_dev)
+        method = ST_MAPS_PROCMAP; /* classify() then needs the page size, which the text lacks */
+    rc = st_procfs_read_vmas_at(r->pidfd, buf, method, true, vma_cb, r, NULL);
+    if ((rc == -ENOTTY || rc == -EINVAL) && method != r->s->o->maps_method && r->err == 0 &&
+        r->n_recs == 0)
+        rc = st_procfs_read_vmas_at(r->pidfd, buf, ST_MAPS_TEXT, true, vma_cb, r, NULL);
     if (r->err < 0 || rc < 0)
         goto out;
     *what = "fd";
-    rc = st_procfs_read_fds_at(r->pidfd, fd_cb, r);
+    rc = st_procfs_read_fds_at(r->pidfd, fd_want, fd_cb, r);
 out:
     if (r->err < 0) {
         rc = r->err;
@@ -638,6 +665,12 @@ static int outside_fd(const st_fd_info_t *fd, void *arg)
     return 0;
 }
 
+static bool regular(const struct stat *st, void *arg)
+{
+    (void)arg;
+    return S_ISREG(st->st_mode);
+}
+
 static bool scanned(const scan_t *s, int pid)
 {
     for (size_t i = 0; i < s->n_procs; i++)
@@ -663,7 +696,7 @@ static int check_outside(scan_t *s, outside_t *x)
             continue;
         int rc = st_procfs_read_vmas((int)pid, s->o->maps_method, true, outside_vma, x, NULL);
         if (rc == 0)
-            rc = st_procfs_read_fds((int)pid, outside_fd, x);
+            rc = st_procfs_read_fds((int)pid, regular, outside_fd, x);
         if (rc < 0 && !gone(rc))
             unchecked++;
     }
@@ -788,34 +821,86 @@ static int try_path(scan_t *s, obj_t *o, const char *path)
 
 static int cmp_int(const void *a, const void *b);
 
-/* Closes the deferred fds: each run of consecutive numbers with one close_range (every number in
- * a run is an fd this scan opened and still owns, so nothing else is closed). Called with
- * s->close_lock held, or after the measuring threads are done. */
-static void close_deferred(scan_t *s)
+/* Closes fds[0..n): each run of consecutive numbers with one close_range (every number in a run
+ * is an fd this scan opened and still owns, so nothing else is closed, even while other threads
+ * open files: an fd still open cannot be handed out again). */
+static void close_fds(int *fds, size_t n)
 {
-    size_t n = s->n_closing;
-    qsort(s->closing, n, sizeof(int), cmp_int);
+    if (n == 0)
+        return;
+    qsort(fds, n, sizeof(int), cmp_int);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
-        while (j < n && s->closing[j] == s->closing[j - 1] + 1)
+        while (j < n && fds[j] == fds[j - 1] + 1)
             j++;
-        if (j - i == 1 || close_range((unsigned)s->closing[i], (unsigned)s->closing[j - 1], 0) < 0)
+        if (j - i == 1 || close_range((unsigned)fds[i], (unsigned)fds[j - 1], 0) < 0)
             for (size_t k = i; k < j; k++)
-                close(s->closing[k]);
+                close(fds[k]);
         i = j;
     }
+}
+
+/* Closes the deferred fds. Called with s->close_lock held, or after the measuring threads are
+ * done. */
+static void close_deferred(scan_t *s)
+{
+    close_fds(s->closing, s->n_closing);
     s->n_closing = 0;
 }
 
+enum { CLOSE_BATCH = 256 };
+
 /* Closes fd later, with others: a measured object's fd is of no further use, and one close per
- * object was a fifth of the measuring syscalls. */
+ * object was a fifth of the measuring syscalls. Closing a shmem file costs more than opening it
+ * (~3 us: the kernel's __fput), so with opts->close_async they all wait for close_async_all. */
 static void close_later(scan_t *s, int fd)
 {
     pthread_mutex_lock(&s->close_lock);
-    if (s->n_closing == sizeof(s->closing) / sizeof(s->closing[0]))
+    if (!s->o->close_async && s->n_closing >= CLOSE_BATCH)
         close_deferred(s);
-    s->closing[s->n_closing++] = fd;
+    if (st__array_grow((void **)&s->closing, &s->cap_closing, s->n_closing + 1, sizeof(int)) < 0)
+        close(fd);
+    else
+        s->closing[s->n_closing++] = fd;
     pthread_mutex_unlock(&s->close_lock);
+}
+
+typedef struct closer {
+    int *fds;
+    size_t n;
+} closer_t;
+
+static void *closer_main(void *arg)
+{
+    closer_t *c = arg;
+    close_fds(c->fds, c->n);
+    free(c->fds);
+    free(c);
+    return NULL;
+}
+
+/* After the measuring threads: the deferred fds are closed on a detached thread of their own
+ * (opts->close_async), so that the caller goes on building and writing the trace on one CPU
+ * while another closes; here when a thread cannot be had. */
+static void close_async_all(scan_t *s)
+{
+    closer_t *c = malloc(sizeof(*c));
+    pthread_attr_t attr;
+    pthread_t tid;
+    bool started = false;
+    if (c != NULL && pthread_attr_init(&attr) == 0) {
+        *c = (closer_t){s->closing, s->n_closing};
+        started = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                  pthread_create(&tid, &attr, closer_main, c) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        free(c);
+        close_deferred(s);
+        return;
+    }
+    s->closing = NULL; /* the thread's now */
+    s->n_closing = s->cap_closing = 0;
 }
 
 /* Opens name under dirfd to measure an object; when out of fds, the deferred ones go first. */
@@ -1186,6 +1271,8 @@ static void scan_free(scan_t *s)
         free(s->mnts[i].ents);
     free(s->mnts);
     free(s->segs);
+    close_deferred(s); /* left only when the scan stopped early */
+    free(s->closing);
 }
 
 /* ---- threads ---- */
@@ -1354,7 +1441,10 @@ static int measure_all(scan_t *s)
         w[i].next = &next;
     }
     run_threads(measure_worker, w, sizeof(w[0]), nt);
-    close_deferred(s);
+    if (s->o->close_async)
+        close_async_all(s);
+    else
+        close_deferred(s);
     for (size_t i = 0; i < s->n_objs; i++) {
         obj_t *o = &s->objs[i];
         if (o->mrc == -ENOMEM)

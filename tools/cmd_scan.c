@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void usage(FILE *f)
@@ -103,6 +104,18 @@ static void heap_on_huge_pages(void)
         madvise((void *)start, (uintptr_t)top - start, MADV_HUGEPAGE);
 out:
     free(p);
+}
+
+/* The scan keeps one fd per measured object open until it is done measuring, then closes them
+ * on another thread while this one builds and writes the trace (opts.close_async): room for
+ * them, as far as the hard limit allows (the default soft limit, 1024, is for select()). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 int st_cmd_scan(int argc, char **argv)
@@ -209,6 +222,8 @@ int st_cmd_scan(int argc, char **argv)
     }
     opts.pids = pids;
     opts.n_pids = n_pids;
+    opts.close_async = true;
+    raise_fd_limit();
     heap_on_huge_pages();
     int bad = 0;
     int rc = st_scan_trace(&opts, &trace, &bad);

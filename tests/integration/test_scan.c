@@ -956,7 +956,7 @@ static void many_root(world_t *w, void *arg)
 
 /* The trace of a scan of the tree with this many threads, as the writer writes it (one fixed
  * timestamp, so that two scans can be compared byte for byte). */
-static char *scan_text(pid_t root, unsigned threads, size_t *n_globals)
+static char *scan_text(pid_t root, unsigned threads, st_maps_method_t maps, size_t *n_globals)
 {
     st_scan_options_t o;
     st_trace_t *t = NULL;
@@ -966,6 +966,7 @@ static char *scan_text(pid_t root, unsigned threads, size_t *n_globals)
     st_scan_options_init(&o);
     o.tree_root = root;
     o.threads = threads;
+    o.maps_method = maps;
     o.include_unheld = false; /* /dev/shm may change between the scans on a shared machine */
     assert_int_equal(st_scan_trace(&o, &t, NULL), 0);
     t->dumps[0].ts_us = 1;
@@ -992,9 +993,9 @@ static void test_threads_same_trace(void **state)
     world_init(&w);
     world_start(&w, many_root, NULL, MANY_PROCS);
     size_t n1 = 0, n3 = 0, n8 = 0;
-    char *one = scan_text(w.root, 1, &n1);
-    char *three = scan_text(w.root, 3, &n3);
-    char *eight = scan_text(w.root, 8, &n8);
+    char *one = scan_text(w.root, 1, ST_MAPS_AUTO, &n1);
+    char *three = scan_text(w.root, 3, ST_MAPS_AUTO, &n3);
+    char *eight = scan_text(w.root, 8, ST_MAPS_AUTO, &n8);
     assert_int_equal(n1, MANY_PROCS * MANY_OBJS + 1); /* every process's objects + the shared one */
     assert_int_equal(n1, n3);
     assert_int_equal(n1, n8);
@@ -1003,6 +1004,38 @@ static void test_threads_same_trace(void **state)
     free(one);
     free(three);
     free(eight);
+    world_end(&w);
+}
+
+/* Every way of reading mappings gives the very same trace: the text, PROCMAP_QUERY, and AUTO
+ * (which mixes them by how dense a process's shared mappings are). */
+static void test_maps_methods_same_trace(void **state)
+{
+    world_t w;
+    world_init(&w);
+    world_start(&w, many_root, NULL, MANY_PROCS);
+    size_t na = 0, nt = 0, nq = 0;
+    char *a = scan_text(w.root, 2, ST_MAPS_AUTO, &na);
+    char *t = scan_text(w.root, 2, ST_MAPS_TEXT, &nt);
+    assert_int_equal(na, MANY_PROCS * MANY_OBJS + 1);
+    assert_int_equal(na, nt);
+    assert_string_equal(a, t);
+    st_scan_options_t o;
+    st_scan_options_init(&o);
+    o.tree_root = w.root;
+    o.maps_method = ST_MAPS_PROCMAP;
+    st_trace_t *probe = NULL;
+    if (st_scan_trace(&o, &probe, NULL) == 0 && probe->dumps[0].n_problems == 0) {
+        char *q = scan_text(w.root, 2, ST_MAPS_PROCMAP, &nq);
+        assert_int_equal(na, nq);
+        assert_string_equal(a, q);
+        free(q);
+    } else {
+        print_message("PROCMAP_QUERY not supported by this kernel: text and auto compared\n");
+    }
+    st_trace_free(probe);
+    free(a);
+    free(t);
     world_end(&w);
 }
 
@@ -1168,6 +1201,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_nonexistent_pid),
         cmocka_unit_test(test_vanished_pid),
         cmocka_unit_test(test_threads_same_trace),
+        cmocka_unit_test(test_maps_methods_same_trace),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_unprivileged),
     };
