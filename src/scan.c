@@ -1370,6 +1370,17 @@ static int read_all(scan_t *s, const int *pids, size_t n_pids, int *refused)
     for (size_t i = 0; i < nt; i++)
         w[i] = (reader_t){s, pids, slots, n_pids, &next};
     run_threads(read_worker, w, sizeof(w[0]), nt);
+    /* room for as many objects as there are records (at most that many), at once: growing
+     * the object array by doubling copied and zeroed it a dozen times */
+    size_t n_recs = 0, cap = 256;
+    for (size_t i = 0; i < n_pids; i++)
+        n_recs += slots[i].rc == 0 ? slots[i].n_recs : 0;
+    while (cap < 2 * (s->n_objs + n_recs))
+        cap *= 2;
+    if ((rc = st__array_grow((void **)&s->objs, &s->cap_objs, s->n_objs + n_recs, sizeof(obj_t))) <
+            0 ||
+        (cap > s->table_cap && (rc = table_rehash(s, cap)) < 0))
+        goto out;
     for (size_t i = 0; i < n_pids; i++) {
         slot_t *sl = &slots[i];
         if (sl->rc == -ENOMEM) {
