@@ -137,9 +137,10 @@ typedef struct scan {
 /* What one measuring thread keeps to itself. */
 typedef struct meas {
     scan_t *s;
-    /* the last /proc/PID/map_files and /proc/PID/fd directories opened (objects are measured in
-     * roughly the order their first holder introduced them, so one entry each hits often) */
-    int dir_pid[2], dir_fd[2];
+    /* /proc/PID/map_files and /proc/PID/fd of each scanned process (2 * index + 0 or 1), opened
+     * when first needed (objects are measured in the order of their global node names, so their
+     * holders come in no particular order), or -1 */
+    int *dirs;
 } meas_t;
 
 static bool gone(int rc)
@@ -916,21 +917,34 @@ static int open_object(scan_t *s, int dirfd, const char *name)
     return fd < 0 ? -errno : fd;
 }
 
-/* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) through a cached directory fd. */
-static int try_in(meas_t *m, obj_t *o, int pid, int dir, const char *name)
+/* The directory fd of /proc/PID/<map_files|fd> (dir 0 or 1) of scanned process proc, opened on
+ * first use; when out of fds, the deferred ones go first. -errno when it cannot be opened. */
+static int proc_dir(meas_t *m, size_t proc, int dir)
 {
-    if (m->dir_pid[dir] != pid) {
-        char path[64];
-        if (m->dir_fd[dir] >= 0)
-            close(m->dir_fd[dir]);
-        snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir == 0 ? "map_files" : "fd");
-        m->dir_fd[dir] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        m->dir_pid[dir] = pid;
+    int *fd = &m->dirs[2 * proc + (size_t)dir];
+    if (*fd >= 0)
+        return *fd;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", m->s->procs[proc].pid,
+             dir == 0 ? "map_files" : "fd");
+    *fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        pthread_mutex_lock(&m->s->close_lock);
+        close_deferred(m->s);
+        pthread_mutex_unlock(&m->s->close_lock);
+        *fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
-    if (m->dir_fd[dir] < 0)
-        return -errno;
+    return *fd < 0 ? -errno : *fd;
+}
+
+/* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) of scanned process proc. */
+static int try_in(meas_t *m, obj_t *o, size_t proc, int dir, const char *name)
+{
+    int dfd = proc_dir(m, proc, dir);
+    if (dfd < 0)
+        return dfd;
     st_residency_t r;
-    int fd = open_object(m->s, m->dir_fd[dir], name);
+    int fd = open_object(m->s, dfd, name);
     if (fd < 0)
         return fd;
     int rc = st_residency_measure_fd(fd, m->s->o->residency_method, &r);
@@ -938,18 +952,25 @@ static int try_in(meas_t *m, obj_t *o, int pid, int dir, const char *name)
     return keep(o, rc, &r);
 }
 
-static void meas_init(meas_t *m, scan_t *s)
+static int meas_init(meas_t *m, scan_t *s)
 {
     memset(m, 0, sizeof(*m));
     m->s = s;
-    m->dir_fd[0] = m->dir_fd[1] = -1;
+    if ((m->dirs = malloc((2 * s->n_procs + 1) * sizeof(int))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < 2 * s->n_procs; i++)
+        m->dirs[i] = -1;
+    return 0;
 }
 
+/* The directory fds go with the objects' (closed in runs, or on the closing thread). */
 static void meas_done(meas_t *m)
 {
-    for (int i = 0; i < 2; i++)
-        if (m->dir_fd[i] >= 0)
-            close(m->dir_fd[i]);
+    for (size_t i = 0; m->dirs != NULL && i < 2 * m->s->n_procs; i++)
+        if (m->dirs[i] >= 0)
+            close_later(m->s, m->dirs[i]);
+    free(m->dirs);
+    m->dirs = NULL;
 }
 
 /* Records the outcome of one attempt: permission refusals and vanished ways are told apart. */
@@ -989,14 +1010,13 @@ static int measure(meas_t *m, obj_t *o)
     }
     for (size_t i = 0; i < o->n_holders && !o->measured; i++) {
         holder_t *h = &o->holders[i];
-        int pid = s->procs[h->proc].pid;
         if (h->n_vmas > 0) {
             snprintf(path, sizeof(path), "%" PRIx64 "-%" PRIx64, h->start, h->end);
-            note(try_in(m, o, pid, 0, path), &denied, &vanished);
+            note(try_in(m, o, h->proc, 0, path), &denied, &vanished);
         }
         if (!o->measured && h->fd >= 0) {
             snprintf(path, sizeof(path), "%d", h->fd);
-            note(try_in(m, o, pid, 1, path), &denied, &vanished);
+            note(try_in(m, o, h->proc, 1, path), &denied, &vanished);
         }
     }
     if (!o->measured && o->path == NULL && o->kind == ST_KIND_POSIX && o->name != NULL &&
@@ -1064,67 +1084,110 @@ static int cmp_order(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Writes processes, measured objects and holders into the dump. Objects go in the order of their
- * global node names ("global/<guid hex>"), so st_dump_sort finds them sorted. */
-static int emit(scan_t *s)
+/* Writes processes, measured objects and holders into the dump, while the objects are being
+ * measured: processes first, then objects in the order of their global node names ("global/<guid
+ * hex>", so st_dump_sort finds them sorted), each as soon as it and every object before it in
+ * that order are done. Objects are measured in that order too, so the thread that writes the
+ * dump (the calling one; the model is not shared) does so between its own measurements while the
+ * others measure on; the dump is the one a write after measuring everything would give. */
+typedef struct emitter {
+    scan_t *s;
+    st_process_dump_t **pds; /* by process index */
+    order_t *order;          /* every object, by guid */
+    unsigned char *done;     /* per MEASURE_CHUNK of order: measured (release/acquire) */
+    size_t next;             /* order[next] is the next object to write */
+    int lowest;              /* the lowest pid: the carrier of an object nobody holds */
+    int rc;                  /* the first error writing */
+} emitter_t;
+
+enum { MEASURE_CHUNK = 32 };
+
+static int emit_begin(scan_t *s, emitter_t *e)
 {
-    int rc = 0;
-    int lowest = 0;
-    order_t *order = NULL;
-    st_process_dump_t **pds = calloc(s->n_procs ? s->n_procs : 1, sizeof(*pds));
-    if (pds == NULL)
+    memset(e, 0, sizeof(*e));
+    e->s = s;
+    if ((e->pds = calloc(s->n_procs ? s->n_procs : 1, sizeof(*e->pds))) == NULL ||
+        (e->order = malloc((s->n_objs ? s->n_objs : 1) * sizeof(*e->order))) == NULL ||
+        (e->done = calloc(s->n_objs / MEASURE_CHUNK + 1, 1)) == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < s->n_procs; i++) {
         proc_t *p = &s->procs[i];
         st_process_dump_t *pd = NULL;
-        if ((rc = st_dump_add_process(s->dump, p->pid, p->stat.comm, &pd)) < 0)
-            goto out;
+        int rc = st_dump_add_process(s->dump, p->pid, p->stat.comm, &pd);
+        if (rc < 0)
+            return rc;
         if (p->totals.present != 0)
             pd->totals = p->totals;
-        if (lowest == 0 || p->pid < lowest)
-            lowest = p->pid;
+        if (e->lowest == 0 || p->pid < e->lowest)
+            e->lowest = p->pid;
     }
     for (size_t i = 0; i < s->n_procs; i++) /* stable now: no more processes are added */
-        pds[i] = st_dump_find_process(s->dump, s->procs[i].pid);
-    size_t n = 0;
-    if ((order = malloc((s->n_objs ? s->n_objs : 1) * sizeof(*order))) == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
+        e->pds[i] = st_dump_find_process(s->dump, s->procs[i].pid);
     for (size_t oi = 0; oi < s->n_objs; oi++)
-        if (s->objs[oi].measured)
-            order[n++] = (order_t){st_guid_global(s->objs[oi].key), oi};
-    qsort(order, n, sizeof(*order), cmp_order);
-    for (size_t k = 0; k < n; k++) {
-        obj_t *o = &s->objs[order[k].obj];
-        st_object_info_t info = {
-            .key = o->key,
-            .kind = o->kind,
-            .name = o->name,
-            .size = o->res.resident,
-            .virtual_size = o->res.virtual_size,
-            .swapped_size = o->res.swapped,
-            .creator_pid = o->have_seg ? o->seg.cpid : 0,
-            .label = NULL,
-        };
-        size_t owner = o->n_holders ? owner_of(s, o) : 0;
-        int carrier = o->n_holders ? s->procs[o->holders[owner].proc].pid : lowest;
-        st_node_t *g = NULL;
-        if ((rc = st_dump_add_object(s->dump, &info, carrier, &g)) < 0 ||
-            (rc = st_node_set_string(g, "residency_source",
-                                     st_residency_source_name(o->res.source))) < 0)
-            goto out;
-        for (size_t i = 0; i < o->n_holders; i++) {
-            holder_t *h = &o->holders[i];
-            int importance = (s->o->policy == ST_POLICY_CREATOR && i == owner) ? 2 : 0;
-            if ((rc = st_process_add_holder(pds[h->proc], &info, h->mapped, importance, NULL)) < 0)
-                goto out;
-        }
+        e->order[oi] = (order_t){st_guid_global(s->objs[oi].key), oi};
+    qsort(e->order, s->n_objs, sizeof(*e->order), cmp_order);
+    return 0;
+}
+
+static void emit_end(emitter_t *e)
+{
+    free(e->pds);
+    free(e->order);
+    free(e->done);
+}
+
+/* Writes one measured object and its holders. */
+static int emit_object(emitter_t *e, obj_t *o)
+{
+    scan_t *s = e->s;
+    st_object_info_t info = {
+        .key = o->key,
+        .kind = o->kind,
+        .name = o->name,
+        .size = o->res.resident,
+        .virtual_size = o->res.virtual_size,
+        .swapped_size = o->res.swapped,
+        .creator_pid = o->have_seg ? o->seg.cpid : 0,
+        .label = NULL,
+    };
+    size_t owner = o->n_holders ? owner_of(s, o) : 0;
+    int carrier = o->n_holders ? s->procs[o->holders[owner].proc].pid : e->lowest;
+    st_node_t *g = NULL;
+    int rc;
+    if ((rc = st_dump_add_object(s->dump, &info, carrier, &g)) < 0 ||
+        (rc = st_node_set_string(g, "residency_source", st_residency_source_name(o->res.source))) <
+            0)
+        return rc;
+    for (size_t i = 0; i < o->n_holders; i++) {
+        holder_t *h = &o->holders[i];
+        int importance = (s->o->policy == ST_POLICY_CREATOR && i == owner) ? 2 : 0;
+        if ((rc = st_process_add_holder(e->pds[h->proc], &info, h->mapped, importance, NULL)) < 0)
+            return rc;
     }
-out:
-    free(order);
-    free(pds);
-    return rc;
+    return 0;
+}
+
+/* Writes the objects that are ready, in order. Before every thread is done (all false), it stops
+ * at an object whose chunk is still being measured or that waits for its lower bound (taken
+ * after measuring, in object order); with all, it writes the rest. An object whose every way
+ * vanished is not written. */
+static void emit_ready(emitter_t *e, bool all)
+{
+    scan_t *s = e->s;
+    while (e->rc == 0 && e->next < s->n_objs) {
+        if (!all && !__atomic_load_n(&e->done[e->next / MEASURE_CHUNK], __ATOMIC_ACQUIRE))
+            return;
+        obj_t *o = &s->objs[e->order[e->next].obj];
+        if (o->mrc == -ENOMEM) {
+            e->rc = -ENOMEM;
+            return;
+        }
+        if (!all && o->lb_needed)
+            return;
+        if (o->measured)
+            e->rc = emit_object(e, o);
+        e->next++;
+    }
 }
 
 /* ---- entry points ---- */
@@ -1417,40 +1480,54 @@ out:
 
 typedef struct measurer {
     meas_t m;
-    size_t *next; /* the next chunk of objects to measure, shared by the threads */
+    emitter_t *e;
+    bool writes;  /* the thread that writes the dump between its measurements */
+    size_t *next; /* the next chunk of objects to measure (in e->order), shared by the threads */
 } measurer_t;
 
-enum { MEASURE_CHUNK = 32 };
-
-/* A measuring thread: takes runs of consecutive objects (consecutive objects mostly share their
- * first holder, whose map_files directory the thread then keeps open). */
+/* A measuring thread: takes runs of objects in the order they are written. */
 static void *measure_worker(void *arg)
 {
     measurer_t *w = arg;
     scan_t *s = w->m.s;
+    emitter_t *e = w->e;
     for (;;) {
         size_t first = __atomic_fetch_add(w->next, MEASURE_CHUNK, __ATOMIC_RELAXED);
         if (first >= s->n_objs)
             break;
         size_t end = first + MEASURE_CHUNK < s->n_objs ? first + MEASURE_CHUNK : s->n_objs;
-        for (size_t i = first; i < end; i++)
-            s->objs[i].mrc = measure(&w->m, &s->objs[i]);
+        for (size_t k = first; k < end; k++) {
+            obj_t *o = &s->objs[e->order[k].obj];
+            o->mrc = measure(&w->m, o);
+        }
+        __atomic_store_n(&e->done[first / MEASURE_CHUNK], 1, __ATOMIC_RELEASE);
+        if (w->writes)
+            emit_ready(e, false);
     }
     meas_done(&w->m);
     return NULL;
 }
 
-/* Measures every object (in parallel), then, in object order, takes the lower bounds and records
- * what could not be measured: the dump's warnings and problems come out as a single thread
- * would write them. */
-static int measure_all(scan_t *s)
+/* Measures every object (in parallel) and writes the dump as they come (see emitter_t); then,
+ * in object order, takes the lower bounds and records what could not be measured, so that the
+ * dump's warnings and problems come out as a single thread would write them, and writes the
+ * objects left. */
+static int measure_and_emit(scan_t *s)
 {
     size_t next = 0, nt = n_threads(s, s->n_objs / 8);
     measurer_t w[MAX_THREADS];
+    emitter_t e;
+    int rc = emit_begin(s, &e);
     for (size_t i = 0; i < nt; i++) {
-        meas_init(&w[i].m, s);
+        w[i].m.dirs = NULL;
+        if (rc == 0)
+            rc = meas_init(&w[i].m, s);
+        w[i].e = &e;
+        w[i].writes = i == 0;
         w[i].next = &next;
     }
+    if (rc < 0)
+        goto out;
     run_threads(measure_worker, w, sizeof(w[0]), nt);
     if (s->o->close_async)
         close_async_all(s);
@@ -1458,8 +1535,10 @@ static int measure_all(scan_t *s)
         close_deferred(s);
     for (size_t i = 0; i < s->n_objs; i++) {
         obj_t *o = &s->objs[i];
-        if (o->mrc == -ENOMEM)
-            return -ENOMEM;
+        if (o->mrc == -ENOMEM) {
+            rc = -ENOMEM;
+            goto out;
+        }
         if (o->lb_needed)
             lower_bound(s, o);
         if (o->mrc < 0) {
@@ -1468,7 +1547,13 @@ static int measure_all(scan_t *s)
             st_dump_add_problem(s->dump, 0, what, -o->mrc);
         }
     }
-    return 0;
+    emit_ready(&e, true);
+    rc = e.rc;
+out:
+    for (size_t i = 0; i < nt; i++)
+        free(w[i].m.dirs);
+    emit_end(&e);
+    return rc;
 }
 
 /* Whether pids are all processes but the scanner (then /dev/shm needs no outside check). */
@@ -1525,9 +1610,7 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
             (rc = add_unheld_devshm(&s, is_subset(pids, n_pids))) < 0)
             goto out;
     }
-    if ((rc = measure_all(&s)) < 0)
-        goto out;
-    rc = emit(&s);
+    rc = measure_and_emit(&s);
 out:
     free(pids);
     scan_free(&s);
