@@ -1380,30 +1380,76 @@ typedef struct slot {
     char *names;
     int rc;
     const char *what;
+    int ready; /* read (release/acquire) */
 } slot_t;
 
-typedef struct reader {
+/* The state the reading threads share: the pids, their slots, and the commit, which the calling
+ * thread makes in pid order between its own reads (the others read on meanwhile). */
+typedef struct readers {
     scan_t *s;
     const int *pids;
     slot_t *slots;
     size_t n;
-    size_t *next; /* the next pid index to read, shared by the threads */
+    size_t next;      /* the next pid index to read */
+    size_t committed; /* slots before this one are committed (the calling thread's) */
+    int rc;           /* the first error committing */
+    int refused;      /* the last permission error of a process left out */
+} readers_t;
+
+typedef struct reader {
+    readers_t *all;
+    bool commits;
 } reader_t;
+
+/* Commits the slots that are read, in pid order: stops at one still being read unless all. A
+ * committed slot's records are freed at once, so the next reads reuse their memory. */
+static void commit_ready(readers_t *a, bool all)
+{
+    scan_t *s = a->s;
+    while (a->rc == 0 && a->committed < a->n) {
+        slot_t *sl = &a->slots[a->committed];
+        if (!all && !__atomic_load_n(&sl->ready, __ATOMIC_ACQUIRE))
+            return;
+        if (sl->rc == -ENOMEM) {
+            a->rc = -ENOMEM;
+        } else if (sl->rc < 0) {
+            char path[64];
+            snprintf(path, sizeof(path), "/proc/%d/%s", sl->p.pid, sl->what);
+            st_dump_add_problem(s->dump, sl->p.pid, path, -sl->rc);
+            if (!gone(sl->rc))
+                a->refused = sl->rc;
+        } else if (sl->rc == 0) {
+            pread_t r;
+            memset(&r, 0, sizeof(r));
+            r.p = &sl->p;
+            r.recs = sl->recs;
+            r.n_recs = sl->n_recs;
+            r.names = sl->names;
+            a->rc = commit_proc(s, &r);
+        }
+        free(sl->recs);
+        free(sl->names);
+        sl->recs = NULL;
+        sl->names = NULL;
+        a->committed++;
+    }
+}
 
 /* A reading thread: takes pids one at a time and reads each whole into its slot. */
 static void *read_worker(void *arg)
 {
     reader_t *w = arg;
+    readers_t *a = w->all;
     pread_t r;
     memset(&r, 0, sizeof(r));
-    r.s = w->s;
+    r.s = a->s;
     r.pidfd = -1;
     for (;;) {
-        size_t i = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
-        if (i >= w->n)
+        size_t i = __atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED);
+        if (i >= a->n)
             break;
-        slot_t *sl = &w->slots[i];
-        sl->p.pid = w->pids[i];
+        slot_t *sl = &a->slots[i];
+        sl->p.pid = a->pids[i];
         r.p = &sl->p;
         reset_recs(&r);
         sl->rc = read_proc(&r, &sl->what);
@@ -1415,67 +1461,35 @@ static void *read_worker(void *arg)
             r.names = NULL;
             r.cap_recs = r.names_cap = 0;
         }
+        __atomic_store_n(&sl->ready, 1, __ATOMIC_RELEASE);
+        if (w->commits)
+            commit_ready(a, false);
     }
     free_recs(&r);
     return NULL;
 }
 
-/* Reads every pid (in parallel), then commits them in pid order, so the objects' order and
- * everything after it are those of a single-threaded scan. */
+/* Reads every pid (in parallel) and commits them in pid order as they come, so the objects'
+ * order and everything after it are those of a single-threaded scan. */
 static int read_all(scan_t *s, const int *pids, size_t n_pids, int *refused)
 {
-    int rc = 0;
-    size_t next = 0, nt = n_threads(s, n_pids);
+    size_t nt = n_threads(s, n_pids);
     reader_t w[MAX_THREADS];
-    slot_t *slots = calloc(n_pids ? n_pids : 1, sizeof(*slots));
-    if (slots == NULL)
+    readers_t a = {s, pids, NULL, n_pids, 0, 0, 0, 0};
+    if ((a.slots = calloc(n_pids ? n_pids : 1, sizeof(*a.slots))) == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < nt; i++)
-        w[i] = (reader_t){s, pids, slots, n_pids, &next};
+        w[i] = (reader_t){&a, i == 0};
     run_threads(read_worker, w, sizeof(w[0]), nt);
-    /* room for as many objects as there are records (at most that many), at once: growing
-     * the object array by doubling copied and zeroed it a dozen times */
-    size_t n_recs = 0, cap = 256;
-    for (size_t i = 0; i < n_pids; i++)
-        n_recs += slots[i].rc == 0 ? slots[i].n_recs : 0;
-    while (cap < 2 * (s->n_objs + n_recs))
-        cap *= 2;
-    if ((rc = st__array_grow((void **)&s->objs, &s->cap_objs, s->n_objs + n_recs, sizeof(obj_t))) <
-            0 ||
-        (cap > s->table_cap && (rc = table_rehash(s, cap)) < 0))
-        goto out;
-    for (size_t i = 0; i < n_pids; i++) {
-        slot_t *sl = &slots[i];
-        if (sl->rc == -ENOMEM) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (sl->rc == 1)
-            continue;
-        if (sl->rc < 0) {
-            char path[64];
-            snprintf(path, sizeof(path), "/proc/%d/%s", sl->p.pid, sl->what);
-            st_dump_add_problem(s->dump, sl->p.pid, path, -sl->rc);
-            if (!gone(sl->rc))
-                *refused = sl->rc;
-            continue;
-        }
-        pread_t r;
-        memset(&r, 0, sizeof(r));
-        r.p = &sl->p;
-        r.recs = sl->recs;
-        r.n_recs = sl->n_recs;
-        r.names = sl->names;
-        if ((rc = commit_proc(s, &r)) < 0)
-            goto out;
+    commit_ready(&a, true);
+    for (size_t i = a.committed; i < n_pids; i++) { /* left by an error */
+        free(a.slots[i].recs);
+        free(a.slots[i].names);
     }
-out:
-    for (size_t i = 0; i < n_pids; i++) {
-        free(slots[i].recs);
-        free(slots[i].names);
-    }
-    free(slots);
-    return rc;
+    free(a.slots);
+    if (a.refused != 0)
+        *refused = a.refused;
+    return a.rc;
 }
 
 typedef struct measurer {
