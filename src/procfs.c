@@ -388,33 +388,32 @@ static int query_vma(int fd, uint64_t addr, bool shared_files_only, char *name, 
 }
 
 /* Walks VMAs with PROCMAP_QUERY from addr: ask for the VMA covering or following addr, then
- * continue at its end. pre: fd is an open /proc/PID/maps. */
-static int read_vmas_ioctl(int fd, uint64_t addr, bool shared_files_only, st_vma_cb cb, void *arg)
+ * continue at its end. vma and name (PATH_MAX bytes) are the caller's room. pre: fd is an open
+ * /proc/PID/maps. */
+static int walk_ioctl(int fd, uint64_t addr, bool shared_files_only, st_vma_cb cb, void *arg,
+                      st_vma_t *vma, char *name)
 {
-    int rc = 0;
+    for (;;) {
+        int rc = query_vma(fd, addr, shared_files_only, name, vma);
+        if (rc == -ENOENT) /* no VMA at or after addr */
+            return 0;
+        if (rc < 0)
+            return rc;
+        if (vma->end <= addr) /* the kernel must make progress; never loop */
+            return ST_EFORMAT;
+        addr = vma->end;
+        if ((!shared_files_only || vma->path[0] == '/') && (rc = cb(vma, arg)) != 0)
+            return rc;
+    }
+}
+
+static int read_vmas_ioctl(int fd, bool shared_files_only, st_vma_cb cb, void *arg)
+{
+    int rc = -ENOMEM;
     st_vma_t *vma = malloc(sizeof(*vma));
     char *name = malloc(PATH_MAX);
-    if (vma == NULL || name == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (;;) {
-        if ((rc = query_vma(fd, addr, shared_files_only, name, vma)) < 0) {
-            if (rc == -ENOENT) /* no VMA at or after addr */
-                rc = 0;
-            goto out;
-        }
-        if (vma->end <= addr) { /* the kernel must make progress; never loop */
-            rc = ST_EFORMAT;
-            goto out;
-        }
-        addr = vma->end;
-        if (!shared_files_only || vma->path[0] == '/') {
-            if ((rc = cb(vma, arg)) != 0)
-                goto out;
-        }
-    }
-out:
+    if (vma != NULL && name != NULL)
+        rc = walk_ioctl(fd, 0, shared_files_only, cb, arg, vma, name);
     free(vma);
     free(name);
     return rc;
@@ -540,11 +539,9 @@ static int read_vmas_auto(int fd, st_procfs_buf_t *b, bool shared_files_only, st
                           void *arg, st_maps_method_t *used)
 {
     int rc = 0;
-    auto_walk_t w = {fd, shared_files_only, cb, arg, NULL, NULL, 0, 0, 0, false, false};
-    if ((w.vma = malloc(sizeof(*w.vma))) == NULL || (w.name = malloc(PATH_MAX)) == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    st_vma_t vma; /* on the stack: a reading thread of the scanner calls this once per process */
+    char name[PATH_MAX];
+    auto_walk_t w = {fd, shared_files_only, cb, arg, &vma, name, 0, 0, 0, false, false};
     if (b->cap < 4 * AUTO_PROBE) {
         char *p = realloc(b->p, 4 * AUTO_PROBE);
         if (p == NULL) {
@@ -565,7 +562,7 @@ static int read_vmas_auto(int fd, st_procfs_buf_t *b, bool shared_files_only, st
     if ((rc = auto_lines(&w, b->p, b->p + n, n == 0, &consumed)) != 0 || n == 0)
         goto out;
     if (w.lines > 0 && w.kept * AUTO_DENSITY < w.lines && !w.no_ioctl) {
-        rc = read_vmas_ioctl(fd, w.next, shared_files_only, cb, arg);
+        rc = walk_ioctl(fd, w.next, shared_files_only, cb, arg, &vma, name);
         if (rc != -ENOTTY && rc != -EINVAL) {
             w.used_ioctl = true;
             goto out;
@@ -577,8 +574,6 @@ static int read_vmas_auto(int fd, st_procfs_buf_t *b, bool shared_files_only, st
 out:
     if (used != NULL)
         *used = w.used_ioctl ? (w.lines > 0 ? ST_MAPS_AUTO : ST_MAPS_PROCMAP) : ST_MAPS_TEXT;
-    free(w.vma);
-    free(w.name);
     return rc;
 }
 
@@ -599,7 +594,7 @@ int st_procfs_read_vmas_at(int pidfd, st_procfs_buf_t *buf, st_maps_method_t met
         rc = read_vmas_auto(fd, buf ? buf : &local, shared_files_only, cb, arg, used);
         st_procfs_buf_free(&local);
     } else {
-        rc = read_vmas_ioctl(fd, 0, shared_files_only, cb, arg);
+        rc = read_vmas_ioctl(fd, shared_files_only, cb, arg);
         if (used != NULL)
             *used = ST_MAPS_PROCMAP;
     }

@@ -141,7 +141,12 @@ typedef struct meas {
      * when first needed (objects are measured in the order of their global node names, so their
      * holders come in no particular order), or -1 */
     int *dirs;
+    size_t n_dirs; /* open among them */
 } meas_t;
+
+/* At most this many directory fds per measuring thread: beyond, they are all closed and opened
+ * again as needed (a scan of thousands of processes under a low RLIMIT_NOFILE). */
+enum { MAX_DIRS = 512 };
 
 static bool gone(int rc)
 {
@@ -216,8 +221,14 @@ static int obj_get(scan_t *s, const ident_t *id, const char *name, size_t *idx)
     if ((s->n_objs + 1) * 2 > s->table_cap &&
         (rc = table_rehash(s, s->table_cap ? s->table_cap * 2 : 256)) < 0)
         return rc;
-    if ((rc = st__array_grow((void **)&s->objs, &s->cap_objs, s->n_objs + 1, sizeof(obj_t))) < 0)
-        return rc;
+    if (s->n_objs == s->cap_objs) { /* not zeroed: each object is, as it is added */
+        size_t ncap = s->cap_objs ? 2 * s->cap_objs : 256;
+        obj_t *p = realloc(s->objs, ncap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        s->objs = p;
+        s->cap_objs = ncap;
+    }
     obj_t *o = &s->objs[s->n_objs];
     memset(o, 0, sizeof(*o));
     if (id->kind == ST_KIND_SYSV)
@@ -851,6 +862,13 @@ static void close_deferred(scan_t *s)
 
 enum { CLOSE_BATCH = 256 };
 
+static void close_deferred_locked(scan_t *s)
+{
+    pthread_mutex_lock(&s->close_lock);
+    close_deferred(s);
+    pthread_mutex_unlock(&s->close_lock);
+}
+
 /* Closes fd later, with others: a measured object's fd is of no further use, and one close per
  * object was a fifth of the measuring syscalls. Closing a shmem file costs more than opening it
  * (~3 us: the kernel's __fput), so with opts->close_async they all wait for close_async_all. */
@@ -917,24 +935,41 @@ static int open_object(scan_t *s, int dirfd, const char *name)
     return fd < 0 ? -errno : fd;
 }
 
+/* Closes every directory fd this thread keeps (with the objects' fds). */
+static void dirs_flush(meas_t *m)
+{
+    for (size_t i = 0; m->n_dirs > 0 && i < 2 * m->s->n_procs; i++) {
+        if (m->dirs[i] >= 0) {
+            close_later(m->s, m->dirs[i]);
+            m->dirs[i] = -1;
+            m->n_dirs--;
+        }
+    }
+}
+
 /* The directory fd of /proc/PID/<map_files|fd> (dir 0 or 1) of scanned process proc, opened on
- * first use; when out of fds, the deferred ones go first. -errno when it cannot be opened. */
+ * first use; when out of fds, the deferred ones and this thread's other directories go first.
+ * -errno when it cannot be opened. */
 static int proc_dir(meas_t *m, size_t proc, int dir)
 {
     int *fd = &m->dirs[2 * proc + (size_t)dir];
     if (*fd >= 0)
         return *fd;
+    if (m->n_dirs >= MAX_DIRS)
+        dirs_flush(m);
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/%s", m->s->procs[proc].pid,
              dir == 0 ? "map_files" : "fd");
     *fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0 && (errno == EMFILE || errno == ENFILE)) {
-        pthread_mutex_lock(&m->s->close_lock);
-        close_deferred(m->s);
-        pthread_mutex_unlock(&m->s->close_lock);
+        dirs_flush(m);
+        close_deferred_locked(m->s);
         *fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
-    return *fd < 0 ? -errno : *fd;
+    if (*fd < 0)
+        return -errno;
+    m->n_dirs++;
+    return *fd;
 }
 
 /* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) of scanned process proc. */
@@ -945,6 +980,13 @@ static int try_in(meas_t *m, obj_t *o, size_t proc, int dir, const char *name)
         return dfd;
     st_residency_t r;
     int fd = open_object(m->s, dfd, name);
+    if ((fd == -EMFILE || fd == -ENFILE) && m->n_dirs > 1) {
+        dirs_flush(m); /* this thread's directories were what filled the table */
+        close_deferred_locked(m->s);
+        if ((dfd = proc_dir(m, proc, dir)) < 0)
+            return dfd;
+        fd = open_object(m->s, dfd, name);
+    }
     if (fd < 0)
         return fd;
     int rc = st_residency_measure_fd(fd, m->s->o->residency_method, &r);
@@ -966,9 +1008,8 @@ static int meas_init(meas_t *m, scan_t *s)
 /* The directory fds go with the objects' (closed in runs, or on the closing thread). */
 static void meas_done(meas_t *m)
 {
-    for (size_t i = 0; m->dirs != NULL && i < 2 * m->s->n_procs; i++)
-        if (m->dirs[i] >= 0)
-            close_later(m->s, m->dirs[i]);
+    if (m->dirs != NULL)
+        dirs_flush(m);
     free(m->dirs);
     m->dirs = NULL;
 }

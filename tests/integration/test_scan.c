@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -956,6 +957,8 @@ static void many_root(world_t *w, void *arg)
 
 /* The trace of a scan of the tree with this many threads, as the writer writes it (one fixed
  * timestamp, so that two scans can be compared byte for byte). */
+static bool scan_close_async; /* st_scan_options.close_async for scan_text */
+
 static char *scan_text(pid_t root, unsigned threads, st_maps_method_t maps, size_t *n_globals)
 {
     st_scan_options_t o;
@@ -967,6 +970,7 @@ static char *scan_text(pid_t root, unsigned threads, st_maps_method_t maps, size
     o.tree_root = root;
     o.threads = threads;
     o.maps_method = maps;
+    o.close_async = scan_close_async;
     o.include_unheld = false; /* /dev/shm may change between the scans on a shared machine */
     assert_int_equal(st_scan_trace(&o, &t, NULL), 0);
     t->dumps[0].ts_us = 1;
@@ -1036,6 +1040,36 @@ static void test_maps_methods_same_trace(void **state)
     st_trace_free(probe);
     free(a);
     free(t);
+    world_end(&w);
+}
+
+/* Measuring keeps fds open (every object's until the end with close_async, and each thread's
+ * /proc/PID directories); under a tight RLIMIT_NOFILE the scan closes them early and reopens
+ * what it needs, and gives the very trace it gives with room to spare. */
+static void test_low_fd_limit_same_trace(void **state)
+{
+    world_t w;
+    world_init(&w);
+    world_start(&w, many_root, NULL, MANY_PROCS);
+    size_t n1 = 0, n2 = 0;
+    char *roomy = scan_text(w.root, 2, ST_MAPS_AUTO, &n1);
+    struct rlimit old, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC); /* the lowest free fd: fds in use */
+    assert_true(probe >= 0);
+    close(probe);
+    tight = old;
+    tight.rlim_cur = (rlim_t)probe + 24; /* far fewer than the 401 objects, 40 processes */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    scan_close_async = true;
+    char *tight_text = scan_text(w.root, 2, ST_MAPS_AUTO, &n2);
+    scan_close_async = false;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(n1, MANY_PROCS * MANY_OBJS + 1);
+    assert_int_equal(n1, n2);
+    assert_string_equal(roomy, tight_text);
+    free(roomy);
+    free(tight_text);
     world_end(&w);
 }
 
@@ -1202,6 +1236,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_vanished_pid),
         cmocka_unit_test(test_threads_same_trace),
         cmocka_unit_test(test_maps_methods_same_trace),
+        cmocka_unit_test(test_low_fd_limit_same_trace),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_unprivileged),
     };
