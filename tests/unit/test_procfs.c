@@ -434,12 +434,24 @@ static void test_live_auto(void **state)
     assert_int_equal(auto_equals_ioctl("/memfd:two\nlines"), ST_MAPS_AUTO);
     munmap(nlmap, (size_t)page);
     close(nl);
-    /* no newline any more: the text alone answered */
+    /* no newline any more: AUTO gives what the text gives (the text alone answers when the
+     * first page of maps is dense; under ASan its shadow mappings come first, and the ioctl goes
+     * on from there) */
     vlist_t a = {NULL, 0, 0};
+    t = (vlist_t){NULL, 0, 0};
     assert_int_equal(st_procfs_read_vmas(0, ST_MAPS_AUTO, true, vlist_add, &a, &used), 0);
-    assert_int_equal(used, ST_MAPS_TEXT);
+    assert_true(used == ST_MAPS_TEXT || used == ST_MAPS_AUTO);
+    assert_int_equal(st_procfs_read_vmas(0, ST_MAPS_TEXT, true, vlist_add, &t, NULL), 0);
     assert_true(a.n >= MANY);
+    assert_int_equal(a.n, t.n);
+    for (size_t i = 0; i < a.n; i++) {
+        assert_int_equal(a.v[i].start, t.v[i].start);
+        assert_int_equal(a.v[i].end, t.v[i].end);
+        assert_int_equal(a.v[i].inode, t.v[i].inode);
+        assert_string_equal(a.v[i].path, t.v[i].path);
+    }
     free(a.v);
+    free(t.v);
     for (int i = 0; i < MANY; i++)
         munmap(maps[i], (size_t)page);
 }
