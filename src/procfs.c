@@ -438,7 +438,8 @@ typedef struct auto_walk {
     st_vma_t *vma;
     char *name;         /* PATH_MAX bytes for query_vma */
     size_t lines, kept; /* complete lines parsed; of them, wanted by the caller */
-    uint64_t next;      /* end of the last complete line's VMA */
+    uint64_t next;      /* end of the last complete line's VMA (while probing) */
+    bool probing;       /* in the first AUTO_PROBE bytes, where lines and next count */
     bool used_ioctl, no_ioctl;
 } auto_walk_t;
 
@@ -449,19 +450,25 @@ static bool escaped_name(const st_vma_t *vma)
     return strstr(vma->path, "\\012") != NULL;
 }
 
-/* Whether a maps line [p, end) is of a shared VMA ('s' in its permissions): false for the
- * private lines that are most of most processes, whose range alone is taken (counted in *lines,
- * end in *next) without parsing the rest. True also when the line cannot be read this way. */
-static bool shared_line(const char *p, const char *end, size_t *lines, uint64_t *next)
+/* Whether a maps line [p, end) is of a shared VMA ('s' in its permissions, the 4th character
+ * after the range): false for the private lines that are most of most processes, which are
+ * then not parsed. True also when the line cannot be read this way (the parser decides). */
+static bool shared_line(const char *p, const char *end)
+{
+    const char *sp = memchr(p, ' ', (size_t)(end - p));
+    return sp == NULL || end - sp < 5 || sp[4] == 's';
+}
+
+/* A private line while probing: only its end counts (where the ioctl would go on). */
+static void probe_line(auto_walk_t *w, const char *p, const char *end)
 {
     cur_t c = {p, end};
     uint64_t start, stop;
-    if (!take_u64(&c, 16, &start) || !take_char(&c, '-') || !take_u64(&c, 16, &stop) ||
-        stop < start || !take_char(&c, ' ') || c.end - c.p < 4 || c.p[3] == 's')
-        return true;
-    (*lines)++;
-    *next = stop;
-    return false;
+    if (take_u64(&c, 16, &start) && take_char(&c, '-') && take_u64(&c, 16, &stop) &&
+        stop >= start) {
+        w->lines++;
+        w->next = stop;
+    }
 }
 
 /* Parses the complete lines of [p, end) and calls the caller for the wanted ones. Returns the
@@ -476,8 +483,10 @@ static int auto_lines(auto_walk_t *w, const char *p, const char *end, bool last,
         if (nl == NULL && !last)
             break;
         const char *le = nl ? nl : end;
-        if (w->shared_files_only && !shared_line(p, le, &w->lines, &w->next)) {
-            p = nl ? nl + 1 : end; /* not shared: its range is all the walk needs */
+        if (w->shared_files_only && !shared_line(p, le)) {
+            if (w->probing)
+                probe_line(w, p, le);
+            p = nl ? nl + 1 : end;
             continue;
         }
         if (le > p && st_procfs_parse_maps_line(p, (size_t)(le - p), w->vma) == 0) {
@@ -541,7 +550,7 @@ static int read_vmas_auto(int fd, st_procfs_buf_t *b, bool shared_files_only, st
     int rc = 0;
     st_vma_t vma; /* on the stack: a reading thread of the scanner calls this once per process */
     char name[PATH_MAX];
-    auto_walk_t w = {fd, shared_files_only, cb, arg, &vma, name, 0, 0, 0, false, false};
+    auto_walk_t w = {fd, shared_files_only, cb, arg, &vma, name, 0, 0, 0, true, false, false};
     if (b->cap < 4 * AUTO_PROBE) {
         char *p = realloc(b->p, 4 * AUTO_PROBE);
         if (p == NULL) {
@@ -561,6 +570,7 @@ static int read_vmas_auto(int fd, st_procfs_buf_t *b, bool shared_files_only, st
     size_t consumed = 0;
     if ((rc = auto_lines(&w, b->p, b->p + n, n == 0, &consumed)) != 0 || n == 0)
         goto out;
+    w.probing = false;
     if (w.lines > 0 && w.kept * AUTO_DENSITY < w.lines && !w.no_ioctl) {
         rc = walk_ioctl(fd, w.next, shared_files_only, cb, arg, &vma, name);
         if (rc != -ENOTTY && rc != -EINVAL) {
