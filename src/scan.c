@@ -960,11 +960,14 @@ static int proc_dir(meas_t *m, size_t proc, int dir)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/%s", m->s->procs[proc].pid,
              dir == 0 ? "map_files" : "fd");
-    *fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    /* openat, as for the objects' fds: both are closed with close_range, and ThreadSanitizer,
+     * which follows open and close but neither openat nor close_range, would otherwise take a
+     * number reused by another thread for a race */
+    *fd = openat(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0 && (errno == EMFILE || errno == ENFILE)) {
         dirs_flush(m);
         close_deferred_locked(m->s);
-        *fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        *fd = openat(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
     if (*fd < 0)
         return -errno;
