@@ -160,26 +160,35 @@ static void skip_spaces(cur_t *c)
         c->p++;
 }
 
-/* Parses an unsigned number in base 10 or 16; false when there is no digit or it overflows. */
+/* Hex digit values + 1; 0 for anything else. */
+static const unsigned char hex_digit[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+/* Parses an unsigned number in base 8, 10 or 16 (any decimal digit is taken in base 8, as it
+ * always was); false when there is no digit or it overflows. Overflow is tested without a
+ * division per digit, which was a fifth of parsing maps. */
 static bool take_u64(cur_t *c, int base, uint64_t *out)
 {
     uint64_t v = 0;
     const char *start = c->p;
-    while (c->p < c->end) {
-        int d;
-        char ch = *c->p;
-        if (ch >= '0' && ch <= '9')
-            d = ch - '0';
-        else if (base == 16 && ch >= 'a' && ch <= 'f')
-            d = ch - 'a' + 10;
-        else if (base == 16 && ch >= 'A' && ch <= 'F')
-            d = ch - 'A' + 10;
-        else
-            break;
-        if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
-            return false;
-        v = v * (uint64_t)base + (uint64_t)d;
-        c->p++;
+    if (base == 16) {
+        unsigned d;
+        while (c->p < c->end && (d = hex_digit[(unsigned char)*c->p]) != 0) {
+            if (v >> 60) /* v * 16 would not fit */
+                return false;
+            v = (v << 4) | (d - 1);
+            c->p++;
+        }
+    } else {
+        unsigned d;
+        while (c->p < c->end && (d = (unsigned)(unsigned char)*c->p - '0') < 10u) {
+            if (__builtin_mul_overflow(v, (uint64_t)base, &v) || __builtin_add_overflow(v, d, &v))
+                return false;
+            c->p++;
+        }
     }
     if (c->p == start)
         return false;
@@ -335,71 +344,246 @@ static int read_vmas_text(int pidfd, st_procfs_buf_t *buf, bool shared_files_onl
     return rc;
 }
 
-/* Walks VMAs with PROCMAP_QUERY: ask for the VMA covering or following addr, then continue at its
- * end. pre: fd is an open /proc/PID/maps. */
+/* Asks PROCMAP_QUERY for the VMA covering or following addr (with shared_files_only: the next
+ * shared file-backed one) into *vma, its name through name (PATH_MAX bytes). 0, -ENOENT when
+ * there is none, or -errno (-ENOTTY/-EINVAL: the kernel lacks the ioctl). pre: fd is an open
+ * /proc/PID/maps. */
+static int query_vma(int fd, uint64_t addr, bool shared_files_only, char *name, st_vma_t *vma)
+{
+    struct procmap_query q;
+    memset(&q, 0, sizeof(q));
+    q.size = sizeof(q);
+    q.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
+    if (shared_files_only)
+        q.query_flags |= PROCMAP_QUERY_FILE_BACKED_VMA | PROCMAP_QUERY_VMA_SHARED;
+    q.query_addr = addr;
+    q.vma_name_addr = (uint64_t)(uintptr_t)name;
+    q.vma_name_size = PATH_MAX;
+    while (ioctl(fd, PROCMAP_QUERY, &q) < 0)
+        if (errno != EINTR)
+            return -errno;
+    memset(vma, 0, offsetof(st_vma_t, path));
+    vma->start = q.vma_start;
+    vma->end = q.vma_end;
+    vma->offset = q.vma_offset;
+    vma->major = q.dev_major;
+    vma->minor = q.dev_minor;
+    vma->inode = q.inode;
+    vma->page_size = q.vma_page_size;
+    if (q.vma_flags & PROCMAP_QUERY_VMA_READABLE)
+        vma->perms |= ST_VMA_READ;
+    if (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE)
+        vma->perms |= ST_VMA_WRITE;
+    if (q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE)
+        vma->perms |= ST_VMA_EXEC;
+    if (q.vma_flags & PROCMAP_QUERY_VMA_SHARED)
+        vma->perms |= ST_VMA_SHARED;
+    /* vma_name_size is the length including the NUL; 0 when the VMA has no name. */
+    size_t n = q.vma_name_size ? q.vma_name_size - 1 : 0;
+    if (n >= PATH_MAX)
+        n = PATH_MAX - 1;
+    vma->truncated =
+        copy_path(name, name + strnlen(name, n), vma->path, sizeof(vma->path), &vma->deleted);
+    return 0;
+}
+
+/* Walks VMAs with PROCMAP_QUERY from addr: ask for the VMA covering or following addr, then
+ * continue at its end. vma and name (PATH_MAX bytes) are the caller's room. pre: fd is an open
+ * /proc/PID/maps. */
+static int walk_ioctl(int fd, uint64_t addr, bool shared_files_only, st_vma_cb cb, void *arg,
+                      st_vma_t *vma, char *name)
+{
+    for (;;) {
+        int rc = query_vma(fd, addr, shared_files_only, name, vma);
+        if (rc == -ENOENT) /* no VMA at or after addr */
+            return 0;
+        if (rc < 0)
+            return rc;
+        if (vma->end <= addr) /* the kernel must make progress; never loop */
+            return ST_EFORMAT;
+        addr = vma->end;
+        if ((!shared_files_only || vma->path[0] == '/') && (rc = cb(vma, arg)) != 0)
+            return rc;
+    }
+}
+
 static int read_vmas_ioctl(int fd, bool shared_files_only, st_vma_cb cb, void *arg)
 {
-    int rc = 0;
+    int rc = -ENOMEM;
     st_vma_t *vma = malloc(sizeof(*vma));
     char *name = malloc(PATH_MAX);
-    if (vma == NULL || name == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    uint64_t addr = 0;
-    for (;;) {
-        struct procmap_query q;
-        memset(&q, 0, sizeof(q));
-        q.size = sizeof(q);
-        q.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
-        if (shared_files_only)
-            q.query_flags |= PROCMAP_QUERY_FILE_BACKED_VMA | PROCMAP_QUERY_VMA_SHARED;
-        q.query_addr = addr;
-        q.vma_name_addr = (uint64_t)(uintptr_t)name;
-        q.vma_name_size = PATH_MAX;
-        if (ioctl(fd, PROCMAP_QUERY, &q) < 0) {
-            if (errno == ENOENT) /* no VMA at or after addr */
-                break;
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            goto out;
-        }
-        memset(vma, 0, offsetof(st_vma_t, path));
-        vma->start = q.vma_start;
-        vma->end = q.vma_end;
-        vma->offset = q.vma_offset;
-        vma->major = q.dev_major;
-        vma->minor = q.dev_minor;
-        vma->inode = q.inode;
-        vma->page_size = q.vma_page_size;
-        if (q.vma_flags & PROCMAP_QUERY_VMA_READABLE)
-            vma->perms |= ST_VMA_READ;
-        if (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE)
-            vma->perms |= ST_VMA_WRITE;
-        if (q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE)
-            vma->perms |= ST_VMA_EXEC;
-        if (q.vma_flags & PROCMAP_QUERY_VMA_SHARED)
-            vma->perms |= ST_VMA_SHARED;
-        /* vma_name_size is the length including the NUL; 0 when the VMA has no name. */
-        size_t n = q.vma_name_size ? q.vma_name_size - 1 : 0;
-        if (n >= PATH_MAX)
-            n = PATH_MAX - 1;
-        vma->truncated =
-            copy_path(name, name + strnlen(name, n), vma->path, sizeof(vma->path), &vma->deleted);
-        if (q.vma_end <= addr) { /* the kernel must make progress; never loop */
-            rc = ST_EFORMAT;
-            goto out;
-        }
-        addr = q.vma_end;
-        if (!shared_files_only || vma->path[0] == '/') {
-            if ((rc = cb(vma, arg)) != 0)
-                goto out;
-        }
-    }
-out:
+    if (vma != NULL && name != NULL)
+        rc = walk_ioctl(fd, 0, shared_files_only, cb, arg, vma, name);
     free(vma);
     free(name);
+    return rc;
+}
+
+/* ---- ST_MAPS_AUTO: the text where shared file mappings are dense, the ioctl where sparse ---- */
+
+/* What the two sources cost here (Linux 6.18 in a VM): the text ~0.35 us per VMA line of any
+ * kind (the kernel formats it, we parse it), PROCMAP_QUERY ~1.7 us per VMA it returns (one
+ * syscall each, but it skips the VMAs a caller does not want in the kernel). So the text wins
+ * when more than about one line in AUTO_DENSITY is wanted, the ioctl otherwise. The first
+ * AUTO_PROBE bytes of text tell which kind of process this is: a program with hundreds of
+ * libraries and a few shared mappings goes on with the ioctl from where the text stopped; one
+ * made of shared mappings (the bench's, a browser's renderer pool) reads on. */
+enum { AUTO_PROBE = 4096, AUTO_DENSITY = 5 };
+
+typedef struct auto_walk {
+    int fd;
+    bool shared_files_only;
+    st_vma_cb cb;
+    void *arg;
+    st_vma_t *vma;
+    char *name;         /* PATH_MAX bytes for query_vma */
+    size_t lines, kept; /* complete lines parsed; of them, wanted by the caller */
+    uint64_t next;      /* end of the last complete line's VMA (while probing) */
+    bool probing;       /* in the first AUTO_PROBE bytes, where lines and next count */
+    bool used_ioctl, no_ioctl;
+} auto_walk_t;
+
+/* The text escapes a '\n' in a file name as "\012" (and nothing else, so a name holding those
+ * four characters reads the same): only the ioctl can tell the name of such a VMA. */
+static bool escaped_name(const st_vma_t *vma)
+{
+    return strstr(vma->path, "\\012") != NULL;
+}
+
+/* Whether a maps line [p, end) is of a shared VMA ('s' in its permissions, the 4th character
+ * after the range): false for the private lines that are most of most processes, which are
+ * then not parsed. True also when the line cannot be read this way (the parser decides). */
+static bool shared_line(const char *p, const char *end)
+{
+    const char *sp = memchr(p, ' ', (size_t)(end - p));
+    return sp == NULL || end - sp < 5 || sp[4] == 's';
+}
+
+/* A private line while probing: only its end counts (where the ioctl would go on). */
+static void probe_line(auto_walk_t *w, const char *p, const char *end)
+{
+    cur_t c = {p, end};
+    uint64_t start, stop;
+    if (take_u64(&c, 16, &start) && take_char(&c, '-') && take_u64(&c, 16, &stop) &&
+        stop >= start) {
+        w->lines++;
+        w->next = stop;
+    }
+}
+
+/* Parses the complete lines of [p, end) and calls the caller for the wanted ones. Returns the
+ * cb's non-zero value or -errno; *used is how many bytes were consumed (the partial last line,
+ * when !last, is left for the next read). */
+static int auto_lines(auto_walk_t *w, const char *p, const char *end, bool last, size_t *used)
+{
+    const char *start = p;
+    int rc = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL && !last)
+            break;
+        const char *le = nl ? nl : end;
+        if (w->shared_files_only && !shared_line(p, le)) {
+            if (w->probing)
+                probe_line(w, p, le);
+            p = nl ? nl + 1 : end;
+            continue;
+        }
+        if (le > p && st_procfs_parse_maps_line(p, (size_t)(le - p), w->vma) == 0) {
+            st_vma_t *v = w->vma;
+            w->lines++;
+            w->next = v->end;
+            if (!w->shared_files_only || ((v->perms & ST_VMA_SHARED) && v->path[0] == '/')) {
+                w->kept++;
+                if (escaped_name(v) && !w->no_ioctl) {
+                    uint64_t want = v->start;
+                    int q = query_vma(w->fd, want, false, w->name, v);
+                    if (q == -ENOTTY || q == -EINVAL)
+                        w->no_ioctl = true;
+                    else if (q < 0 && q != -ENOENT)
+                        return q;
+                    w->used_ioctl = w->used_ioctl || q == 0;
+                    if (q != 0 || v->start != want) /* gone meanwhile: the text's word */
+                        (void)st_procfs_parse_maps_line(p, (size_t)(le - p), v);
+                }
+                if ((rc = w->cb(v, w->arg)) != 0)
+                    return rc;
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    *used = (size_t)(p - start);
+    return 0;
+}
+
+/* Reads maps through fd from its current position into b (which holds `have` unparsed bytes)
+ * to the end, parsing as it goes. */
+static int auto_text_rest(auto_walk_t *w, st_procfs_buf_t *b, size_t have)
+{
+    for (;;) {
+        if (b->cap - have < 4096) {
+            if (b->cap >= ST_PROCFS_MAX_BYTES)
+                return ST_ETOOBIG;
+            char *p = realloc(b->p, b->cap * 2);
+            if (p == NULL)
+                return -ENOMEM;
+            b->p = p;
+            b->cap *= 2;
+        }
+        ssize_t n = read(w->fd, b->p + have, b->cap - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        size_t used = 0;
+        int rc = auto_lines(w, b->p, b->p + have + (size_t)n, n == 0, &used);
+        if (rc != 0 || n == 0)
+            return rc;
+        have += (size_t)n - used;
+        memmove(b->p, b->p + used, have);
+    }
+}
+
+static int read_vmas_auto(int fd, st_procfs_buf_t *b, bool shared_files_only, st_vma_cb cb,
+                          void *arg, st_maps_method_t *used)
+{
+    int rc = 0;
+    st_vma_t vma; /* on the stack: a reading thread of the scanner calls this once per process */
+    char name[PATH_MAX];
+    auto_walk_t w = {fd, shared_files_only, cb, arg, &vma, name, 0, 0, 0, true, false, false};
+    if (b->cap < 4 * AUTO_PROBE) {
+        char *p = realloc(b->p, 4 * AUTO_PROBE);
+        if (p == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        b->p = p;
+        b->cap = 4 * AUTO_PROBE;
+    }
+    ssize_t n;
+    while ((n = read(fd, b->p, AUTO_PROBE)) < 0 && errno == EINTR)
+        ;
+    if (n < 0) {
+        rc = -errno;
+        goto out;
+    }
+    size_t consumed = 0;
+    if ((rc = auto_lines(&w, b->p, b->p + n, n == 0, &consumed)) != 0 || n == 0)
+        goto out;
+    w.probing = false;
+    if (w.lines > 0 && w.kept * AUTO_DENSITY < w.lines && !w.no_ioctl) {
+        rc = walk_ioctl(fd, w.next, shared_files_only, cb, arg, &vma, name);
+        if (rc != -ENOTTY && rc != -EINVAL) {
+            w.used_ioctl = true;
+            goto out;
+        }
+        w.no_ioctl = true; /* no ioctl: the text it is, from where it stopped */
+    }
+    memmove(b->p, b->p + consumed, (size_t)n - consumed);
+    rc = auto_text_rest(&w, b, (size_t)n - consumed);
+out:
+    if (used != NULL)
+        *used = w.used_ioctl ? (w.lines > 0 ? ST_MAPS_AUTO : ST_MAPS_PROCMAP) : ST_MAPS_TEXT;
     return rc;
 }
 
@@ -414,15 +598,17 @@ int st_procfs_read_vmas_at(int pidfd, st_procfs_buf_t *buf, st_maps_method_t met
     int fd = openat(pidfd, "maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int rc = read_vmas_ioctl(fd, shared_files_only, cb, arg);
-    close(fd);
-    if ((rc == -ENOTTY || rc == -EINVAL) && method == ST_MAPS_AUTO) {
+    int rc;
+    if (method == ST_MAPS_AUTO) {
+        st_procfs_buf_t local = {NULL, 0};
+        rc = read_vmas_auto(fd, buf ? buf : &local, shared_files_only, cb, arg, used);
+        st_procfs_buf_free(&local);
+    } else {
+        rc = read_vmas_ioctl(fd, shared_files_only, cb, arg);
         if (used != NULL)
-            *used = ST_MAPS_TEXT;
-        return read_vmas_text(pidfd, buf, shared_files_only, cb, arg);
+            *used = ST_MAPS_PROCMAP;
     }
-    if (used != NULL)
-        *used = ST_MAPS_PROCMAP;
+    close(fd);
     return rc;
 }
 
@@ -654,20 +840,17 @@ int st_procfs_read_stat(int pid, st_proc_stat_t *out)
 /* ---- fds ---- */
 
 /* The fd directory is read with getdents64 into a stack buffer: no DIR allocation and no fcntl
- * that fdopendir would make. */
-int st_procfs_read_fds_at(int pidfd, st_fd_cb cb, void *arg)
+ * that fdopendir would make. Each fd is stat'ed first and its link read only when the caller
+ * wants it: most fds of most processes are pipes, sockets, terminals and files on disks, which
+ * a stat alone rules out. */
+int st_procfs_read_fds_at(int pidfd, st_fd_want_cb want, st_fd_cb cb, void *arg)
 {
     int rc = 0;
-    st_fd_info_t *info = NULL;
+    st_fd_info_t info;
     char dents[8192] __attribute__((aligned(8)));
     int dfd = openat(pidfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return -errno;
-    info = malloc(sizeof(*info));
-    if (info == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
     for (;;) {
         ssize_t got = getdents64(dfd, dents, sizeof(dents));
         if (got < 0) {
@@ -686,27 +869,28 @@ int st_procfs_read_fds_at(int pidfd, st_fd_cb cb, void *arg)
             if (de->d_name[0] < '0' || de->d_name[0] > '9' || *endp != '\0' || fd < 0 ||
                 fd > INT32_MAX)
                 continue;
+            if (fstatat(dfd, de->d_name, &info.st, 0) < 0)
+                continue; /* closed meanwhile */
+            if (want != NULL && !want(&info.st, arg))
+                continue;
             char target[PATH_MAX];
             ssize_t n = readlinkat(dfd, de->d_name, target, sizeof(target) - 1);
             if (n <= 0 || target[0] != '/')
                 continue; /* closed meanwhile, or socket:[..], pipe:[..], anon_inode:... */
-            if (fstatat(dfd, de->d_name, &info->st, 0) < 0)
-                continue;
-            info->fd = (int)fd;
-            copy_path(target, target + n, info->target, sizeof(info->target), &info->deleted);
-            if ((rc = cb(info, arg)) != 0)
+            info.fd = (int)fd;
+            copy_path(target, target + n, info.target, sizeof(info.target), &info.deleted);
+            if ((rc = cb(&info, arg)) != 0)
                 goto out;
         }
     }
 out:
-    free(info);
     close(dfd);
     return rc;
 }
 
-int st_procfs_read_fds(int pid, st_fd_cb cb, void *arg)
+int st_procfs_read_fds(int pid, st_fd_want_cb want, st_fd_cb cb, void *arg)
 {
-    WITH_PID(pid, st_procfs_read_fds_at(pidfd, cb, arg));
+    WITH_PID(pid, st_procfs_read_fds_at(pidfd, want, cb, arg));
 }
 
 /* ---- sysvipc ---- */

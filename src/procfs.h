@@ -10,10 +10,14 @@
  * -ESRCH when the process went away, -EACCES/-EPERM when it is not ours to read), so the scanner
  * can record what it could not read and why.
  *
- * Mappings come from one of two sources with the same output: the text of /proc/PID/maps, or the
- * PROCMAP_QUERY ioctl on an open /proc/PID/maps (Linux 6.11+, ~1.4 us per VMA, and it can skip
- * private and anonymous VMAs in the kernel). ST_MAPS_AUTO uses the ioctl and falls back to the text
- * when the kernel answers ENOTTY or EINVAL; the tests run both.
+ * Mappings come from one of two sources with the same output: the text of /proc/PID/maps (~0.35 us
+ * per VMA line of any kind), or the PROCMAP_QUERY ioctl on an open /proc/PID/maps (Linux 6.11+,
+ * ~1.7 us per VMA it returns, one syscall each, but it can skip private and anonymous VMAs in the
+ * kernel). ST_MAPS_AUTO mixes them on one open file: it reads the first page of text and, when
+ * fewer than one line in five is wanted (a program with many libraries and few shared mappings),
+ * goes on with the ioctl from where the text stopped; otherwise it reads the text to the end and
+ * asks the ioctl only about names the text cannot tell (a '\n' in a name shows as "\012"). Without
+ * the ioctl (ENOTTY/EINVAL) it is the text. The tests run all three.
  */
 #ifndef SHMTRACK_PROCFS_H
 #define SHMTRACK_PROCFS_H
@@ -97,7 +101,8 @@ typedef enum st_maps_method {
 /* Walks the VMAs of pid (0 = self). shared_files_only: only VMAs that are shared and backed by a
  * file (what shared memory is made of; the ioctl filters these in the kernel). ST_MAPS_PROCMAP
  * returns -ENOTTY/-EINVAL when the kernel lacks the ioctl; ST_MAPS_AUTO then reads the text.
- * *used (optional) tells which source answered. */
+ * *used (optional) tells which source answered: ST_MAPS_TEXT or ST_MAPS_PROCMAP alone, or
+ * ST_MAPS_AUTO when both did. page_size is 0 for VMAs the text told. */
 int st_procfs_read_vmas(int pid, st_maps_method_t method, bool shared_files_only, st_vma_cb cb,
                         void *arg, st_maps_method_t *used);
 /* The same through a st_procfs_open_pid() fd; buf (may be NULL) is reused for maps text. */
@@ -171,11 +176,14 @@ typedef struct st_fd_info {
 } st_fd_info_t;
 
 /* Calls cb for every fd whose link target is a path or a memfd ("/..."), stat'ed through the
- * link; sockets, pipes and anon inodes are skipped without a stat. An fd closed between readdir
- * and stat is skipped. 0, the first non-zero cb value, or -errno for the directory itself. */
+ * link; sockets, pipes and anon inodes are skipped. Every fd is stat'ed first and, when want is
+ * not NULL, its link is read only if want(st, arg) says so (a stat alone rules out most fds).
+ * An fd closed between readdir and stat is skipped. 0, the first non-zero cb value, or -errno
+ * for the directory itself. */
+typedef bool (*st_fd_want_cb)(const struct stat *st, void *arg);
 typedef int (*st_fd_cb)(const st_fd_info_t *fd, void *arg);
-int st_procfs_read_fds(int pid, st_fd_cb cb, void *arg);
-int st_procfs_read_fds_at(int pidfd, st_fd_cb cb, void *arg);
+int st_procfs_read_fds(int pid, st_fd_want_cb want, st_fd_cb cb, void *arg);
+int st_procfs_read_fds_at(int pidfd, st_fd_want_cb want, st_fd_cb cb, void *arg);
 
 /* ---- /proc/sysvipc/shm ------------------------------------------------------------------- */
 

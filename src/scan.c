@@ -94,7 +94,8 @@ typedef struct obj {
     int mrc;                           /* < 0: every way to it vanished (left out) */
 } obj_t;
 
-enum { FS_OTHER, FS_TMPFS, FS_HUGETLBFS };
+/* FS_UNKNOWN: a device the mount table does not show (the kernel's internal mounts) */
+enum { FS_OTHER, FS_TMPFS, FS_HUGETLBFS, FS_UNKNOWN };
 
 typedef struct mount_ent {
     unsigned major, minor;
@@ -126,19 +127,26 @@ typedef struct scan {
     bool segs_read;
     pthread_mutex_t mnt_lock; /* mnts, shared by the reading threads */
     /* fds of measured objects not yet closed, from every measuring thread (their numbers
-     * interleave, so only together do they form runs): closed in runs with one close_range each */
+     * interleave, so only together do they form runs): closed in runs with one close_range each,
+     * every CLOSE_BATCH of them, or with opts->close_async all at once after the scan */
     pthread_mutex_t close_lock;
-    int closing[256];
-    size_t n_closing;
+    int *closing;
+    size_t n_closing, cap_closing;
 } scan_t;
 
 /* What one measuring thread keeps to itself. */
 typedef struct meas {
     scan_t *s;
-    /* the last /proc/PID/map_files and /proc/PID/fd directories opened (objects are measured in
-     * roughly the order their first holder introduced them, so one entry each hits often) */
-    int dir_pid[2], dir_fd[2];
+    /* /proc/PID/map_files and /proc/PID/fd of each scanned process (2 * index + 0 or 1), opened
+     * when first needed (objects are measured in the order of their global node names, so their
+     * holders come in no particular order), or -1 */
+    int *dirs;
+    size_t n_dirs; /* open among them */
 } meas_t;
+
+/* At most this many directory fds per measuring thread: beyond, they are all closed and opened
+ * again as needed (a scan of thousands of processes under a low RLIMIT_NOFILE). */
+enum { MAX_DIRS = 512 };
 
 static bool gone(int rc)
 {
@@ -213,8 +221,14 @@ static int obj_get(scan_t *s, const ident_t *id, const char *name, size_t *idx)
     if ((s->n_objs + 1) * 2 > s->table_cap &&
         (rc = table_rehash(s, s->table_cap ? s->table_cap * 2 : 256)) < 0)
         return rc;
-    if ((rc = st__array_grow((void **)&s->objs, &s->cap_objs, s->n_objs + 1, sizeof(obj_t))) < 0)
-        return rc;
+    if (s->n_objs == s->cap_objs) { /* not zeroed: each object is, as it is added */
+        size_t ncap = s->cap_objs ? 2 * s->cap_objs : 256;
+        obj_t *p = realloc(s->objs, ncap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        s->objs = p;
+        s->cap_objs = ncap;
+    }
     obj_t *o = &s->objs[s->n_objs];
     memset(o, 0, sizeof(*o));
     if (id->kind == ST_KIND_SYSV)
@@ -277,7 +291,7 @@ static int fs_of(scan_t *s, proc_t *p, int pidfd, unsigned major, unsigned minor
             m = &s->mnts[i];
     if (m == NULL && (rc = mounts_load(s, pidfd, ns, &m)) < 0)
         goto out;
-    *fs = FS_OTHER;
+    *fs = FS_UNKNOWN;
     for (size_t i = 0; i < m->n; i++) {
         if (m->ents[i].major == major && m->ents[i].minor == minor) {
             *fs = m->ents[i].fs;
@@ -442,6 +456,25 @@ static int vma_cb(const st_vma_t *vma, void *arg)
     return rc < 0 ? 1 : 0;
 }
 
+/* Whether the link of an fd is worth reading (st_procfs_read_fds_at reads it only then): a
+ * regular file on the internal shm mount, on a tmpfs or hugetlbfs, or on a device the mount
+ * table does not show (the kernel's internal hugetlbfs mounts hold MFD_HUGETLB memfds). A file
+ * on a disk is not shared memory, and neither are pipes, sockets and terminals. */
+static bool fd_want(const struct stat *st, void *arg)
+{
+    pread_t *r = arg;
+    scan_t *s = r->s;
+    if (!S_ISREG(st->st_mode))
+        return false;
+    unsigned major = major(st->st_dev), minor = minor(st->st_dev);
+    if (!s->have_shm_dev || (major == s->shm_major && minor == s->shm_minor))
+        return true;
+    int fs = FS_UNKNOWN;
+    if (fs_of(s, r->p, r->pidfd, major, minor, &fs) < 0)
+        return true; /* fd_cb meets the same error and records it */
+    return fs != FS_OTHER;
+}
+
 static int fd_cb(const st_fd_info_t *fd, void *arg)
 {
     pread_t *r = arg;
@@ -501,11 +534,17 @@ static int read_proc(pread_t *r, const char **what)
     if ((rc = st_procfs_read_totals_at(r->pidfd, buf, &p->totals)) < 0)
         goto out;
     *what = "maps";
-    rc = st_procfs_read_vmas_at(r->pidfd, buf, r->s->o->maps_method, true, vma_cb, r, NULL);
+    st_maps_method_t method = r->s->o->maps_method;
+    if (method == ST_MAPS_AUTO && !r->s->have_shm_dev)
+        method = ST_MAPS_PROCMAP; /* classify() then needs the page size, which the text lacks */
+    rc = st_procfs_read_vmas_at(r->pidfd, buf, method, true, vma_cb, r, NULL);
+    if ((rc == -ENOTTY || rc == -EINVAL) && method != r->s->o->maps_method && r->err == 0 &&
+        r->n_recs == 0)
+        rc = st_procfs_read_vmas_at(r->pidfd, buf, ST_MAPS_TEXT, true, vma_cb, r, NULL);
     if (r->err < 0 || rc < 0)
         goto out;
     *what = "fd";
-    rc = st_procfs_read_fds_at(r->pidfd, fd_cb, r);
+    rc = st_procfs_read_fds_at(r->pidfd, fd_want, fd_cb, r);
 out:
     if (r->err < 0) {
         rc = r->err;
@@ -638,6 +677,12 @@ static int outside_fd(const st_fd_info_t *fd, void *arg)
     return 0;
 }
 
+static bool regular(const struct stat *st, void *arg)
+{
+    (void)arg;
+    return S_ISREG(st->st_mode);
+}
+
 static bool scanned(const scan_t *s, int pid)
 {
     for (size_t i = 0; i < s->n_procs; i++)
@@ -663,7 +708,7 @@ static int check_outside(scan_t *s, outside_t *x)
             continue;
         int rc = st_procfs_read_vmas((int)pid, s->o->maps_method, true, outside_vma, x, NULL);
         if (rc == 0)
-            rc = st_procfs_read_fds((int)pid, outside_fd, x);
+            rc = st_procfs_read_fds((int)pid, regular, outside_fd, x);
         if (rc < 0 && !gone(rc))
             unchecked++;
     }
@@ -788,34 +833,93 @@ static int try_path(scan_t *s, obj_t *o, const char *path)
 
 static int cmp_int(const void *a, const void *b);
 
-/* Closes the deferred fds: each run of consecutive numbers with one close_range (every number in
- * a run is an fd this scan opened and still owns, so nothing else is closed). Called with
- * s->close_lock held, or after the measuring threads are done. */
-static void close_deferred(scan_t *s)
+/* Closes fds[0..n): each run of consecutive numbers with one close_range (every number in a run
+ * is an fd this scan opened and still owns, so nothing else is closed, even while other threads
+ * open files: an fd still open cannot be handed out again). */
+static void close_fds(int *fds, size_t n)
 {
-    size_t n = s->n_closing;
-    qsort(s->closing, n, sizeof(int), cmp_int);
+    if (n == 0)
+        return;
+    qsort(fds, n, sizeof(int), cmp_int);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
-        while (j < n && s->closing[j] == s->closing[j - 1] + 1)
+        while (j < n && fds[j] == fds[j - 1] + 1)
             j++;
-        if (j - i == 1 || close_range((unsigned)s->closing[i], (unsigned)s->closing[j - 1], 0) < 0)
+        if (j - i == 1 || close_range((unsigned)fds[i], (unsigned)fds[j - 1], 0) < 0)
             for (size_t k = i; k < j; k++)
-                close(s->closing[k]);
+                close(fds[k]);
         i = j;
     }
+}
+
+/* Closes the deferred fds. Called with s->close_lock held, or after the measuring threads are
+ * done. */
+static void close_deferred(scan_t *s)
+{
+    close_fds(s->closing, s->n_closing);
     s->n_closing = 0;
 }
 
+enum { CLOSE_BATCH = 256 };
+
+static void close_deferred_locked(scan_t *s)
+{
+    pthread_mutex_lock(&s->close_lock);
+    close_deferred(s);
+    pthread_mutex_unlock(&s->close_lock);
+}
+
 /* Closes fd later, with others: a measured object's fd is of no further use, and one close per
- * object was a fifth of the measuring syscalls. */
+ * object was a fifth of the measuring syscalls. Closing a shmem file costs more than opening it
+ * (~3 us: the kernel's __fput), so with opts->close_async they all wait for close_async_all. */
 static void close_later(scan_t *s, int fd)
 {
     pthread_mutex_lock(&s->close_lock);
-    if (s->n_closing == sizeof(s->closing) / sizeof(s->closing[0]))
+    if (!s->o->close_async && s->n_closing >= CLOSE_BATCH)
         close_deferred(s);
-    s->closing[s->n_closing++] = fd;
+    if (st__array_grow((void **)&s->closing, &s->cap_closing, s->n_closing + 1, sizeof(int)) < 0)
+        close(fd);
+    else
+        s->closing[s->n_closing++] = fd;
     pthread_mutex_unlock(&s->close_lock);
+}
+
+typedef struct closer {
+    int *fds;
+    size_t n;
+} closer_t;
+
+static void *closer_main(void *arg)
+{
+    closer_t *c = arg;
+    close_fds(c->fds, c->n);
+    free(c->fds);
+    free(c);
+    return NULL;
+}
+
+/* After the measuring threads: the deferred fds are closed on a detached thread of their own
+ * (opts->close_async), so that the caller goes on building and writing the trace on one CPU
+ * while another closes; here when a thread cannot be had. */
+static void close_async_all(scan_t *s)
+{
+    closer_t *c = malloc(sizeof(*c));
+    pthread_attr_t attr;
+    pthread_t tid;
+    bool started = false;
+    if (c != NULL && pthread_attr_init(&attr) == 0) {
+        *c = (closer_t){s->closing, s->n_closing};
+        started = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                  pthread_create(&tid, &attr, closer_main, c) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        free(c);
+        close_deferred(s);
+        return;
+    }
+    s->closing = NULL; /* the thread's now */
+    s->n_closing = s->cap_closing = 0;
 }
 
 /* Opens name under dirfd to measure an object; when out of fds, the deferred ones go first. */
@@ -831,21 +935,61 @@ static int open_object(scan_t *s, int dirfd, const char *name)
     return fd < 0 ? -errno : fd;
 }
 
-/* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) through a cached directory fd. */
-static int try_in(meas_t *m, obj_t *o, int pid, int dir, const char *name)
+/* Closes every directory fd this thread keeps (with the objects' fds). */
+static void dirs_flush(meas_t *m)
 {
-    if (m->dir_pid[dir] != pid) {
-        char path[64];
-        if (m->dir_fd[dir] >= 0)
-            close(m->dir_fd[dir]);
-        snprintf(path, sizeof(path), "/proc/%d/%s", pid, dir == 0 ? "map_files" : "fd");
-        m->dir_fd[dir] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        m->dir_pid[dir] = pid;
+    for (size_t i = 0; m->n_dirs > 0 && i < 2 * m->s->n_procs; i++) {
+        if (m->dirs[i] >= 0) {
+            close_later(m->s, m->dirs[i]);
+            m->dirs[i] = -1;
+            m->n_dirs--;
+        }
     }
-    if (m->dir_fd[dir] < 0)
+}
+
+/* The directory fd of /proc/PID/<map_files|fd> (dir 0 or 1) of scanned process proc, opened on
+ * first use; when out of fds, the deferred ones and this thread's other directories go first.
+ * -errno when it cannot be opened. */
+static int proc_dir(meas_t *m, size_t proc, int dir)
+{
+    int *fd = &m->dirs[2 * proc + (size_t)dir];
+    if (*fd >= 0)
+        return *fd;
+    if (m->n_dirs >= MAX_DIRS)
+        dirs_flush(m);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", m->s->procs[proc].pid,
+             dir == 0 ? "map_files" : "fd");
+    /* openat, as for the objects' fds: both are closed with close_range, and ThreadSanitizer,
+     * which follows open and close but neither openat nor close_range, would otherwise take a
+     * number reused by another thread for a race */
+    *fd = openat(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        dirs_flush(m);
+        close_deferred_locked(m->s);
+        *fd = openat(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (*fd < 0)
         return -errno;
+    m->n_dirs++;
+    return *fd;
+}
+
+/* Tries /proc/PID/<dir>/<name> (dir 0: map_files, 1: fd) of scanned process proc. */
+static int try_in(meas_t *m, obj_t *o, size_t proc, int dir, const char *name)
+{
+    int dfd = proc_dir(m, proc, dir);
+    if (dfd < 0)
+        return dfd;
     st_residency_t r;
-    int fd = open_object(m->s, m->dir_fd[dir], name);
+    int fd = open_object(m->s, dfd, name);
+    if ((fd == -EMFILE || fd == -ENFILE) && m->n_dirs > 1) {
+        dirs_flush(m); /* this thread's directories were what filled the table */
+        close_deferred_locked(m->s);
+        if ((dfd = proc_dir(m, proc, dir)) < 0)
+            return dfd;
+        fd = open_object(m->s, dfd, name);
+    }
     if (fd < 0)
         return fd;
     int rc = st_residency_measure_fd(fd, m->s->o->residency_method, &r);
@@ -853,18 +997,24 @@ static int try_in(meas_t *m, obj_t *o, int pid, int dir, const char *name)
     return keep(o, rc, &r);
 }
 
-static void meas_init(meas_t *m, scan_t *s)
+static int meas_init(meas_t *m, scan_t *s)
 {
     memset(m, 0, sizeof(*m));
     m->s = s;
-    m->dir_fd[0] = m->dir_fd[1] = -1;
+    if ((m->dirs = malloc((2 * s->n_procs + 1) * sizeof(int))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < 2 * s->n_procs; i++)
+        m->dirs[i] = -1;
+    return 0;
 }
 
+/* The directory fds go with the objects' (closed in runs, or on the closing thread). */
 static void meas_done(meas_t *m)
 {
-    for (int i = 0; i < 2; i++)
-        if (m->dir_fd[i] >= 0)
-            close(m->dir_fd[i]);
+    if (m->dirs != NULL)
+        dirs_flush(m);
+    free(m->dirs);
+    m->dirs = NULL;
 }
 
 /* Records the outcome of one attempt: permission refusals and vanished ways are told apart. */
@@ -904,14 +1054,13 @@ static int measure(meas_t *m, obj_t *o)
     }
     for (size_t i = 0; i < o->n_holders && !o->measured; i++) {
         holder_t *h = &o->holders[i];
-        int pid = s->procs[h->proc].pid;
         if (h->n_vmas > 0) {
             snprintf(path, sizeof(path), "%" PRIx64 "-%" PRIx64, h->start, h->end);
-            note(try_in(m, o, pid, 0, path), &denied, &vanished);
+            note(try_in(m, o, h->proc, 0, path), &denied, &vanished);
         }
         if (!o->measured && h->fd >= 0) {
             snprintf(path, sizeof(path), "%d", h->fd);
-            note(try_in(m, o, pid, 1, path), &denied, &vanished);
+            note(try_in(m, o, h->proc, 1, path), &denied, &vanished);
         }
     }
     if (!o->measured && o->path == NULL && o->kind == ST_KIND_POSIX && o->name != NULL &&
@@ -979,67 +1128,110 @@ static int cmp_order(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Writes processes, measured objects and holders into the dump. Objects go in the order of their
- * global node names ("global/<guid hex>"), so st_dump_sort finds them sorted. */
-static int emit(scan_t *s)
+/* Writes processes, measured objects and holders into the dump, while the objects are being
+ * measured: processes first, then objects in the order of their global node names ("global/<guid
+ * hex>", so st_dump_sort finds them sorted), each as soon as it and every object before it in
+ * that order are done. Objects are measured in that order too, so the thread that writes the
+ * dump (the calling one; the model is not shared) does so between its own measurements while the
+ * others measure on; the dump is the one a write after measuring everything would give. */
+typedef struct emitter {
+    scan_t *s;
+    st_process_dump_t **pds; /* by process index */
+    order_t *order;          /* every object, by guid */
+    unsigned char *done;     /* per MEASURE_CHUNK of order: measured (release/acquire) */
+    size_t next;             /* order[next] is the next object to write */
+    int lowest;              /* the lowest pid: the carrier of an object nobody holds */
+    int rc;                  /* the first error writing */
+} emitter_t;
+
+enum { MEASURE_CHUNK = 32 };
+
+static int emit_begin(scan_t *s, emitter_t *e)
 {
-    int rc = 0;
-    int lowest = 0;
-    order_t *order = NULL;
-    st_process_dump_t **pds = calloc(s->n_procs ? s->n_procs : 1, sizeof(*pds));
-    if (pds == NULL)
+    memset(e, 0, sizeof(*e));
+    e->s = s;
+    if ((e->pds = calloc(s->n_procs ? s->n_procs : 1, sizeof(*e->pds))) == NULL ||
+        (e->order = malloc((s->n_objs ? s->n_objs : 1) * sizeof(*e->order))) == NULL ||
+        (e->done = calloc(s->n_objs / MEASURE_CHUNK + 1, 1)) == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < s->n_procs; i++) {
         proc_t *p = &s->procs[i];
         st_process_dump_t *pd = NULL;
-        if ((rc = st_dump_add_process(s->dump, p->pid, p->stat.comm, &pd)) < 0)
-            goto out;
+        int rc = st_dump_add_process(s->dump, p->pid, p->stat.comm, &pd);
+        if (rc < 0)
+            return rc;
         if (p->totals.present != 0)
             pd->totals = p->totals;
-        if (lowest == 0 || p->pid < lowest)
-            lowest = p->pid;
+        if (e->lowest == 0 || p->pid < e->lowest)
+            e->lowest = p->pid;
     }
     for (size_t i = 0; i < s->n_procs; i++) /* stable now: no more processes are added */
-        pds[i] = st_dump_find_process(s->dump, s->procs[i].pid);
-    size_t n = 0;
-    if ((order = malloc((s->n_objs ? s->n_objs : 1) * sizeof(*order))) == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
+        e->pds[i] = st_dump_find_process(s->dump, s->procs[i].pid);
     for (size_t oi = 0; oi < s->n_objs; oi++)
-        if (s->objs[oi].measured)
-            order[n++] = (order_t){st_guid_global(s->objs[oi].key), oi};
-    qsort(order, n, sizeof(*order), cmp_order);
-    for (size_t k = 0; k < n; k++) {
-        obj_t *o = &s->objs[order[k].obj];
-        st_object_info_t info = {
-            .key = o->key,
-            .kind = o->kind,
-            .name = o->name,
-            .size = o->res.resident,
-            .virtual_size = o->res.virtual_size,
-            .swapped_size = o->res.swapped,
-            .creator_pid = o->have_seg ? o->seg.cpid : 0,
-            .label = NULL,
-        };
-        size_t owner = o->n_holders ? owner_of(s, o) : 0;
-        int carrier = o->n_holders ? s->procs[o->holders[owner].proc].pid : lowest;
-        st_node_t *g = NULL;
-        if ((rc = st_dump_add_object(s->dump, &info, carrier, &g)) < 0 ||
-            (rc = st_node_set_string(g, "residency_source",
-                                     st_residency_source_name(o->res.source))) < 0)
-            goto out;
-        for (size_t i = 0; i < o->n_holders; i++) {
-            holder_t *h = &o->holders[i];
-            int importance = (s->o->policy == ST_POLICY_CREATOR && i == owner) ? 2 : 0;
-            if ((rc = st_process_add_holder(pds[h->proc], &info, h->mapped, importance, NULL)) < 0)
-                goto out;
-        }
+        e->order[oi] = (order_t){st_guid_global(s->objs[oi].key), oi};
+    qsort(e->order, s->n_objs, sizeof(*e->order), cmp_order);
+    return 0;
+}
+
+static void emit_end(emitter_t *e)
+{
+    free(e->pds);
+    free(e->order);
+    free(e->done);
+}
+
+/* Writes one measured object and its holders. */
+static int emit_object(emitter_t *e, obj_t *o)
+{
+    scan_t *s = e->s;
+    st_object_info_t info = {
+        .key = o->key,
+        .kind = o->kind,
+        .name = o->name,
+        .size = o->res.resident,
+        .virtual_size = o->res.virtual_size,
+        .swapped_size = o->res.swapped,
+        .creator_pid = o->have_seg ? o->seg.cpid : 0,
+        .label = NULL,
+    };
+    size_t owner = o->n_holders ? owner_of(s, o) : 0;
+    int carrier = o->n_holders ? s->procs[o->holders[owner].proc].pid : e->lowest;
+    st_node_t *g = NULL;
+    int rc;
+    if ((rc = st_dump_add_object(s->dump, &info, carrier, &g)) < 0 ||
+        (rc = st_node_set_string(g, "residency_source", st_residency_source_name(o->res.source))) <
+            0)
+        return rc;
+    for (size_t i = 0; i < o->n_holders; i++) {
+        holder_t *h = &o->holders[i];
+        int importance = (s->o->policy == ST_POLICY_CREATOR && i == owner) ? 2 : 0;
+        if ((rc = st_process_add_holder(e->pds[h->proc], &info, h->mapped, importance, NULL)) < 0)
+            return rc;
     }
-out:
-    free(order);
-    free(pds);
-    return rc;
+    return 0;
+}
+
+/* Writes the objects that are ready, in order. Before every thread is done (all false), it stops
+ * at an object whose chunk is still being measured or that waits for its lower bound (taken
+ * after measuring, in object order); with all, it writes the rest. An object whose every way
+ * vanished is not written. */
+static void emit_ready(emitter_t *e, bool all)
+{
+    scan_t *s = e->s;
+    while (e->rc == 0 && e->next < s->n_objs) {
+        if (!all && !__atomic_load_n(&e->done[e->next / MEASURE_CHUNK], __ATOMIC_ACQUIRE))
+            return;
+        obj_t *o = &s->objs[e->order[e->next].obj];
+        if (o->mrc == -ENOMEM) {
+            e->rc = -ENOMEM;
+            return;
+        }
+        if (!all && o->lb_needed)
+            return;
+        if (o->measured)
+            e->rc = emit_object(e, o);
+        e->next++;
+    }
 }
 
 /* ---- entry points ---- */
@@ -1186,6 +1378,8 @@ static void scan_free(scan_t *s)
         free(s->mnts[i].ents);
     free(s->mnts);
     free(s->segs);
+    close_deferred(s); /* left only when the scan stopped early */
+    free(s->closing);
 }
 
 /* ---- threads ---- */
@@ -1230,30 +1424,76 @@ typedef struct slot {
     char *names;
     int rc;
     const char *what;
+    int ready; /* read (release/acquire) */
 } slot_t;
 
-typedef struct reader {
+/* The state the reading threads share: the pids, their slots, and the commit, which the calling
+ * thread makes in pid order between its own reads (the others read on meanwhile). */
+typedef struct readers {
     scan_t *s;
     const int *pids;
     slot_t *slots;
     size_t n;
-    size_t *next; /* the next pid index to read, shared by the threads */
+    size_t next;      /* the next pid index to read */
+    size_t committed; /* slots before this one are committed (the calling thread's) */
+    int rc;           /* the first error committing */
+    int refused;      /* the last permission error of a process left out */
+} readers_t;
+
+typedef struct reader {
+    readers_t *all;
+    bool commits;
 } reader_t;
+
+/* Commits the slots that are read, in pid order: stops at one still being read unless all. A
+ * committed slot's records are freed at once, so the next reads reuse their memory. */
+static void commit_ready(readers_t *a, bool all)
+{
+    scan_t *s = a->s;
+    while (a->rc == 0 && a->committed < a->n) {
+        slot_t *sl = &a->slots[a->committed];
+        if (!all && !__atomic_load_n(&sl->ready, __ATOMIC_ACQUIRE))
+            return;
+        if (sl->rc == -ENOMEM) {
+            a->rc = -ENOMEM;
+        } else if (sl->rc < 0) {
+            char path[64];
+            snprintf(path, sizeof(path), "/proc/%d/%s", sl->p.pid, sl->what);
+            st_dump_add_problem(s->dump, sl->p.pid, path, -sl->rc);
+            if (!gone(sl->rc))
+                a->refused = sl->rc;
+        } else if (sl->rc == 0) {
+            pread_t r;
+            memset(&r, 0, sizeof(r));
+            r.p = &sl->p;
+            r.recs = sl->recs;
+            r.n_recs = sl->n_recs;
+            r.names = sl->names;
+            a->rc = commit_proc(s, &r);
+        }
+        free(sl->recs);
+        free(sl->names);
+        sl->recs = NULL;
+        sl->names = NULL;
+        a->committed++;
+    }
+}
 
 /* A reading thread: takes pids one at a time and reads each whole into its slot. */
 static void *read_worker(void *arg)
 {
     reader_t *w = arg;
+    readers_t *a = w->all;
     pread_t r;
     memset(&r, 0, sizeof(r));
-    r.s = w->s;
+    r.s = a->s;
     r.pidfd = -1;
     for (;;) {
-        size_t i = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
-        if (i >= w->n)
+        size_t i = __atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED);
+        if (i >= a->n)
             break;
-        slot_t *sl = &w->slots[i];
-        sl->p.pid = w->pids[i];
+        slot_t *sl = &a->slots[i];
+        sl->p.pid = a->pids[i];
         r.p = &sl->p;
         reset_recs(&r);
         sl->rc = read_proc(&r, &sl->what);
@@ -1265,100 +1505,98 @@ static void *read_worker(void *arg)
             r.names = NULL;
             r.cap_recs = r.names_cap = 0;
         }
+        __atomic_store_n(&sl->ready, 1, __ATOMIC_RELEASE);
+        if (w->commits)
+            commit_ready(a, false);
     }
     free_recs(&r);
     return NULL;
 }
 
-/* Reads every pid (in parallel), then commits them in pid order, so the objects' order and
- * everything after it are those of a single-threaded scan. */
+/* Reads every pid (in parallel) and commits them in pid order as they come, so the objects'
+ * order and everything after it are those of a single-threaded scan. */
 static int read_all(scan_t *s, const int *pids, size_t n_pids, int *refused)
 {
-    int rc = 0;
-    size_t next = 0, nt = n_threads(s, n_pids);
+    size_t nt = n_threads(s, n_pids);
     reader_t w[MAX_THREADS];
-    slot_t *slots = calloc(n_pids ? n_pids : 1, sizeof(*slots));
-    if (slots == NULL)
+    readers_t a = {s, pids, NULL, n_pids, 0, 0, 0, 0};
+    if ((a.slots = calloc(n_pids ? n_pids : 1, sizeof(*a.slots))) == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < nt; i++)
-        w[i] = (reader_t){s, pids, slots, n_pids, &next};
+        w[i] = (reader_t){&a, i == 0};
     run_threads(read_worker, w, sizeof(w[0]), nt);
-    for (size_t i = 0; i < n_pids; i++) {
-        slot_t *sl = &slots[i];
-        if (sl->rc == -ENOMEM) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (sl->rc == 1)
-            continue;
-        if (sl->rc < 0) {
-            char path[64];
-            snprintf(path, sizeof(path), "/proc/%d/%s", sl->p.pid, sl->what);
-            st_dump_add_problem(s->dump, sl->p.pid, path, -sl->rc);
-            if (!gone(sl->rc))
-                *refused = sl->rc;
-            continue;
-        }
-        pread_t r;
-        memset(&r, 0, sizeof(r));
-        r.p = &sl->p;
-        r.recs = sl->recs;
-        r.n_recs = sl->n_recs;
-        r.names = sl->names;
-        if ((rc = commit_proc(s, &r)) < 0)
-            goto out;
+    commit_ready(&a, true);
+    for (size_t i = a.committed; i < n_pids; i++) { /* left by an error */
+        free(a.slots[i].recs);
+        free(a.slots[i].names);
     }
-out:
-    for (size_t i = 0; i < n_pids; i++) {
-        free(slots[i].recs);
-        free(slots[i].names);
-    }
-    free(slots);
-    return rc;
+    free(a.slots);
+    if (a.refused != 0)
+        *refused = a.refused;
+    return a.rc;
 }
 
 typedef struct measurer {
     meas_t m;
-    size_t *next; /* the next chunk of objects to measure, shared by the threads */
+    emitter_t *e;
+    bool writes;  /* the thread that writes the dump between its measurements */
+    size_t *next; /* the next chunk of objects to measure (in e->order), shared by the threads */
 } measurer_t;
 
-enum { MEASURE_CHUNK = 32 };
-
-/* A measuring thread: takes runs of consecutive objects (consecutive objects mostly share their
- * first holder, whose map_files directory the thread then keeps open). */
+/* A measuring thread: takes runs of objects in the order they are written. */
 static void *measure_worker(void *arg)
 {
     measurer_t *w = arg;
     scan_t *s = w->m.s;
+    emitter_t *e = w->e;
     for (;;) {
         size_t first = __atomic_fetch_add(w->next, MEASURE_CHUNK, __ATOMIC_RELAXED);
         if (first >= s->n_objs)
             break;
         size_t end = first + MEASURE_CHUNK < s->n_objs ? first + MEASURE_CHUNK : s->n_objs;
-        for (size_t i = first; i < end; i++)
-            s->objs[i].mrc = measure(&w->m, &s->objs[i]);
+        for (size_t k = first; k < end; k++) {
+            obj_t *o = &s->objs[e->order[k].obj];
+            o->mrc = measure(&w->m, o);
+        }
+        __atomic_store_n(&e->done[first / MEASURE_CHUNK], 1, __ATOMIC_RELEASE);
+        if (w->writes)
+            emit_ready(e, false);
     }
     meas_done(&w->m);
     return NULL;
 }
 
-/* Measures every object (in parallel), then, in object order, takes the lower bounds and records
- * what could not be measured: the dump's warnings and problems come out as a single thread
- * would write them. */
-static int measure_all(scan_t *s)
+/* Measures every object (in parallel) and writes the dump as they come (see emitter_t); then,
+ * in object order, takes the lower bounds and records what could not be measured, so that the
+ * dump's warnings and problems come out as a single thread would write them, and writes the
+ * objects left. */
+static int measure_and_emit(scan_t *s)
 {
     size_t next = 0, nt = n_threads(s, s->n_objs / 8);
     measurer_t w[MAX_THREADS];
+    emitter_t e;
+    int rc = emit_begin(s, &e);
     for (size_t i = 0; i < nt; i++) {
-        meas_init(&w[i].m, s);
+        w[i].m.dirs = NULL;
+        if (rc == 0)
+            rc = meas_init(&w[i].m, s);
+        w[i].e = &e;
+        w[i].writes = i == 0;
         w[i].next = &next;
     }
+    if (rc < 0)
+        goto out;
     run_threads(measure_worker, w, sizeof(w[0]), nt);
-    close_deferred(s);
+    if (s->o->close_async)
+        close_async_all(s);
+    else
+        close_deferred(s);
     for (size_t i = 0; i < s->n_objs; i++) {
         obj_t *o = &s->objs[i];
-        if (o->mrc == -ENOMEM)
-            return -ENOMEM;
+        if (o->mrc == -ENOMEM) {
+            rc = -ENOMEM;
+            goto out;
+        }
         if (o->lb_needed)
             lower_bound(s, o);
         if (o->mrc < 0) {
@@ -1367,7 +1605,13 @@ static int measure_all(scan_t *s)
             st_dump_add_problem(s->dump, 0, what, -o->mrc);
         }
     }
-    return 0;
+    emit_ready(&e, true);
+    rc = e.rc;
+out:
+    for (size_t i = 0; i < nt; i++)
+        free(w[i].m.dirs);
+    emit_end(&e);
+    return rc;
 }
 
 /* Whether pids are all processes but the scanner (then /dev/shm needs no outside check). */
@@ -1424,9 +1668,7 @@ int st_scan_into_dump(const st_scan_options_t *opts, const int *pids_in, size_t 
             (rc = add_unheld_devshm(&s, is_subset(pids, n_pids))) < 0)
             goto out;
     }
-    if ((rc = measure_all(&s)) < 0)
-        goto out;
-    rc = emit(&s);
+    rc = measure_and_emit(&s);
 out:
     free(pids);
     scan_free(&s);

@@ -60,6 +60,10 @@ typedef struct st_scan_options {
     bool include_unheld;    /* unattached SysV and unheld /dev/shm files (default true) */
     const char *devshm_dir; /* default "/dev/shm" */
     uint64_t dump_id;       /* for st_scan_trace; default 1 */
+    bool close_async;       /* close the fds opened to measure objects on a detached thread after
+                               measuring, instead of every few hundred on the way (for a command
+                               that builds and writes the trace next, then exits; default false).
+                               Keeps up to one fd per object open meanwhile: raise RLIMIT_NOFILE */
     unsigned
         threads; /* threads that read processes and measure objects; 0 (default): one per
                     online CPU, at most 4; at most 8. The dump is the same whatever the number. */

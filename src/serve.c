@@ -5,6 +5,11 @@
  * current snapshot under a mutex, so a request never sees half of an update and publication never
  * waits for a slow client. libmicrohttpd does the HTTP: parsing (malformed requests get its 400),
  * connection limits, timeouts, and non-blocking writes to clients that do not read.
+ *
+ * libmicrohttpd is loaded with dlopen when a server starts, not linked: it brings GnuTLS and a
+ * dozen libraries whose loading and constructors cost every other subcommand ~6 ms of CPU at
+ * startup (`shmtrack scan` runs in tens of milliseconds). The header still gives the types; the
+ * library's soname comes from the build (SHMTRACK_MHD_SONAME).
  */
 #include "serve.h"
 
@@ -13,6 +18,7 @@
 #include "view.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -21,6 +27,47 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#ifndef SHMTRACK_MHD_SONAME
+#define SHMTRACK_MHD_SONAME "libmicrohttpd.so.12"
+#endif
+
+/* The libmicrohttpd functions this file calls, resolved once by mhd_load. */
+#define MHD_FUNCS(XX)                                                                              \
+    XX(MHD_create_response_from_buffer)                                                            \
+    XX(MHD_add_response_header)                                                                    \
+    XX(MHD_queue_response)                                                                         \
+    XX(MHD_destroy_response)                                                                       \
+    XX(MHD_lookup_connection_value)                                                                \
+    XX(MHD_start_daemon)                                                                           \
+    XX(MHD_get_daemon_info)                                                                        \
+    XX(MHD_stop_daemon)
+
+static struct mhd_api {
+#define XX(f) __typeof__(f) *f;
+    MHD_FUNCS(XX)
+#undef XX
+} mhd;
+static int mhd_rc = 1; /* 1: not loaded yet; then 0 or -ELIBACC */
+static pthread_once_t mhd_once = PTHREAD_ONCE_INIT;
+
+static void mhd_load_once(void)
+{
+    void *h = dlopen(SHMTRACK_MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+    mhd_rc = h ? 0 : -ELIBACC;
+#define XX(f)                                                                                      \
+    if (h && (*(void **)&mhd.f = dlsym(h, #f)) == NULL)                                            \
+        mhd_rc = -ELIBACC;
+    MHD_FUNCS(XX)
+#undef XX
+}
+
+/* 0 when libmicrohttpd is loaded with every function we call, else -ELIBACC. */
+static int mhd_load(void)
+{
+    pthread_once(&mhd_once, mhd_load_once);
+    return mhd_rc;
+}
 
 typedef struct snapshot {
     char *page, *report, *extra, *metrics;
@@ -55,20 +102,20 @@ static enum MHD_Result send_bytes(struct MHD_Connection *conn, unsigned status, 
      * leaves out the body. */
     (void)head;
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+        mhd.MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    mhd.MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    mhd.MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    mhd.MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (strncmp(type, "text/html", 9) == 0)
-        MHD_add_response_header(r, "Content-Security-Policy",
-                                "default-src 'none'; script-src 'unsafe-inline'; style-src "
-                                "'unsafe-inline'; connect-src 'self'; img-src data:");
+        mhd.MHD_add_response_header(r, "Content-Security-Policy",
+                                    "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                                    "'unsafe-inline'; connect-src 'self'; img-src data:");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
+        mhd.MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = mhd.MHD_queue_response(conn, status, r);
+    mhd.MHD_destroy_response(r);
     return ret;
 }
 
@@ -108,16 +155,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 
     /* RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400. */
     if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
-        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
+        !mhd.MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
         return send_text(conn, MHD_HTTP_BAD_REQUEST, "HTTP/1.1 needs a Host header\n", head);
     if (route == ROUTE_NONE)
         return send_text(conn, MHD_HTTP_NOT_FOUND, "not found\n", head);
     if (!get && !head)
         return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", false);
     const char *cl =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        mhd.MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        mhd.MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if ((cl && strcmp(cl, "0") != 0) || te || *upload_data_size != 0)
         return send_text(conn, MHD_HTTP_BAD_REQUEST, "a GET request has no body\n", head);
 
@@ -193,6 +240,8 @@ int st_server_start(const st_server_options_t *opts, st_server_t **out)
         return -EINVAL;
     }
 
+    if ((rc = mhd_load()) < 0)
+        return rc;
     server = calloc(1, sizeof(*server));
     if (!server)
         return -ENOMEM;
@@ -202,7 +251,7 @@ int st_server_start(const st_server_options_t *opts, st_server_t **out)
     }
     server->refresh_ms = opts->refresh_ms ? opts->refresh_ms : 2000;
     errno = 0;
-    server->daemon = MHD_start_daemon(
+    server->daemon = mhd.MHD_start_daemon(
         flags, (uint16_t)opts->port, NULL, NULL, handle, server, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(opts->max_connections ? opts->max_connections : 512),
@@ -214,7 +263,7 @@ int st_server_start(const st_server_options_t *opts, st_server_t **out)
         goto out;
     }
     const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        mhd.MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
     server->port = info ? info->port : opts->port;
 out:
     if (rc != 0) {
@@ -291,7 +340,7 @@ void st_server_stop(st_server_t *server)
 {
     if (!server)
         return;
-    MHD_stop_daemon(server->daemon);
+    mhd.MHD_stop_daemon(server->daemon);
     snapshot_free(server->current);
     pthread_mutex_destroy(&server->lock);
     free(server);

@@ -29,7 +29,8 @@ typedef struct st_server_options {
 
 /* Starts listening. Until the first publish, data URLs answer 503, except /metrics, which
  * then carries the server's counters alone (failed dumps count from the start). Returns 0, -EINVAL
- * (bad address), -EADDRINUSE/-errno when the socket cannot be bound, or -ENOMEM. */
+ * (bad address), -EADDRINUSE/-errno when the socket cannot be bound, -ENOMEM, or -ELIBACC when
+ * libmicrohttpd cannot be loaded (it is opened here, on first use, not linked). */
 int st_server_start(const st_server_options_t *opts, st_server_t **out);
 
 /* Replaces the served data: report_json (len bytes, the report of DESIGN §5), extra_json

@@ -308,6 +308,11 @@ int st_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = st_server_start(&sopts, &server);
+    if (rc == -ELIBACC) {
+        fprintf(stderr, "shmtrack serve: cannot load libmicrohttpd (Debian: apt-get install "
+                        "libmicrohttpd12)\n");
+        return ST_EXIT_FAIL;
+    }
     if (rc != 0) {
         fprintf(stderr, "shmtrack serve: cannot listen on %s port %u: %s\n", sopts.bind, sopts.port,
                 st_strerror(rc));

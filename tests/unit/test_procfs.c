@@ -346,6 +346,116 @@ static void test_live_both_sources(void **state)
     close(fd);
 }
 
+/* ---- ST_MAPS_AUTO: the text where shared mappings are dense, the ioctl where sparse ---- */
+
+typedef struct vlist {
+    st_vma_t *v;
+    size_t n, cap;
+} vlist_t;
+
+static int vlist_add(const st_vma_t *vma, void *arg)
+{
+    vlist_t *l = arg;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = realloc(l->v, l->cap * sizeof(*l->v));
+        assert_non_null(l->v);
+    }
+    l->v[l->n++] = *vma;
+    return 0;
+}
+
+/* AUTO's walk of this process against PROCMAP_QUERY's, VMA by VMA (both include page_size
+ * only where the ioctl answered, so that field is left out). Returns AUTO's *used. */
+static st_maps_method_t auto_equals_ioctl(const char *newline_name)
+{
+    vlist_t a = {NULL, 0, 0}, q = {NULL, 0, 0};
+    st_maps_method_t used = ST_MAPS_TEXT, used_q;
+    assert_int_equal(st_procfs_read_vmas(0, ST_MAPS_AUTO, true, vlist_add, &a, &used), 0);
+    assert_int_equal(st_procfs_read_vmas(0, ST_MAPS_PROCMAP, true, vlist_add, &q, &used_q), 0);
+    assert_int_equal(a.n, q.n);
+    bool seen = false;
+    for (size_t i = 0; i < a.n; i++) {
+        assert_int_equal(a.v[i].start, q.v[i].start);
+        assert_int_equal(a.v[i].end, q.v[i].end);
+        assert_int_equal(a.v[i].offset, q.v[i].offset);
+        assert_int_equal(a.v[i].perms, q.v[i].perms);
+        assert_int_equal(a.v[i].major, q.v[i].major);
+        assert_int_equal(a.v[i].minor, q.v[i].minor);
+        assert_int_equal(a.v[i].inode, q.v[i].inode);
+        assert_string_equal(a.v[i].path, q.v[i].path);
+        assert_int_equal(a.v[i].deleted, q.v[i].deleted);
+        seen = seen || strcmp(a.v[i].path, newline_name) == 0;
+    }
+    assert_true(seen); /* the name with a newline, as the program gave it */
+    free(a.v);
+    free(q.v);
+    return used;
+}
+
+static void test_live_auto(void **state)
+{
+    enum { MANY = 300 };
+    long page = sysconf(_SC_PAGESIZE);
+    vlist_t probe = {NULL, 0, 0};
+    int rc = st_procfs_read_vmas(0, ST_MAPS_PROCMAP, true, vlist_add, &probe, NULL);
+    free(probe.v);
+    if (rc == -ENOTTY || rc == -EINVAL) {
+        skip(); /* PROCMAP_QUERY needs Linux 6.11 */
+        return;
+    }
+    /* a memfd whose name holds a newline: the text shows "\012", the ioctl the name itself */
+    int nl = memfd_create("two\nlines", MFD_CLOEXEC);
+    assert_true(nl >= 0 && ftruncate(nl, page) == 0);
+    char *nlmap = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, nl, 0);
+    assert_true(nlmap != MAP_FAILED);
+
+    /* a few shared mappings among the test's libraries: the text's first page is mostly not
+     * shared, so AUTO goes on with the ioctl */
+    assert_int_equal(auto_equals_ioctl("/memfd:two\nlines"), ST_MAPS_AUTO);
+
+    /* hundreds: AUTO reads the text to the end (and asks the ioctl about the one name) */
+    char *maps[MANY];
+    for (int i = 0; i < MANY; i++) {
+        int fd = memfd_create("auto", MFD_CLOEXEC);
+        assert_true(fd >= 0 && ftruncate(fd, page) == 0);
+        maps[i] = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+        assert_true(maps[i] != MAP_FAILED);
+        close(fd);
+    }
+    vlist_t t = {NULL, 0, 0};
+    st_maps_method_t used;
+    assert_int_equal(st_procfs_read_vmas(0, ST_MAPS_TEXT, true, vlist_add, &t, &used), 0);
+    bool escaped = false;
+    for (size_t i = 0; i < t.n; i++)
+        escaped = escaped || strcmp(t.v[i].path, "/memfd:two\\012lines") == 0;
+    assert_true(escaped); /* what the text alone would have said */
+    free(t.v);
+    assert_int_equal(auto_equals_ioctl("/memfd:two\nlines"), ST_MAPS_AUTO);
+    munmap(nlmap, (size_t)page);
+    close(nl);
+    /* no newline any more: AUTO gives what the text gives (the text alone answers when the
+     * first page of maps is dense; under ASan its shadow mappings come first, and the ioctl goes
+     * on from there) */
+    vlist_t a = {NULL, 0, 0};
+    t = (vlist_t){NULL, 0, 0};
+    assert_int_equal(st_procfs_read_vmas(0, ST_MAPS_AUTO, true, vlist_add, &a, &used), 0);
+    assert_true(used == ST_MAPS_TEXT || used == ST_MAPS_AUTO);
+    assert_int_equal(st_procfs_read_vmas(0, ST_MAPS_TEXT, true, vlist_add, &t, NULL), 0);
+    assert_true(a.n >= MANY);
+    assert_int_equal(a.n, t.n);
+    for (size_t i = 0; i < a.n; i++) {
+        assert_int_equal(a.v[i].start, t.v[i].start);
+        assert_int_equal(a.v[i].end, t.v[i].end);
+        assert_int_equal(a.v[i].inode, t.v[i].inode);
+        assert_string_equal(a.v[i].path, t.v[i].path);
+    }
+    free(a.v);
+    free(t.v);
+    for (int i = 0; i < MANY; i++)
+        munmap(maps[i], (size_t)page);
+}
+
 typedef struct fd_seen {
     int want;
     bool found;
@@ -370,7 +480,7 @@ static void test_live_fds_stat_totals(void **state)
     assert_int_equal(fstat(fd, &st), 0);
     fd_seen_t *s = calloc(1, sizeof(*s));
     s->want = fd;
-    assert_int_equal(st_procfs_read_fds(getpid(), fd_collect, s), 0);
+    assert_int_equal(st_procfs_read_fds(getpid(), NULL, fd_collect, s), 0);
     assert_true(s->found);
     assert_string_equal(s->info.target, "/memfd:fd probe");
     assert_true(s->info.deleted);
@@ -393,7 +503,7 @@ static void test_live_fds_stat_totals(void **state)
     /* a pid that cannot exist: -ENOENT, never a crash */
     assert_int_equal(st_procfs_read_stat(0x3fffffff, &ps), -ENOENT);
     assert_int_equal(st_procfs_read_totals(0x3fffffff, &t), -ENOENT);
-    assert_true(st_procfs_read_fds(0x3fffffff, fd_collect, NULL) == -ENOENT);
+    assert_true(st_procfs_read_fds(0x3fffffff, NULL, fd_collect, NULL) == -ENOENT);
     uint64_t ns = 0, ns2 = 0;
     assert_int_equal(st_procfs_ns_inode(0, "ipc", &ns), 0);
     assert_int_equal(st_procfs_ns_inode(getpid(), "ipc", &ns2), 0);
@@ -407,7 +517,7 @@ int main(void)
         cmocka_unit_test(test_totals_fixture),       cmocka_unit_test(test_stat_fixture),
         cmocka_unit_test(test_sysvipc_fixture),      cmocka_unit_test(test_mountinfo_fixture),
         cmocka_unit_test(test_smaps_fixture),        cmocka_unit_test(test_live_both_sources),
-        cmocka_unit_test(test_live_fds_stat_totals),
+        cmocka_unit_test(test_live_fds_stat_totals), cmocka_unit_test(test_live_auto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
