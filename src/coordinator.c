@@ -5,6 +5,10 @@
  *
  *   start:  DUMP_REQUEST to every ready client; each becomes PENDING
  *   answer: PROCESS_DUMP chunks are copied into the client's record buffer; LAST -> ANSWERED
+ *   rejoin: a client that connects while a dump is in progress, from a process whose client was
+ *           asked and has not answered (the host closed every fd, or dup2'ed over ours, and the
+ *           library reconnected), is asked too: its answer on the new connection completes the
+ *           dump, and its earlier departure becomes a warning that does not make the dump partial
  *   finish: when nobody is PENDING or the deadline passed. Late and departed clients become
  *           warnings and make the dump partial. Records are merged in two passes (first find each
  *           object's creator among all answers, then add objects and holders), the graph processor
@@ -19,6 +23,7 @@
 #include "array.h"
 #include "error.h"
 #include "graph.h"
+#include "procfs.h"
 #include "scan.h"
 #include "server.h"
 #include "sock.h"
@@ -43,6 +48,10 @@ _Static_assert(ST_KIND_ANON == 0 && ST_KIND_SYSV == 3, "wire kinds follow st_kin
 
 enum { C_IDLE, C_PENDING, C_ANSWERED };
 
+/* How long a dump waits for a live process whose client left before answering to reconnect
+ * (the library reconnects at once; within the deadline). */
+#define REJOIN_GRACE_MS 250
+
 typedef struct client {
     uint64_t session; /* hash key */
     st_conn_t *conn;  /* NULL once gone */
@@ -57,6 +66,13 @@ typedef struct client {
     bool want_trace;
     UT_hash_handle hh;
 } client_t;
+
+/* Why the dump in progress is partial. */
+typedef struct reason {
+    char *text;
+    int left_pid; /* the pid whose client left before answering, or 0 */
+    bool awaited; /* left_pid is alive and has not rejoined yet */
+} reason_t;
 
 typedef struct object {
     char key[ST_KEY_MAX];
@@ -113,9 +129,11 @@ struct st_coord {
     size_t cap_keys;
     char *keybuf; /* the objects' key strings, one after another (mobj_t.key) */
     size_t cap_keybuf;
-    char **reasons;
+    reason_t *reasons;
     size_t n_reasons;
-    st_global_dump_t *last; /* the last merged dump */
+    size_t n_awaited;         /* reasons whose process is alive and may still rejoin */
+    uint64_t rejoin_until_ms; /* how long the dump waits for them (within the deadline) */
+    st_global_dump_t *last;   /* the last merged dump */
     bool last_done;
     scan_job_t scan;
 };
@@ -251,8 +269,11 @@ static void server_log(void *ud, const char *msg)
         co->cfg.log(co->cfg.ud, msg);
 }
 
-static void add_reason(st_coord_t *co, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_reason(st_coord_t *co, const char *fmt, ...)
+/* Notes why this dump is partial; left_pid (or 0): the pid whose client left before answering,
+ * forgiven at the merge when another client of that pid answered (a reconnect mid-dump). */
+static void add_reason(st_coord_t *co, int left_pid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_reason(st_coord_t *co, int left_pid, const char *fmt, ...)
 {
     char *s = NULL;
     va_list ap;
@@ -261,13 +282,13 @@ static void add_reason(st_coord_t *co, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    char **r = realloc(co->reasons, (co->n_reasons + 1) * sizeof(*r));
+    reason_t *r = realloc(co->reasons, (co->n_reasons + 1) * sizeof(*r));
     if (r == NULL) {
         free(s);
         return;
     }
     co->reasons = r;
-    r[co->n_reasons++] = s;
+    r[co->n_reasons++] = (reason_t){s, left_pid, false};
     logf_(co, "dump 0x%" PRIx64 ": %s", co->id, s);
 }
 
@@ -304,6 +325,47 @@ static void client_free(client_t *c)
 
 /* ---- server callbacks ---- */
 
+/* Whether a client of pid connecting now should be asked for the dump in progress: a client of
+ * pid was asked (it is still pending, or it left before answering) and none of pid answered. */
+static bool rejoins(const st_coord_t *co, int pid)
+{
+    bool asked = false;
+    for (size_t i = 0; i < co->n_reasons; i++)
+        asked |= co->reasons[i].left_pid == pid;
+    const client_t *c, *tmp;
+    HASH_ITER(hh, co->clients, c, tmp)
+    {
+        if (c->pid != pid)
+            continue;
+        if (c->state == C_ANSWERED)
+            return false;
+        asked |= c->state == C_PENDING;
+    }
+    for (c = co->departed; c != NULL; c = c->hh.next)
+        if (c->pid == pid)
+            return false;
+    return asked;
+}
+
+/* Whether pid is a process that has not exited (not a zombie). */
+static bool proc_alive(int pid)
+{
+    st_proc_stat_t st;
+    return st_procfs_read_stat(pid, &st) == 0 && st.state != 'Z' && st.state != 'X';
+}
+
+/* Whether another client of pid is still asked. */
+static bool any_pending(const st_coord_t *co, int pid)
+{
+    const client_t *c, *tmp;
+    HASH_ITER(hh, co->clients, c, tmp)
+    {
+        if (c->pid == pid && c->state == C_PENDING)
+            return true;
+    }
+    return false;
+}
+
 static void on_ready(void *ud, st_conn_t *conn)
 {
     st_coord_t *co = ud;
@@ -320,6 +382,24 @@ static void on_ready(void *ud, st_conn_t *conn)
     const char *slash = strrchr(exe, '/');
     st_wire_strcpy(c->name, sizeof(c->name), slash ? slash + 1 : exe);
     conn->data = c;
+    if (c->role == ST_ROLE_CLIENT && co->active && rejoins(co, c->pid)) {
+        st_wire_dump_request_t req = {co->id, ST_LEVEL_DETAILED, 0};
+        for (size_t i = 0; i < co->n_reasons; i++) {
+            if (co->reasons[i].left_pid == c->pid && co->reasons[i].awaited) {
+                co->reasons[i].awaited = false;
+                co->n_awaited--;
+            }
+        }
+        c->state = C_PENDING;
+        co->pending++;
+        logf_(co, "dump 0x%" PRIx64 ": pid %d (%s) reconnected during the dump: asked again",
+              co->id, c->pid, c->name);
+        /* a send failure closes the client through on_close, which undoes the above */
+        HASH_ADD(hh, co->clients, session, sizeof(c->session), c);
+        co->n_ready_clients++;
+        st_server_send(co->srv, conn, ST_MSG_DUMP_REQUEST, 0, &req, sizeof(req));
+        return;
+    }
     HASH_ADD(hh, co->clients, session, sizeof(c->session), c);
     if (c->role == ST_ROLE_CLIENT)
         co->n_ready_clients++;
@@ -338,9 +418,18 @@ static void on_close(void *ud, st_conn_t *conn, int err, const char *why)
         co->n_ready_clients--;
     if (co->active && c->state == C_PENDING) {
         co->pending--;
-        add_reason(co, "pid %d (%s) left the dump before answering: %s", c->pid, c->name,
+        add_reason(co, c->pid, "pid %d (%s) left the dump before answering: %s", c->pid, c->name,
                    err == 0 ? "it disconnected" : why);
         c->state = C_IDLE;
+        if (co->n_reasons > 0 && co->reasons[co->n_reasons - 1].left_pid == c->pid &&
+            proc_alive(c->pid) && !any_pending(co, c->pid)) {
+            /* its process lives on: it may have closed every fd (or dup2'ed over ours) and
+             * its library reconnects at once; give it a moment to rejoin */
+            co->reasons[co->n_reasons - 1].awaited = true;
+            co->n_awaited++;
+            uint64_t until = st_clock_ms() + REJOIN_GRACE_MS;
+            co->rejoin_until_ms = until < co->deadline_ms ? until : co->deadline_ms;
+        }
     }
     if (co->active && c->state == C_ANSWERED) {
         /* its answer is complete: keep it for the merge */
@@ -511,10 +600,12 @@ out:
 static void clear_dump_state(st_coord_t *co)
 {
     for (size_t i = 0; i < co->n_reasons; i++)
-        free(co->reasons[i]);
+        free(co->reasons[i].text);
     free(co->reasons);
     co->reasons = NULL;
     co->n_reasons = 0;
+    co->n_awaited = 0;
+    co->rejoin_until_ms = 0;
     while (co->departed != NULL) {
         client_t *c = co->departed;
         co->departed = c->hh.next;
@@ -879,11 +970,19 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
         }
     }
 
-    if (co->n_reasons > 0) {
-        d->partial = true;
-        for (size_t i = 0; i < co->n_reasons; i++)
-            if ((rc = st_dump_add_warning(d, "%s", co->reasons[i])) < 0)
-                goto out;
+    for (size_t i = 0; i < co->n_reasons; i++) {
+        const reason_t *r = &co->reasons[i];
+        bool forgiven = false;
+        for (size_t k = 0; k < n_cl && r->left_pid != 0 && !forgiven; k++)
+            forgiven = cl[k]->pid == r->left_pid;
+        if (forgiven)
+            rc = st_dump_add_warning(d, "%s; it reconnected and answered on its new connection",
+                                     r->text);
+        else
+            rc = st_dump_add_warning(d, "%s", r->text);
+        if (rc < 0)
+            goto out;
+        d->partial |= !forgiven;
     }
     st_dump_sort(d);
     if ((rc = st_graph_annotate_dump(d)) < 0)
@@ -967,7 +1066,7 @@ static void finish(st_coord_t *co)
     HASH_ITER(hh, co->clients, c, tmp)
     {
         if (c->state == C_PENDING) {
-            add_reason(co, "pid %d (%s) did not answer within %d ms", c->pid, c->name,
+            add_reason(co, 0, "pid %d (%s) did not answer within %d ms", c->pid, c->name,
                        co->cfg.deadline_ms);
             c->state = C_IDLE;
         }
@@ -987,18 +1086,25 @@ static void finish(st_coord_t *co)
         co->cfg.on_dump(co->cfg.ud, d);
 }
 
+/* When the dump in progress can finish: at the deadline, or when nobody is asked and no
+ * departed process is still awaited (each only for its grace). */
+static uint64_t finish_at(const st_coord_t *co)
+{
+    if (co->pending > 0)
+        return co->deadline_ms;
+    return co->n_awaited > 0 ? co->rejoin_until_ms : 0;
+}
+
 int st_coord_run(st_coord_t *co, int timeout_ms)
 {
     if (co->active) {
-        uint64_t now = st_clock_ms();
-        int left = now >= co->deadline_ms ? 0 : (int)(co->deadline_ms - now);
-        if (co->pending == 0)
-            left = 0;
+        uint64_t now = st_clock_ms(), at = finish_at(co);
+        int left = now >= at ? 0 : (int)(at - now);
         if (timeout_ms < 0 || left < timeout_ms)
             timeout_ms = left;
     }
     int rc = st_server_run(co->srv, timeout_ms);
-    if (co->active && (co->pending == 0 || st_clock_ms() >= co->deadline_ms))
+    if (co->active && st_clock_ms() >= finish_at(co))
         finish(co);
     return rc;
 }

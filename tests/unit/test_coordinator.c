@@ -118,7 +118,7 @@ static void announce(st_client_t *c, unsigned type, uint64_t ino, const char *la
         st_client_flush(c, 100);
 }
 
-enum behaviour { B_NORMAL, B_CLAIM, B_HIDDEN, B_STALL, B_SUICIDE };
+enum behaviour { B_NORMAL, B_CLAIM, B_HIDDEN, B_REJOIN, B_STALL, B_SUICIDE };
 
 typedef struct fake {
     pid_t pid;
@@ -127,6 +127,23 @@ typedef struct fake {
 } fake_t;
 
 static enum behaviour g_behaviour;
+static int g_keep_fds[2]; /* a child's pipes to the test: B_REJOIN closes every other fd */
+
+/* Dump callback of a B_REJOIN child: at the first request it closes every fd it did not open,
+ * the client's socket among them, as some programs do, and answers nothing; the library
+ * reconnects, and the request the coordinator sends on the new connection is answered. */
+static int rejoin_dump(void *ud, uint64_t id, unsigned level, st_client_writer_t *w)
+{
+    static int requests;
+    if (requests++ == 0) {
+        for (int fd = 3; fd < 4096; fd++)
+            if (fd != g_keep_fds[0] && fd != g_keep_fds[1])
+                close(fd);
+        return 0;
+    }
+    (void)ud;
+    return st_client_default_dump(st_client_writer_client(w), id, level, w);
+}
 
 /* Dump callback of misbehaving children: writes some objects, then stalls or dies. */
 static int bad_dump(void *ud, uint64_t id, unsigned level, st_client_writer_t *w)
@@ -163,6 +180,8 @@ static fake_t spawn(unsigned n_clients, uint64_t base, uint64_t stride, unsigned
             if (fd != ready[1] && fd != quit[0])
                 close(fd);
         g_behaviour = b;
+        g_keep_fds[0] = ready[1];
+        g_keep_fds[1] = quit[0];
         if (b == B_HIDDEN) {
             /* a shared mapping the hooks never saw: only the /proc scan can find it */
             int mfd = memfd_create("hidden", MFD_CLOEXEC);
@@ -178,7 +197,9 @@ static fake_t spawn(unsigned n_clients, uint64_t base, uint64_t stride, unsigned
             st_client_config_t cfg = {.socket_path = g_sock,
                                       .queue_capacity = 1024,
                                       .registry_capacity = n_objs + 8,
-                                      .dump_cb = b >= B_STALL ? bad_dump : NULL};
+                                      .dump_cb = b >= B_STALL    ? bad_dump
+                                                 : b == B_REJOIN ? rejoin_dump
+                                                                 : NULL};
             if (st_client_start(&cfg, &cl[g]) < 0)
                 _exit(10);
         }
@@ -428,6 +449,43 @@ static void test_killed_mid_dump(void **state)
     close(k.ready_fd);
     assert_int_equal(waitpid(k.pid, &status, 0), k.pid);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_int_equal(finish(co, &a), 0);
+    st_coord_close(co);
+}
+
+/* A client whose connection is closed under it while it is asked (the program closed every fd)
+ * reconnects during the dump, is asked again, and answers: the dump is complete, not partial,
+ * and says what happened. */
+static void test_rejoin_mid_dump(void **state)
+{
+    (void)state;
+    st_coord_t *co = open_coord(5000);
+    fake_t a = spawn(1, 1, 0, 5, 5, B_NORMAL);
+    fake_t r = spawn(1, 300, 0, 5, 5, B_REJOIN);
+    wait_ready(co, &a, 10000);
+    wait_ready(co, &r, 10000);
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_false(d->partial);
+    assert_true(warned(d, "reconnected and answered on its new connection", r.pid));
+    assert_int_equal(d->n_procs, 2);
+    const st_process_dump_t *p = st_dump_find_process(d, r.pid);
+    assert_non_null(p);
+    for (uint64_t ino = 300; ino < 305; ino++) {
+        const st_edge_t *e = edge_of(p, ino);
+        assert_non_null(e);
+        const st_node_t *g = global_of(d, ino);
+        assert_non_null(g);
+        uint64_t size = 0;
+        assert_true(st_node_scalar(g, "size", &size));
+        assert_int_equal(size, resident_of(ino));
+    }
+    assert_int_equal(d->n_globals, 10);
+    /* the next dump is an ordinary one */
+    assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_false(d->partial);
+    assert_int_equal(d->n_warnings, 0);
+    assert_int_equal(finish(co, &r), 0);
     assert_int_equal(finish(co, &a), 0);
     st_coord_close(co);
 }
@@ -877,6 +935,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_scan_finds_unannounced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_mid_dump, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejoin_mid_dump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_refused, setup, teardown),
