@@ -151,13 +151,34 @@ static inline void leave(void)
  * the lock was held by a thread that does not exist here: then false, and the caller passes the
  * call through untracked, touching nothing (a vfork child shares our memory). The pid is only
  * checked when the lock is contended, so the common path costs no system call. */
-ST__HOT static bool hook_lock(void)
+ST__HOT static bool hook_lock_fast(void)
 {
-    if (st__reg_trylock(&reg))
+    if (st__reg_trylock_fast(&reg))
         return true;
     if (st__prim_getpid() != __atomic_load_n(&my_pid, __ATOMIC_RELAXED))
         return false;
-    st__reg_lock(&reg);
+    st__reg_lock_fast(&reg);
+    return true;
+}
+
+static void disable(const char *why);
+
+/* The fast table into the registry (registry.h): a fast path that falls back to the slow path,
+ * and every other hook, through hook_lock(). pre: locked */
+ST__HOT static void flush_fast(void)
+{
+    if (reg.n_fast != 0)
+        (void)st__reg_fast_flush(&reg);
+    if (reg.fast_lost != 0)
+        disable("tracking off: the registry is full");
+}
+
+/* hook_lock_fast() and the flush: every caller that is not a fast path sees the whole registry. */
+static bool hook_lock(void)
+{
+    if (!hook_lock_fast())
+        return false;
+    flush_fast();
     return true;
 }
 
@@ -167,6 +188,17 @@ static inline bool enter_locked(void)
     if (!enter())
         return false;
     if (hook_lock())
+        return true;
+    leave();
+    return false;
+}
+
+/* enter() and hook_lock_fast() together. */
+static inline bool enter_locked_fast(void)
+{
+    if (!enter())
+        return false;
+    if (hook_lock_fast())
         return true;
     leave();
     return false;
@@ -212,9 +244,11 @@ static void disable(const char *why)
         log_line(why);
 }
 
-static size_t page_round(size_t len)
+static size_t page_size; /* set by the constructor, before any hook tracks anything */
+
+ST__HOT static size_t page_round(size_t len)
 {
-    size_t page = st__prim_page_size();
+    size_t page = page_size != 0 ? page_size : st__prim_page_size();
     return (len + page - 1) & ~(page - 1);
 }
 
@@ -512,6 +546,23 @@ ST__HOT static void *hook_mmap(void *addr, size_t len, int prot, int flags, int 
         return st__prim_mmap(addr, len, prot, flags, fd, off);
     if (type == MAP_PRIVATE && !st__reg_may_overlap(&reg, (uintptr_t)addr, len))
         return st__prim_mmap(addr, len, prot, flags, fd, off);
+    /* A writable shared mapping of a memfd in the fast table may stay there (registry.h). The
+     * fast path leaves errno alone (the raw call sets it only on failure) and so never reads it:
+     * glibc's errno is one call into another page of libc. */
+    if (type != MAP_PRIVATE && !(flags & MAP_ANONYMOUS) && (prot & PROT_WRITE) &&
+        st__reg_fast_has_fd(&reg, fd) && enter_locked_fast()) {
+        void *p = st__prim_mmap(addr, len, prot, flags, fd, off);
+        if (p != MAP_FAILED &&
+            st__reg_fast_map(&reg, fd, (uintptr_t)p, page_round(len), (uint64_t)off) != 0) {
+            int saved = errno;
+            flush_fast();
+            track_shared(p, len, prot, flags, fd, off);
+            errno = saved;
+        }
+        st__reg_unlock(&reg);
+        leave();
+        return p;
+    }
     if (!enter_locked())
         return st__prim_mmap(addr, len, prot, flags, fd, off);
     int saved = errno;
@@ -541,9 +592,20 @@ ST_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off6
 
 ST__HOT ST_EXPORT int munmap(void *addr, size_t len)
 {
-    if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter_locked())
+    if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter_locked_fast())
         return st__prim_munmap(addr, len);
+    /* exactly a fast slot's mapping: the slot forgets it (errno untouched, as in mmap) */
+    int slot = st__reg_fast_mapping(&reg, (uintptr_t)addr, page_round(len));
+    if (slot >= 0) {
+        int rc = st__prim_munmap(addr, len);
+        if (rc == 0)
+            st__reg_fast_unmapped(&reg, slot);
+        st__reg_unlock(&reg);
+        leave();
+        return rc;
+    }
     int saved = errno;
+    flush_fast(); /* anything else: the slow path */
     int rc = st__prim_munmap(addr, len);
     int err = errno;
     if (rc == 0)
@@ -629,20 +691,27 @@ ST__HOT ST_EXPORT int memfd_create(const char *name, unsigned int flags)
     int fd = st__prim_memfd_create(name, flags);
     if (fd < 0 || !enter())
         return fd;
-    int saved = errno;
-    if (hook_lock()) {
+    if (hook_lock_fast()) {
         uint8_t kind = (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD;
         uint64_t ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-        st__obj_t *obj = NULL;
-        if (st__reg_add_fd_pending(&reg, kind, fd, ts_ns, &obj) != 0) {
-            disable("tracking off: the registry is full");
-        } else {
-            obj->b = name_hash(name);
-            new_object(obj, true);
+        uint64_t hash = name_hash(name);
+        int32_t imp = default_importance;
+        uint8_t oflags = ST__OBJ_CREATOR | (imp != ST__IMPORTANCE_NONE ? ST__OBJ_CLAIMED : 0);
+        /* the fast table (registry.h); the slow path when the number is already there */
+        if (st__reg_fast_add(&reg, fd, kind, ts_ns, hash, oflags, imp) != 0) {
+            st__obj_t *obj = NULL;
+            int saved = errno;
+            flush_fast();
+            if (st__reg_add_fd_pending(&reg, kind, fd, ts_ns, &obj) != 0) {
+                disable("tracking off: the registry is full");
+            } else {
+                obj->b = hash;
+                new_object(obj, true);
+            }
+            errno = saved;
         }
         st__reg_unlock(&reg);
     }
-    errno = saved;
     leave();
     return fd;
 }
@@ -681,8 +750,9 @@ ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
 ST__HOT static int hook_ftruncate(int fd, off_t len)
 {
     int rc = st__prim_ftruncate(fd, len);
-    /* an FDPEND object needs no size: its resolution reads it with fstat */
-    if (rc != 0 || !active() || !st__reg_fd_keyed_maybe(&reg, fd) || !enter_locked())
+    /* an FDPEND object (or a fast slot) needs no size: its resolution reads it with fstat */
+    if (rc != 0 || !active() || st__reg_fast_has_fd(&reg, fd) ||
+        !st__reg_fd_keyed_maybe(&reg, fd) || !enter_locked())
         return rc;
     int saved = errno;
     st__obj_t *obj = st__reg_fd_object(&reg, fd);
@@ -734,11 +804,22 @@ ST__HOT static void before_close(int fd)
  * while it holds the registry lock; any other fd goes to libc's close. */
 ST__HOT ST_EXPORT int close(int fd)
 {
-    if (!st__reg_fd_maybe(&reg, fd) || !enter_locked()) {
+    if (!st__reg_fd_maybe(&reg, fd) || !enter_locked_fast()) {
         close_fn real = NEXT(real_close, "close");
         return real != NULL ? real(fd) : st__prim_close_call(fd);
     }
+    int slot = st__reg_fast_fd_slot(&reg, fd);
+    if (slot >= 0 && !st__reg_fast_mapped(&reg, slot)) {
+        /* a fast slot nothing maps: the memfd dies with its fd, unseen (as an FDPEND object);
+         * errno untouched, as in mmap */
+        int rc = st__prim_close_call(fd);
+        st__reg_fast_drop(&reg, slot); /* Linux releases the number whatever close returns */
+        st__reg_unlock(&reg);
+        leave();
+        return rc;
+    }
     int saved = errno;
+    flush_fast();
     before_close(fd);
     errno = saved;
     int rc = st__prim_close_call(fd);
@@ -753,10 +834,15 @@ ST__HOT ST_EXPORT int close(int fd)
 /* Whether a tracked fd lies in [first, last]. Lock-free. */
 static bool tracked_in(unsigned first, unsigned last)
 {
+    for (int i = 0; i < ST__REG_FAST; i++) {
+        int32_t fd1 = __atomic_load_n(&reg.fast_fd1[i], __ATOMIC_ACQUIRE);
+        if (fd1 != 0 && (unsigned)(fd1 - 1) >= first && (unsigned)(fd1 - 1) <= last)
+            return true;
+    }
     if (last >= reg.max_fds)
         last = reg.max_fds - 1;
     for (unsigned fd = first; fd <= last && fd < reg.max_fds; fd++)
-        if (st__reg_fd_maybe(&reg, (int)fd))
+        if (st__reg_fd_indexed(&reg, (int)fd))
             return true;
     return false;
 }
@@ -766,7 +852,7 @@ static void close_span(unsigned first, unsigned last, bool after)
     if (last >= reg.max_fds)
         last = reg.max_fds - 1;
     for (unsigned fd = first; fd <= last && fd < reg.max_fds; fd++) {
-        if (!st__reg_fd_maybe(&reg, (int)fd))
+        if (!st__reg_fd_indexed(&reg, (int)fd))
             continue;
         if (after)
             st__reg_close_fd(&reg, (int)fd);
@@ -1438,7 +1524,9 @@ static int spawn(spawn_fn real, pid_t *pid, const char *path, const posix_spawn_
 {
     if (real == NULL)
         return ENOSYS;
-    if (__atomic_load_n(&reg.n_fdpend, __ATOMIC_RELAXED) != 0 && enter_locked()) {
+    if ((__atomic_load_n(&reg.n_fdpend, __ATOMIC_RELAXED) != 0 ||
+         __atomic_load_n(&reg.n_fast, __ATOMIC_RELAXED) != 0) &&
+        enter_locked()) {
         /* the child inherits fds: the objects created through them are announced first */
         st__reg_resolve_all(&reg);
         st__reg_unlock(&reg);
@@ -1765,6 +1853,7 @@ __attribute__((constructor)) static void shmtrack_init(void)
 {
     st__in_hook = 1;
     default_importance = ST__IMPORTANCE_NONE;
+    page_size = st__prim_page_size();
     /* Everything that needs the dynamic linker happens here, once, disabled or not: the
      * pass-through hooks need the next definitions too. */
     NEXT(real_shm_open, "shm_open");

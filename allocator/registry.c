@@ -87,6 +87,8 @@ int st__reg_init(st__reg_t *reg, uint32_t max_objs, uint32_t max_ranges)
     reg->max_strings = max_strings;
     reg->lo = UINTPTR_MAX;
     reg->hi = 0;
+    reg->fast_lo = UINTPTR_MAX;
+    reg->fast_hi = 0;
     reg->lock = 0;
     return 0;
 }
@@ -109,7 +111,7 @@ static void futex(int *word, int op, int val)
     errno = saved;
 }
 
-ST__HOT void st__reg_lock(st__reg_t *reg)
+ST__HOT void st__reg_lock_fast(st__reg_t *reg)
 {
     int c = 0;
     if (__atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
@@ -122,11 +124,27 @@ ST__HOT void st__reg_lock(st__reg_t *reg)
     }
 }
 
-ST__HOT bool st__reg_trylock(st__reg_t *reg)
+ST__HOT bool st__reg_trylock_fast(st__reg_t *reg)
 {
     int c = 0;
     return __atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE,
                                        __ATOMIC_RELAXED);
+}
+
+void st__reg_lock(st__reg_t *reg)
+{
+    st__reg_lock_fast(reg);
+    if (reg->n_fast != 0)
+        (void)st__reg_fast_flush(reg);
+}
+
+bool st__reg_trylock(st__reg_t *reg)
+{
+    if (!st__reg_trylock_fast(reg))
+        return false;
+    if (reg->n_fast != 0)
+        (void)st__reg_fast_flush(reg);
+    return true;
 }
 
 ST__HOT void st__reg_unlock(st__reg_t *reg)
@@ -156,7 +174,9 @@ ST__HOT bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t l
 {
     uintptr_t lo = __atomic_load_n(&reg->lo, __ATOMIC_RELAXED);
     uintptr_t hi = __atomic_load_n(&reg->hi, __ATOMIC_RELAXED);
-    return start < hi && start + len > lo;
+    uintptr_t flo = __atomic_load_n(&reg->fast_lo, __ATOMIC_RELAXED);
+    uintptr_t fhi = __atomic_load_n(&reg->fast_hi, __ATOMIC_RELAXED);
+    return (start < hi && start + len > lo) || (start < fhi && start + len > flo);
 }
 
 ST__HOT static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
@@ -483,6 +503,12 @@ ST__HOT static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
     return lo;
 }
 
+ST__HOT static bool reg_overlaps(const st__reg_t *reg, uintptr_t start, uintptr_t end)
+{
+    uint32_t pos = lower_bound(reg, start);
+    return pos < reg->n_sorted && reg->ranges[reg->sorted[pos]].start < end;
+}
+
 ST__HOT static int range_alloc(st__reg_t *reg, uint32_t *out)
 {
     if (reg->free_range != 0) {
@@ -709,10 +735,17 @@ ST__HOT st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
     return o;
 }
 
-ST__HOT bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
+ST__HOT bool st__reg_fd_indexed(const st__reg_t *reg, int fd)
 {
     return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
            __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
+}
+
+/* The fast table first: a flush indexes an fd before it clears its slot (release), so a reader
+ * that finds the slot empty (acquire) finds the index entry. */
+ST__HOT bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
+{
+    return st__reg_fast_has_fd(reg, fd) || st__reg_fd_indexed(reg, fd);
 }
 
 ST__HOT bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
@@ -845,6 +878,177 @@ void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj)
     st__reg_remove(reg, obj);
 }
 
+/* ---- fast table (registry.h) ------------------------------------------------------------------ */
+
+ST__HOT bool st__reg_fast_has_fd(const st__reg_t *reg, int fd)
+{
+    int32_t want = fd + 1;
+    bool hit = false;
+    for (int i = 0; i < ST__REG_FAST; i++)
+        hit |= __atomic_load_n(&reg->fast_fd1[i], __ATOMIC_ACQUIRE) == want;
+    return hit && fd >= 0;
+}
+
+ST__HOT int st__reg_fast_fd_slot(const st__reg_t *reg, int fd)
+{
+    for (int i = 0; i < ST__REG_FAST; i++)
+        if (reg->fast_fd1[i] == fd + 1 && fd >= 0)
+            return i;
+    return -1;
+}
+
+ST__HOT static void fast_bounds(st__reg_t *reg)
+{
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < ST__REG_FAST; i++) {
+        const st__reg_fast_t *e = &reg->fast[i];
+        if (reg->fast_fd1[i] == 0 || e->len == 0)
+            continue;
+        if (e->start < lo)
+            lo = e->start;
+        if (e->start + e->len > hi)
+            hi = e->start + e->len;
+    }
+    __atomic_store_n(&reg->fast_lo, lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&reg->fast_hi, hi, __ATOMIC_RELAXED);
+}
+
+/* One slot as the slow path would have recorded it: an FDPEND object (st__reg_add_fd_pending, as
+ * memfd_create does) and its mapping as a pending object whose hint it is (as mmap does). */
+static int fast_flush_one(st__reg_t *reg, int fd, const st__reg_fast_t *e)
+{
+    uint32_t need = e->len != 0 ? 2 : 1;
+    if (reg->max_objs - reg->n_objs < need || reg->max_ranges - reg->n_ranges < need - 1) {
+        st__reg_resolve_all(reg); /* merges pending objects, as a full registry does in the hooks */
+        if (reg->max_objs - reg->n_objs < need || reg->max_ranges - reg->n_ranges < need - 1)
+            return -ENOSPC;
+    }
+    st__obj_t *o = NULL, *p = NULL;
+    if (st__reg_add_fd_pending(reg, e->kind, fd, e->ts, &o) != 0)
+        return -ENOSPC;
+    o->b = e->name_hash;
+    o->flags |= e->flags;
+    o->importance = e->importance;
+    if (e->len == 0)
+        return 0;
+    if (st__reg_add_pending(reg, e->kind, o, &p) != 0)
+        return -ENOSPC;
+    p->fd = fd;
+    p->size = 0; /* an fd's object: its size is read at resolution */
+    return st__reg_map(reg, p, e->start, e->len, e->off);
+}
+
+int st__reg_fast_flush(st__reg_t *reg)
+{
+    int rc = 0;
+    for (int i = 0; i < ST__REG_FAST && reg->n_fast != 0; i++) {
+        int32_t fd1 = reg->fast_fd1[i];
+        if (fd1 == 0)
+            continue;
+        if (fast_flush_one(reg, fd1 - 1, &reg->fast[i]) != 0) {
+            reg->fast_lost++;
+            rc = -ENOSPC;
+        }
+        reg->fast[i].len = 0;
+        reg->n_fast--;
+        __atomic_store_n(&reg->fast_fd1[i], 0, __ATOMIC_RELEASE); /* after the fd index entry */
+    }
+    __atomic_store_n(&reg->fast_lo, UINTPTR_MAX, __ATOMIC_RELAXED);
+    __atomic_store_n(&reg->fast_hi, 0, __ATOMIC_RELAXED);
+    return rc;
+}
+
+ST__HOT int st__reg_fast_add(st__reg_t *reg, int fd, uint8_t kind, uint64_t ts, uint64_t name_hash,
+                             uint8_t flags, int32_t importance)
+{
+    int slot = -1;
+    for (int i = 0; i < ST__REG_FAST; i++) {
+        if (reg->fast_fd1[i] == fd + 1) {
+            /* its fd was closed behind our back: the slow path knows what to do with it */
+            int rc = st__reg_fast_flush(reg);
+            return rc != 0 ? rc : -EEXIST;
+        }
+        if (reg->fast_fd1[i] == 0 && slot < 0)
+            slot = i;
+    }
+    if (slot < 0) {
+        int rc = st__reg_fast_flush(reg);
+        if (rc != 0)
+            return rc;
+        slot = 0;
+    }
+    st__reg_fast_t *e = &reg->fast[slot];
+    e->ts = ts;
+    e->name_hash = name_hash;
+    e->len = 0;
+    e->importance = importance;
+    e->kind = kind;
+    e->flags = flags;
+    reg->n_fast++;
+    __atomic_store_n(&reg->fast_fd1[slot], fd + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Whether a registry range intersects [start, end). */
+ST__HOT static bool reg_overlaps(const st__reg_t *reg, uintptr_t start, uintptr_t end);
+
+ST__HOT int st__reg_fast_map(st__reg_t *reg, int fd, uintptr_t start, size_t len, uint64_t off)
+{
+    int slot = st__reg_fast_fd_slot(reg, fd);
+    uintptr_t end = start + len;
+    if (slot < 0 || reg->fast[slot].len != 0 || len == 0 || end < start)
+        return -1;
+    if (start < reg->fast_hi && end > reg->fast_lo) {
+        for (int i = 0; i < ST__REG_FAST; i++) {
+            const st__reg_fast_t *e = &reg->fast[i];
+            if (reg->fast_fd1[i] != 0 && e->len != 0 && start < e->start + e->len && end > e->start)
+                return -1;
+        }
+    }
+    if (start < reg->hi && end > reg->lo && reg_overlaps(reg, start, end))
+        return -1;
+    st__reg_fast_t *e = &reg->fast[slot];
+    e->start = start;
+    e->len = len;
+    e->off = off;
+    if (start < reg->fast_lo)
+        __atomic_store_n(&reg->fast_lo, start, __ATOMIC_RELAXED);
+    if (end > reg->fast_hi)
+        __atomic_store_n(&reg->fast_hi, end, __ATOMIC_RELAXED);
+    return 0;
+}
+
+ST__HOT int st__reg_fast_mapping(const st__reg_t *reg, uintptr_t start, size_t len)
+{
+    for (int i = 0; i < ST__REG_FAST; i++) {
+        const st__reg_fast_t *e = &reg->fast[i];
+        if (reg->fast_fd1[i] != 0 && e->start == start && e->len == len && len != 0)
+            return i;
+    }
+    return -1;
+}
+
+ST__HOT void st__reg_fast_unmapped(st__reg_t *reg, int slot)
+{
+    reg->fast[slot].len = 0;
+    fast_bounds(reg);
+}
+
+ST__HOT bool st__reg_fast_mapped(const st__reg_t *reg, int slot)
+{
+    return reg->fast[slot].len != 0;
+}
+
+ST__HOT void st__reg_fast_drop(st__reg_t *reg, int slot)
+{
+    bool mapped = reg->fast[slot].len != 0;
+    reg->fast[slot].len = 0;
+    reg->n_fast--;
+    __atomic_store_n(&reg->fast_fd1[slot], 0, __ATOMIC_RELEASE);
+    if (mapped)
+        fast_bounds(reg);
+}
+
 /* ---- fork ------------------------------------------------------------------------------------ */
 
 void st__reg_fork_child(st__reg_t *reg, bool consistent)
@@ -866,6 +1070,7 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent)
             /* No arena: an empty registry that can hold nothing (st__reg_get says -ENOSPC). */
             memset(reg, 0, sizeof(*reg));
             reg->lo = UINTPTR_MAX;
+            reg->fast_lo = UINTPTR_MAX;
             reg->n_buckets = 1;
             reg->buckets = &reg->free_obj; /* a single empty bucket that stays 0 */
         }
@@ -875,6 +1080,7 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent)
         reg->resolver_ctx = resolver_ctx;
         return;
     }
+    (void)st__reg_fast_flush(reg); /* empty: the parent flushed when it took the lock */
     for (uint32_t i = 0; i < reg->obj_hi; i++) {
         st__obj_t *o = &reg->objs[i];
         if (!o->used)
