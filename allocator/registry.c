@@ -124,13 +124,6 @@ ST__HOT void st__reg_lock_fast(st__reg_t *reg)
     }
 }
 
-ST__HOT bool st__reg_trylock_fast(st__reg_t *reg)
-{
-    int c = 0;
-    return __atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE,
-                                       __ATOMIC_RELAXED);
-}
-
 void st__reg_lock(st__reg_t *reg)
 {
     st__reg_lock_fast(reg);
@@ -147,12 +140,10 @@ bool st__reg_trylock(st__reg_t *reg)
     return true;
 }
 
-ST__HOT void st__reg_unlock(st__reg_t *reg)
+void st__reg_unlock_wake(st__reg_t *reg)
 {
-    if (__atomic_fetch_sub(&reg->lock, 1, __ATOMIC_RELEASE) != 1) {
-        __atomic_store_n(&reg->lock, 0, __ATOMIC_RELEASE);
-        futex(&reg->lock, FUTEX_WAKE_PRIVATE, 1);
-    }
+    __atomic_store_n(&reg->lock, 0, __ATOMIC_RELEASE);
+    futex(&reg->lock, FUTEX_WAKE_PRIVATE, 1);
 }
 
 void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx)
@@ -169,15 +160,6 @@ ST__HOT static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_
 }
 
 /* ---- bounds ---------------------------------------------------------------------------------- */
-
-ST__HOT bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len)
-{
-    uintptr_t lo = __atomic_load_n(&reg->lo, __ATOMIC_RELAXED);
-    uintptr_t hi = __atomic_load_n(&reg->hi, __ATOMIC_RELAXED);
-    uintptr_t flo = __atomic_load_n(&reg->fast_lo, __ATOMIC_RELAXED);
-    uintptr_t fhi = __atomic_load_n(&reg->fast_hi, __ATOMIC_RELAXED);
-    return (start < hi && start + len > lo) || (start < fhi && start + len > flo);
-}
 
 ST__HOT static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
 {
@@ -503,7 +485,7 @@ ST__HOT static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
     return lo;
 }
 
-ST__HOT static bool reg_overlaps(const st__reg_t *reg, uintptr_t start, uintptr_t end)
+bool st__reg_overlaps(const st__reg_t *reg, uintptr_t start, uintptr_t end)
 {
     uint32_t pos = lower_bound(reg, start);
     return pos < reg->n_sorted && reg->ranges[reg->sorted[pos]].start < end;
@@ -735,20 +717,7 @@ ST__HOT st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
     return o;
 }
 
-ST__HOT bool st__reg_fd_indexed(const st__reg_t *reg, int fd)
-{
-    return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
-           __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
-}
-
-/* The fast table first: a flush indexes an fd before it clears its slot (release), so a reader
- * that finds the slot empty (acquire) finds the index entry. */
-ST__HOT bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
-{
-    return st__reg_fast_has_fd(reg, fd) || st__reg_fd_indexed(reg, fd);
-}
-
-ST__HOT bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
+ST__FAST bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
 {
     if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index == NULL)
         return false;
@@ -878,26 +847,10 @@ void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj)
     st__reg_remove(reg, obj);
 }
 
-/* ---- fast table (registry.h) ------------------------------------------------------------------ */
+/* ---- fast table (registry.h) ------------------------------------------------------------------
+ */
 
-ST__HOT bool st__reg_fast_has_fd(const st__reg_t *reg, int fd)
-{
-    int32_t want = fd + 1;
-    bool hit = false;
-    for (int i = 0; i < ST__REG_FAST; i++)
-        hit |= __atomic_load_n(&reg->fast_fd1[i], __ATOMIC_ACQUIRE) == want;
-    return hit && fd >= 0;
-}
-
-ST__HOT int st__reg_fast_fd_slot(const st__reg_t *reg, int fd)
-{
-    for (int i = 0; i < ST__REG_FAST; i++)
-        if (reg->fast_fd1[i] == fd + 1 && fd >= 0)
-            return i;
-    return -1;
-}
-
-ST__HOT static void fast_bounds(st__reg_t *reg)
+void st__reg_fast_bounds(st__reg_t *reg)
 {
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (int i = 0; i < ST__REG_FAST; i++) {
@@ -956,97 +909,6 @@ int st__reg_fast_flush(st__reg_t *reg)
     __atomic_store_n(&reg->fast_lo, UINTPTR_MAX, __ATOMIC_RELAXED);
     __atomic_store_n(&reg->fast_hi, 0, __ATOMIC_RELAXED);
     return rc;
-}
-
-ST__HOT int st__reg_fast_add(st__reg_t *reg, int fd, uint8_t kind, uint64_t ts, uint64_t name_hash,
-                             uint8_t flags, int32_t importance)
-{
-    int slot = -1;
-    for (int i = 0; i < ST__REG_FAST; i++) {
-        if (reg->fast_fd1[i] == fd + 1) {
-            /* its fd was closed behind our back: the slow path knows what to do with it */
-            int rc = st__reg_fast_flush(reg);
-            return rc != 0 ? rc : -EEXIST;
-        }
-        if (reg->fast_fd1[i] == 0 && slot < 0)
-            slot = i;
-    }
-    if (slot < 0) {
-        int rc = st__reg_fast_flush(reg);
-        if (rc != 0)
-            return rc;
-        slot = 0;
-    }
-    st__reg_fast_t *e = &reg->fast[slot];
-    e->ts = ts;
-    e->name_hash = name_hash;
-    e->len = 0;
-    e->importance = importance;
-    e->kind = kind;
-    e->flags = flags;
-    reg->n_fast++;
-    __atomic_store_n(&reg->fast_fd1[slot], fd + 1, __ATOMIC_RELEASE);
-    return 0;
-}
-
-/* Whether a registry range intersects [start, end). */
-ST__HOT static bool reg_overlaps(const st__reg_t *reg, uintptr_t start, uintptr_t end);
-
-ST__HOT int st__reg_fast_map(st__reg_t *reg, int fd, uintptr_t start, size_t len, uint64_t off)
-{
-    int slot = st__reg_fast_fd_slot(reg, fd);
-    uintptr_t end = start + len;
-    if (slot < 0 || reg->fast[slot].len != 0 || len == 0 || end < start)
-        return -1;
-    if (start < reg->fast_hi && end > reg->fast_lo) {
-        for (int i = 0; i < ST__REG_FAST; i++) {
-            const st__reg_fast_t *e = &reg->fast[i];
-            if (reg->fast_fd1[i] != 0 && e->len != 0 && start < e->start + e->len && end > e->start)
-                return -1;
-        }
-    }
-    if (start < reg->hi && end > reg->lo && reg_overlaps(reg, start, end))
-        return -1;
-    st__reg_fast_t *e = &reg->fast[slot];
-    e->start = start;
-    e->len = len;
-    e->off = off;
-    if (start < reg->fast_lo)
-        __atomic_store_n(&reg->fast_lo, start, __ATOMIC_RELAXED);
-    if (end > reg->fast_hi)
-        __atomic_store_n(&reg->fast_hi, end, __ATOMIC_RELAXED);
-    return 0;
-}
-
-ST__HOT int st__reg_fast_mapping(const st__reg_t *reg, uintptr_t start, size_t len)
-{
-    for (int i = 0; i < ST__REG_FAST; i++) {
-        const st__reg_fast_t *e = &reg->fast[i];
-        if (reg->fast_fd1[i] != 0 && e->start == start && e->len == len && len != 0)
-            return i;
-    }
-    return -1;
-}
-
-ST__HOT void st__reg_fast_unmapped(st__reg_t *reg, int slot)
-{
-    reg->fast[slot].len = 0;
-    fast_bounds(reg);
-}
-
-ST__HOT bool st__reg_fast_mapped(const st__reg_t *reg, int slot)
-{
-    return reg->fast[slot].len != 0;
-}
-
-ST__HOT void st__reg_fast_drop(st__reg_t *reg, int slot)
-{
-    bool mapped = reg->fast[slot].len != 0;
-    reg->fast[slot].len = 0;
-    reg->n_fast--;
-    __atomic_store_n(&reg->fast_fd1[slot], 0, __ATOMIC_RELEASE);
-    if (mapped)
-        fast_bounds(reg);
 }
 
 /* ---- fork ------------------------------------------------------------------------------------ */

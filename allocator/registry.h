@@ -15,13 +15,14 @@
  * calls malloc, stdio or the dynamic linker, so the hooks can use it anywhere, and tests link it
  * directly without LD_PRELOAD. One lock guards it (a futex word); st__reg_fork_child() makes it
  * usable in a fork child whatever state the lock was in. A small fast table in front of it serves
- * the short-lived memfd pattern (see "fast table"). Callers take the lock (st__reg_lock) around every call
- * marked "pre: locked"; st__reg_may_overlap() alone is lock-free, so that munmap of private
- * memory costs two atomic loads.
+ * the short-lived memfd pattern (see "fast table"). Callers take the lock (st__reg_lock) around
+ * every call marked "pre: locked"; st__reg_may_overlap() alone is lock-free, so that munmap of
+ * private memory costs two atomic loads.
  */
 #ifndef SHMTRACK_ALLOCATOR_REGISTRY_H
 #define SHMTRACK_ALLOCATOR_REGISTRY_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -96,8 +97,8 @@ typedef struct st__reg_fast {
 
 typedef struct st__reg {
     /* The first cache line is all the fast paths and the lock-free checks read. */
-    int lock;                       /* 0 free, 1 held, 2 held with waiters (a futex: see registry.c) */
-    uint32_t n_fast;                /* used slots of the fast table */
+    int lock;        /* 0 free, 1 held, 2 held with waiters (a futex: see registry.c) */
+    uint32_t n_fast; /* used slots of the fast table */
     int32_t fast_fd1[ST__REG_FAST]; /* fd + 1 of each fast slot, 0 when free */
     /* lock-free bounds of all ranges for st__reg_may_overlap: the registry's, the fast table's */
     uintptr_t lo, hi;
@@ -133,10 +134,10 @@ void st__reg_destroy(st__reg_t *reg);
  * caller sees the whole registry and never the fast table. */
 void st__reg_lock(st__reg_t *reg);
 bool st__reg_trylock(st__reg_t *reg);
-void st__reg_unlock(st__reg_t *reg);
+static inline void st__reg_unlock(st__reg_t *reg);
 /* The same without the flush: for the fast paths only (see "fast table"). */
 void st__reg_lock_fast(st__reg_t *reg);
-bool st__reg_trylock_fast(st__reg_t *reg);
+static inline bool st__reg_trylock_fast(st__reg_t *reg);
 
 /* In a fork child: a fresh lock, every object held as inherited and not created here. When
  * consistent is false (the parent could not take the lock before forking), the contents may be
@@ -145,7 +146,7 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent);
 
 /* Whether [start, start+len) may intersect a tracked range (the registry's or a fast slot's
  * mapping). Lock-free, may say yes wrongly. */
-bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len);
+static inline bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len);
 
 /* The object with this key, or NULL. pre: locked */
 st__obj_t *st__reg_find(st__reg_t *reg, const st__key_t *key);
@@ -243,9 +244,9 @@ st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd);
 
 /* Whether fd may have been recorded with st__reg_set_fd or is in the fast table. Lock-free
  * (relaxed loads), may say yes wrongly; no means no. */
-bool st__reg_fd_maybe(const st__reg_t *reg, int fd);
+static inline bool st__reg_fd_maybe(const st__reg_t *reg, int fd);
 /* The same for the fd index alone (st__reg_set_fd), without the fast table. */
-bool st__reg_fd_indexed(const st__reg_t *reg, int fd);
+static inline bool st__reg_fd_indexed(const st__reg_t *reg, int fd);
 /* The same for an object with a key (not FDPEND, not in the fast table): a relaxed load. */
 bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd);
 
@@ -287,10 +288,10 @@ void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj);
  * take the lock with st__reg_lock_fast:
  *
  *   st__reg_fast_add     memfd_create's fd (the table full: flushed first)
- *   st__reg_fast_map     a writable shared mmap of a slot's fd, when the slot has no mapping yet and
- *                        no tracked range overlaps the new one
- *   st__reg_fast_mapping + st__reg_fast_unmapped   munmap of exactly a slot's mapping
- *   st__reg_fast_fd_slot + st__reg_fast_drop       close of a slot's fd that is not mapped
+ *   st__reg_fast_map     a writable shared mmap of a slot's fd, when the slot has no mapping yet
+ * and no tracked range overlaps the new one st__reg_fast_mapping + st__reg_fast_unmapped   munmap
+ * of exactly a slot's mapping st__reg_fast_fd_slot + st__reg_fast_drop       close of a slot's fd
+ * that is not mapped
  *
  * Anything else (partial munmap, mremap, MAP_FIXED over a slot's mapping, a second mapping, dup,
  * SCM_RIGHTS, close while mapped, fork, spawn, a dump, the API, a reused fd number) first flushes
@@ -309,23 +310,178 @@ int st__reg_fast_flush(st__reg_t *reg);
  * -EEXIST when a slot already holds that number (its fd was closed behind our back): the table is
  * then flushed and the caller takes the slow path. -ENOSPC when a flush made for room failed.
  * pre: locked */
-int st__reg_fast_add(st__reg_t *reg, int fd, uint8_t kind, uint64_t ts, uint64_t name_hash,
-                     uint8_t flags, int32_t importance);
-/* Whether fd is in the fast table. Lock-free; may say yes wrongly when another thread changes it. */
-bool st__reg_fast_has_fd(const st__reg_t *reg, int fd);
+static inline int st__reg_fast_add(st__reg_t *reg, int fd, uint8_t kind, uint64_t ts,
+                                   uint64_t name_hash, uint8_t flags, int32_t importance);
+/* Whether fd is in the fast table. Lock-free; may say yes wrongly when another thread changes it.
+ */
+static inline bool st__reg_fast_has_fd(const st__reg_t *reg, int fd);
 /* The slot holding fd, or -1. pre: locked */
-int st__reg_fast_fd_slot(const st__reg_t *reg, int fd);
+static inline int st__reg_fast_fd_slot(const st__reg_t *reg, int fd);
 /* Records [start, start+len) at object offset off as the mapping of fd's slot: 0, or -1 when the
  * fast path does not apply (no slot, already mapped, an overlap): nothing changed. pre: locked */
-int st__reg_fast_map(st__reg_t *reg, int fd, uintptr_t start, size_t len, uint64_t off);
+static inline int st__reg_fast_map(st__reg_t *reg, int fd, uintptr_t start, size_t len,
+                                   uint64_t off);
 /* The slot whose mapping is exactly [start, start+len), or -1. pre: locked */
-int st__reg_fast_mapping(const st__reg_t *reg, uintptr_t start, size_t len);
+static inline int st__reg_fast_mapping(const st__reg_t *reg, uintptr_t start, size_t len);
 /* The slot's mapping went away (munmap). pre: locked */
-void st__reg_fast_unmapped(st__reg_t *reg, int slot);
+static inline void st__reg_fast_unmapped(st__reg_t *reg, int slot);
 /* Whether the slot has a mapping. pre: locked */
-bool st__reg_fast_mapped(const st__reg_t *reg, int slot);
+static inline bool st__reg_fast_mapped(const st__reg_t *reg, int slot);
 /* Forgets the slot (its fd was closed while not mapped: the memfd died unseen). pre: locked */
-void st__reg_fast_drop(st__reg_t *reg, int slot);
+static inline void st__reg_fast_drop(st__reg_t *reg, int slot);
+
+/* ---- inline definitions (the fast paths and the lock-free checks) --------------------------- */
+
+void st__reg_unlock_wake(st__reg_t *reg); /* the lock had waiters */
+/* Whether a registry range intersects [start, end). pre: locked */
+bool st__reg_overlaps(const st__reg_t *reg, uintptr_t start, uintptr_t end);
+/* fast_lo, fast_hi from the slots' mappings. pre: locked */
+void st__reg_fast_bounds(st__reg_t *reg);
+
+static inline bool st__reg_trylock_fast(st__reg_t *reg)
+{
+    int c = 0;
+    return __atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
+}
+
+static inline void st__reg_unlock(st__reg_t *reg)
+{
+    if (__atomic_fetch_sub(&reg->lock, 1, __ATOMIC_RELEASE) != 1)
+        st__reg_unlock_wake(reg);
+}
+
+static inline bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len)
+{
+    uintptr_t lo = __atomic_load_n(&reg->lo, __ATOMIC_RELAXED);
+    uintptr_t hi = __atomic_load_n(&reg->hi, __ATOMIC_RELAXED);
+    uintptr_t flo = __atomic_load_n(&reg->fast_lo, __ATOMIC_RELAXED);
+    uintptr_t fhi = __atomic_load_n(&reg->fast_hi, __ATOMIC_RELAXED);
+    return (start < hi && start + len > lo) || (start < fhi && start + len > flo);
+}
+
+static inline int st__reg_fast_fd_slot(const st__reg_t *reg, int fd)
+{
+    if (fd < 0)
+        return -1;
+    for (int i = 0; i < ST__REG_FAST; i++)
+        if (__atomic_load_n(&reg->fast_fd1[i], __ATOMIC_ACQUIRE) == fd + 1)
+            return i;
+    return -1;
+}
+
+static inline bool st__reg_fast_has_fd(const st__reg_t *reg, int fd)
+{
+    return st__reg_fast_fd_slot(reg, fd) >= 0;
+}
+
+static inline bool st__reg_fd_indexed(const st__reg_t *reg, int fd)
+{
+    return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
+           __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
+}
+
+/* The fast table first: a flush indexes an fd before it clears its slot (release), so a reader
+ * that finds the slot empty (acquire) finds the index entry. */
+static inline bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
+{
+    return st__reg_fast_has_fd(reg, fd) || st__reg_fd_indexed(reg, fd);
+}
+
+static inline int st__reg_fast_mapping(const st__reg_t *reg, uintptr_t start, size_t len)
+{
+    for (int i = 0; i < ST__REG_FAST; i++)
+        if (reg->fast[i].start == start && reg->fast[i].len == len && len != 0 &&
+            reg->fast_fd1[i] != 0)
+            return i;
+    return -1;
+}
+
+static inline bool st__reg_fast_mapped(const st__reg_t *reg, int slot)
+{
+    return reg->fast[slot].len != 0;
+}
+
+static inline int st__reg_fast_add(st__reg_t *reg, int fd, uint8_t kind, uint64_t ts,
+                                   uint64_t name_hash, uint8_t flags, int32_t importance)
+{
+    int slot = reg->n_fast == 0 ? 0 : -1; /* empty: no duplicate to look for */
+    for (int i = 0; i < ST__REG_FAST && reg->n_fast != 0; i++) {
+        int32_t v = reg->fast_fd1[i];
+        if (v == fd + 1) {
+            /* its fd was closed behind our back: the slow path knows what to do with it */
+            int rc = st__reg_fast_flush(reg);
+            return rc != 0 ? rc : -EEXIST;
+        }
+        if (v == 0 && slot < 0)
+            slot = i;
+    }
+    if (slot < 0) {
+        int rc = st__reg_fast_flush(reg);
+        if (rc != 0)
+            return rc;
+        slot = 0;
+    }
+    st__reg_fast_t *e = &reg->fast[slot];
+    e->ts = ts;
+    e->name_hash = name_hash;
+    e->len = 0;
+    e->importance = importance;
+    e->kind = kind;
+    e->flags = flags;
+    reg->n_fast++;
+    __atomic_store_n(&reg->fast_fd1[slot], fd + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static inline int st__reg_fast_map(st__reg_t *reg, int fd, uintptr_t start, size_t len,
+                                   uint64_t off)
+{
+    int slot = st__reg_fast_fd_slot(reg, fd);
+    uintptr_t end = start + len;
+    if (slot < 0 || reg->fast[slot].len != 0 || len == 0 || end < start)
+        return -1;
+    if (start < reg->fast_hi && end > reg->fast_lo) {
+        for (int i = 0; i < ST__REG_FAST; i++) {
+            const st__reg_fast_t *e = &reg->fast[i];
+            if (reg->fast_fd1[i] != 0 && e->len != 0 && start < e->start + e->len && end > e->start)
+                return -1;
+        }
+    }
+    if (start < reg->hi && end > reg->lo && st__reg_overlaps(reg, start, end))
+        return -1;
+    st__reg_fast_t *e = &reg->fast[slot];
+    e->start = start;
+    e->len = len;
+    e->off = off;
+    if (start < reg->fast_lo)
+        __atomic_store_n(&reg->fast_lo, start, __ATOMIC_RELAXED);
+    if (end > reg->fast_hi)
+        __atomic_store_n(&reg->fast_hi, end, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static inline void st__reg_fast_unmapped(st__reg_t *reg, int slot)
+{
+    st__reg_fast_t *e = &reg->fast[slot];
+    if (e->start == reg->fast_lo && e->start + e->len == reg->fast_hi) {
+        /* the bounds are exactly this mapping: the others are disjoint, so there are none */
+        __atomic_store_n(&reg->fast_lo, UINTPTR_MAX, __ATOMIC_RELAXED);
+        __atomic_store_n(&reg->fast_hi, 0, __ATOMIC_RELAXED);
+        e->len = 0;
+        return;
+    }
+    e->len = 0;
+    st__reg_fast_bounds(reg);
+}
+
+static inline void st__reg_fast_drop(st__reg_t *reg, int slot)
+{
+    if (reg->fast[slot].len != 0)
+        st__reg_fast_unmapped(reg, slot);
+    reg->n_fast--;
+    __atomic_store_n(&reg->fast_fd1[slot], 0, __ATOMIC_RELEASE);
+}
 
 static inline st__key_t st__key_shmem(uint8_t kind, uint32_t major, uint32_t minor, uint64_t ino)
 {
