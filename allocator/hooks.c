@@ -209,12 +209,18 @@ static void disable(const char *why);
 
 /* The fast table into the registry (registry.h): a fast path that falls back to the slow path,
  * and every other hook, through hook_lock(). pre: locked */
-ST__HOT static void flush_fast(void)
+static __attribute__((noinline)) void flush_fast_now(void)
 {
     if (reg.n_fast != 0)
         (void)st__reg_fast_flush(&reg);
-    if (reg.fast_lost != 0)
+    if (reg.fast_lost != 0) /* here or in a flush by st__reg_lock (the agent thread) */
         disable("tracking off: the registry is full");
+}
+
+static inline void flush_fast(void)
+{
+    if (reg.n_fast != 0 || reg.fast_lost != 0)
+        flush_fast_now();
 }
 
 /* hook_lock_fast() and the flush: every caller that is not a fast path sees the whole registry. */
@@ -517,7 +523,8 @@ fail:
  * memfd_create/shm_open is most likely that object: both are recorded as pending (no system call
  * here; see registry.h) and resolved later. Any other fd is identified now with fstat.
  * pre: locked, inside enter(). */
-ST__HOT static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t off)
+static inline __attribute__((always_inline)) void track_shared(void *p, size_t len, int prot,
+                                                               int flags, int fd, off_t off)
 {
     st__key_t key;
     st__obj_t *obj = NULL;

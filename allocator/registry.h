@@ -390,6 +390,8 @@ static inline bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
 
 static inline int st__reg_fast_mapping(const st__reg_t *reg, uintptr_t start, size_t len)
 {
+    if (start >= reg->fast_hi || start + len <= reg->fast_lo)
+        return -1; /* outside every slot's mapping */
     for (int i = 0; i < ST__REG_FAST; i++)
         if (reg->fast[i].start == start && reg->fast[i].len == len && len != 0 &&
             reg->fast_fd1[i] != 0)
