@@ -621,7 +621,16 @@ static int scenario_ipc(void)
     if (late == MAP_FAILED)
         die("mmap late");
     touch(late, 2);
-    printf("ready %d %lx\n", (int)pid, (unsigned long)late);
+    /* a memfd created and mapped right before the dump: still in the preload's fast table when
+     * the request comes (4 pages, 3 touched) */
+    int lfd = memfd_create("late-memfd", 0);
+    if (lfd < 0 || ftruncate(lfd, 4 * PAGE) != 0)
+        die("memfd late");
+    char *lm = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, lfd, 0);
+    if (lm == MAP_FAILED)
+        die("mmap late memfd");
+    touch(lm, 3);
+    printf("ready %d %lx %lx\n", (int)pid, (unsigned long)late, (unsigned long)lm);
     char buf[64];
     while (read(0, buf, sizeof(buf)) > 0)
         ;
