@@ -11,6 +11,8 @@
  * fd-backed objects (kind from fstatfs and /proc/self/fd), the VMA's dev/ino for shared anonymous
  * memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV; for shared anonymous mappings,
  * writable mappings of an fd created here and memfd_create's fd, late (registry.h: pending).
+ * The short-lived memfd (memfd_create + ftruncate + mmap + munmap + close) is served by the
+ * registry's fast table alone (registry.h) on one page of code (ST__FAST) and one of data (hot).
  *
  * Hooks never allocate, never use stdio and never block on the coordinator: the registry lives in
  * a private arena, events go to a bounded queue (agent.h), and an initial-exec TLS flag makes any

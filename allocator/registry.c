@@ -13,6 +13,8 @@
  *   fd_index[65536]       fd -> the object created through it, to notice a closed fd when its
  *                         number comes back from memfd_create/shm_open (close() is not hooked)
  *
+ * The fast table (registry.h) lives in the registry struct itself, not in the arena.
+ *
  * Insertion into `sorted` is a memmove, which is cheap at the sizes a process maps shared memory
  * in (thousands of mappings), and keeps every lookup a binary search with no allocation.
  */
