@@ -751,10 +751,6 @@ static void track_fd_object(int fd, const st__fdinfo_t *fip, int kind, const cha
     st__reg_unlock(&reg);
 }
 
-/* memfd_create costs no system call of ours: the fd is recorded as an FDPEND object (registry.h)
- * with its kind, name and the coarse wall clock read before the call, and resolved only when its
- * identity can matter (a dump, fork, spawn, dup, SCM_RIGHTS, a close while a pending mapping
- * names it). A memfd closed before any of these dies with its fd and is forgotten silently. */
 /* memfd_create's fd as an FDPEND object in the registry, when the fast table did not take it
  * (its number was already there). pre: locked, inside enter() */
 static __attribute__((noinline)) void memfd_slow(int fd, uint8_t kind, uint64_t ts_ns,
@@ -772,6 +768,11 @@ static __attribute__((noinline)) void memfd_slow(int fd, uint8_t kind, uint64_t 
     errno = saved;
 }
 
+/* memfd_create costs no system call of ours: the fd is recorded in the fast table, or as an FDPEND
+ * object (registry.h), with its kind, name and the coarse wall clock read before the call, and
+ * resolved only when its identity can matter (a dump, fork, spawn, dup, SCM_RIGHTS, a close while a
+ * pending mapping names it). A memfd closed before any of these dies with its fd and is forgotten
+ * silently. */
 ST__FAST ST_EXPORT int memfd_create(const char *name, unsigned int flags)
 {
     struct timespec ts = {0, 0};
