@@ -264,6 +264,12 @@ static void *hammer(void *arg)
             munmap(p, PAGE);
         }
         int fd = memfd_create("hammer", MFD_CLOEXEC);
+        if (fd >= 0 && ftruncate(fd, PAGE) == 0) {
+            /* the short-lived pattern, on the preload's fast path while the main thread forks */
+            char *m = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (m != MAP_FAILED)
+                munmap(m, PAGE);
+        }
         if (fd >= 0)
             close(fd);
     }
