@@ -11,6 +11,8 @@
  * fd-backed objects (kind from fstatfs and /proc/self/fd), the VMA's dev/ino for shared anonymous
  * memory (PROCMAP_QUERY), the IPC namespace and shmid for SysV; for shared anonymous mappings,
  * writable mappings of an fd created here and memfd_create's fd, late (registry.h: pending).
+ * The short-lived memfd (memfd_create + ftruncate + mmap + munmap + close) is served by the
+ * registry's fast table alone (registry.h) on one page of code (ST__FAST) and one of data (hot).
  *
  * Hooks never allocate, never use stdio and never block on the coordinator: the registry lives in
  * a private arena, events go to a bounded queue (agent.h), and an initial-exec TLS flag makes any
@@ -70,19 +72,33 @@ extern char **environ;
 
 enum { ST_OFF = 0, ST_ACTIVE = 1, ST_DISABLED = 2 };
 
-static int state; /* ST_OFF until the constructor finishes */
 /* Set while this thread is inside a hook; also set by the vfork hook in a vfork child (which
  * runs on this thread's TLS until it execs or exits) and restored by it in the parent. Not static:
  * the vfork hook is written in assembly. */
 __attribute__((visibility("hidden"))) __thread int st__in_hook
     __attribute__((tls_model("initial-exec")));
-static st__reg_t reg;
-/* ST__IMPORTANCE_NONE from the constructor on; left out of .data so that it shares a page with
- * the registry and the state the hooks read anyway */
-static int32_t default_importance;
+
+/* Everything the hooks' fast paths read, on one page of .bss (the registry's first cache line
+ * holds the lock, the fast table's fds and the bounds): on a kernel with page-table isolation and
+ * no PCID every page touched after a system call is a TLB miss. */
+static struct hot {
+    st__reg_t reg;
+    int state; /* ST_OFF until the constructor finishes */
+    int my_pid;
+    int32_t default_importance; /* ST__IMPORTANCE_NONE from the constructor on */
+    size_t page_size;           /* set by the constructor, before any hook tracks anything */
+    /* st__in_hook's offset from the thread pointer (static TLS: the same in every thread), so
+     * that the fast paths reach it without the GOT entry initial-exec code loads it from */
+    long in_hook_off;
+    /* the vDSO's clock_gettime, called without libc's wrapper and our PLT */
+    int (*clock_gettime)(clockid_t, struct timespec *);
+} hot __attribute__((aligned(4096)));
+#define reg (hot.reg)
+#define state (hot.state)
+#define my_pid (hot.my_pid)
+#define default_importance (hot.default_importance)
 static uint64_t ipc_ns;
 static int follow_children = 1;
-static int my_pid;
 static char self_path[PATH_MAX];       /* this library, for LD_PRELOAD in children */
 static char socket_env[PATH_MAX + 32]; /* "SHMTRACK_SOCKET=..." as we started with it */
 static char registry_file[PATH_MAX];   /* SHMTRACK_TEST_REGISTRY */
@@ -132,18 +148,45 @@ static inline bool active(void)
     return __atomic_load_n(&state, __ATOMIC_RELAXED) == ST_ACTIVE;
 }
 
-/* Enters tracking on this thread; false when tracking is off or we are already inside a hook. */
+#if defined(__x86_64__)
+/* st__in_hook through its thread-pointer offset (hot.in_hook_off, set by the constructor before
+ * tracking starts): no GOT access. */
+static inline int in_hook_get(void)
+{
+    int v;
+    __asm__ volatile("movl %%fs:(%1), %0" : "=r"(v) : "r"(hot.in_hook_off) : "memory");
+    return v;
+}
+
+static inline void in_hook_set(int v)
+{
+    __asm__ volatile("movl %0, %%fs:(%1)" : : "r"(v), "r"(hot.in_hook_off) : "memory");
+}
+#else
+static inline int in_hook_get(void)
+{
+    return st__in_hook;
+}
+
+static inline void in_hook_set(int v)
+{
+    st__in_hook = v;
+}
+#endif
+
+/* Enters tracking on this thread; false when tracking is off or we are already inside a hook.
+ * active() first: the TLS offset is only set once tracking is on. */
 static inline bool enter(void)
 {
-    if (st__in_hook || !active())
+    if (!active() || in_hook_get())
         return false;
-    st__in_hook = 1;
+    in_hook_set(1);
     return true;
 }
 
 static inline void leave(void)
 {
-    st__in_hook = 0;
+    in_hook_set(0);
 }
 
 /* Takes the registry lock, unless this process is a child that did not come through our fork
@@ -151,13 +194,43 @@ static inline void leave(void)
  * the lock was held by a thread that does not exist here: then false, and the caller passes the
  * call through untracked, touching nothing (a vfork child shares our memory). The pid is only
  * checked when the lock is contended, so the common path costs no system call. */
-ST__HOT static bool hook_lock(void)
+static __attribute__((noinline)) bool hook_lock_contended(void)
 {
-    if (st__reg_trylock(&reg))
-        return true;
     if (st__prim_getpid() != __atomic_load_n(&my_pid, __ATOMIC_RELAXED))
         return false;
-    st__reg_lock(&reg);
+    st__reg_lock_fast(&reg);
+    return true;
+}
+
+static inline bool hook_lock_fast(void)
+{
+    return st__reg_trylock_fast(&reg) || hook_lock_contended();
+}
+
+static void disable(const char *why);
+
+/* The fast table into the registry (registry.h): a fast path that falls back to the slow path,
+ * and every other hook, through hook_lock(). pre: locked */
+static __attribute__((noinline)) void flush_fast_now(void)
+{
+    if (reg.n_fast != 0)
+        (void)st__reg_fast_flush(&reg);
+    if (reg.fast_lost != 0) /* here or in a flush by st__reg_lock (the agent thread) */
+        disable("tracking off: the registry is full");
+}
+
+static inline void flush_fast(void)
+{
+    if (reg.n_fast != 0 || reg.fast_lost != 0)
+        flush_fast_now();
+}
+
+/* hook_lock_fast() and the flush: every caller that is not a fast path sees the whole registry. */
+static bool hook_lock(void)
+{
+    if (!hook_lock_fast())
+        return false;
+    flush_fast();
     return true;
 }
 
@@ -167,6 +240,17 @@ static inline bool enter_locked(void)
     if (!enter())
         return false;
     if (hook_lock())
+        return true;
+    leave();
+    return false;
+}
+
+/* enter() and hook_lock_fast() together. */
+static inline bool enter_locked_fast(void)
+{
+    if (!enter())
+        return false;
+    if (hook_lock_fast())
         return true;
     leave();
     return false;
@@ -212,9 +296,9 @@ static void disable(const char *why)
         log_line(why);
 }
 
-static size_t page_round(size_t len)
+static inline size_t page_round(size_t len)
 {
-    size_t page = st__prim_page_size();
+    size_t page = hot.page_size != 0 ? hot.page_size : st__prim_page_size();
     return (len + page - 1) & ~(page - 1);
 }
 
@@ -301,7 +385,7 @@ static st__obj_t *identify_fd(int fd, const st__key_t *key, bool *added)
  * object records instead of its name, which is only stored at resolution (one page fewer touched
  * per memfd_create and close; on a kernel with page-table isolation and no PCID every page
  * touched after a system call is a TLB miss). */
-ST__HOT static uint64_t name_hash(const char *s)
+static inline uint64_t name_hash(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < ST__REG_NAME_MAX - 1 && s[i] != '\0'; i++)
@@ -441,7 +525,8 @@ fail:
  * memfd_create/shm_open is most likely that object: both are recorded as pending (no system call
  * here; see registry.h) and resolved later. Any other fd is identified now with fstat.
  * pre: locked, inside enter(). */
-ST__HOT static void track_shared(void *p, size_t len, int prot, int flags, int fd, off_t off)
+static inline __attribute__((always_inline)) void track_shared(void *p, size_t len, int prot,
+                                                               int flags, int fd, off_t off)
 {
     st__key_t key;
     st__obj_t *obj = NULL;
@@ -505,20 +590,20 @@ fail:
     disable("tracking off: the registry is full");
 }
 
-ST__HOT static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+/* The start of the page of fast paths (prim.h). */
+ST__FAST_FIRST static void fast_paths_start(void) {}
+
+/* The slow half of mmap: every tracked mapping that is not a fast slot's. */
+ST__HOT static __attribute__((noinline)) void *mmap_slow(void *addr, size_t len, int prot,
+                                                         int flags, int fd, off_t off)
 {
-    int type = flags & MAP_TYPE;
-    if (type == MAP_PRIVATE && !(flags & MAP_FIXED))
-        return st__prim_mmap(addr, len, prot, flags, fd, off);
-    if (type == MAP_PRIVATE && !st__reg_may_overlap(&reg, (uintptr_t)addr, len))
-        return st__prim_mmap(addr, len, prot, flags, fd, off);
     if (!enter_locked())
         return st__prim_mmap(addr, len, prot, flags, fd, off);
     int saved = errno;
     void *p = st__prim_mmap(addr, len, prot, flags, fd, off);
     int err = errno;
     if (p != MAP_FAILED) {
-        if (type == MAP_PRIVATE)
+        if ((flags & MAP_TYPE) == MAP_PRIVATE)
             st__reg_unmap(&reg, (uintptr_t)p, page_round(len)); /* MAP_FIXED over tracked memory */
         else
             track_shared(p, len, prot, flags, fd, off);
@@ -529,7 +614,40 @@ ST__HOT static void *hook_mmap(void *addr, size_t len, int prot, int flags, int 
     return p;
 }
 
-ST__HOT ST_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+/* A fast slot's mapping that st__reg_fast_map refused (a second mapping, an overlap): the table
+ * goes into the registry and the mapping takes the slow path. pre: locked, inside enter() */
+static __attribute__((noinline)) void mmap_unfast(void *p, size_t len, int prot, int flags, int fd,
+                                                  off_t off)
+{
+    int saved = errno;
+    flush_fast();
+    track_shared(p, len, prot, flags, fd, off);
+    errno = saved;
+}
+
+/* Private mappings go straight through. A writable shared mapping of a memfd in the fast table
+ * may stay there (registry.h). The fast path leaves errno alone (the raw call sets it only on
+ * failure) and so never reads it: glibc's errno is a call into another page of libc. */
+ST__FAST static inline void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd,
+                                       off_t off)
+{
+    int type = flags & MAP_TYPE;
+    if (type == MAP_PRIVATE &&
+        (!(flags & MAP_FIXED) || !st__reg_may_overlap(&reg, (uintptr_t)addr, len)))
+        return st__prim_mmap(addr, len, prot, flags, fd, off);
+    if (type == MAP_PRIVATE || (flags & MAP_ANONYMOUS) || !(prot & PROT_WRITE) ||
+        !st__reg_fast_has_fd(&reg, fd) || !enter_locked_fast())
+        return mmap_slow(addr, len, prot, flags, fd, off);
+    void *p = st__prim_mmap(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED &&
+        st__reg_fast_map(&reg, fd, (uintptr_t)p, page_round(len), (uint64_t)off) != 0)
+        mmap_unfast(p, len, prot, flags, fd, off);
+    st__reg_unlock(&reg);
+    leave();
+    return p;
+}
+
+ST__FAST ST_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     return hook_mmap(addr, len, prot, flags, fd, off);
 }
@@ -539,17 +657,33 @@ ST_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off6
     return hook_mmap(addr, len, prot, flags, fd, (off_t)off);
 }
 
-ST__HOT ST_EXPORT int munmap(void *addr, size_t len)
+/* The slow half of munmap. pre: locked (fast), inside enter() */
+ST__HOT static __attribute__((noinline)) int munmap_slow(void *addr, size_t len)
 {
-    if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter_locked())
-        return st__prim_munmap(addr, len);
     int saved = errno;
+    flush_fast();
     int rc = st__prim_munmap(addr, len);
     int err = errno;
     if (rc == 0)
         st__reg_unmap(&reg, (uintptr_t)addr, page_round(len));
     st__reg_unlock(&reg);
     errno = rc == 0 ? saved : err;
+    leave();
+    return rc;
+}
+
+ST__FAST ST_EXPORT int munmap(void *addr, size_t len)
+{
+    if (!active() || !st__reg_may_overlap(&reg, (uintptr_t)addr, len) || !enter_locked_fast())
+        return st__prim_munmap(addr, len);
+    /* exactly a fast slot's mapping: the slot forgets it (errno untouched, as in mmap) */
+    int slot = st__reg_fast_mapping(&reg, (uintptr_t)addr, page_round(len));
+    if (slot < 0)
+        return munmap_slow(addr, len);
+    int rc = st__prim_munmap(addr, len);
+    if (rc == 0)
+        st__reg_fast_unmapped(&reg, slot);
+    st__reg_unlock(&reg);
     leave();
     return rc;
 }
@@ -617,32 +751,47 @@ static void track_fd_object(int fd, const st__fdinfo_t *fip, int kind, const cha
     st__reg_unlock(&reg);
 }
 
-/* memfd_create costs no system call of ours: the fd is recorded as an FDPEND object (registry.h)
- * with its kind, name and the coarse wall clock read before the call, and resolved only when its
- * identity can matter (a dump, fork, spawn, dup, SCM_RIGHTS, a close while a pending mapping
- * names it). A memfd closed before any of these dies with its fd and is forgotten silently. */
-ST__HOT ST_EXPORT int memfd_create(const char *name, unsigned int flags)
+/* memfd_create's fd as an FDPEND object in the registry, when the fast table did not take it
+ * (its number was already there). pre: locked, inside enter() */
+static __attribute__((noinline)) void memfd_slow(int fd, uint8_t kind, uint64_t ts_ns,
+                                                 uint64_t hash)
+{
+    st__obj_t *obj = NULL;
+    int saved = errno;
+    flush_fast();
+    if (st__reg_add_fd_pending(&reg, kind, fd, ts_ns, &obj) != 0) {
+        disable("tracking off: the registry is full");
+    } else {
+        obj->b = hash;
+        new_object(obj, true);
+    }
+    errno = saved;
+}
+
+/* memfd_create costs no system call of ours: the fd is recorded in the fast table, or as an FDPEND
+ * object (registry.h), with its kind, name and the coarse wall clock read before the call, and
+ * resolved only when its identity can matter (a dump, fork, spawn, dup, SCM_RIGHTS, a close while a
+ * pending mapping names it). A memfd closed before any of these dies with its fd and is forgotten
+ * silently. */
+ST__FAST ST_EXPORT int memfd_create(const char *name, unsigned int flags)
 {
     struct timespec ts = {0, 0};
     if (active())
-        clock_gettime(CLOCK_REALTIME_COARSE, &ts); /* vDSO */
+        hot.clock_gettime(CLOCK_REALTIME_COARSE, &ts); /* the vDSO's */
     int fd = st__prim_memfd_create(name, flags);
     if (fd < 0 || !enter())
         return fd;
-    int saved = errno;
-    if (hook_lock()) {
+    if (hook_lock_fast()) {
         uint8_t kind = (flags & MFD_HUGETLB) ? ST_KIND_HUGETLB : ST_KIND_MEMFD;
         uint64_t ts_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-        st__obj_t *obj = NULL;
-        if (st__reg_add_fd_pending(&reg, kind, fd, ts_ns, &obj) != 0) {
-            disable("tracking off: the registry is full");
-        } else {
-            obj->b = name_hash(name);
-            new_object(obj, true);
-        }
+        uint64_t hash = name_hash(name);
+        int32_t imp = default_importance;
+        uint8_t oflags = ST__OBJ_CREATOR | (imp != ST__IMPORTANCE_NONE ? ST__OBJ_CLAIMED : 0);
+        /* the fast table (registry.h); the slow path when the number is already there */
+        if (st__reg_fast_add(&reg, fd, kind, ts_ns, hash, oflags, imp) != 0)
+            memfd_slow(fd, kind, ts_ns, hash);
         st__reg_unlock(&reg);
     }
-    errno = saved;
     leave();
     return fd;
 }
@@ -678,11 +827,9 @@ ST_EXPORT int shm_open(const char *name, int oflag, mode_t mode)
 
 /* ftruncate is where a memfd or POSIX object gets its size; the mmap hook no longer calls fstat on
  * an fd created here, so the size is taken from here. Any other fd costs one relaxed load. */
-ST__HOT static int hook_ftruncate(int fd, off_t len)
+static __attribute__((noinline)) int ftruncate_slow(int fd, off_t len, int rc)
 {
-    int rc = st__prim_ftruncate(fd, len);
-    /* an FDPEND object needs no size: its resolution reads it with fstat */
-    if (rc != 0 || !active() || !st__reg_fd_keyed_maybe(&reg, fd) || !enter_locked())
+    if (!enter_locked())
         return rc;
     int saved = errno;
     st__obj_t *obj = st__reg_fd_object(&reg, fd);
@@ -694,7 +841,16 @@ ST__HOT static int hook_ftruncate(int fd, off_t len)
     return rc;
 }
 
-ST__HOT ST_EXPORT int ftruncate(int fd, off_t len)
+ST__FAST static inline int hook_ftruncate(int fd, off_t len)
+{
+    int rc = st__prim_ftruncate(fd, len);
+    /* an FDPEND object (or a fast slot) needs no size: its resolution reads it with fstat */
+    if (rc != 0 || !active() || st__reg_fast_has_fd(&reg, fd) || !st__reg_fd_keyed_maybe(&reg, fd))
+        return rc;
+    return ftruncate_slow(fd, len, rc);
+}
+
+ST__FAST ST_EXPORT int ftruncate(int fd, off_t len)
 {
     return hook_ftruncate(fd, len);
 }
@@ -730,15 +886,13 @@ ST__HOT static void before_close(int fd)
         (void)resolve_fd(obj);
 }
 
-/* The close of a tracked fd is a raw close(2), so that a cancellation cannot unwind the thread
- * while it holds the registry lock; any other fd goes to libc's close. */
-ST__HOT ST_EXPORT int close(int fd)
+/* The slow half of close: a tracked fd that is not a fast slot's, or one that is mapped. The
+ * close of a tracked fd is a raw close(2), so that a cancellation cannot unwind the thread while
+ * it holds the registry lock. pre: locked (fast), inside enter() */
+static __attribute__((noinline)) int close_slow(int fd)
 {
-    if (!st__reg_fd_maybe(&reg, fd) || !enter_locked()) {
-        close_fn real = NEXT(real_close, "close");
-        return real != NULL ? real(fd) : st__prim_close_call(fd);
-    }
     int saved = errno;
+    flush_fast();
     before_close(fd);
     errno = saved;
     int rc = st__prim_close_call(fd);
@@ -750,13 +904,41 @@ ST__HOT ST_EXPORT int close(int fd)
     return rc;
 }
 
+static __attribute__((noinline)) int close_untracked(int fd)
+{
+    close_fn real = NEXT(real_close, "close");
+    return real != NULL ? real(fd) : st__prim_close_call(fd);
+}
+
+/* Any fd not created here goes to libc's close. */
+ST__FAST ST_EXPORT int close(int fd)
+{
+    int slot = st__reg_fast_fd_slot(&reg, fd); /* read again under the lock */
+    if ((slot < 0 && !st__reg_fd_indexed(&reg, fd)) || !enter_locked_fast())
+        return close_untracked(fd);
+    if (slot < 0 || reg.fast_fd1[slot] != fd + 1 || st__reg_fast_mapped(&reg, slot))
+        return close_slow(fd);
+    /* a fast slot nothing maps: the memfd dies with its fd, unseen (as an FDPEND object); errno
+     * untouched, as in mmap */
+    int rc = st__prim_close_call(fd);
+    st__reg_fast_drop(&reg, slot); /* Linux releases the number whatever close returns */
+    st__reg_unlock(&reg);
+    leave();
+    return rc;
+}
+
 /* Whether a tracked fd lies in [first, last]. Lock-free. */
 static bool tracked_in(unsigned first, unsigned last)
 {
+    for (int i = 0; i < ST__REG_FAST; i++) {
+        int32_t fd1 = __atomic_load_n(&reg.fast_fd1[i], __ATOMIC_ACQUIRE);
+        if (fd1 != 0 && (unsigned)(fd1 - 1) >= first && (unsigned)(fd1 - 1) <= last)
+            return true;
+    }
     if (last >= reg.max_fds)
         last = reg.max_fds - 1;
     for (unsigned fd = first; fd <= last && fd < reg.max_fds; fd++)
-        if (st__reg_fd_maybe(&reg, (int)fd))
+        if (st__reg_fd_indexed(&reg, (int)fd))
             return true;
     return false;
 }
@@ -766,7 +948,7 @@ static void close_span(unsigned first, unsigned last, bool after)
     if (last >= reg.max_fds)
         last = reg.max_fds - 1;
     for (unsigned fd = first; fd <= last && fd < reg.max_fds; fd++) {
-        if (!st__reg_fd_maybe(&reg, (int)fd))
+        if (!st__reg_fd_indexed(&reg, (int)fd))
             continue;
         if (after)
             st__reg_close_fd(&reg, (int)fd);
@@ -1438,7 +1620,9 @@ static int spawn(spawn_fn real, pid_t *pid, const char *path, const posix_spawn_
 {
     if (real == NULL)
         return ENOSYS;
-    if (__atomic_load_n(&reg.n_fdpend, __ATOMIC_RELAXED) != 0 && enter_locked()) {
+    if ((__atomic_load_n(&reg.n_fdpend, __ATOMIC_RELAXED) != 0 ||
+         __atomic_load_n(&reg.n_fast, __ATOMIC_RELAXED) != 0) &&
+        enter_locked()) {
         /* the child inherits fds: the objects created through them are announced first */
         st__reg_resolve_all(&reg);
         st__reg_unlock(&reg);
@@ -1765,6 +1949,21 @@ __attribute__((constructor)) static void shmtrack_init(void)
 {
     st__in_hook = 1;
     default_importance = ST__IMPORTANCE_NONE;
+    hot.page_size = st__prim_page_size();
+    hot.clock_gettime = clock_gettime;
+    void *vdso = dlopen("linux-vdso.so.1", RTLD_LAZY | RTLD_NOLOAD);
+    if (vdso != NULL) {
+        void *fn = dlsym(vdso, "__vdso_clock_gettime");
+        if (fn != NULL)
+            hot.clock_gettime = (int (*)(clockid_t, struct timespec *))fn;
+    }
+#if defined(__x86_64__)
+    {
+        char *tp;
+        __asm__("movq %%fs:0, %0" : "=r"(tp));
+        hot.in_hook_off = (char *)&st__in_hook - tp;
+    }
+#endif
     /* Everything that needs the dynamic linker happens here, once, disabled or not: the
      * pass-through hooks need the next definitions too. */
     NEXT(real_shm_open, "shm_open");

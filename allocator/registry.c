@@ -13,6 +13,8 @@
  *   fd_index[65536]       fd -> the object created through it, to notice a closed fd when its
  *                         number comes back from memfd_create/shm_open (close() is not hooked)
  *
+ * The fast table (registry.h) lives in the registry struct itself, not in the arena.
+ *
  * Insertion into `sorted` is a memmove, which is cheap at the sizes a process maps shared memory
  * in (thousands of mappings), and keeps every lookup a binary search with no allocation.
  */
@@ -87,6 +89,8 @@ int st__reg_init(st__reg_t *reg, uint32_t max_objs, uint32_t max_ranges)
     reg->max_strings = max_strings;
     reg->lo = UINTPTR_MAX;
     reg->hi = 0;
+    reg->fast_lo = UINTPTR_MAX;
+    reg->fast_hi = 0;
     reg->lock = 0;
     return 0;
 }
@@ -109,7 +113,7 @@ static void futex(int *word, int op, int val)
     errno = saved;
 }
 
-ST__HOT void st__reg_lock(st__reg_t *reg)
+ST__HOT void st__reg_lock_fast(st__reg_t *reg)
 {
     int c = 0;
     if (__atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
@@ -122,19 +126,26 @@ ST__HOT void st__reg_lock(st__reg_t *reg)
     }
 }
 
-ST__HOT bool st__reg_trylock(st__reg_t *reg)
+void st__reg_lock(st__reg_t *reg)
 {
-    int c = 0;
-    return __atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE,
-                                       __ATOMIC_RELAXED);
+    st__reg_lock_fast(reg);
+    if (reg->n_fast != 0)
+        (void)st__reg_fast_flush(reg);
 }
 
-ST__HOT void st__reg_unlock(st__reg_t *reg)
+bool st__reg_trylock(st__reg_t *reg)
 {
-    if (__atomic_fetch_sub(&reg->lock, 1, __ATOMIC_RELEASE) != 1) {
-        __atomic_store_n(&reg->lock, 0, __ATOMIC_RELEASE);
-        futex(&reg->lock, FUTEX_WAKE_PRIVATE, 1);
-    }
+    if (!st__reg_trylock_fast(reg))
+        return false;
+    if (reg->n_fast != 0)
+        (void)st__reg_fast_flush(reg);
+    return true;
+}
+
+void st__reg_unlock_wake(st__reg_t *reg)
+{
+    __atomic_store_n(&reg->lock, 0, __ATOMIC_RELEASE);
+    futex(&reg->lock, FUTEX_WAKE_PRIVATE, 1);
 }
 
 void st__reg_set_change_cb(st__reg_t *reg, st__reg_change_cb cb, void *ctx)
@@ -151,13 +162,6 @@ ST__HOT static void notify(st__reg_t *reg, const st__obj_t *obj, st__reg_change_
 }
 
 /* ---- bounds ---------------------------------------------------------------------------------- */
-
-ST__HOT bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len)
-{
-    uintptr_t lo = __atomic_load_n(&reg->lo, __ATOMIC_RELAXED);
-    uintptr_t hi = __atomic_load_n(&reg->hi, __ATOMIC_RELAXED);
-    return start < hi && start + len > lo;
-}
 
 ST__HOT static void bounds_add(st__reg_t *reg, uintptr_t start, size_t len)
 {
@@ -483,6 +487,12 @@ ST__HOT static uint32_t lower_bound(const st__reg_t *reg, uintptr_t addr)
     return lo;
 }
 
+bool st__reg_overlaps(const st__reg_t *reg, uintptr_t start, uintptr_t end)
+{
+    uint32_t pos = lower_bound(reg, start);
+    return pos < reg->n_sorted && reg->ranges[reg->sorted[pos]].start < end;
+}
+
 ST__HOT static int range_alloc(st__reg_t *reg, uint32_t *out)
 {
     if (reg->free_range != 0) {
@@ -709,13 +719,7 @@ ST__HOT st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd)
     return o;
 }
 
-ST__HOT bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
-{
-    return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
-           __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
-}
-
-ST__HOT bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
+ST__FAST bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd)
 {
     if (fd < 0 || (uint32_t)fd >= reg->max_fds || reg->fd_index == NULL)
         return false;
@@ -845,6 +849,70 @@ void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj)
     st__reg_remove(reg, obj);
 }
 
+/* ---- fast table (registry.h) ------------------------------------------------------------------
+ */
+
+void st__reg_fast_bounds(st__reg_t *reg)
+{
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < ST__REG_FAST; i++) {
+        const st__reg_fast_t *e = &reg->fast[i];
+        if (reg->fast_fd1[i] == 0 || e->len == 0)
+            continue;
+        if (e->start < lo)
+            lo = e->start;
+        if (e->start + e->len > hi)
+            hi = e->start + e->len;
+    }
+    __atomic_store_n(&reg->fast_lo, lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&reg->fast_hi, hi, __ATOMIC_RELAXED);
+}
+
+/* One slot as the slow path would have recorded it: an FDPEND object (st__reg_add_fd_pending, as
+ * memfd_create does) and its mapping as a pending object whose hint it is (as mmap does). */
+static int fast_flush_one(st__reg_t *reg, int fd, const st__reg_fast_t *e)
+{
+    uint32_t need = e->len != 0 ? 2 : 1;
+    if (reg->max_objs - reg->n_objs < need || reg->max_ranges - reg->n_ranges < need - 1) {
+        st__reg_resolve_all(reg); /* merges pending objects, as a full registry does in the hooks */
+        if (reg->max_objs - reg->n_objs < need || reg->max_ranges - reg->n_ranges < need - 1)
+            return -ENOSPC;
+    }
+    st__obj_t *o = NULL, *p = NULL;
+    if (st__reg_add_fd_pending(reg, e->kind, fd, e->ts, &o) != 0)
+        return -ENOSPC;
+    o->b = e->name_hash;
+    o->flags |= e->flags;
+    o->importance = e->importance;
+    if (e->len == 0)
+        return 0;
+    if (st__reg_add_pending(reg, e->kind, o, &p) != 0)
+        return -ENOSPC;
+    p->fd = fd;
+    p->size = 0; /* an fd's object: its size is read at resolution */
+    return st__reg_map(reg, p, e->start, e->len, e->off);
+}
+
+int st__reg_fast_flush(st__reg_t *reg)
+{
+    int rc = 0;
+    for (int i = 0; i < ST__REG_FAST && reg->n_fast != 0; i++) {
+        int32_t fd1 = reg->fast_fd1[i];
+        if (fd1 == 0)
+            continue;
+        if (fast_flush_one(reg, fd1 - 1, &reg->fast[i]) != 0) {
+            reg->fast_lost++;
+            rc = -ENOSPC;
+        }
+        reg->fast[i].len = 0;
+        reg->n_fast--;
+        __atomic_store_n(&reg->fast_fd1[i], 0, __ATOMIC_RELEASE); /* after the fd index entry */
+    }
+    __atomic_store_n(&reg->fast_lo, UINTPTR_MAX, __ATOMIC_RELAXED);
+    __atomic_store_n(&reg->fast_hi, 0, __ATOMIC_RELAXED);
+    return rc;
+}
+
 /* ---- fork ------------------------------------------------------------------------------------ */
 
 void st__reg_fork_child(st__reg_t *reg, bool consistent)
@@ -866,6 +934,7 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent)
             /* No arena: an empty registry that can hold nothing (st__reg_get says -ENOSPC). */
             memset(reg, 0, sizeof(*reg));
             reg->lo = UINTPTR_MAX;
+            reg->fast_lo = UINTPTR_MAX;
             reg->n_buckets = 1;
             reg->buckets = &reg->free_obj; /* a single empty bucket that stays 0 */
         }
@@ -875,6 +944,7 @@ void st__reg_fork_child(st__reg_t *reg, bool consistent)
         reg->resolver_ctx = resolver_ctx;
         return;
     }
+    (void)st__reg_fast_flush(reg); /* empty: the parent flushed when it took the lock */
     for (uint32_t i = 0; i < reg->obj_hi; i++) {
         st__obj_t *o = &reg->objs[i];
         if (!o->used)

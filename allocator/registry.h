@@ -13,14 +13,16 @@
  * it is touched: fixed arrays of object and range records with free lists, a chained hash of
  * objects, and an array of range ids sorted by address for munmap/mremap lookups. Nothing here
  * calls malloc, stdio or the dynamic linker, so the hooks can use it anywhere, and tests link it
- * directly without LD_PRELOAD. One mutex guards it; st__reg_fork_child() makes it usable in a fork
- * child whatever state the lock was in. Callers take the lock (st__reg_lock) around every call
- * marked "pre: locked"; st__reg_may_overlap() alone is lock-free, so that munmap of private
- * memory costs two atomic loads.
+ * directly without LD_PRELOAD. One lock guards it (a futex word); st__reg_fork_child() makes it
+ * usable in a fork child whatever state the lock was in. A small fast table in front of it serves
+ * the short-lived memfd pattern (see "fast table"). Callers take the lock (st__reg_lock) around
+ * every call marked "pre: locked"; st__reg_may_overlap() alone is lock-free, so that munmap of
+ * private memory costs two atomic loads.
  */
 #ifndef SHMTRACK_ALLOCATOR_REGISTRY_H
 #define SHMTRACK_ALLOCATOR_REGISTRY_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,15 +83,34 @@ typedef enum st__reg_change {
 typedef void (*st__reg_change_cb)(const st__obj_t *obj, st__reg_change_t what, uint64_t start,
                                   uint64_t len, void *ctx);
 
+/* One slot of the fast table (see "fast table" below): a memfd_create'd fd recorded before the
+ * registry hears of it, and at most one mapping of it. */
+typedef struct st__reg_fast {
+    uint64_t ts, name_hash;   /* what an FDPEND object keeps in a and b */
+    uint64_t start, len, off; /* its mapping; len 0 when not mapped */
+    int32_t importance;       /* the object's claim (ST__IMPORTANCE_NONE: none) */
+    uint8_t kind;             /* ST_KIND_* */
+    uint8_t flags;            /* ST__OBJ_CREATOR, ST__OBJ_CLAIMED */
+} st__reg_fast_t;
+
+#define ST__REG_FAST 4 /* slots of the fast table */
+
 typedef struct st__reg {
-    int lock; /* 0 free, 1 held, 2 held with waiters (a futex: see registry.c) */
+    /* The first cache line is all the fast paths and the lock-free checks read. */
+    int lock;        /* 0 free, 1 held, 2 held with waiters (a futex: see registry.c) */
+    uint32_t n_fast; /* used slots of the fast table */
+    int32_t fast_fd1[ST__REG_FAST]; /* fd + 1 of each fast slot, 0 when free */
+    /* lock-free bounds of all ranges for st__reg_may_overlap: the registry's, the fast table's */
+    uintptr_t lo, hi;
+    uintptr_t fast_lo, fast_hi;
+    uint32_t *fd_index; /* fd -> object id + 1 of the object created through it */
+    st__reg_fast_t fast[ST__REG_FAST];
     void *arena;
     size_t arena_len;
     st__obj_t *objs;
     st__range_t *ranges;
-    uint32_t *buckets;  /* object id + 1 */
-    uint32_t *sorted;   /* range ids sorted by start */
-    uint32_t *fd_index; /* fd -> object id + 1 of the object created through it */
+    uint32_t *buckets; /* object id + 1 */
+    uint32_t *sorted;  /* range ids sorted by start */
     char (*strings)[ST__REG_NAME_MAX];
     uint32_t max_objs, max_ranges, n_buckets, max_strings, max_fds;
     uint32_t n_objs, n_ranges, n_sorted, n_strings_used;
@@ -97,30 +118,35 @@ typedef struct st__reg {
     uint32_t n_fdpend;                          /* objects with ST__OBJ_FDPEND */
     uint32_t obj_hi, range_hi, string_hi;       /* high-water marks of the arrays */
     uint32_t free_obj, free_range, free_string; /* free lists: id + 1 */
-    /* lock-free bounds of all ranges for st__reg_may_overlap */
-    uintptr_t lo, hi;
+    uint32_t fast_lost; /* fast slots a flush had no room for (the registry is incomplete) */
     st__reg_change_cb on_change;
     void *change_ctx;
     void (*resolver)(struct st__reg *reg, void *ctx);
     void *resolver_ctx;
-} st__reg_t;
+} __attribute__((aligned(64))) st__reg_t;
 
 /* Reserves the arena for max_objs objects and max_ranges ranges (0: defaults 65536 / 131072).
  * -ENOMEM when the OS refuses. */
 int st__reg_init(st__reg_t *reg, uint32_t max_objs, uint32_t max_ranges);
 void st__reg_destroy(st__reg_t *reg);
 
+/* Take the lock and flush the fast table into the registry (st__reg_fast_flush), so that every
+ * caller sees the whole registry and never the fast table. */
 void st__reg_lock(st__reg_t *reg);
 bool st__reg_trylock(st__reg_t *reg);
-void st__reg_unlock(st__reg_t *reg);
+static inline void st__reg_unlock(st__reg_t *reg);
+/* The same without the flush: for the fast paths only (see "fast table"). */
+void st__reg_lock_fast(st__reg_t *reg);
+static inline bool st__reg_trylock_fast(st__reg_t *reg);
 
 /* In a fork child: a fresh lock, every object held as inherited and not created here. When
  * consistent is false (the parent could not take the lock before forking), the contents may be
  * half-updated and the registry is emptied instead. */
 void st__reg_fork_child(st__reg_t *reg, bool consistent);
 
-/* Whether [start, start+len) may intersect a tracked range. Lock-free, may say yes wrongly. */
-bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len);
+/* Whether [start, start+len) may intersect a tracked range (the registry's or a fast slot's
+ * mapping). Lock-free, may say yes wrongly. */
+static inline bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len);
 
 /* The object with this key, or NULL. pre: locked */
 st__obj_t *st__reg_find(st__reg_t *reg, const st__key_t *key);
@@ -216,10 +242,12 @@ void st__reg_drop_pending(st__reg_t *reg, st__obj_t *pending);
  * and reused. pre: locked */
 st__obj_t *st__reg_fd_object(st__reg_t *reg, int fd);
 
-/* Whether fd may have been recorded with st__reg_set_fd. Lock-free (a relaxed load), may say yes
- * wrongly; no means no. */
-bool st__reg_fd_maybe(const st__reg_t *reg, int fd);
-/* The same for an object with a key (not FDPEND): a relaxed load. */
+/* Whether fd may have been recorded with st__reg_set_fd or is in the fast table. Lock-free
+ * (relaxed loads), may say yes wrongly; no means no. */
+static inline bool st__reg_fd_maybe(const st__reg_t *reg, int fd);
+/* The same for the fd index alone (st__reg_set_fd), without the fast table. */
+static inline bool st__reg_fd_indexed(const st__reg_t *reg, int fd);
+/* The same for an object with a key (not FDPEND, not in the fast table): a relaxed load. */
 bool st__reg_fd_keyed_maybe(const st__reg_t *reg, int fd);
 
 /* The function that resolves every pending object (set by the hooks; may be NULL), and a call to
@@ -248,6 +276,214 @@ void st__reg_key_fd_pending(st__reg_t *reg, st__obj_t *obj, const st__key_t *key
 /* Forgets obj (FDPEND) whose identity could not be established; its pending mappings lose their
  * hint. pre: locked */
 void st__reg_drop_fd_pending(st__reg_t *reg, st__obj_t *obj);
+
+/* ---- fast table ------------------------------------------------------------------------------
+ *
+ * The short-lived pattern memfd_create + ftruncate + mmap + munmap + close, served without
+ * touching the records, the hash, the sorted index or the fd index (on a kernel with page-table
+ * isolation and no PCID every page touched after a system call is a TLB miss). A slot is a pending
+ * created fd (its kind, creator flag and claim, the time and name hash st__reg_add_fd_pending
+ * would record) with at most one mapping (exact start, length, object offset). It lives in the
+ * registry struct itself, next to the lock, and is only read and written by the fast paths, which
+ * take the lock with st__reg_lock_fast:
+ *
+ *   st__reg_fast_add     memfd_create's fd (the table full: flushed first)
+ *   st__reg_fast_map     a writable shared mmap of a slot's fd, when the slot has no mapping yet
+ * and no tracked range overlaps the new one st__reg_fast_mapping + st__reg_fast_unmapped   munmap
+ * of exactly a slot's mapping st__reg_fast_fd_slot + st__reg_fast_drop       close of a slot's fd
+ * that is not mapped
+ *
+ * Anything else (partial munmap, mremap, MAP_FIXED over a slot's mapping, a second mapping, dup,
+ * SCM_RIGHTS, close while mapped, fork, spawn, a dump, the API, a reused fd number) first flushes
+ * the table: each slot becomes what the slow path would have recorded (an FDPEND object, and its
+ * mapping a pending object whose hint it is), so nothing else ever sees the table. st__reg_lock
+ * and st__reg_trylock flush it; a fast path that falls back to the slow path calls
+ * st__reg_fast_flush itself. Slot mappings never overlap each other or a registry range (checked
+ * when they are recorded; everything that adds a registry range flushes first), and
+ * st__reg_may_overlap covers them (fast_lo, fast_hi).
+ */
+
+/* Moves every slot into the registry. -ENOSPC when there was no room for some (they are dropped
+ * and counted in fast_lost: the caller switches tracking off). pre: locked */
+int st__reg_fast_flush(st__reg_t *reg);
+/* Records fd, just returned by memfd_create, in a slot (flags: ST__OBJ_CREATOR, ST__OBJ_CLAIMED).
+ * -EEXIST when a slot already holds that number (its fd was closed behind our back): the table is
+ * then flushed and the caller takes the slow path. -ENOSPC when a flush made for room failed.
+ * pre: locked */
+static inline int st__reg_fast_add(st__reg_t *reg, int fd, uint8_t kind, uint64_t ts,
+                                   uint64_t name_hash, uint8_t flags, int32_t importance);
+/* Whether fd is in the fast table. Lock-free; may say yes wrongly when another thread changes it.
+ */
+static inline bool st__reg_fast_has_fd(const st__reg_t *reg, int fd);
+/* The slot holding fd, or -1. pre: locked */
+static inline int st__reg_fast_fd_slot(const st__reg_t *reg, int fd);
+/* Records [start, start+len) at object offset off as the mapping of fd's slot: 0, or -1 when the
+ * fast path does not apply (no slot, already mapped, an overlap): nothing changed. pre: locked */
+static inline int st__reg_fast_map(st__reg_t *reg, int fd, uintptr_t start, size_t len,
+                                   uint64_t off);
+/* The slot whose mapping is exactly [start, start+len), or -1. pre: locked */
+static inline int st__reg_fast_mapping(const st__reg_t *reg, uintptr_t start, size_t len);
+/* The slot's mapping went away (munmap). pre: locked */
+static inline void st__reg_fast_unmapped(st__reg_t *reg, int slot);
+/* Whether the slot has a mapping. pre: locked */
+static inline bool st__reg_fast_mapped(const st__reg_t *reg, int slot);
+/* Forgets the slot (its fd was closed while not mapped: the memfd died unseen). pre: locked */
+static inline void st__reg_fast_drop(st__reg_t *reg, int slot);
+
+/* ---- inline definitions (the fast paths and the lock-free checks) --------------------------- */
+
+void st__reg_unlock_wake(st__reg_t *reg); /* the lock had waiters */
+/* Whether a registry range intersects [start, end). pre: locked */
+bool st__reg_overlaps(const st__reg_t *reg, uintptr_t start, uintptr_t end);
+/* fast_lo, fast_hi from the slots' mappings. pre: locked */
+void st__reg_fast_bounds(st__reg_t *reg);
+
+static inline bool st__reg_trylock_fast(st__reg_t *reg)
+{
+    int c = 0;
+    return __atomic_compare_exchange_n(&reg->lock, &c, 1, false, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
+}
+
+static inline void st__reg_unlock(st__reg_t *reg)
+{
+    if (__atomic_fetch_sub(&reg->lock, 1, __ATOMIC_RELEASE) != 1)
+        st__reg_unlock_wake(reg);
+}
+
+static inline bool st__reg_may_overlap(const st__reg_t *reg, uintptr_t start, size_t len)
+{
+    uintptr_t lo = __atomic_load_n(&reg->lo, __ATOMIC_RELAXED);
+    uintptr_t hi = __atomic_load_n(&reg->hi, __ATOMIC_RELAXED);
+    uintptr_t flo = __atomic_load_n(&reg->fast_lo, __ATOMIC_RELAXED);
+    uintptr_t fhi = __atomic_load_n(&reg->fast_hi, __ATOMIC_RELAXED);
+    return (start < hi && start + len > lo) || (start < fhi && start + len > flo);
+}
+
+static inline int st__reg_fast_fd_slot(const st__reg_t *reg, int fd)
+{
+    if (fd < 0)
+        return -1;
+    for (int i = 0; i < ST__REG_FAST; i++)
+        if (__atomic_load_n(&reg->fast_fd1[i], __ATOMIC_ACQUIRE) == fd + 1)
+            return i;
+    return -1;
+}
+
+static inline bool st__reg_fast_has_fd(const st__reg_t *reg, int fd)
+{
+    return st__reg_fast_fd_slot(reg, fd) >= 0;
+}
+
+static inline bool st__reg_fd_indexed(const st__reg_t *reg, int fd)
+{
+    return fd >= 0 && (uint32_t)fd < reg->max_fds && reg->fd_index != NULL &&
+           __atomic_load_n(&reg->fd_index[fd], __ATOMIC_RELAXED) != 0;
+}
+
+/* The fast table first: a flush indexes an fd before it clears its slot (release), so a reader
+ * that finds the slot empty (acquire) finds the index entry. */
+static inline bool st__reg_fd_maybe(const st__reg_t *reg, int fd)
+{
+    return st__reg_fast_has_fd(reg, fd) || st__reg_fd_indexed(reg, fd);
+}
+
+static inline int st__reg_fast_mapping(const st__reg_t *reg, uintptr_t start, size_t len)
+{
+    if (start >= reg->fast_hi || start + len <= reg->fast_lo)
+        return -1; /* outside every slot's mapping */
+    for (int i = 0; i < ST__REG_FAST; i++)
+        if (reg->fast[i].start == start && reg->fast[i].len == len && len != 0 &&
+            reg->fast_fd1[i] != 0)
+            return i;
+    return -1;
+}
+
+static inline bool st__reg_fast_mapped(const st__reg_t *reg, int slot)
+{
+    return reg->fast[slot].len != 0;
+}
+
+static inline int st__reg_fast_add(st__reg_t *reg, int fd, uint8_t kind, uint64_t ts,
+                                   uint64_t name_hash, uint8_t flags, int32_t importance)
+{
+    int slot = reg->n_fast == 0 ? 0 : -1; /* empty: no duplicate to look for */
+    for (int i = 0; i < ST__REG_FAST && reg->n_fast != 0; i++) {
+        int32_t v = reg->fast_fd1[i];
+        if (v == fd + 1) {
+            /* its fd was closed behind our back: the slow path knows what to do with it */
+            int rc = st__reg_fast_flush(reg);
+            return rc != 0 ? rc : -EEXIST;
+        }
+        if (v == 0 && slot < 0)
+            slot = i;
+    }
+    if (slot < 0) {
+        int rc = st__reg_fast_flush(reg);
+        if (rc != 0)
+            return rc;
+        slot = 0;
+    }
+    st__reg_fast_t *e = &reg->fast[slot];
+    e->ts = ts;
+    e->name_hash = name_hash;
+    e->len = 0;
+    e->importance = importance;
+    e->kind = kind;
+    e->flags = flags;
+    reg->n_fast++;
+    __atomic_store_n(&reg->fast_fd1[slot], fd + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static inline int st__reg_fast_map(st__reg_t *reg, int fd, uintptr_t start, size_t len,
+                                   uint64_t off)
+{
+    int slot = st__reg_fast_fd_slot(reg, fd);
+    uintptr_t end = start + len;
+    if (slot < 0 || reg->fast[slot].len != 0 || len == 0 || end < start)
+        return -1;
+    if (start < reg->fast_hi && end > reg->fast_lo) {
+        for (int i = 0; i < ST__REG_FAST; i++) {
+            const st__reg_fast_t *e = &reg->fast[i];
+            if (reg->fast_fd1[i] != 0 && e->len != 0 && start < e->start + e->len && end > e->start)
+                return -1;
+        }
+    }
+    if (start < reg->hi && end > reg->lo && st__reg_overlaps(reg, start, end))
+        return -1;
+    st__reg_fast_t *e = &reg->fast[slot];
+    e->start = start;
+    e->len = len;
+    e->off = off;
+    if (start < reg->fast_lo)
+        __atomic_store_n(&reg->fast_lo, start, __ATOMIC_RELAXED);
+    if (end > reg->fast_hi)
+        __atomic_store_n(&reg->fast_hi, end, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static inline void st__reg_fast_unmapped(st__reg_t *reg, int slot)
+{
+    st__reg_fast_t *e = &reg->fast[slot];
+    if (e->start == reg->fast_lo && e->start + e->len == reg->fast_hi) {
+        /* the bounds are exactly this mapping: the others are disjoint, so there are none */
+        __atomic_store_n(&reg->fast_lo, UINTPTR_MAX, __ATOMIC_RELAXED);
+        __atomic_store_n(&reg->fast_hi, 0, __ATOMIC_RELAXED);
+        e->len = 0;
+        return;
+    }
+    e->len = 0;
+    st__reg_fast_bounds(reg);
+}
+
+static inline void st__reg_fast_drop(st__reg_t *reg, int slot)
+{
+    if (reg->fast[slot].len != 0)
+        st__reg_fast_unmapped(reg, slot);
+    reg->n_fast--;
+    __atomic_store_n(&reg->fast_fd1[slot], 0, __ATOMIC_RELEASE);
+}
 
 static inline st__key_t st__key_shmem(uint8_t kind, uint32_t major, uint32_t minor, uint64_t ino)
 {

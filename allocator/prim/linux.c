@@ -70,17 +70,17 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define HOT_SYSCALL(n, a, b, c, d, e, f) syscall((n), (a), (b), (c), (d), (e), (f))
 #endif
 
-ST__HOT void *st__prim_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+ST__FAST void *st__prim_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     return (void *)HOT_SYSCALL(SYS_mmap, addr, len, prot, flags, fd, off);
 }
 
-ST__HOT int st__prim_munmap(void *addr, size_t len)
+ST__FAST int st__prim_munmap(void *addr, size_t len)
 {
     return (int)HOT_SYSCALL(SYS_munmap, addr, len, 0, 0, 0, 0);
 }
 
-ST__HOT int st__prim_close_call(int fd)
+ST__FAST int st__prim_close_call(int fd)
 {
     return (int)HOT_SYSCALL(SYS_close, fd, 0, 0, 0, 0, 0);
 }
@@ -90,12 +90,12 @@ void *st__prim_mremap(void *old_addr, size_t old_len, size_t new_len, int flags,
     return (void *)syscall(SYS_mremap, old_addr, old_len, new_len, flags, new_addr);
 }
 
-ST__HOT int st__prim_memfd_create(const char *name, unsigned int flags)
+ST__FAST int st__prim_memfd_create(const char *name, unsigned int flags)
 {
     return (int)HOT_SYSCALL(SYS_memfd_create, name, flags, 0, 0, 0, 0);
 }
 
-ST__HOT int st__prim_ftruncate(int fd, off_t len)
+ST__FAST int st__prim_ftruncate(int fd, off_t len)
 {
     return (int)HOT_SYSCALL(SYS_ftruncate, fd, len, 0, 0, 0, 0);
 }

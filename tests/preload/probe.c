@@ -264,6 +264,12 @@ static void *hammer(void *arg)
             munmap(p, PAGE);
         }
         int fd = memfd_create("hammer", MFD_CLOEXEC);
+        if (fd >= 0 && ftruncate(fd, PAGE) == 0) {
+            /* the short-lived pattern, on the preload's fast path while the main thread forks */
+            char *m = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (m != MAP_FAILED)
+                munmap(m, PAGE);
+        }
         if (fd >= 0)
             close(fd);
     }
@@ -621,7 +627,16 @@ static int scenario_ipc(void)
     if (late == MAP_FAILED)
         die("mmap late");
     touch(late, 2);
-    printf("ready %d %lx\n", (int)pid, (unsigned long)late);
+    /* a memfd created and mapped right before the dump: still in the preload's fast table when
+     * the request comes (4 pages, 3 touched) */
+    int lfd = memfd_create("late-memfd", 0);
+    if (lfd < 0 || ftruncate(lfd, 4 * PAGE) != 0)
+        die("memfd late");
+    char *lm = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, lfd, 0);
+    if (lm == MAP_FAILED)
+        die("mmap late memfd");
+    touch(lm, 3);
+    printf("ready %d %lx %lx\n", (int)pid, (unsigned long)late, (unsigned long)lm);
     char buf[64];
     while (read(0, buf, sizeof(buf)) > 0)
         ;
@@ -919,6 +934,89 @@ static int scenario_fdpend(void)
              WEXITSTATUS(rstatus) == 0);
 }
 
+/* memfds on the preload's fast path (allocator/registry.h, "fast table") and every way off it:
+ * K mapped and kept; S partly unmapped; D mapped twice; X cut by a MAP_FIXED private mapping; R
+ * grown by mremap; T closed behind the preload's back and its number reused at once by T2; Z
+ * closed unmapped; U mapped, unmapped, still open at the fork, closed after it. Then a fork (the
+ * child writes OUT.child.maps) and the parent's OUT.maps and OUT.expect. Every fd but U's and Z's
+ * stays open, so resident bytes are exact. Prints "child PID". */
+static char *fast_map(const char *name, size_t size_pages, size_t map_pages, int *fdp)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)(size_pages * PAGE)) != 0)
+        die(name);
+    char *p = mmap(NULL, map_pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        die(name);
+    *fdp = fd;
+    return p;
+}
+
+static int scenario_fastpath(void)
+{
+    int kfd, sfd, dfd, xfd, rfd, t2fd, ufd;
+    char *k = fast_map("fast-k", 4, 4, &kfd);
+    touch(k, 3);
+    char *sp = fast_map("fast-s", 4, 4, &sfd);
+    touch(sp, 4);
+    if (munmap(sp + PAGE, PAGE) != 0)
+        die("munmap s");
+    char *d = fast_map("fast-d", 2, 2, &dfd);
+    char *d2 = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, dfd, 0);
+    if (d2 == MAP_FAILED)
+        die("mmap d2");
+    d2[0] = 1;
+    char *x = fast_map("fast-x", 4, 4, &xfd);
+    touch(x, 4);
+    if (mmap(x + PAGE, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+             0) != x + PAGE)
+        die("mmap fixed over x");
+    char *r = fast_map("fast-r", 2, 2, &rfd);
+    touch(r, 1);
+    if (ftruncate(rfd, 4 * PAGE) != 0)
+        die("ftruncate r");
+    r = mremap(r, 2 * PAGE, 4 * PAGE, MREMAP_MAYMOVE);
+    if (r == MAP_FAILED)
+        die("mremap r");
+    int tfd = memfd_create("fast-t", MFD_CLOEXEC);
+    if (tfd < 0)
+        die("memfd t");
+    syscall(SYS_close, tfd); /* the preload does not see this */
+    char *t2 = fast_map("fast-t2", 1, 1, &t2fd);
+    if (t2fd != tfd)
+        die("memfd t2 (the fd number was not reused)");
+    touch(t2, 1);
+    int zfd = memfd_create("fast-z", MFD_CLOEXEC);
+    if (zfd < 0)
+        die("memfd z");
+    close(zfd);
+    char *u = fast_map("fast-u", 1, 1, &ufd);
+    touch(u, 1);
+    munmap(u, PAGE);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cpath[4096];
+        snprintf(cpath, sizeof(cpath), "%s.child", out_prefix);
+        out_prefix = strdup(cpath);
+        save_maps();
+        exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    close(ufd);
+    open_expect();
+    expect_obj("memfd", k, 3 * PAGE, NULL);
+    expect_obj("memfd", sp, 4 * PAGE, NULL);
+    expect_obj("memfd", d, PAGE, NULL);
+    expect_obj("memfd", x, 4 * PAGE, NULL);
+    expect_obj("memfd", r, PAGE, NULL);
+    expect_obj("memfd", t2, PAGE, NULL);
+    fclose(expect);
+    save_maps();
+    printf("child %d\n", (int)pid);
+    return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -952,6 +1050,8 @@ int main(int argc, char **argv)
         return scenario_fdpend();
     if (strcmp(s, "deferred") == 0)
         return scenario_deferred();
+    if (strcmp(s, "fastpath") == 0)
+        return scenario_fastpath();
     if (strcmp(s, "many") == 0)
         return scenario_many();
     if (strcmp(s, "ipc") == 0)

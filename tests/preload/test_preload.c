@@ -642,6 +642,60 @@ static void test_fdpend(void **state)
     free(so);
 }
 
+/* memfds on the preload's fast path and off it (probe.c, scenario_fastpath): exact ranges in the
+ * parent and in a fork child, exact resident bytes, the parent the creator and the child an
+ * inheriting holder, and nothing left of the memfds that were closed. */
+static void test_fastpath(void **state)
+{
+    (void)state;
+    char out[512], regenv[600], path[600];
+    out_path(out, sizeof(out), "fastpath");
+    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
+    const char *env[] = {preload_env, regenv, NULL};
+    assert_int_equal(run_probe("fastpath", out, env, NULL), 0);
+    snprintf(path, sizeof(path), "%s.stdout", out);
+    char *so = slurp(path);
+    assert_non_null(so);
+    int child = 0;
+    assert_int_equal(sscanf(so, "child %d", &child), 1);
+    free(so);
+    static reg_t parent, kid;
+    assert_int_not_equal(find_registry(out, &parent, child), 0);
+    registry_path(path, sizeof(path), out, child);
+    assert_int_equal(load_registry(path, &kid), 0);
+    snprintf(path, sizeof(path), "%s.maps", out);
+    check_exact(&parent, path);
+    snprintf(path, sizeof(path), "%s.child.maps", out);
+    check_exact(&kid, path);
+    assert_int_equal(check_expect(&parent, out), 6);
+    assert_int_equal(check_expect(&kid, out), 6);
+    /* parent: K, S, D, X, R, T2; the child also holds U (its fd was open at the fork) */
+    assert_int_equal(parent.n_objs, 6);
+    assert_int_equal(kid.n_objs, 7);
+    for (int i = 0; i < parent.n_objs; i++) {
+        const obj_t *o = &parent.objs[i];
+        const obj_t *k = find_obj(&kid, o->kind, o->ino);
+        if (o->creator != 1 || o->inherited != 0)
+            fail_msg("parent: %s creator=%d inherited=%d", o->name, o->creator, o->inherited);
+        assert_non_null(k);
+        assert_int_equal(k->creator, 0);
+        assert_int_equal(k->inherited, 1);
+        assert_string_equal(k->name, o->name);
+    }
+    const obj_t *k = find_named(&parent, "fast-k");
+    assert_non_null(k);
+    assert_int_equal(k->mapped, 4 * 4096ul);
+    assert_int_equal(k->size, 4 * 4096ul);
+    const obj_t *u = find_named(&kid, "fast-u");
+    assert_non_null(u);
+    assert_int_equal(u->mapped, 0);
+    assert_null(find_named(&parent, "fast-u"));
+    assert_null(find_named(&parent, "fast-z"));
+    assert_null(find_named(&kid, "fast-z"));
+    assert_null(find_named(&parent, "fast-t"));
+    assert_non_null(find_named(&parent, "fast-t2"));
+}
+
 /* posix_fallocate'd pages nobody wrote are resident: the preload alone (no /proc scan) reports
  * the objects' st_blocks, measured with cachestat. */
 static void test_fallocate(void **state)
@@ -856,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_fork_inherit),
         cmocka_unit_test(test_deferred),
         cmocka_unit_test(test_fdpend),
+        cmocka_unit_test(test_fastpath),
         cmocka_unit_test(test_fallocate),
         cmocka_unit_test(test_exec_env),
         cmocka_unit_test(test_exec_env_prepend),

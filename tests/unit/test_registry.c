@@ -130,7 +130,7 @@ static void check_obj(st__reg_t *reg, const st__key_t *key, unsigned maj, unsign
 
 static int setup(void **state)
 {
-    st__reg_t *reg = calloc(1, sizeof(*reg));
+    st__reg_t *reg = aligned_alloc(_Alignof(st__reg_t), sizeof(*reg));
     if (reg == NULL || st__reg_init(reg, 1024, 2048) != 0)
         return -1;
     *state = reg;
@@ -539,6 +539,129 @@ static void test_fd_pending(void **state)
     assert_int_equal(reg->n_objs, 0);
 }
 
+/* The fast table (registry.h): a memfd's fd and one mapping of it, recorded beside the registry
+ * and moved into it (FDPEND object, pending mapping whose hint it is) by anything else. */
+static void test_fast_table(void **state)
+{
+    st__reg_t *reg = *state;
+    int fd = memfd_create("fast", 0);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 4 * PAGE), 0);
+    assert_false(st__reg_fd_maybe(reg, fd));
+    assert_int_equal(st__reg_fast_add(reg, fd, ST_KIND_MEMFD, 7, 99, ST__OBJ_CREATOR, 3), 0);
+    assert_true(st__reg_fast_has_fd(reg, fd));
+    assert_true(st__reg_fd_maybe(reg, fd));
+    assert_false(st__reg_fd_indexed(reg, fd)); /* the fd index page is not touched */
+    assert_false(st__reg_fd_keyed_maybe(reg, fd));
+    assert_int_equal(reg->n_objs, 0);
+    char *m = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    uintptr_t a = (uintptr_t)m;
+    assert_false(st__reg_may_overlap(reg, a, 4 * PAGE));
+    assert_int_equal(st__reg_fast_map(reg, fd, a, 4 * PAGE, 0), 0);
+    assert_true(st__reg_may_overlap(reg, a + PAGE, PAGE));
+    assert_false(st__reg_may_overlap(reg, a + 4 * PAGE, PAGE));
+    /* a second mapping of the same fd is refused (the hooks then flush) */
+    assert_int_equal(st__reg_fast_map(reg, fd, a + 8 * PAGE, PAGE, 0), -1);
+    /* only the exact range is a slot's mapping */
+    int slot = st__reg_fast_fd_slot(reg, fd);
+    assert_true(slot >= 0);
+    assert_int_equal(st__reg_fast_mapping(reg, a, 4 * PAGE), slot);
+    assert_int_equal(st__reg_fast_mapping(reg, a, PAGE), -1);
+    assert_int_equal(st__reg_fast_mapping(reg, a + PAGE, 3 * PAGE), -1);
+    /* unmapped exactly: the bounds are empty again, the fd stays */
+    st__reg_fast_unmapped(reg, slot);
+    assert_false(st__reg_may_overlap(reg, a, 4 * PAGE));
+    assert_true(st__reg_fast_has_fd(reg, fd));
+    assert_int_equal(st__reg_fast_map(reg, fd, a, 4 * PAGE, 0), 0);
+
+    /* st__reg_lock flushes: an FDPEND object with the slot's fields, its mapping a pending object
+     * naming it, the fd indexed, the table empty */
+    st__reg_lock(reg);
+    assert_int_equal(reg->n_fast, 0);
+    assert_false(st__reg_fast_has_fd(reg, fd));
+    assert_true(st__reg_fd_indexed(reg, fd));
+    st__obj_t *o = st__reg_fd_object(reg, fd);
+    assert_non_null(o);
+    assert_true(o->flags & ST__OBJ_FDPEND);
+    assert_true(o->flags & ST__OBJ_CREATOR);
+    assert_int_equal(o->a, 7);
+    assert_int_equal(o->b, 99);
+    assert_int_equal(o->importance, 3);
+    assert_int_equal(o->pending_refs, 1);
+    st__range_t *r = NULL;
+    st__obj_t *p = st__reg_find_addr(reg, a + PAGE, &r);
+    assert_non_null(p);
+    assert_true(p->flags & ST__OBJ_PENDING);
+    assert_ptr_equal(st__reg_pending_hint(reg, p), o);
+    assert_int_equal(r->start, a);
+    assert_int_equal(r->len, 4 * PAGE);
+    assert_true(st__reg_may_overlap(reg, a, PAGE)); /* the registry's bounds now */
+    /* a partial munmap of it is exact */
+    assert_int_equal(munmap(m + PAGE, PAGE), 0);
+    st__reg_unmap(reg, a + PAGE, PAGE);
+    assert_int_equal(p->nranges, 2);
+    assert_int_equal(st__reg_mapped_bytes(reg, p), 3 * PAGE);
+    st__reg_unlock(reg);
+
+    /* a new mapping that overlaps a registry range stays out of the table */
+    int fd2 = memfd_create("fast-2", 0);
+    assert_int_equal(st__reg_fast_add(reg, fd2, ST_KIND_MEMFD, 1, 2, ST__OBJ_CREATOR, 0), 0);
+    assert_int_equal(st__reg_fast_map(reg, fd2, a + 2 * PAGE, PAGE, 0), -1);
+    assert_int_equal(st__reg_fast_map(reg, fd2, a + PAGE, PAGE, 0), 0); /* the hole is free */
+    /* nor one over another slot's mapping */
+    int fd3 = memfd_create("fast-3", 0);
+    assert_int_equal(st__reg_fast_add(reg, fd3, ST_KIND_MEMFD, 1, 3, ST__OBJ_CREATOR, 0), 0);
+    assert_int_equal(st__reg_fast_map(reg, fd3, a + PAGE, PAGE, 0), -1);
+    assert_int_equal(st__reg_fast_map(reg, -1, a + 20 * PAGE, PAGE, 0), -1); /* no slot */
+    /* close of an unmapped slot: gone without a trace */
+    slot = st__reg_fast_fd_slot(reg, fd3);
+    st__reg_fast_drop(reg, slot);
+    assert_false(st__reg_fd_maybe(reg, fd3));
+    /* the same number again while still in the table (closed behind our back): flushed, and the
+     * caller takes the slow path */
+    assert_int_equal(st__reg_fast_add(reg, fd2, ST_KIND_MEMFD, 1, 2, ST__OBJ_CREATOR, 0), -EEXIST);
+    assert_int_equal(reg->n_fast, 0);
+    assert_true(st__reg_fd_indexed(reg, fd2));
+    uint32_t objs = reg->n_objs;
+
+    /* a full table makes room by flushing */
+    for (int i = 0; i < ST__REG_FAST; i++)
+        assert_int_equal(st__reg_fast_add(reg, 1000 + i, ST_KIND_MEMFD, 1, 2, 0, 0), 0);
+    assert_int_equal(reg->n_fast, ST__REG_FAST);
+    assert_int_equal(reg->n_objs, objs);
+    assert_int_equal(st__reg_fast_add(reg, 2000, ST_KIND_MEMFD, 1, 2, 0, 0), 0);
+    assert_int_equal(reg->n_fast, 1);
+    assert_int_equal(reg->n_objs, objs + ST__REG_FAST);
+    assert_true(st__reg_fd_indexed(reg, 1000));
+    assert_true(st__reg_fast_has_fd(reg, 2000));
+    st__reg_fast_drop(reg, st__reg_fast_fd_slot(reg, 2000));
+    munmap(m, 4 * PAGE);
+    close(fd);
+    close(fd2);
+    close(fd3);
+}
+
+/* A flush with no room left: the slots are dropped and counted (the hooks switch tracking off). */
+static void test_fast_full(void **state)
+{
+    (void)state;
+    st__reg_t *reg = aligned_alloc(_Alignof(st__reg_t), sizeof(*reg));
+    assert_non_null(reg);
+    assert_int_equal(st__reg_init(reg, 2, 4), 0);
+    assert_int_equal(st__reg_fast_add(reg, 5, ST_KIND_MEMFD, 1, 2, 0, 0), 0);
+    assert_int_equal(st__reg_fast_map(reg, 5, 0x10000, PAGE, 0), 0);
+    assert_int_equal(st__reg_fast_add(reg, 6, ST_KIND_MEMFD, 1, 2, 0, 0), 0);
+    assert_int_equal(st__reg_fast_flush(reg), -ENOSPC);
+    assert_int_equal(reg->fast_lost, 1); /* 5 and its mapping took both objects */
+    assert_int_equal(reg->n_fast, 0);
+    assert_false(st__reg_fast_has_fd(reg, 6));
+    assert_false(st__reg_may_overlap(reg, 0x20000, PAGE));
+    assert_true(st__reg_may_overlap(reg, 0x10000, PAGE));
+    st__reg_destroy(reg);
+    free(reg);
+}
+
 static void test_sysv(void **state)
 {
     st__reg_t *reg = *state;
@@ -815,6 +938,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fd_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_table, setup, teardown),
+        cmocka_unit_test(test_fast_full),
         cmocka_unit_test_setup_teardown(test_sysv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted_guard, setup, teardown),

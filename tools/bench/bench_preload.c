@@ -17,6 +17,9 @@
  * ratio of the medians (the figure the targets apply to) and of the minimums, and the process CPU
  * time per iteration of each worker over the whole case (CLOCK_PROCESS_CPUTIME_ID: every thread,
  * so work moved to the agent thread is counted), with the part spent outside the main thread.
+ * A second table times every iteration on its own (10th percentile and median per round, averaged
+ * over a third as many rotating rounds): another process's work spoils single iterations there,
+ * not whole rounds, so it says more on a loaded machine.
  * Then the registry's memory per tracked object (the preload's registry code, linked here).
  *
  * Usage: bench_preload [--preload PATH] [--rounds N] [--round-ms MS]
@@ -78,8 +81,11 @@ static int one_iteration(char c)
     return munmap(p, PAGE);
 }
 
+static int cmp_double(const void *a, const void *b);
+
 /* Commands, one per line on stdin, one answer line each on stdout:
  *   run C N   N iterations of case C: "<wall ns>"
+ *   iter C N  N iterations of case C, each timed: "<10th percentile ns> <median ns>"
  *   cpu       after letting background threads drain (300 ms asleep): "<process ns> <thread ns>"
  *   quit */
 static int worker(void)
@@ -97,6 +103,20 @@ static int worker(void)
                     return 1;
                 }
             printf("%.0f\n", clock_ns(CLOCK_MONOTONIC) - t0);
+        } else if (sscanf(line, "iter %c %ld", &c, &n) == 2 && n > 0) {
+            static double t[1 << 16];
+            if (n > (long)(sizeof(t) / sizeof(t[0])))
+                n = (long)(sizeof(t) / sizeof(t[0]));
+            for (long i = 0; i < n; i++) {
+                double t0 = clock_ns(CLOCK_MONOTONIC);
+                if (one_iteration(c) != 0) {
+                    perror("bench_preload worker");
+                    return 1;
+                }
+                t[i] = clock_ns(CLOCK_MONOTONIC) - t0;
+            }
+            qsort(t, (size_t)n, sizeof(t[0]), cmp_double);
+            printf("%.0f %.0f\n", t[n / 10], t[n / 2]);
         } else if (strncmp(line, "cpu", 3) == 0) {
             struct timespec ts = {0, 300 * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -401,6 +421,46 @@ int main(int argc, char **argv)
                "%6.3fx <= %.2fx\n",
                cases[k].what, mina, ma, minb, mb, mb / ma, minb / mina, mh / ma, cpu_a, cpu_b, bg_b,
                cpu_b / cpu_a, cpu_h / cpu_a, cases[k].target);
+        fflush(stdout);
+    }
+    lf = fopen("/proc/loadavg", "r");
+    if (lf != NULL) {
+        if (fgets(load, sizeof(load), lf) != NULL)
+            load[strcspn(load, "\n")] = '\0';
+        fclose(lf);
+    }
+    /* Per-iteration percentiles: each iteration timed on its own, so that an interruption by
+     * another process spoils one iteration, not a whole round (the figures above are round
+     * means): less sensitive to a loaded machine. */
+    printf("\nper iteration (each timed alone; mean over %d rotating rounds of each worker's 10th "
+           "percentile and median, ns)\n",
+           rounds / 3);
+    printf("%-38s %8s %8s %8s %8s %7s %7s %7s %7s\n", "case", "A p10", "A p50", "B p10", "B p50",
+           "p10 B/A", "p50 B/A", "p10 H/A", "p50 H/A");
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        char cmd[64];
+        double ns = 0;
+        snprintf(cmd, sizeof(cmd), "run %c 200", cases[k].c);
+        if (ask(&wa, cmd, &ns, NULL) != 0)
+            goto fail;
+        long iters = (long)((double)round_ms * 1e6 / (ns / 200.0));
+        snprintf(cmd, sizeof(cmd), "iter %c %ld", cases[k].c, iters < 10 ? 10 : iters);
+        double sum[3][2] = {{0}};
+        int n = rounds / 3;
+        for (int r = 0; r < n; r++) {
+            proc_t *w[3] = {&wa, &wb, &wh};
+            for (int i = 0; i < 3; i++) {
+                int j = (r + i) % 3;
+                double p10, p50;
+                if (ask(w[j], cmd, &p10, &p50) != 0)
+                    goto fail;
+                sum[j][0] += p10;
+                sum[j][1] += p50;
+            }
+        }
+        printf("%-38s %8.1f %8.1f %8.1f %8.1f %6.3fx %6.3fx %6.3fx %6.3fx\n", cases[k].what,
+               sum[0][0] / n, sum[0][1] / n, sum[1][0] / n, sum[1][1] / n, sum[1][0] / sum[0][0],
+               sum[1][1] / sum[0][1], sum[2][0] / sum[0][0], sum[2][1] / sum[0][1]);
         fflush(stdout);
     }
     lf = fopen("/proc/loadavg", "r");
