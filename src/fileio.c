@@ -28,11 +28,26 @@ static int write_fd(int fd, const char *p, size_t len)
     return 0;
 }
 
+bool st_file_is_special(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
 int st_file_write(const char *path, const void *data, size_t len)
 {
     if (strcmp(path, "-") == 0) {
         int rc = write_fd(STDOUT_FILENO, data, len);
         fflush(stdout);
+        return rc;
+    }
+    if (st_file_is_special(path)) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        int rc = write_fd(fd, data, len);
+        if (close(fd) != 0 && rc == 0)
+            rc = -errno;
         return rc;
     }
     size_t n = strlen(path) + sizeof(".tmp.XXXXXX");

@@ -23,7 +23,9 @@
  * are written with U+FFFD in place of each bad byte, so the file is always valid JSON.
  */
 #include "trace_json.h"
+
 #include "array.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1873,6 +1875,26 @@ int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_s
     if (strcmp(path, "-") == 0) {
         errno = 0;
         return st_trace_write_stream(trace, stdout, err);
+    }
+    if (st_file_is_special(path)) {
+        /* /dev/null, a FIFO...: written in place; a rename would replace the device itself */
+        if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0 || (f = fdopen(fd, "w")) == NULL) {
+            rc = -errno;
+            if (fd >= 0)
+                close(fd);
+            fail(&r, rc, "cannot open %s: %s", path, strerror(-rc));
+            goto out;
+        }
+        setvbuf(f, NULL, _IOFBF, 1 << 20);
+        errno = 0;
+        rc = st_trace_write_stream(trace, f, err);
+        int closed = fclose(f);
+        f = NULL;
+        if (rc == 0 && closed != 0) {
+            rc = -errno;
+            fail(&r, rc, "close: %s", strerror(-rc));
+        }
+        goto out;
     }
     struct stat old;
     bool durable = sync == ST_WRITE_FSYNC ||

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "error.h"
+#include "fileio.h"
 #include "model.h"
 #include "trace_json.h"
 
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *data_dir(void)
@@ -374,6 +376,85 @@ static void test_missing_file(void **state)
     assert_string_equal(line, "/nonexistent/trace.json: cannot open: No such file or directory");
 }
 
+/* Reads the FIFO at path in a child into out_path; returns the child's pid. */
+static pid_t fifo_reader(const char *path, const char *out_path)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int in = open(path, O_RDONLY), out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char buf[4096];
+        ssize_t n;
+        while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+            if (write(out, buf, (size_t)n) != n)
+                _exit(2);
+        _exit(in >= 0 && out >= 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+/* An output that is not a regular file (here a FIFO; /dev/null in real life) is written in
+ * place: replacing it by a rename would turn /dev/null into a regular file. */
+static void test_write_special_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/st_special-XXXXXX", fifo[64], got[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(got, sizeof(got), "%s/got.json", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_true(st_file_is_special(fifo));
+    assert_false(st_file_is_special(dir));
+    assert_false(st_file_is_special("/nonexistent/x"));
+
+    st_trace_t *t = NULL, *back = NULL;
+    st_global_dump_t *d = NULL;
+    st_process_dump_t *p = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 10, &d), 0);
+    assert_int_equal(st_dump_add_process(d, 42, "fifo_writer", &p), 0);
+    st_error_t err;
+    int status = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        pid_t r = fifo_reader(fifo, got);
+        assert_int_equal(
+            st_trace_write_file_ex(t, fifo, mode ? ST_WRITE_FSYNC : ST_WRITE_FSYNC_REPLACE, &err),
+            0);
+        assert_int_equal(waitpid(r, &status, 0), r);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        struct stat st;
+        assert_int_equal(stat(fifo, &st), 0);
+        assert_true(S_ISFIFO(st.st_mode));
+        assert_int_equal(st_trace_read_file(got, &back, &err), 0);
+        assert_int_equal(back->n_dumps, 1);
+        assert_non_null(st_dump_find_process(&back->dumps[0], 42));
+        st_trace_free(back);
+        back = NULL;
+    }
+    /* the file writer of view/export/dump too */
+    pid_t r = fifo_reader(fifo, got);
+    assert_int_equal(st_file_write(fifo, "hello\n", 6), 0);
+    assert_int_equal(waitpid(r, &status, 0), r);
+    struct stat st;
+    assert_int_equal(stat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(stat(got, &st), 0);
+    assert_int_equal(st.st_size, 6);
+    /* nothing left at a temporary name */
+    DIR *dh = opendir(dir);
+    assert_non_null(dh);
+    struct dirent *e;
+    int entries = 0;
+    while ((e = readdir(dh)) != NULL)
+        entries += e->d_name[0] != '.';
+    closedir(dh);
+    assert_int_equal(entries, 2);
+    st_trace_free(t);
+    unlink(fifo);
+    unlink(got);
+    rmdir(dir);
+}
+
 /* A dump with objects whose carriers have no process dump, and one with no processes at all. */
 static void test_writer_carriers(void **state)
 {
@@ -615,12 +696,13 @@ static void test_write_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_round_trip), cmocka_unit_test(test_malformed_dir),
-        cmocka_unit_test(test_catapult_model),    cmocka_unit_test(test_browser_model),
-        cmocka_unit_test(test_hex_forms),         cmocka_unit_test(test_process_names),
-        cmocka_unit_test(test_oversized),         cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_writer_carriers),   cmocka_unit_test(test_writer_invalid_utf8),
-        cmocka_unit_test(test_write_file),        cmocka_unit_test(test_writer_threads),
+        cmocka_unit_test(test_golden_round_trip),   cmocka_unit_test(test_malformed_dir),
+        cmocka_unit_test(test_catapult_model),      cmocka_unit_test(test_browser_model),
+        cmocka_unit_test(test_hex_forms),           cmocka_unit_test(test_process_names),
+        cmocka_unit_test(test_oversized),           cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_write_special_file),  cmocka_unit_test(test_writer_carriers),
+        cmocka_unit_test(test_writer_invalid_utf8), cmocka_unit_test(test_write_file),
+        cmocka_unit_test(test_writer_threads),
     };
     return cmocka_run_group_tests_name("trace_json", tests, NULL, NULL);
 }
