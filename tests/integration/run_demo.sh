@@ -15,7 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$bin/shmtrack" run -o "$tmp/t.json" --interval 300 --deadline 5000 -- "$bin/shmtrack-demo" --seconds 3 \
     >"$tmp/out" 2>"$tmp/err"
 pids=$(grep -o 'broker [0-9]*, network [0-9]*, gpu [0-9]*' "$tmp/out")
-"$bin/shmtrack" report "$tmp/t.json" --format json >"$tmp/r.json"
+"$bin/shmtrack" report "$tmp/t.json" --dump all --format json >"$tmp/r.json"
 python3 - "$tmp/r.json" "$pids" <<'PY'
 import json, re, sys
 rep = json.load(open(sys.argv[1]))
