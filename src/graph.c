@@ -1094,7 +1094,7 @@ typedef struct owner_key {
     uint64_t s; /* not-owning sub-size */
     int pid;
     const char *path;
-    uint32_t idx;
+    long double *owning; /* where its coefficient goes */
 } owner_key;
 
 static int cmp_owner(const void *pa, const void *pb)
@@ -1107,6 +1107,33 @@ static int cmp_owner(const void *pa, const void *pb)
     if (a->pid != b->pid)
         return a->pid < b->pid ? -1 : 1;
     return strcmp(a->path, b->path);
+}
+
+/* Pass 7 proper, shared by the general pass and the flat one: the owners of one owned object,
+ * sorted by cmp_owner, share what each covers beyond the owners before it, equally among those
+ * of the same importance; sets each owner's coefficient and, when the owned side has a
+ * not-owning size, its own (*OWNED). */
+static void share_owners(const owner_key *keys, size_t n, uint64_t not_owned, long double *owned)
+{
+    uint64_t already = 0;
+    for (size_t j = 0; j < n;) {
+        size_t end = j;
+        while (end < n && keys[end].importance == keys[j].importance)
+            end++;
+        long double attributed = 0;
+        for (size_t r = end - j; j < end; j++, r--) {
+            uint64_t s = keys[j].s;
+            if (s > already) {
+                attributed += (long double)(s - already) / (long double)r;
+                already = s;
+            }
+            if (s != 0)
+                *keys[j].owning = attributed / (long double)s;
+        }
+    }
+    if (not_owned != 0)
+        *owned = not_owned > already ? (long double)(not_owned - already) / (long double)not_owned
+                                     : 0.0L;
 }
 
 static int compute_coefficients(graph *g)
@@ -1129,29 +1156,11 @@ static int compute_coefficients(graph *g)
                 keys = nk;
             }
             const vertex *y = &g->v[o];
-            keys[n++] = (owner_key){y->importance, y->not_owning, vpid(g, y), vpath(y), o};
+            keys[n++] =
+                (owner_key){y->importance, y->not_owning, vpid(g, y), vpath(y), &g->v[o].owning};
         }
         qsort(keys, n, sizeof(*keys), cmp_owner);
-        uint64_t already = 0;
-        for (size_t j = 0; j < n;) {
-            size_t end = j;
-            while (end < n && keys[end].importance == keys[j].importance)
-                end++;
-            long double attributed = 0;
-            for (size_t r = end - j; j < end; j++, r--) {
-                uint64_t s = keys[j].s;
-                if (s > already) {
-                    attributed += (long double)(s - already) / (long double)r;
-                    already = s;
-                }
-                if (s != 0)
-                    g->v[keys[j].idx].owning = attributed / (long double)s;
-            }
-        }
-        if (x->not_owned != 0)
-            x->owned = x->not_owned > already
-                           ? (long double)(x->not_owned - already) / (long double)x->not_owned
-                           : 0.0L;
+        share_owners(keys, n, x->not_owned, &x->owned);
     }
     free(keys);
     return 0;
@@ -1908,7 +1917,7 @@ static int flat_sizes(flat *f)
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             const fholder *h = &f->h[j];
             keys[n++] = (owner_key){h->importance, h->has_size ? h->size : 0, d->procs[h->proc].pid,
-                                    holder_node(f, h)->name, j};
+                                    holder_node(f, h)->name, &f->h[j].owning};
         }
         /* (pid, path) is unique among them: any sort gives the general pass's order */
         if (n > 8) {
@@ -1922,27 +1931,7 @@ static int flat_sizes(flat *f)
                 keys[m] = k;
             }
         }
-        uint64_t already = 0;
-        for (size_t j = 0; j < n;) {
-            size_t end = j;
-            while (end < n && keys[end].importance == keys[j].importance)
-                end++;
-            long double attributed = 0;
-            for (size_t r = end - j; j < end; j++, r--) {
-                uint64_t s = keys[j].s;
-                if (s > already) {
-                    attributed += (long double)(s - already) / (long double)r;
-                    already = s;
-                }
-                if (s != 0)
-                    f->h[keys[j].idx].owning = attributed / (long double)s;
-            }
-        }
-        uint64_t not_owned = x->size; /* a leaf: its sub-sizes are its size */
-        if (not_owned != 0)
-            x->owned = not_owned > already
-                           ? (long double)(not_owned - already) / (long double)not_owned
-                           : 0.0L;
+        share_owners(keys, n, x->size, &x->owned); /* a leaf: its sub-sizes are its size */
     }
     free(keys);
     return f->w.err;

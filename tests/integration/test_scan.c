@@ -994,25 +994,37 @@ static char *scan_text(pid_t root, unsigned threads, st_maps_method_t maps, size
     return text;
 }
 
+/* Starts the many-process world in *W and scans it on THREADS threads reading mappings by MAPS:
+ * the reference trace, its N globals every process's objects and the shared one. */
+static char *many_reference(world_t *w, unsigned threads, st_maps_method_t maps, size_t *n)
+{
+    world_init(w);
+    world_start(w, many_root, NULL, MANY_PROCS);
+    char *text = scan_text(w->root, threads, maps, n);
+    assert_int_equal(*n, MANY_PROCS * MANY_OBJS + 1);
+    return text;
+}
+
+/* TEXT (N globals) is the reference trace REF (N_REF globals) to the byte; frees TEXT. */
+static void assert_same_trace(const char *ref, size_t n_ref, char *text, size_t n)
+{
+    assert_int_equal(n_ref, n);
+    assert_string_equal(ref, text);
+    free(text);
+}
+
 /* Reading processes and measuring objects on several threads gives the very trace one thread
  * gives (enough processes and objects that every phase runs on more than one thread). */
 static void test_threads_same_trace(void **state)
 {
     world_t w;
-    world_init(&w);
-    world_start(&w, many_root, NULL, MANY_PROCS);
     size_t n1 = 0, n3 = 0, n8 = 0;
-    char *one = scan_text(w.root, 1, ST_MAPS_AUTO, &n1);
+    char *one = many_reference(&w, 1, ST_MAPS_AUTO, &n1);
     char *three = scan_text(w.root, 3, ST_MAPS_AUTO, &n3);
     char *eight = scan_text(w.root, 8, ST_MAPS_AUTO, &n8);
-    assert_int_equal(n1, MANY_PROCS * MANY_OBJS + 1); /* every process's objects + the shared one */
-    assert_int_equal(n1, n3);
-    assert_int_equal(n1, n8);
-    assert_string_equal(one, three);
-    assert_string_equal(one, eight);
+    assert_same_trace(one, n1, three, n3);
+    assert_same_trace(one, n1, eight, n8);
     free(one);
-    free(three);
-    free(eight);
     world_end(&w);
 }
 
@@ -1021,14 +1033,10 @@ static void test_threads_same_trace(void **state)
 static void test_maps_methods_same_trace(void **state)
 {
     world_t w;
-    world_init(&w);
-    world_start(&w, many_root, NULL, MANY_PROCS);
     size_t na = 0, nt = 0, nq = 0;
-    char *a = scan_text(w.root, 2, ST_MAPS_AUTO, &na);
+    char *a = many_reference(&w, 2, ST_MAPS_AUTO, &na);
     char *t = scan_text(w.root, 2, ST_MAPS_TEXT, &nt);
-    assert_int_equal(na, MANY_PROCS * MANY_OBJS + 1);
-    assert_int_equal(na, nt);
-    assert_string_equal(a, t);
+    assert_same_trace(a, na, t, nt);
     st_scan_options_t o;
     st_scan_options_init(&o);
     o.tree_root = w.root;
@@ -1036,15 +1044,12 @@ static void test_maps_methods_same_trace(void **state)
     st_trace_t *probe = NULL;
     if (st_scan_trace(&o, &probe, NULL) == 0 && probe->dumps[0].n_problems == 0) {
         char *q = scan_text(w.root, 2, ST_MAPS_PROCMAP, &nq);
-        assert_int_equal(na, nq);
-        assert_string_equal(a, q);
-        free(q);
+        assert_same_trace(a, na, q, nq);
     } else {
         print_message("PROCMAP_QUERY not supported by this kernel: text and auto compared\n");
     }
     st_trace_free(probe);
     free(a);
-    free(t);
     world_end(&w);
 }
 
@@ -1054,10 +1059,8 @@ static void test_maps_methods_same_trace(void **state)
 static void test_low_fd_limit_same_trace(void **state)
 {
     world_t w;
-    world_init(&w);
-    world_start(&w, many_root, NULL, MANY_PROCS);
     size_t n1 = 0, n2 = 0;
-    char *roomy = scan_text(w.root, 2, ST_MAPS_AUTO, &n1);
+    char *roomy = many_reference(&w, 2, ST_MAPS_AUTO, &n1);
     struct rlimit old, tight;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
     int probe = open("/dev/null", O_RDONLY | O_CLOEXEC); /* the lowest free fd: fds in use */
@@ -1070,11 +1073,8 @@ static void test_low_fd_limit_same_trace(void **state)
     char *tight_text = scan_text(w.root, 2, ST_MAPS_AUTO, &n2);
     scan_close_async = false;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
-    assert_int_equal(n1, MANY_PROCS * MANY_OBJS + 1);
-    assert_int_equal(n1, n2);
-    assert_string_equal(roomy, tight_text);
+    assert_same_trace(roomy, n1, tight_text, n2);
     free(roomy);
-    free(tight_text);
     world_end(&w);
 }
 

@@ -65,6 +65,28 @@ static void save_maps(void)
     close(out);
 }
 
+/* In a fork child: its files are OUT.child.* from now on (the parent keeps OUT.*). */
+static void child_prefix(void)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s.child", out_prefix);
+    out_prefix = strdup(path);
+}
+
+/* Forks a child that saves its maps (OUT.child.maps) and exits, its destructors writing its
+ * registry file; waits for it, its wait status in *STATUS. */
+static pid_t fork_saving_maps(int *status)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_prefix();
+        save_maps();
+        exit(0);
+    }
+    waitpid(pid, status, 0);
+    return pid;
+}
+
 static void open_expect(void)
 {
     char path[4096];
@@ -423,9 +445,7 @@ static int scenario_fork_inherit(void)
     shmtrack_set_importance(p, 6);
     pid_t pid = fork();
     if (pid == 0) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s.child", out_prefix);
-        out_prefix = strdup(path);
+        child_prefix();
         char *q = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         touch(q, 1);
         save_maps();
@@ -705,16 +725,8 @@ static int scenario_deferred(void)
         die("mmap posix");
     touch(ps, 2);
     /* fork before anything resolved the pending mappings */
-    pid_t pid = fork();
-    if (pid == 0) {
-        char cpath[4096];
-        snprintf(cpath, sizeof(cpath), "%s.child", out_prefix);
-        out_prefix = strdup(cpath);
-        save_maps();
-        exit(0);
-    }
     int status;
-    waitpid(pid, &status, 0);
+    pid_t pid = fork_saving_maps(&status);
     expect_obj("anon", a, 3 * PAGE, NULL);
     expect_obj("anon", b, 2 * PAGE, NULL);
     expect_obj("memfd", m, 4 * PAGE, NULL);
@@ -881,9 +893,7 @@ static int scenario_fdpend(void)
     printf("ino pend-e %lu\n", ino_of(e));
     pid_t pid = fork();
     if (pid == 0) {
-        char cpath[4096];
-        snprintf(cpath, sizeof(cpath), "%s.child", out_prefix);
-        out_prefix = strdup(cpath);
+        child_prefix();
         exit(0);
     }
     int status, rstatus;
@@ -993,16 +1003,8 @@ static int scenario_fastpath(void)
     char *u = fast_map("fast-u", 1, 1, &ufd);
     touch(u, 1);
     munmap(u, PAGE);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char cpath[4096];
-        snprintf(cpath, sizeof(cpath), "%s.child", out_prefix);
-        out_prefix = strdup(cpath);
-        save_maps();
-        exit(0);
-    }
     int status;
-    waitpid(pid, &status, 0);
+    pid_t pid = fork_saving_maps(&status);
     close(ufd);
     open_expect();
     expect_obj("memfd", k, 3 * PAGE, NULL);

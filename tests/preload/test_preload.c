@@ -315,21 +315,53 @@ static void out_path(char *buf, size_t len, const char *name)
 static const char *preload_env = "LD_PRELOAD=" PRELOAD_PATH;
 /* OTHER_LIB (from CMake): an empty module, preloaded beside ours */
 
+/* Runs SCENARIO under the preload with a registry (output files under NAME, their prefix left in
+ * OUT) and loads the registry it wrote into REG, checked exactly against the probe's maps. */
+static void run_tracked(const char *name, const char *scenario, char *out, size_t len, reg_t *reg)
+{
+    char regenv[600], maps[600];
+    out_path(out, len, name);
+    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
+    const char *env[] = {preload_env, regenv, NULL};
+    assert_int_equal(run_probe(scenario, out, env, NULL), 0);
+    assert_int_not_equal(find_registry(out, reg, 0), 0);
+    snprintf(maps, sizeof(maps), "%s.maps", out);
+    check_exact(reg, maps);
+}
+
+/* run_tracked for a scenario that forks once and prints "child PID" first: the parent's registry
+ * into PARENT and the child's into KID, each checked exactly against the maps it saw. */
+static void run_forked(const char *name, const char *scenario, char *out, size_t len, reg_t *parent,
+                       reg_t *kid)
+{
+    char regenv[600], path[600];
+    out_path(out, len, name);
+    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
+    const char *env[] = {preload_env, regenv, NULL};
+    assert_int_equal(run_probe(scenario, out, env, NULL), 0);
+    snprintf(path, sizeof(path), "%s.stdout", out);
+    char *so = slurp(path);
+    assert_non_null(so);
+    int child = 0;
+    assert_int_equal(sscanf(so, "child %d", &child), 1);
+    free(so);
+    assert_int_not_equal(find_registry(out, parent, child), 0);
+    registry_path(path, sizeof(path), out, child);
+    assert_int_equal(load_registry(path, kid), 0);
+    snprintf(path, sizeof(path), "%s.maps", out);
+    check_exact(parent, path);
+    snprintf(path, sizeof(path), "%s.child.maps", out);
+    check_exact(kid, path);
+}
+
 /* ---- tests ----------------------------------------------------------------------------------- */
 
 static void test_basic(void **state)
 {
     (void)state;
-    char out[512], regenv[600];
-    out_path(out, sizeof(out), "basic");
-    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
-    const char *env[] = {preload_env, regenv, NULL};
-    assert_int_equal(run_probe("basic", out, env, NULL), 0);
+    char out[512];
     static reg_t reg;
-    assert_int_not_equal(find_registry(out, &reg, 0), 0);
-    char maps[600];
-    snprintf(maps, sizeof(maps), "%s.maps", out);
-    check_exact(&reg, maps);
+    run_tracked("basic", "basic", out, sizeof(out), &reg);
     assert_int_equal(check_expect(&reg, out), 4);
     /* who created what, and the explicit claim */
     int anon_claimed = 0;
@@ -424,15 +456,9 @@ static void test_rawclone(void **state)
 
 static void check_closefds(const char *scenario)
 {
-    char out[512], regenv[600], maps[600];
-    out_path(out, sizeof(out), scenario);
-    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
-    const char *env[] = {preload_env, regenv, NULL};
-    assert_int_equal(run_probe(scenario, out, env, NULL), 0);
+    char out[512];
     static reg_t reg;
-    assert_int_not_equal(find_registry(out, &reg, 0), 0);
-    snprintf(maps, sizeof(maps), "%s.maps", out);
-    check_exact(&reg, maps);
+    run_tracked(scenario, scenario, out, sizeof(out), &reg);
     assert_int_equal(check_expect(&reg, out), 3);
 }
 
@@ -451,26 +477,9 @@ static void test_dup2fds(void **state)
 static void test_fork_inherit(void **state)
 {
     (void)state;
-    char out[512], regenv[600], path[600];
-    out_path(out, sizeof(out), "inherit");
-    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
-    const char *env[] = {preload_env, regenv, NULL};
-    assert_int_equal(run_probe("fork-inherit", out, env, NULL), 0);
-    snprintf(path, sizeof(path), "%s.stdout", out);
-    char *so = slurp(path);
-    assert_non_null(so);
-    int child = 0;
-    assert_int_equal(sscanf(so, "child %d", &child), 1);
-    free(so);
+    char out[512];
     static reg_t parent, kid;
-    int ppid = find_registry(out, &parent, child);
-    assert_int_not_equal(ppid, 0);
-    registry_path(path, sizeof(path), out, child);
-    assert_int_equal(load_registry(path, &kid), 0);
-    snprintf(path, sizeof(path), "%s.maps", out);
-    check_exact(&parent, path);
-    snprintf(path, sizeof(path), "%s.child.maps", out);
-    check_exact(&kid, path);
+    run_forked("inherit", "fork-inherit", out, sizeof(out), &parent, &kid);
     assert_int_equal(parent.n_objs, 1);
     assert_int_equal(kid.n_objs, 2);
     const obj_t *pm = &parent.objs[0];
@@ -495,25 +504,9 @@ static void test_fork_inherit(void **state)
 static void test_deferred(void **state)
 {
     (void)state;
-    char out[512], regenv[600], path[600];
-    out_path(out, sizeof(out), "deferred");
-    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
-    const char *env[] = {preload_env, regenv, NULL};
-    assert_int_equal(run_probe("deferred", out, env, NULL), 0);
-    snprintf(path, sizeof(path), "%s.stdout", out);
-    char *so = slurp(path);
-    assert_non_null(so);
-    int child = 0;
-    assert_int_equal(sscanf(so, "child %d", &child), 1);
-    free(so);
+    char out[512];
     static reg_t parent, kid;
-    assert_int_not_equal(find_registry(out, &parent, child), 0);
-    registry_path(path, sizeof(path), out, child);
-    assert_int_equal(load_registry(path, &kid), 0);
-    snprintf(path, sizeof(path), "%s.maps", out);
-    check_exact(&parent, path);
-    snprintf(path, sizeof(path), "%s.child.maps", out);
-    check_exact(&kid, path);
+    run_forked("deferred", "deferred", out, sizeof(out), &parent, &kid);
     assert_int_equal(check_expect(&parent, out), 4);
     assert_int_equal(check_expect(&kid, out), 4);
     /* parent: A, B, M, N, P; the child holds the four mapped ones (N's fd is close-on-exec but
@@ -648,25 +641,9 @@ static void test_fdpend(void **state)
 static void test_fastpath(void **state)
 {
     (void)state;
-    char out[512], regenv[600], path[600];
-    out_path(out, sizeof(out), "fastpath");
-    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
-    const char *env[] = {preload_env, regenv, NULL};
-    assert_int_equal(run_probe("fastpath", out, env, NULL), 0);
-    snprintf(path, sizeof(path), "%s.stdout", out);
-    char *so = slurp(path);
-    assert_non_null(so);
-    int child = 0;
-    assert_int_equal(sscanf(so, "child %d", &child), 1);
-    free(so);
+    char out[512];
     static reg_t parent, kid;
-    assert_int_not_equal(find_registry(out, &parent, child), 0);
-    registry_path(path, sizeof(path), out, child);
-    assert_int_equal(load_registry(path, &kid), 0);
-    snprintf(path, sizeof(path), "%s.maps", out);
-    check_exact(&parent, path);
-    snprintf(path, sizeof(path), "%s.child.maps", out);
-    check_exact(&kid, path);
+    run_forked("fastpath", "fastpath", out, sizeof(out), &parent, &kid);
     assert_int_equal(check_expect(&parent, out), 6);
     assert_int_equal(check_expect(&kid, out), 6);
     /* parent: K, S, D, X, R, T2; the child also holds U (its fd was open at the fork) */
@@ -701,15 +678,9 @@ static void test_fastpath(void **state)
 static void test_fallocate(void **state)
 {
     (void)state;
-    char out[512], regenv[600], path[600];
-    out_path(out, sizeof(out), "fallocate");
-    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
-    const char *env[] = {preload_env, regenv, NULL};
-    assert_int_equal(run_probe("fallocate", out, env, NULL), 0);
+    char out[512];
     static reg_t reg;
-    assert_int_not_equal(find_registry(out, &reg, 0), 0);
-    snprintf(path, sizeof(path), "%s.maps", out);
-    check_exact(&reg, path);
+    run_tracked("fallocate", "fallocate", out, sizeof(out), &reg);
     int want = geteuid() == 0 ? 2 : 1;
     if (want == 1)
         print_message("not root: the closed-fd POSIX object cannot be measured exactly here\n");
@@ -824,15 +795,9 @@ static void test_disable(void **state)
 static void test_churn(void **state)
 {
     (void)state;
-    char out[512], regenv[600], maps[600];
-    out_path(out, sizeof(out), "churn");
-    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
-    const char *env[] = {preload_env, regenv, NULL};
-    assert_int_equal(run_probe("churn", out, env, NULL), 0);
+    char out[512];
     static reg_t reg;
-    assert_int_not_equal(find_registry(out, &reg, 0), 0); /* still tracking: file written */
-    snprintf(maps, sizeof(maps), "%s.maps", out);
-    check_exact(&reg, maps);
+    run_tracked("churn", "churn", out, sizeof(out), &reg); /* still tracking: file written */
     assert_int_equal(check_expect(&reg, out), 1);
     assert_int_equal(reg.n_objs, 1);
 }
@@ -840,15 +805,9 @@ static void test_churn(void **state)
 static void test_threads(void **state)
 {
     (void)state;
-    char out[512], regenv[600], maps[600];
-    out_path(out, sizeof(out), "threads");
-    snprintf(regenv, sizeof(regenv), "SHMTRACK_TEST_REGISTRY=%s.reg", out);
-    const char *env[] = {preload_env, regenv, NULL};
-    assert_int_equal(run_probe("threads", out, env, NULL), 0);
+    char out[512];
     static reg_t reg;
-    assert_int_not_equal(find_registry(out, &reg, 0), 0);
-    snprintf(maps, sizeof(maps), "%s.maps", out);
-    check_exact(&reg, maps);
+    run_tracked("threads", "threads", out, sizeof(out), &reg);
 }
 
 /* An internal failure (the registry full) switches tracking off, says so in SHMTRACK_LOG, and the

@@ -257,6 +257,19 @@ static void wait_ready(st_coord_t *co, const fake_t *f, int timeout_ms)
     }
 }
 
+/* A coordinator (deadline DEADLINE_MS) with two clients, both ready: *A an ordinary one
+ * (objects 1-5) and *ODD one behaving as B (objects BASE to BASE + 4). */
+static st_coord_t *open_with_odd_client(int deadline_ms, enum behaviour b, uint64_t base, fake_t *a,
+                                        fake_t *odd)
+{
+    st_coord_t *co = open_coord(deadline_ms);
+    *a = spawn(1, 1, 0, 5, 5, B_NORMAL);
+    *odd = spawn(1, base, 0, 5, 5, b);
+    wait_ready(co, a, 10000);
+    wait_ready(co, odd, 10000);
+    return co;
+}
+
 /* Tells the child to exit and returns its wait status. */
 static int finish(st_coord_t *co, fake_t *f)
 {
@@ -405,11 +418,8 @@ static void test_scan_finds_unannounced(void **state)
 static void test_stalled_client(void **state)
 {
     (void)state;
-    st_coord_t *co = open_coord(300);
-    fake_t a = spawn(1, 1, 0, 5, 5, B_NORMAL);
-    fake_t s = spawn(1, 100, 0, 5, 5, B_STALL);
-    wait_ready(co, &a, 10000);
-    wait_ready(co, &s, 10000);
+    fake_t a, s;
+    st_coord_t *co = open_with_odd_client(300, B_STALL, 100, &a, &s);
     uint64_t t0 = st_clock_ms();
     st_global_dump_t *d = NULL;
     assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
@@ -431,11 +441,8 @@ static void test_stalled_client(void **state)
 static void test_killed_mid_dump(void **state)
 {
     (void)state;
-    st_coord_t *co = open_coord(5000);
-    fake_t a = spawn(1, 1, 0, 5, 5, B_NORMAL);
-    fake_t k = spawn(1, 200, 0, 5, 5, B_SUICIDE);
-    wait_ready(co, &a, 10000);
-    wait_ready(co, &k, 10000);
+    fake_t a, k;
+    st_coord_t *co = open_with_odd_client(5000, B_SUICIDE, 200, &a, &k);
     uint64_t t0 = st_clock_ms();
     st_global_dump_t *d = NULL;
     assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
@@ -459,11 +466,8 @@ static void test_killed_mid_dump(void **state)
 static void test_rejoin_mid_dump(void **state)
 {
     (void)state;
-    st_coord_t *co = open_coord(5000);
-    fake_t a = spawn(1, 1, 0, 5, 5, B_NORMAL);
-    fake_t r = spawn(1, 300, 0, 5, 5, B_REJOIN);
-    wait_ready(co, &a, 10000);
-    wait_ready(co, &r, 10000);
+    fake_t a, r;
+    st_coord_t *co = open_with_odd_client(5000, B_REJOIN, 300, &a, &r);
     st_global_dump_t *d = NULL;
     assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
     assert_false(d->partial);

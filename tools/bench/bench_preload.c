@@ -277,6 +277,18 @@ static int registry_bytes(void)
     return 0;
 }
 
+/* The first line of /proc/loadavg into buf (len bytes), without its newline; buf stays as it
+ * was when the file cannot be read. */
+static void read_loadavg(char *buf, size_t len)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fgets(buf, (int)len, f) != NULL)
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+    }
+}
+
 /* The CPU both workers are pinned to: the last one this process may use. */
 static int pick_cpu(void)
 {
@@ -357,12 +369,7 @@ int main(int argc, char **argv)
         {'c', "(c) private anon mmap+munmap", 1.02},
     };
     char load[128] = "?";
-    FILE *lf = fopen("/proc/loadavg", "r");
-    if (lf != NULL) {
-        if (fgets(load, sizeof(load), lf) != NULL)
-            load[strcspn(load, "\n")] = '\0';
-        fclose(lf);
-    }
+    read_loadavg(load, sizeof(load));
     printf("bench_preload: %s\n", preload);
     printf("load average at start: %s; %ld CPUs online; both workers pinned to CPU %d\n", load,
            sysconf(_SC_NPROCESSORS_ONLN), cpu);
@@ -423,12 +430,7 @@ int main(int argc, char **argv)
                cpu_b / cpu_a, cpu_h / cpu_a, cases[k].target);
         fflush(stdout);
     }
-    lf = fopen("/proc/loadavg", "r");
-    if (lf != NULL) {
-        if (fgets(load, sizeof(load), lf) != NULL)
-            load[strcspn(load, "\n")] = '\0';
-        fclose(lf);
-    }
+    read_loadavg(load, sizeof(load));
     /* Per-iteration percentiles: each iteration timed on its own, so that an interruption by
      * another process spoils one iteration, not a whole round (the figures above are round
      * means): less sensitive to a loaded machine. */
@@ -463,12 +465,7 @@ int main(int argc, char **argv)
                sum[1][1] / sum[0][1], sum[2][0] / sum[0][0], sum[2][1] / sum[0][1]);
         fflush(stdout);
     }
-    lf = fopen("/proc/loadavg", "r");
-    if (lf != NULL) {
-        if (fgets(load, sizeof(load), lf) != NULL)
-            load[strcspn(load, "\n")] = '\0';
-        fclose(lf);
-    }
+    read_loadavg(load, sizeof(load));
     printf("\nload average at end: %s; coordinator handshakes: %d\n\n", load,
            __atomic_load_n(&server_ready, __ATOMIC_RELAXED));
     rc = registry_bytes();
