@@ -376,6 +376,18 @@ static void test_missing_file(void **state)
     assert_string_equal(line, "/nonexistent/trace.json: cannot open: No such file or directory");
 }
 
+static int count_entries(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    assert_non_null(dh);
+    while ((de = readdir(dh)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(dh);
+    return n;
+}
+
 /* Reads the FIFO at path in a child into out_path; returns the child's pid. */
 static pid_t fifo_reader(const char *path, const char *out_path)
 {
@@ -441,14 +453,7 @@ static void test_write_special_file(void **state)
     assert_int_equal(stat(got, &st), 0);
     assert_int_equal(st.st_size, 6);
     /* nothing left at a temporary name */
-    DIR *dh = opendir(dir);
-    assert_non_null(dh);
-    struct dirent *e;
-    int entries = 0;
-    while ((e = readdir(dh)) != NULL)
-        entries += e->d_name[0] != '.';
-    closedir(dh);
-    assert_int_equal(entries, 2);
+    assert_int_equal(count_entries(dir), 2);
     st_trace_free(t);
     unlink(fifo);
     unlink(got);
@@ -592,18 +597,6 @@ static void test_writer_threads(void **state)
     free(one);
     st_trace_free(t2);
     st_trace_free(t);
-}
-
-static int count_entries(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    int n = 0;
-    struct dirent *de;
-    assert_non_null(dh);
-    while ((de = readdir(dh)) != NULL)
-        n += de->d_name[0] != '.';
-    closedir(dh);
-    return n;
 }
 
 static void test_write_file(void **state)
