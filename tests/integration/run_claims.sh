@@ -14,30 +14,15 @@
 set -euo pipefail
 bin=$1
 prog=$2
-tmp=$(mktemp -d)
-run_pid=
-cleanup() {
-    [ -n "$run_pid" ] && kill "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../run_lib.sh"
+st_run_init
 
 "$bin/shmtrack" run -o "$tmp/t.json" --interval 0 --socket "$tmp/s/st.sock" -- "$prog" \
     >"$tmp/out" 2>"$tmp/err" &
 run_pid=$!
-for _ in $(seq 100); do
-    grep -q '^ready' "$tmp/out" && break
-    kill -0 "$run_pid" 2>/dev/null || { echo "shmtrack run ended early"; cat "$tmp/err"; exit 1; }
-    sleep 0.1
-done
-grep -q '^ready' "$tmp/out" || { echo "claims_prog not ready"; cat "$tmp/err"; exit 1; }
+st_run_wait_ready "$tmp/out" "$tmp/err"
 "$bin/shmtrack" dump --socket "$tmp/s/st.sock" -o "$tmp/d.json" >/dev/null
-kill -TERM "$run_pid"
-set +e
-wait "$run_pid"
-rc=$?
-set -e
-run_pid=
+st_run_stop
 [ "$rc" -eq 0 ] || { echo "shmtrack run exited $rc"; cat "$tmp/err"; exit 1; }
 "$bin/shmtrack" report "$tmp/d.json" --format json >"$tmp/r.json"
 python3 - "$tmp/r.json" "$tmp/out" <<'PY'

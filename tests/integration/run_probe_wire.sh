@@ -22,13 +22,8 @@
 set -euo pipefail
 bin=$1
 probe=$2
-tmp=$(mktemp -d)
-run_pid=
-cleanup() {
-    [ -n "$run_pid" ] && kill "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../run_lib.sh"
+st_run_init
 
 start=$(date +%s)
 PROBE_FORKS=150 "$bin/shmtrack" run -o "$tmp/fork.json" --interval 100 -- "$probe" forkstorm "$tmp/fork" \
@@ -49,12 +44,7 @@ for scenario in closefds dup2fds; do
     PROBE_HOLD=1 "$bin/shmtrack" run -o "$tmp/$scenario.t.json" --interval 0 --socket "$tmp/s/$scenario" -- \
         "$probe" "$scenario" "$tmp/$scenario" >"$tmp/$scenario.out" 2>"$tmp/$scenario.err" &
     run_pid=$!
-    for _ in $(seq 100); do
-        grep -q '^ready' "$tmp/$scenario.out" && break
-        kill -0 "$run_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q '^ready' "$tmp/$scenario.out" || { echo "$scenario not ready"; cat "$tmp/$scenario.err"; exit 1; }
+    st_run_wait_ready "$tmp/$scenario.out" "$tmp/$scenario.err"
     "$bin/shmtrack" dump --socket "$tmp/s/$scenario" -o "$tmp/$scenario.dump.json" >/dev/null
     kill -TERM "$run_pid"
     wait "$run_pid" || { echo "$scenario under shmtrack run failed"; cat "$tmp/$scenario.err"; exit 1; }

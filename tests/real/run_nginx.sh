@@ -27,17 +27,9 @@ ngx=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$ngx" ] || { echo "SKIP: nginx not installed (tools/deps.sh real: apt-get install nginx)"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 77; }
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: /proc/PID/map_files (the test's truth) needs root"; exit 77; }
-tmp=$(mktemp -d)
+. "$here/../run_lib.sh"
+st_run_init
 chmod 755 "$tmp" # the workers (nobody) read nothing here, but the cache directory is theirs
-run_pid=
-cleanup() {
-    if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then
-        kill -TERM "$run_pid" 2>/dev/null || true
-        wait "$run_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$tmp/nginx.conf" <<CONF
 daemon off;
@@ -113,12 +105,7 @@ python3 "$here/proc_truth.py" "$master" "$tmp/idle.before.json"
 "$bin/shmtrack" dump --socket "$tmp/s/st.sock" -o "$tmp/idle.json" >/dev/null
 python3 "$here/proc_truth.py" "$master" "$tmp/idle.after.json"
 
-kill -TERM "$run_pid"
-set +e
-wait "$run_pid"
-rc=$?
-set -e
-run_pid=
+st_run_stop
 [ "$rc" -eq 0 ] || { echo "shmtrack run exited $rc"; tail -n 20 "$tmp/run.err" "$tmp/error.log"; exit 1; }
 grep -q "\[notice\] $master#$master: exit" "$tmp/error.log" || { echo "no clean exit"; tail "$tmp/error.log"; exit 1; }
 [ -z "$(pgrep -s 0 -f "nginx: " || true)" ] || { echo "nginx processes left"; exit 1; }

@@ -16,32 +16,18 @@ prog=$2
 here=$(cd "$(dirname "$0")" && pwd)
 command -v python3 >/dev/null || { echo "SKIP: python3 not installed"; exit 77; }
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: /proc/PID/map_files (the test's truth) needs root"; exit 77; }
-tmp=$(mktemp -d)
-run_pid=
-cleanup() {
-    [ -n "$run_pid" ] && kill "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$here/../run_lib.sh"
+st_run_init
 
 "$bin/shmtrack" run -o "$tmp/t.json" --interval 0 --socket "$tmp/st.sock" -- "$prog" \
     >"$tmp/out" 2>"$tmp/err" &
 run_pid=$!
-for _ in $(seq 100); do
-    grep -q '^ready' "$tmp/out" && break
-    kill -0 "$run_pid" 2>/dev/null || { echo "shmtrack run ended early"; cat "$tmp/err"; exit 1; }
-    sleep 0.1
-done
+st_run_wait_ready "$tmp/out" "$tmp/err"
 read -r _ parent child shmid anon memfd sysv < <(grep '^ready' "$tmp/out")
 python3 "$here/proc_truth.py" "$parent" "$tmp/before.json"
 "$bin/shmtrack" dump --socket "$tmp/st.sock" -o "$tmp/d.json" >/dev/null
 python3 "$here/proc_truth.py" "$parent" "$tmp/after.json"
-kill -TERM "$run_pid"
-set +e
-wait "$run_pid"
-rc=$?
-set -e
-run_pid=
+st_run_stop
 [ "$rc" -eq 5 ] || { echo "shmtrack run exited $rc, the program exits 5 on SIGTERM"; cat "$tmp/err"; exit 1; }
 "$bin/shmtrack" report "$tmp/d.json" --format json >"$tmp/d.r.json"
 python3 - "$here" "$tmp" "$parent" "$child" "$shmid" "$anon" "$memfd" "$sysv" <<'PY'
