@@ -9,6 +9,12 @@
  * truth: the bytes resident in those objects, measured here with mincore on the bench's own
  * mappings (shared regions) and by each child on its own private mappings.
  *
+ * Each round also runs bench_scan_floor (built beside it) over the same processes: only the
+ * kernel calls an exact scan cannot avoid (per process stat, status, smaps_rollup, maps and the fd
+ * directory; per object an open of map_files, fstat and cachestat), no dump, no ownership, no
+ * output. smem/floor is the best ratio any scanner built on these interfaces could print on this
+ * machine at that moment; the floor's resident total is printed beside the kernel truth.
+ *
  * smem knows processes, not objects: its PSS splits mapped pages between mappers and its RSS
  * counts a shared page in every mapper; shmtrack reports each object once. Not a test (no pass or
  * fail): run it by hand, `build/bin/bench_scan [-n N] [-m M] [--rounds R]`; needs smem
@@ -231,6 +237,13 @@ int main(int argc, char **argv)
         *slash = '\0';
         snprintf(shmtrack, sizeof(shmtrack), "%.*s/shmtrack", PATH_MAX - 16, self);
     }
+    char floor_exe[PATH_MAX + 32];
+    snprintf(floor_exe, sizeof(floor_exe), "%s", shmtrack);
+    char *fslash = strrchr(floor_exe, '/');
+    snprintf(fslash ? fslash + 1 : floor_exe, 32, "bench_scan_floor");
+    bool have_floor = access(floor_exe, X_OK) == 0;
+    if (!have_floor)
+        printf("bench_scan: %s not found: no floor column\n", floor_exe);
     page = sysconf(_SC_PAGESIZE);
     size_t len = PAGES * (size_t)page;
     int per = m / 2, groups = (n + GROUP - 1) / GROUP, n_shared = groups * per;
@@ -273,12 +286,14 @@ int main(int argc, char **argv)
            n, 2 * per, n_shared, GROUP, per, n_shared + n * per, n * 2 * per);
 
     char **scan_argv = calloc((size_t)(2 * n + 8), sizeof(char *));
-    char trace[] = "/tmp/bench_scan-XXXXXX.json", smem_out[] = "/tmp/bench_smem-XXXXXX";
-    int tfd = mkstemps(trace, 5), sfd = mkstemp(smem_out);
-    if (scan_argv == NULL || tfd < 0 || sfd < 0)
+    char trace[] = "/tmp/bench_scan-XXXXXX.json", smem_out[] = "/tmp/bench_smem-XXXXXX",
+         floor_out[] = "/tmp/bench_floor-XXXXXX";
+    int tfd = mkstemps(trace, 5), sfd = mkstemp(smem_out), ffd = mkstemp(floor_out);
+    if (scan_argv == NULL || tfd < 0 || sfd < 0 || ffd < 0)
         return 1;
     close(tfd);
     close(sfd);
+    close(ffd);
     int a = 0;
     scan_argv[a++] = shmtrack;
     scan_argv[a++] = "scan";
@@ -301,7 +316,14 @@ int main(int argc, char **argv)
     }
     char *smem_argv[] = {"smem", "-t", "-H", "-c", "pss rss", "-P", "^bench_kid", NULL};
 
-    double t_scan = 0, t_smem = 0;
+    /* the floor gets the same --pid list (it ignores -o) */
+    char **floor_argv = calloc((size_t)(2 * n + 8), sizeof(char *));
+    if (floor_argv == NULL)
+        return 1;
+    floor_argv[0] = floor_exe;
+    memcpy(floor_argv + 1, scan_argv + 2, (size_t)(a - 2) * sizeof(char *));
+
+    double t_scan = 0, t_smem = 0, t_floor = 0;
     int ok = 1;
     print_load("before");
     for (int r = 0; r < rounds && ok; r++) {
@@ -310,13 +332,19 @@ int main(int argc, char **argv)
         unlink(trace);
         unlink(smem_out);
         double a1 = run(scan_argv, NULL), b1 = run(smem_argv, smem_out);
-        if (a1 < 0 || b1 < 0) {
+        double c1 = have_floor ? run(floor_argv, floor_out) : 0;
+        if (a1 < 0 || b1 < 0 || c1 < 0) {
             ok = 0;
             break;
         }
-        printf("round %d: shmtrack scan %.3f s   smem %.3f s\n", r + 1, a1, b1);
+        if (have_floor)
+            printf("round %d: shmtrack scan %.3f s   smem %.3f s   floor %.3f s\n", r + 1, a1, b1,
+                   c1);
+        else
+            printf("round %d: shmtrack scan %.3f s   smem %.3f s\n", r + 1, a1, b1);
         t_scan += a1;
         t_smem += b1;
+        t_floor += c1;
     }
     print_load("after");
     if (ok) {
@@ -324,7 +352,17 @@ int main(int argc, char **argv)
         size_t objects = 0;
         printf("mean: shmtrack scan %.3f s, smem %.3f s: ratio smem/shmtrack = %.2f\n",
                t_scan / rounds, t_smem / rounds, t_smem / t_scan);
+        if (have_floor)
+            printf("floor (the kernel calls alone) %.3f s: smem/floor = %.2f, shmtrack/floor = "
+                   "%.2f\n",
+                   t_floor / rounds, t_smem / t_floor, t_scan / t_floor);
         printf("kernel truth (resident bytes of these objects, mincore): %" PRIu64 "\n", truth);
+        FILE *ff = have_floor ? fopen(floor_out, "r") : NULL;
+        char fl[256];
+        if (ff != NULL && fgets(fl, sizeof(fl), ff) != NULL)
+            printf("floor: %s", fl);
+        if (ff != NULL)
+            fclose(ff);
         if (trace_totals(trace, &unique, &objects, &st_pss) == 0)
             printf("shmtrack: shared resident, each object once: %" PRIu64
                    " (%zu objects); sum of process PSS: %" PRIu64 "\n",
@@ -339,5 +377,6 @@ int main(int argc, char **argv)
         waitpid(kids[i], NULL, 0);
     unlink(trace);
     unlink(smem_out);
+    unlink(floor_out);
     return ok ? 0 : 1;
 }
