@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -60,8 +61,9 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Runs argv with stdout to out_path (or /dev/null); returns seconds, or -1 on failure. */
-static double run(char **argv, const char *out_path)
+/* Runs argv with stdout to out_path (or /dev/null); returns seconds, or -1 on failure, and adds
+ * the CPU time (user + system) it took to *cpu. */
+static double run(char **argv, const char *out_path, double *cpu)
 {
     fflush(stdout);
     double t0 = now();
@@ -76,11 +78,15 @@ static double run(char **argv, const char *out_path)
         _exit(127);
     }
     int status = 0;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "bench_scan: %s failed (status 0x%x)\n", argv[0], status);
         return -1;
     }
-    return now() - t0;
+    double t = now() - t0;
+    *cpu += (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    return t;
 }
 
 /* The child: keeps its group's shared regions, makes its private objects, reports, waits. */
@@ -323,7 +329,7 @@ int main(int argc, char **argv)
     floor_argv[0] = floor_exe;
     memcpy(floor_argv + 1, scan_argv + 2, (size_t)(a - 2) * sizeof(char *));
 
-    double t_scan = 0, t_smem = 0, t_floor = 0;
+    double t_scan = 0, t_smem = 0, t_floor = 0, c_scan = 0, c_smem = 0, c_floor = 0;
     int ok = 1;
     print_load("before");
     for (int r = 0; r < rounds && ok; r++) {
@@ -331,8 +337,8 @@ int main(int argc, char **argv)
          * that replaces a non-empty file, and smem would truncate its old output */
         unlink(trace);
         unlink(smem_out);
-        double a1 = run(scan_argv, NULL), b1 = run(smem_argv, smem_out);
-        double c1 = have_floor ? run(floor_argv, floor_out) : 0;
+        double a1 = run(scan_argv, NULL, &c_scan), b1 = run(smem_argv, smem_out, &c_smem);
+        double c1 = have_floor ? run(floor_argv, floor_out, &c_floor) : 0;
         if (a1 < 0 || b1 < 0 || c1 < 0) {
             ok = 0;
             break;
@@ -356,6 +362,13 @@ int main(int argc, char **argv)
             printf("floor (the kernel calls alone) %.3f s: smem/floor = %.2f, shmtrack/floor = "
                    "%.2f\n",
                    t_floor / rounds, t_smem / t_floor, t_scan / t_floor);
+        printf("CPU time (user + system) per run: shmtrack scan %.3f s, smem %.3f s",
+               c_scan / rounds, c_smem / rounds);
+        if (have_floor)
+            printf(", floor %.3f s (%.3f s of wall at best on %ld CPUs)", c_floor / rounds,
+                   c_floor / rounds / (double)sysconf(_SC_NPROCESSORS_ONLN),
+                   sysconf(_SC_NPROCESSORS_ONLN));
+        printf("\n");
         printf("kernel truth (resident bytes of these objects, mincore): %" PRIu64 "\n", truth);
         FILE *ff = have_floor ? fopen(floor_out, "r") : NULL;
         char fl[256];
