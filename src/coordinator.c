@@ -4,15 +4,25 @@
  * the bookkeeping on top: clients by session, objects by key, and the global dump's life:
  *
  *   start:  DUMP_REQUEST to every ready client; each becomes PENDING
- *   answer: PROCESS_DUMP chunks are copied into the client's record buffer; LAST -> ANSWERED
+ *   answer: PROCESS_DUMP chunks are copied into the client's record buffer; LAST -> ANSWERED,
+ *           and its records are indexed at once (pass 1 of the merge: each object found or
+ *           added by wire key, its key string, guid and announced metadata), while the other
+ *           clients are still answering
  *   rejoin: a client that connects while a dump is in progress, from a process whose client was
  *           asked and has not answered (the host closed every fd, or dup2'ed over ours, and the
  *           library reconnected), is asked too: its answer on the new connection completes the
- *           dump, and its earlier departure becomes a warning that does not make the dump partial
+ *           dump, and its earlier departure becomes a warning that does not make the dump partial.
+ *           If the first connection answers too (it was still pending when the new one came),
+ *           the first of the two complete answers counts and the other is ignored
  *   finish: when nobody is PENDING or the deadline passed. Late and departed clients become
- *           warnings and make the dump partial. Records are merged in two passes (first find each
- *           object's creator among all answers, then add objects and holders), the graph processor
- *           annotates, the dump is appended to the trace and waiting tools are answered.
+ *           warnings and make the dump partial. With every answer indexed, the objects and
+ *           holders are added, the graph processor annotates, the dump is appended to the trace
+ *           and waiting tools are answered.
+ *
+ * The merged dump does not depend on the order the answers arrived in: an object's record that
+ * gives its name, sizes, label and carrier is the one from the lowest pid that reported it (the
+ * first in that process's record order), and its creator is the one a CREATED event announced,
+ * else the lowest pid whose record carries the creator flag.
  *
  * uthash keeps the two tables; the per-dump index is an open-addressing table by binary wire
  * key (kept between dumps, like the record buffers: fresh pages are dear on a VM), so a merge is
@@ -62,7 +72,10 @@ typedef struct client {
     st_wire_totals_t totals;
     st_wire_object_t *recs;
     size_t n_recs, cap_recs;
-    bool waiting; /* a control client waiting for the dump in progress */
+    uint32_t *objs; /* per record once indexed: its merge object's position + 1; 0 unusable key */
+    size_t cap_objs;
+    bool rejoined; /* asked for the dump in progress when it connected (see rejoins) */
+    bool waiting;  /* a control client waiting for the dump in progress */
     bool want_trace;
     UT_hash_handle hh;
 } client_t;
@@ -83,13 +96,14 @@ typedef struct object {
 /* Per-dump merge index entry. */
 typedef struct mobj {
     st_wire_key_t wk; /* canonical: only the fields the key string shows */
-    int creator;
+    int creator;      /* set by the merge: announced, else flagged */
+    int flagged;      /* the lowest pid whose record has ST_OBJ_F_CREATOR; 0 none */
     uint64_t scanned; /* the /proc scan's resident bytes for fd-backed objects, 0 when none */
-    const st_wire_object_t *first;
-    int first_pid;             /* the client that sent first */
-    uint64_t guid;             /* st_guid_global(key) */
-    const object_t *announced; /* what the events said about it; NULL when nothing */
-    size_t key;                /* its key string: at this offset of the merge's key buffer */
+    const st_wire_object_t *first; /* the record of the lowest pid (stable: see client_t.recs) */
+    int first_pid;                 /* that pid */
+    uint64_t guid;                 /* st_guid_global(key) */
+    const object_t *announced;     /* what the events said about it; NULL when nothing */
+    size_t key;                    /* its key string: at this offset of the merge's key buffer */
 } mobj_t;
 
 /* The /proc scan of the clients asked for a dump, run on its own thread while they answer (their
@@ -119,11 +133,14 @@ struct st_coord {
     char trigger[32];
     size_t pending;
     client_t *departed; /* answered or pending clients that left during the dump (not hashed) */
-    /* merge scratch kept between dumps (the merge index and the record -> object map) */
+    /* the merge index, filled as clients answer, and its scratch, kept between dumps */
     mobj_t *pool;
-    mobj_t **of;
-    size_t cap_pool;
-    uint32_t *slots; /* open addressing: pool position + 1 by wire key hash; 0 is empty */
+    size_t cap_pool, used;   /* used: objects indexed in this dump */
+    size_t keys_len;         /* bytes of keybuf used in this dump */
+    size_t objects_at_start; /* n_objects when the dump started */
+    int index_rc;            /* < 0: indexing an answer failed (out of memory) */
+    size_t n_objects;        /* entries of objects */
+    uint32_t *slots;         /* open addressing: pool position + 1 by wire key hash; 0 is empty */
     size_t cap_slots;
     st__keyed_t *keys; /* objects by guid, and as much scratch */
     size_t cap_keys;
@@ -320,7 +337,125 @@ static uint64_t key_hash(const st_wire_key_t *k)
 static void client_free(client_t *c)
 {
     free(c->recs);
+    free(c->objs);
     free(c);
+}
+
+/* Makes room in the merge index for n more objects: the pool, and the slot table at most half
+ * full (grown tables are rehashed; both are kept between dumps). */
+static int index_reserve(st_coord_t *co, size_t n)
+{
+    size_t need = co->used + n;
+    if (need > co->cap_pool) {
+        size_t cap = co->cap_pool * 2 > need ? co->cap_pool * 2 : need;
+        mobj_t *p = realloc(co->pool, cap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        co->pool = p;
+        co->cap_pool = cap;
+    }
+    if (need * 2 > co->cap_slots || co->slots == NULL) {
+        size_t cap = co->cap_slots ? co->cap_slots : 1024;
+        while (cap < need * 2)
+            cap <<= 1;
+        uint32_t *slots = calloc(cap, sizeof(*slots));
+        if (slots == NULL)
+            return -ENOMEM;
+        for (size_t j = 0; j < co->used; j++) {
+            size_t slot = (size_t)key_hash(&co->pool[j].wk) & (cap - 1);
+            while (slots[slot] != 0)
+                slot = (slot + 1) & (cap - 1);
+            slots[slot] = (uint32_t)(j + 1);
+        }
+        free(co->slots);
+        co->slots = slots;
+        co->cap_slots = cap;
+    }
+    return 0;
+}
+
+/* Pass 1 of the merge for one complete answer: each record's object found in the index or
+ * added (its key string formatted, its guid computed and its announced metadata looked up only
+ * then), and c->objs filled. Runs as each answer completes, while others are still coming;
+ * nothing it keeps depends on the order answers arrive in (see the file comment). */
+static int index_answer(st_coord_t *co, client_t *c)
+{
+    if (c->n_recs > c->cap_objs) {
+        uint32_t *o = realloc(c->objs, c->n_recs * sizeof(*o));
+        if (o == NULL)
+            return -ENOMEM;
+        c->objs = o;
+        c->cap_objs = c->n_recs;
+    }
+    int rc = index_reserve(co, c->n_recs);
+    if (rc < 0)
+        return rc;
+    mobj_t *pool = co->pool;
+    size_t mask = co->cap_slots - 1;
+    for (size_t i = 0; i < c->n_recs; i++) {
+        const st_wire_object_t *r = &c->recs[i];
+        c->objs[i] = 0;
+        st_wire_key_t wk = canonical_key(&r->key);
+        size_t slot = (size_t)key_hash(&wk) & mask;
+        mobj_t *m = NULL;
+        for (; co->slots[slot] != 0; slot = (slot + 1) & mask) {
+            mobj_t *x = &pool[co->slots[slot] - 1];
+            if (memcmp(&x->wk, &wk, sizeof(wk)) == 0) {
+                m = x;
+                break;
+            }
+        }
+        if (m == NULL) {
+            char key[ST_KEY_MAX];
+            if (wire_key(&r->key, key, sizeof(key)) < 0)
+                continue;
+            size_t kl = strlen(key);
+            if (co->keys_len + kl + 1 > co->cap_keybuf) {
+                size_t cap = co->cap_keybuf ? co->cap_keybuf * 2 : 65536;
+                char *b = realloc(co->keybuf, cap);
+                if (b == NULL)
+                    return -ENOMEM;
+                co->keybuf = b;
+                co->cap_keybuf = cap;
+            }
+            m = &pool[co->used++];
+            memset(m, 0, sizeof(*m));
+            m->wk = wk;
+            m->key = co->keys_len;
+            memcpy(co->keybuf + co->keys_len, key, kl + 1);
+            co->keys_len += kl + 1;
+            m->first = r;
+            m->first_pid = c->pid;
+            m->guid = st_guid_global(key);
+            object_t *o = NULL;
+            HASH_FIND(hh, co->objects, key, kl, o);
+            m->announced = o;
+            co->slots[slot] = (uint32_t)co->used;
+        } else if (c->pid < m->first_pid) {
+            m->first = r;
+            m->first_pid = c->pid;
+        }
+        c->objs[i] = (uint32_t)(m - pool) + 1;
+        if ((r->flags & ST_OBJ_F_CREATOR) && (m->flagged == 0 || c->pid < m->flagged))
+            m->flagged = c->pid;
+    }
+    return 0;
+}
+
+/* Whether a client of pid other than c has answered this dump (connected or departed); only
+ * rejoined ones when only_rejoined. */
+static bool pid_answered(const st_coord_t *co, int pid, const client_t *c, bool only_rejoined)
+{
+    const client_t *x, *tmp;
+    HASH_ITER(hh, co->clients, x, tmp)
+    {
+        if (x != c && x->pid == pid && x->state == C_ANSWERED && (x->rejoined || !only_rejoined))
+            return true;
+    }
+    for (x = co->departed; x != NULL; x = x->hh.next)
+        if (x->pid == pid && (x->rejoined || !only_rejoined))
+            return true;
+    return false;
 }
 
 /* ---- server callbacks ---- */
@@ -391,6 +526,7 @@ static void on_ready(void *ud, st_conn_t *conn)
             }
         }
         c->state = C_PENDING;
+        c->rejoined = true;
         co->pending++;
         logf_(co, "dump 0x%" PRIx64 ": pid %d (%s) reconnected during the dump: asked again",
               co->id, c->pid, c->name);
@@ -457,6 +593,7 @@ static void on_events(st_coord_t *co, client_t *c, const st_frame_t *f)
                 return;
             memcpy(o->key, key, sizeof(key));
             HASH_ADD_STR(co->objects, key, o);
+            co->n_objects++;
         }
         st_coord_object_t *m = &o->meta;
         if (ev->name[0] && (ev->type == ST_EVENT_CREATED || m->name[0] == '\0'))
@@ -510,8 +647,22 @@ static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
         memcpy(c->recs + c->n_recs, objs, n * sizeof(*objs));
     c->n_recs += n;
     if (f->hdr.flags & ST_WIRE_F_LAST) {
-        c->state = C_ANSWERED;
         co->pending--;
+        if (pid_answered(co, c->pid, c, !c->rejoined)) {
+            /* two connections of one process were both asked for the same answer (it
+             * reconnected while its first was still pending) and both answered: the first
+             * complete answer counts. Clients of one process that were all asked at the start
+             * (a program may run several) all count. */
+            logf_(co, "dump 0x%" PRIx64 ": pid %d (%s) answered twice: the second ignored", co->id,
+                  c->pid, c->name);
+            c->state = C_IDLE;
+            c->n_recs = 0;
+            return;
+        }
+        c->state = C_ANSWERED;
+        int rc = co->index_rc < 0 ? 0 : index_answer(co, c);
+        if (rc < 0)
+            co->index_rc = rc; /* the merge fails with it */
     }
 }
 
@@ -616,6 +767,7 @@ static void clear_dump_state(st_coord_t *co)
     {
         /* the record buffer is kept for the next dump: fresh pages are dear on a VM */
         c->state = C_IDLE;
+        c->rejoined = false;
         c->n_recs = 0;
     }
     co->active = false;
@@ -631,7 +783,6 @@ void st_coord_close(st_coord_t *co)
     st_server_close(co->srv); /* on_close frees every client */
     clear_dump_state(co);
     free(co->pool);
-    free(co->of);
     free(co->slots);
     free(co->keys);
     free(co->keybuf);
@@ -675,6 +826,11 @@ bool st_coord_dump_busy(const st_coord_t *co)
     return co->active;
 }
 
+size_t st_coord_dump_pending(const st_coord_t *co)
+{
+    return co->active ? co->pending : 0;
+}
+
 int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
 {
     if (co->active)
@@ -687,6 +843,12 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
     co->deadline_ms = st_clock_ms() + (uint64_t)co->cfg.deadline_ms;
     st_wire_strcpy(co->trigger, sizeof(co->trigger), trigger);
     co->pending = 0;
+    co->used = 0;
+    co->keys_len = 0;
+    co->index_rc = 0;
+    co->objects_at_start = co->n_objects;
+    if (co->slots != NULL)
+        memset(co->slots, 0, co->cap_slots * sizeof(*co->slots));
     st_wire_dump_request_t req = {co->id, ST_LEVEL_DETAILED, 0};
     client_t *c, *tmp;
     /* pending first, then send: a send failure closes the client through on_close */
@@ -779,91 +941,29 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
 {
     int rc = 0;
     client_t **cl = NULL;
-    size_t n_cl = 0, n_recs = 0, used = 0;
+    size_t n_cl = 0;
     if ((rc = answered(co, &cl, &n_cl)) < 0)
         return rc;
-    for (size_t k = 0; k < n_cl; k++)
-        n_recs += cl[k]->n_recs;
-    if (n_recs > co->cap_pool) {
-        free(co->pool);
-        free(co->of);
-        co->cap_pool = 0;
-        co->pool = malloc(n_recs * sizeof(*co->pool));
-        co->of = malloc(n_recs * sizeof(*co->of));
-        if (co->pool == NULL || co->of == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        co->cap_pool = n_recs;
-    }
-    if (n_recs * 2 > co->cap_slots || co->slots == NULL) {
-        size_t cap = 1024;
-        while (cap < n_recs * 2)
-            cap <<= 1;
-        free(co->slots);
-        co->cap_slots = 0;
-        if ((co->slots = malloc(cap * sizeof(*co->slots))) == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        co->cap_slots = cap;
-    }
-    memset(co->slots, 0, co->cap_slots * sizeof(*co->slots));
+    if ((rc = co->index_rc) < 0)
+        goto out;
     mobj_t *pool = co->pool;
-    mobj_t **of = co->of; /* per record in answer order: its object (NULL: unusable key) */
+    size_t used = co->used;
 
-    /* pass 1: every object once, with its creator; keys are formatted and looked up only here */
-    size_t at = 0, keys_len = 0;
-    for (size_t k = 0; k < n_cl; k++) {
-        client_t *c = cl[k];
-        for (size_t i = 0; i < c->n_recs; i++, at++) {
-            const st_wire_object_t *r = &c->recs[i];
-            of[at] = NULL;
-            st_wire_key_t wk = canonical_key(&r->key);
-            size_t slot = (size_t)key_hash(&wk) & (co->cap_slots - 1);
-            mobj_t *m = NULL;
-            for (; co->slots[slot] != 0; slot = (slot + 1) & (co->cap_slots - 1)) {
-                mobj_t *x = &pool[co->slots[slot] - 1];
-                if (memcmp(&x->wk, &wk, sizeof(wk)) == 0) {
-                    m = x;
-                    break;
-                }
-            }
-            if (m == NULL) {
-                char key[ST_KEY_MAX];
-                if (wire_key(&r->key, key, sizeof(key)) < 0)
-                    continue;
-                size_t kl = strlen(key);
-                if (keys_len + kl + 1 > co->cap_keybuf) {
-                    size_t cap = co->cap_keybuf ? co->cap_keybuf * 2 : 65536;
-                    char *b = realloc(co->keybuf, cap);
-                    if (b == NULL) {
-                        rc = -ENOMEM;
-                        goto out;
-                    }
-                    co->keybuf = b;
-                    co->cap_keybuf = cap;
-                }
-                m = &pool[used++];
-                memset(m, 0, sizeof(*m));
-                m->wk = wk;
-                m->key = keys_len;
-                memcpy(co->keybuf + keys_len, key, kl + 1);
-                keys_len += kl + 1;
-                m->first = r;
-                m->first_pid = c->pid;
-                m->guid = st_guid_global(key);
-                object_t *o = NULL;
-                HASH_FIND(hh, co->objects, key, kl, o);
-                if (o != NULL)
-                    m->creator = o->meta.creator_pid;
-                m->announced = o;
-                co->slots[slot] = (uint32_t)used;
-            }
-            of[at] = m;
-            if (m->creator == 0 && (r->flags & ST_OBJ_F_CREATOR))
-                m->creator = c->pid;
+    /* pass 1 was done as each answer came (index_answer); what is left: the creators, from
+     * the events as they stand now (an object announced after an answer was indexed is looked
+     * up again) */
+    bool new_objects = co->n_objects != co->objects_at_start;
+    for (size_t j = 0; j < used; j++) {
+        mobj_t *m = &pool[j];
+        if (m->announced == NULL && new_objects) {
+            object_t *o = NULL;
+            const char *key = co->keybuf + m->key;
+            HASH_FIND(hh, co->objects, key, strlen(key), o);
+            m->announced = o;
         }
+        m->creator = m->announced != NULL ? m->announced->meta.creator_pid : 0;
+        if (m->creator == 0)
+            m->creator = m->flagged;
     }
 
     /* The /proc scan of the clients that answered: what the hooks did not see. Usually the scan
@@ -949,7 +1049,6 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
         if ((rc = st_dump_add_object(d, &info, m->first_pid, NULL)) < 0)
             goto out;
     }
-    at = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
         st_process_dump_t *p = NULL;
@@ -957,11 +1056,11 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
             (rc = st_process_reserve(p, c->n_recs, c->n_recs)) < 0)
             goto out;
         totals_from_wire(&p->totals, &c->totals);
-        for (size_t i = 0; i < c->n_recs; i++, at++) {
+        for (size_t i = 0; i < c->n_recs; i++) {
             const st_wire_object_t *r = &c->recs[i];
-            const mobj_t *m = of[at];
-            if (m == NULL)
+            if (c->objs[i] == 0)
                 continue;
+            const mobj_t *m = &pool[c->objs[i] - 1];
             st_object_info_t info;
             object_info(co, m, &info);
             int imp = policy_importance(co, r, c->pid, m->creator);
