@@ -378,7 +378,7 @@ static int index_reserve(st_coord_t *co, size_t n)
  * added (its key string formatted, its guid computed and its announced metadata looked up only
  * then), and c->objs filled. Runs as each answer completes, while others are still coming;
  * nothing it keeps depends on the order answers arrive in (see the file comment). */
-static int index_answer(st_coord_t *co, client_t *c)
+__attribute__((noinline)) static int index_answer(st_coord_t *co, client_t *c)
 {
     if (c->n_recs > c->cap_objs) {
         uint32_t *o = realloc(c->objs, c->n_recs * sizeof(*o));
@@ -934,10 +934,11 @@ static void object_info(const st_coord_t *co, const mobj_t *m, st_object_info_t 
         .swapped_size = f->swapped,
         .creator_pid = m->creator,
         .label = f->label[0] ? f->label : (o ? o->meta.label : NULL),
+        .guid = m->guid,
     };
 }
 
-static int merge(st_coord_t *co, st_global_dump_t **out)
+__attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **out)
 {
     int rc = 0;
     client_t **cl = NULL;

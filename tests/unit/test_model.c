@@ -129,6 +129,7 @@ static void test_holder_layout(void **state)
     assert_string_equal(st_node_string(g, "creator_pid"), "10");
     assert_int_equal(st_process_add_holder(a, &info, 16384, 2, &h), 0);
     assert_string_equal(h->name, "shared_memory/memfd:0:1:77");
+    assert_int_equal(h->guid, st_guid_local(10, "shared_memory/memfd:0:1:77"));
     assert_int_equal(a->n_edges, 1);
     assert_int_equal(a->edges[0].target, g->guid);
     assert_int_equal(a->edges[0].importance, 2);
@@ -140,6 +141,16 @@ static void test_holder_layout(void **state)
     assert_true(st_node_scalar(h, "mapped_size", &mapped));
     assert_int_equal(mapped, 4096);
     assert_int_equal(st_process_add_holder(b, &info, 4096, 0, NULL), 0);
+    /* a caller that has the key's guid at hand passes it: the same nodes and edges */
+    st_object_info_t known = info;
+    known.key = "memfd:0:1:78";
+    known.guid = st_guid_global(known.key);
+    assert_int_equal(st_dump_add_object(d, &known, 11, &g2), 0);
+    assert_int_equal(g2->guid, st_guid_global("memfd:0:1:78"));
+    assert_string_equal(st_node_string(g2, "key"), "memfd:0:1:78");
+    assert_int_equal(st_process_add_holder(b, &known, 4096, 0, &h), 0);
+    assert_int_equal(h->guid, st_guid_local(11, "shared_memory/memfd:0:1:78"));
+    assert_int_equal(b->edges[b->n_edges - 1].target, g2->guid);
     st_dump_sort(d);
     assert_int_equal(d->procs[0].pid, 10);
 }
