@@ -938,11 +938,44 @@ static void object_info(const st_coord_t *co, const mobj_t *m, st_object_info_t 
     };
 }
 
+/* The holders of every answer, into the process dumps the merge made for them. */
+typedef struct holders_job {
+    const st_coord_t *co;
+    st_global_dump_t *d;
+    client_t *const *cl;
+    size_t *proc; /* per answer: its process dump's index in d->procs */
+    size_t n_cl;
+    int rc;
+} holders_job_t;
+
+static void *holders_main(void *arg)
+{
+    holders_job_t *j = arg;
+    const st_coord_t *co = j->co;
+    for (size_t k = 0; k < j->n_cl && j->rc == 0; k++) {
+        const client_t *c = j->cl[k];
+        st_process_dump_t *p = &j->d->procs[j->proc[k]];
+        for (size_t i = 0; i < c->n_recs && j->rc == 0; i++) {
+            const st_wire_object_t *r = &c->recs[i];
+            if (c->objs[i] == 0)
+                continue;
+            const mobj_t *m = &co->pool[c->objs[i] - 1];
+            st_object_info_t info;
+            object_info(co, m, &info);
+            int imp = policy_importance(co, r, c->pid, m->creator);
+            j->rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, NULL);
+        }
+    }
+    return NULL;
+}
+
 __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **out)
 {
     int rc = 0;
     client_t **cl = NULL;
     size_t n_cl = 0;
+    holders_job_t hj = {0};
+    pthread_t worker;
     if ((rc = answered(co, &cl, &n_cl)) < 0)
         return rc;
     if ((rc = co->index_rc) < 0)
@@ -1027,28 +1060,16 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
             (void)st_node_scalar(sn, "size", &m->scanned);
     }
 
-    /* pass 2: the objects, in the order st_dump_sort puts them (by guid: their names are
-     * st_global_name's), then processes and holders, in arrays sized for them at once */
+    /* pass 2: the processes, then on two threads the objects (here, in the order st_dump_sort
+     * puts them: by guid, their names are st_global_name's) and the holders (on a worker), in
+     * arrays sized for them at once. The two touch disjoint parts of the dump: the global nodes,
+     * their index and the dump's arena here; the process dumps and their own arena there (see
+     * st_global_dump_t.proc_arena); both only read the merge index and the answers. */
     if ((rc = st_dump_reserve_globals(d, used)) < 0)
         goto out;
-    if (used > co->cap_keys) {
-        free(co->keys);
-        co->cap_keys = 0;
-        if ((co->keys = malloc(2 * used * sizeof(*co->keys))) == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        co->cap_keys = used;
-    }
-    for (size_t j = 0; j < used; j++)
-        co->keys[j] = (st__keyed_t){pool[j].guid, j};
-    st__radix_sort(co->keys, co->keys + used, used);
-    for (size_t j = 0; j < used; j++) {
-        const mobj_t *m = &pool[co->keys[j].val];
-        st_object_info_t info;
-        object_info(co, m, &info);
-        if ((rc = st_dump_add_object(d, &info, m->first_pid, NULL)) < 0)
-            goto out;
+    if ((hj.proc = malloc((n_cl + 1) * sizeof(*hj.proc))) == NULL) {
+        rc = -ENOMEM;
+        goto out;
     }
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
@@ -1057,18 +1078,48 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
             (rc = st_process_reserve(p, c->n_recs, c->n_recs)) < 0)
             goto out;
         totals_from_wire(&p->totals, &c->totals);
-        for (size_t i = 0; i < c->n_recs; i++) {
-            const st_wire_object_t *r = &c->recs[i];
-            if (c->objs[i] == 0)
-                continue;
-            const mobj_t *m = &pool[c->objs[i] - 1];
-            st_object_info_t info;
-            object_info(co, m, &info);
-            int imp = policy_importance(co, r, c->pid, m->creator);
-            if ((rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, NULL)) < 0)
-                goto out;
-        }
+        hj.proc[k] = (size_t)(p - d->procs); /* d->procs may still move */
     }
+    hj = (holders_job_t){co, d, cl, hj.proc, n_cl, 0};
+    bool threaded = pthread_create(&worker, NULL, holders_main, &hj) == 0;
+    if (!threaded)
+        holders_main(&hj);
+    if (used > co->cap_keys) {
+        free(co->keys);
+        co->cap_keys = 0;
+        if ((co->keys = malloc(2 * used * sizeof(*co->keys))) != NULL)
+            co->cap_keys = used;
+    }
+    rc = co->cap_keys < used ? -ENOMEM : 0;
+    for (size_t j = 0; j < used && rc == 0; j++)
+        co->keys[j] = (st__keyed_t){pool[j].guid, j};
+    if (rc == 0)
+        st__radix_sort(co->keys, co->keys + used, used);
+    for (size_t j = 0; j < used && rc == 0; j++) {
+        /* guid order is random order in the pool, the answers and the events: each object's
+         * pieces are cache misses unless asked for ahead (the pool entry first, then what it
+         * points to) */
+        if (j + 16 < used)
+            __builtin_prefetch(&pool[co->keys[j + 16].val]);
+        if (j + 8 < used) {
+            const mobj_t *a = &pool[co->keys[j + 8].val];
+            __builtin_prefetch(a->first);
+            __builtin_prefetch(a->first->name);
+            __builtin_prefetch(co->keybuf + a->key);
+            if (a->announced != NULL)
+                __builtin_prefetch(&a->announced->meta);
+        }
+        const mobj_t *m = &pool[co->keys[j].val];
+        st_object_info_t info;
+        object_info(co, m, &info);
+        rc = st_dump_add_object(d, &info, m->first_pid, NULL);
+    }
+    if (threaded)
+        pthread_join(worker, NULL);
+    if (rc == 0)
+        rc = hj.rc;
+    if (rc < 0)
+        goto out;
 
     for (size_t i = 0; i < co->n_reasons; i++) {
         const reason_t *r = &co->reasons[i];
@@ -1090,6 +1141,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     *out = d;
 out:
     free(cl);
+    free(hj.proc);
     return rc;
 }
 
