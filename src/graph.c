@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1854,23 +1855,27 @@ static bool node_size(const st_node_t *n, uint64_t *value)
 
 /* Asks for holder j's node ahead of its use (f->h is in global order, its nodes are all over the
  * process dumps: a cache miss each otherwise), and for the entries of holder j - 8's, whose node
- * was asked for 8 holders before. */
-static void flat_prefetch(const flat *f, size_t j)
+ * was asked for 8 holders before; only holders before end (another thread's are written). */
+static void flat_prefetch(const flat *f, size_t j, size_t end)
 {
-    if (j < f->n_h)
+    if (j < end)
         __builtin_prefetch(holder_node(f, &f->h[j]));
-    if (j >= 8 && j - 8 < f->n_h)
+    if (j >= 8 && j - 8 < end)
         __builtin_prefetch(holder_node(f, &f->h[j - 8])->entries);
 }
 
-/* Passes 4 (sizes only), 5, 7 and 8 on the flat shape. */
-static int flat_sizes(flat *f)
+size_t st__graph_flat_split_min = 16384;
+
+/* Passes 4 (sizes only), 5, 7 and 8 on the flat shape, for the global nodes [from, to) and their
+ * holders; warnings go to w. Global nodes are independent here: two ranges may run at once. */
+static int flat_sizes_range(flat *f, size_t from, size_t to, graph *w)
 {
     const st_global_dump_t *d = f->dump;
     char a[320], b[320];
     owner_key *keys = NULL;
     size_t cap = 0;
-    for (size_t i = 0; i < d->n_globals; i++) {
+    size_t end = to == 0 ? 0 : (size_t)f->g[to - 1].first + f->g[to - 1].count;
+    for (size_t i = from; i < to; i++) {
         fglobal *x = &f->g[i];
         const st_node_t *gn = &d->globals[i];
         uint64_t own = 0;
@@ -1881,7 +1886,7 @@ static int flat_sizes(flat *f)
         uint32_t maxo_h = NONE;
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             fholder *h = &f->h[j];
-            flat_prefetch(f, (size_t)j + 16);
+            flat_prefetch(f, (size_t)j + 16, end);
             uint64_t s = 0;
             bool has = node_size(holder_node(f, h), &s);
             if (!has && has_own) { /* propagate_sizes */
@@ -1903,7 +1908,7 @@ static int flat_sizes(flat *f)
             if (has_own) {
                 const fholder *mh = &f->h[maxo_h];
                 warn(
-                    &f->w,
+                    w,
                     "%s reports size %" PRIu64 " but its owner %s has size %" PRIu64
                     "; using the larger size",
                     flat_who(0, true, gn->name, a, sizeof(a)), own,
@@ -1946,7 +1951,58 @@ static int flat_sizes(flat *f)
         share_owners(keys, n, x->size, &x->owned); /* a leaf: its sub-sizes are its size */
     }
     free(keys);
-    return f->w.err;
+    return w->err;
+}
+
+typedef struct sizes_job {
+    flat *f;
+    size_t from, to;
+    graph w; /* only its warnings and err */
+    int rc;
+} sizes_job;
+
+static void *sizes_main(void *arg)
+{
+    sizes_job *j = arg;
+    j->rc = flat_sizes_range(j->f, j->from, j->to, &j->w);
+    return NULL;
+}
+
+/* flat_sizes_range of every global node: a big dump's halves on two threads, the second half's
+ * warnings after the first's (the order of one thread). */
+static int flat_sizes(flat *f)
+{
+    size_t ng = f->dump->n_globals;
+    if (ng < st__graph_flat_split_min || ng < 2)
+        return flat_sizes_range(f, 0, ng, &f->w);
+    sizes_job j = {.f = f, .from = ng / 2, .to = ng};
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, sizes_main, &j) == 0;
+    int rc = flat_sizes_range(f, 0, ng / 2, &f->w);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        sizes_main(&j);
+    for (size_t i = 0; i < j.w.n_warnings; i++) {
+        if (rc == 0 && f->w.n_warnings == f->w.cap_warnings) {
+            size_t cap = f->w.cap_warnings ? f->w.cap_warnings * 2 : 16;
+            char **nw = realloc(f->w.warnings, cap * sizeof(*nw));
+            if (nw == NULL) {
+                rc = f->w.err = -ENOMEM;
+            } else {
+                f->w.warnings = nw;
+                f->w.cap_warnings = cap;
+            }
+        }
+        if (rc == 0)
+            f->w.warnings[f->w.n_warnings++] = j.w.warnings[i];
+        else
+            free(j.w.warnings[i]);
+    }
+    free(j.w.warnings);
+    if (rc == 0 && j.rc < 0)
+        rc = f->w.err = j.rc;
+    return rc;
 }
 
 /* Pass 9 on the flat shape. */
