@@ -93,6 +93,11 @@ typedef struct object {
     UT_hash_handle hh;
 } object_t;
 
+typedef struct ann {
+    st_wire_key_t wk; /* canonical */
+    object_t *o;      /* NULL: empty */
+} ann_t;
+
 /* Per-dump merge index entry. */
 typedef struct mobj {
     st_wire_key_t wk; /* canonical: only the fields the key string shows */
@@ -124,6 +129,12 @@ struct st_coord {
     st_trace_t *trace;
     client_t *clients;
     object_t *objects;
+    /* the same objects by canonical wire key (open addressing, at most half full): what the
+     * merge looks answers up in, with the hash it has at hand and ahead of use; ann_ok false
+     * when it could not grow (the merge then looks up co->objects by key string) */
+    struct ann *ann;
+    size_t cap_ann, n_ann;
+    bool ann_ok;
     size_t n_ready_clients;
     /* the dump in progress */
     bool active;
@@ -334,6 +345,51 @@ static uint64_t key_hash(const st_wire_key_t *k)
     return h ^ (h >> 32);
 }
 
+static int ann_put(st_coord_t *co, const st_wire_key_t *wk, object_t *o)
+{
+    if ((co->n_ann + 1) * 2 > co->cap_ann) {
+        size_t cap = co->cap_ann ? co->cap_ann * 2 : 1024;
+        ann_t *t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < co->cap_ann; i++) {
+            if (co->ann[i].o == NULL)
+                continue;
+            size_t slot = (size_t)key_hash(&co->ann[i].wk) & (cap - 1);
+            while (t[slot].o != NULL)
+                slot = (slot + 1) & (cap - 1);
+            t[slot] = co->ann[i];
+        }
+        free(co->ann);
+        co->ann = t;
+        co->cap_ann = cap;
+    }
+    size_t slot = (size_t)key_hash(wk) & (co->cap_ann - 1);
+    while (co->ann[slot].o != NULL)
+        slot = (slot + 1) & (co->cap_ann - 1);
+    co->ann[slot] = (ann_t){*wk, o};
+    co->n_ann++;
+    return 0;
+}
+
+/* The announced object of canonical key wk (hash h: key_hash), or NULL; key: its string, for
+ * when the table is not usable. */
+static object_t *ann_get(const st_coord_t *co, const st_wire_key_t *wk, uint64_t h, const char *key)
+{
+    object_t *o = NULL;
+    if (!co->ann_ok) {
+        HASH_FIND(hh, co->objects, key, strlen(key), o);
+        return o;
+    }
+    if (co->cap_ann == 0)
+        return NULL;
+    size_t mask = co->cap_ann - 1;
+    for (size_t slot = (size_t)h & mask; co->ann[slot].o != NULL; slot = (slot + 1) & mask)
+        if (memcmp(&co->ann[slot].wk, wk, sizeof(*wk)) == 0)
+            return co->ann[slot].o;
+    return NULL;
+}
+
 static void client_free(client_t *c)
 {
     free(c->recs);
@@ -391,12 +447,21 @@ __attribute__((noinline)) static int index_answer(st_coord_t *co, client_t *c)
     if (rc < 0)
         return rc;
     mobj_t *pool = co->pool;
-    size_t mask = co->cap_slots - 1;
+    size_t mask = co->cap_slots - 1, amask = co->cap_ann ? co->cap_ann - 1 : 0;
     for (size_t i = 0; i < c->n_recs; i++) {
         const st_wire_object_t *r = &c->recs[i];
+        if (i + 8 < c->n_recs) {
+            /* where record i + 8 will be looked up: a cache miss each, unless asked ahead */
+            st_wire_key_t a = canonical_key(&c->recs[i + 8].key);
+            uint64_t ha = key_hash(&a);
+            __builtin_prefetch(&co->slots[ha & mask]);
+            if (co->ann_ok && co->cap_ann > 0)
+                __builtin_prefetch(&co->ann[ha & amask]);
+        }
         c->objs[i] = 0;
         st_wire_key_t wk = canonical_key(&r->key);
-        size_t slot = (size_t)key_hash(&wk) & mask;
+        uint64_t h = key_hash(&wk);
+        size_t slot = (size_t)h & mask;
         mobj_t *m = NULL;
         for (; co->slots[slot] != 0; slot = (slot + 1) & mask) {
             mobj_t *x = &pool[co->slots[slot] - 1];
@@ -427,9 +492,7 @@ __attribute__((noinline)) static int index_answer(st_coord_t *co, client_t *c)
             m->first = r;
             m->first_pid = c->pid;
             m->guid = st_guid_global(key);
-            object_t *o = NULL;
-            HASH_FIND(hh, co->objects, key, kl, o);
-            m->announced = o;
+            m->announced = ann_get(co, &wk, h, key);
             co->slots[slot] = (uint32_t)co->used;
         } else if (c->pid < m->first_pid) {
             m->first = r;
@@ -594,6 +657,9 @@ static void on_events(st_coord_t *co, client_t *c, const st_frame_t *f)
             memcpy(o->key, key, sizeof(key));
             HASH_ADD_STR(co->objects, key, o);
             co->n_objects++;
+            st_wire_key_t wk = canonical_key(&ev->key);
+            if (co->ann_ok && ann_put(co, &wk, o) < 0)
+                co->ann_ok = false; /* the merge looks objects up by key string */
         }
         st_coord_object_t *m = &o->meta;
         if (ev->name[0] && (ev->type == ST_EVENT_CREATED || m->name[0] == '\0'))
@@ -714,6 +780,7 @@ int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
     if (co->cfg.deadline_ms <= 0)
         co->cfg.deadline_ms = ST_COORD_DEADLINE_DEFAULT_MS;
     co->next_id = 1;
+    co->ann_ok = true;
     /* With a bounded trace, the memory the oldest dump frees can hold the next one; but glibc
      * serves the merge's big arrays (graph vertices, sort scratch) with fresh mmaps and trims
      * freed heap at once, so every dump still paid a first-touch fault per 4 KiB page (tens of us
@@ -786,6 +853,7 @@ void st_coord_close(st_coord_t *co)
     free(co->slots);
     free(co->keys);
     free(co->keybuf);
+    free(co->ann);
     object_t *o, *tmp;
     HASH_ITER(hh, co->objects, o, tmp)
     {
@@ -989,12 +1057,8 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     bool new_objects = co->n_objects != co->objects_at_start;
     for (size_t j = 0; j < used; j++) {
         mobj_t *m = &pool[j];
-        if (m->announced == NULL && new_objects) {
-            object_t *o = NULL;
-            const char *key = co->keybuf + m->key;
-            HASH_FIND(hh, co->objects, key, strlen(key), o);
-            m->announced = o;
-        }
+        if (m->announced == NULL && new_objects)
+            m->announced = ann_get(co, &m->wk, key_hash(&m->wk), co->keybuf + m->key);
         m->creator = m->announced != NULL ? m->announced->meta.creator_pid : 0;
         if (m->creator == 0)
             m->creator = m->flagged;
