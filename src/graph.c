@@ -1617,6 +1617,12 @@ static bool gtab_put(gtab *t, uint64_t guid, uint32_t ref)
     return true;
 }
 
+/* Asks for guid's slot ahead of its gtab_put or gtab_get (a cache miss each otherwise). */
+static void gtab_prefetch(const gtab *t, uint64_t guid)
+{
+    __builtin_prefetch(&t->slots[(size_t)fmix(guid) & t->mask]);
+}
+
 static uint32_t gtab_get(const gtab *t, uint64_t guid)
 {
     size_t i = (size_t)fmix(guid) & t->mask;
@@ -1723,6 +1729,8 @@ static int flat_link(flat *f)
     size_t most = ng; /* the most nodes of one graph */
     for (size_t i = 0; i < ng; i++) {
         const st_node_t *n = &d->globals[i];
+        if (i + 8 < ng)
+            gtab_prefetch(&gt, d->globals[i + 8].guid);
         if (n->weak || n->guid == 0 || !one_below(n->name, "global/", 7) ||
             !gtab_put(&gt, n->guid, (uint32_t)i))
             goto out;
@@ -1733,6 +1741,8 @@ static int flat_link(flat *f)
             most = d->procs[p].n_nodes;
         for (size_t i = 0; i < d->procs[p].n_nodes; i++) {
             const st_node_t *n = &d->procs[p].nodes[i];
+            if (i + 8 < d->procs[p].n_nodes)
+                gtab_prefetch(&gt, d->procs[p].nodes[i + 8].guid);
             if (n->weak || n->guid == 0 || !one_below(n->name, sm, sizeof(sm) - 1) ||
                 !gtab_put(&gt, n->guid, (uint32_t)(ng + f->base[p] + i)))
                 goto out;
@@ -1777,6 +1787,8 @@ static int flat_link(flat *f)
         const st_process_dump_t *proc = &d->procs[p];
         for (size_t k = 0; k < proc->n_edges; k++) {
             const st_edge_t *e = &proc->edges[k];
+            if (k + 8 < proc->n_edges)
+                gtab_prefetch(&gt, proc->edges[k + 8].target);
             uint32_t t = gtab_get(&gt, e->target), s = (uint32_t)(f->base[p] + k);
             if (t == NONE || t >= ng)
                 goto out; /* not a global target */
@@ -2005,13 +2017,23 @@ static int flat_sizes(flat *f)
     return rc;
 }
 
-/* Pass 9 on the flat shape. */
-static int flat_effective(flat *f)
+/* Pass 9's per-object parts for the global nodes [from, to): what runs before the top level
+ * (stage 0: the quantised flow subtree totals; *n_top, *max_kids count) and after it (stage 1:
+ * each object's bytes among itself and its holders, c: scratch of max_kids). Global nodes are
+ * independent here: two ranges may run at once. */
+typedef struct eff_job {
+    flat *f;
+    size_t from, to;
+    int stage;
+    size_t n_top, max_kids;
+    cand *c;
+    int rc;
+} eff_job;
+
+static void eff_totals(eff_job *jb)
 {
-    const st_global_dump_t *d = f->dump;
-    size_t ng = d->n_globals, n_top = 0, max_kids = 0;
-    /* the quantised flow subtree totals */
-    for (size_t i = 0; i < ng; i++) {
+    flat *f = jb->f;
+    for (size_t i = jb->from; i < jb->to; i++) {
         fglobal *x = &f->g[i];
         if (!x->has_size)
             continue;
@@ -2029,11 +2051,85 @@ static int flat_effective(flat *f)
         if (kids > 0)
             q = snap(q, (q128)2 * (1 + kids) + (q >> 58));
         x->q = q;
-        n_top++;
-        if (kids + 1 > max_kids)
-            max_kids = kids + 1;
+        jb->n_top++;
+        if (kids + 1 > jb->max_kids)
+            jb->max_kids = kids + 1;
     }
-    n_top += d->n_procs + 1;
+}
+
+static void eff_shares(eff_job *jb)
+{
+    flat *f = jb->f;
+    const st_global_dump_t *d = f->dump;
+    cand *c = jb->c;
+    for (size_t i = jb->from; i < jb->to; i++) {
+        fglobal *x = &f->g[i];
+        if (!x->has_size)
+            continue;
+        size_t n = 0;
+        c[n++] = (cand){snap(quantise(global_exact(x), x->size), 2), 0, d->globals[i].name, 0};
+        for (uint32_t k = x->first; k < x->first + x->count; k++) {
+            const fholder *h = &f->h[k];
+            if (h->has_size)
+                c[n++] = (cand){h->q, d->procs[h->proc].pid, holder_node(f, h)->name, 0};
+        }
+        if (n == 1)
+            continue;
+        if (apportion(x->eff, c, n) < 0) {
+            jb->rc = -ENOMEM;
+            return;
+        }
+        n = 0;
+        x->eff = c[n++].out;
+        for (uint32_t k = x->first; k < x->first + x->count; k++)
+            if (f->h[k].has_size)
+                f->h[k].eff = c[n++].out;
+    }
+}
+
+static void flat_effective_range(eff_job *jb)
+{
+    if (jb->stage == 0)
+        eff_totals(jb);
+    else
+        eff_shares(jb);
+}
+
+static void *eff_main(void *arg)
+{
+    flat_effective_range(arg);
+    return NULL;
+}
+
+/* flat_effective_range's stage over every global node: a big dump's halves on two threads. */
+static int flat_effective_stage(flat *f, int stage, eff_job *lo, eff_job *hi)
+{
+    size_t ng = f->dump->n_globals;
+    bool split = ng >= st__graph_flat_split_min && ng >= 2;
+    lo->f = hi->f = f;
+    lo->stage = hi->stage = stage;
+    lo->from = 0;
+    lo->to = hi->from = split ? ng / 2 : ng;
+    hi->to = ng;
+    pthread_t t;
+    bool threaded = split && pthread_create(&t, NULL, eff_main, hi) == 0;
+    flat_effective_range(lo);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        flat_effective_range(hi);
+    return lo->rc < 0 ? lo->rc : hi->rc;
+}
+
+/* Pass 9 on the flat shape. */
+static int flat_effective(flat *f)
+{
+    const st_global_dump_t *d = f->dump;
+    size_t ng = d->n_globals;
+    eff_job lo = {0}, hi = {0};
+    (void)flat_effective_stage(f, 0, &lo, &hi);
+    size_t n_top = lo.n_top + hi.n_top + d->n_procs + 1;
+    size_t max_kids = lo.max_kids > hi.max_kids ? lo.max_kids : hi.max_kids;
     cand *c = malloc((n_top > max_kids ? n_top : max_kids) * sizeof(*c) + sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
@@ -2059,31 +2155,19 @@ static int flat_effective(flat *f)
     for (size_t i = 0; i < ng; i++)
         if (f->g[i].has_size)
             f->g[i].eff = c[n++].out;
-    /* each object's bytes among itself and its holders */
-    for (size_t i = 0; i < ng; i++) {
-        fglobal *x = &f->g[i];
-        if (!x->has_size)
-            continue;
-        n = 0;
-        c[n++] = (cand){snap(quantise(global_exact(x), x->size), 2), 0, d->globals[i].name, 0};
-        for (uint32_t j = x->first; j < x->first + x->count; j++) {
-            const fholder *h = &f->h[j];
-            if (h->has_size)
-                c[n++] = (cand){h->q, d->procs[h->proc].pid, holder_node(f, h)->name, 0};
-        }
-        if (n == 1)
-            continue;
-        if (apportion(x->eff, c, n) < 0) {
-            free(c);
-            return -ENOMEM;
-        }
-        n = 0;
-        x->eff = c[n++].out;
-        for (uint32_t j = x->first; j < x->first + x->count; j++)
-            if (f->h[j].has_size)
-                f->h[j].eff = c[n++].out;
+    /* each object's bytes among itself and its holders (c is the first half's scratch) */
+    cand *c2 = malloc((max_kids + 1) * sizeof(*c2));
+    if (c2 == NULL) {
+        free(c);
+        return -ENOMEM;
     }
+    lo.c = c;
+    hi.c = c2;
+    int rc = flat_effective_stage(f, 1, &lo, &hi);
     free(c);
+    free(c2);
+    if (rc < 0)
+        return rc;
     /* inner nodes: Σ of their children (exact values summed in the general pass's order: the
      * children list is newest first) */
     if ((f->inner = calloc(d->n_procs + 1, sizeof(*f->inner))) == NULL)
