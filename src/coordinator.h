@@ -48,8 +48,8 @@ typedef struct st_coord_config {
      * program the preload cannot reach (static, refused peer, scrubbed environment) is still
      * counted; `shmtrack run` passes its own pid. 0: only the clients that answered. */
     int scan_tree_root;
-    /* Dumps the in-memory trace keeps: before a dump is merged, the oldest beyond max_dumps - 1
-     * are freed (their memory then holds the new dump: no fresh pages). 0: keep every dump. */
+    /* Dumps the in-memory trace keeps: when a dump starts, the oldest beyond max_dumps - 1 are
+     * freed (their memory then holds the new dump: no fresh pages). 0: keep every dump. */
     size_t max_dumps;
     /* Called for every sentence worth logging (refusals, dropped clients). Optional. */
     void (*log)(void *ud, const char *msg);
