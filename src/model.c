@@ -1382,12 +1382,27 @@ uint64_t st_guid_global(const char *key)
     return h ? h : 1;
 }
 
+/* The 8 lowercase hex digits of v, most significant first, at out (no NUL): each nibble spread
+ * to a byte, turned into its digit all at once (a merge names 50000 objects per 100 clients). */
+static void hex8(uint32_t v, char *out)
+{
+    uint64_t x = v;
+    x = ((x & 0xffff0000ull) << 16) | (x & 0xffffull);
+    x = ((x & 0x0000ff000000ff00ull) << 8) | (x & 0x000000ff000000ffull);
+    x = ((x & 0x00f000f000f000f0ull) << 4) | (x & 0x000f000f000f000full);
+    /* byte k holds nibble k (least significant first); digits > 9 get 'a' - '0' - 10 more */
+    uint64_t over9 = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+    x += 0x3030303030303030ull + over9 * ('a' - '0' - 10);
+    for (int i = 0; i < 8; i++, x >>= 8)
+        out[7 - i] = (char)(x & 0xff);
+}
+
 void st_global_name(uint64_t guid, char *buf, size_t len)
 {
     char tmp[24]; /* "global/" + 16 digits + NUL */
     memcpy(tmp, "global/", 7);
-    for (int i = 15; i >= 0; i--, guid >>= 4)
-        tmp[7 + i] = hex_digits[guid & 15];
+    hex8((uint32_t)(guid >> 32), tmp + 7);
+    hex8((uint32_t)guid, tmp + 15);
     tmp[23] = '\0';
     if (len == 0)
         return;

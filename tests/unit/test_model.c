@@ -14,6 +14,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 static int setup(void **state)
@@ -100,6 +101,21 @@ static void test_keys_and_guids(void **state)
     char name[32];
     st_global_name(0xabcULL, name, sizeof(name));
     assert_string_equal(name, "global/0000000000000abc");
+    /* every digit in every position, against printf */
+    uint64_t v = 0x0123456789abcdefULL;
+    for (int i = 0; i < 4096; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "global/%016" PRIx64, v);
+        st_global_name(v, name, sizeof(name));
+        assert_string_equal(name, want);
+        v = v * 6364136223846793005ULL + 1442695040888963407ULL + (uint64_t)i;
+        if (i % 16 == 0)
+            v = (v << 4) | (v >> 60); /* rotate the digits through the positions */
+    }
+    st_global_name(~0ULL, name, sizeof(name));
+    assert_string_equal(name, "global/ffffffffffffffff");
+    st_global_name(0xabcULL, name, 10); /* truncated like snprintf */
+    assert_string_equal(name, "global/00");
     st_policy_t pol;
     assert_int_equal(st_policy_parse("first-touch", &pol), 0);
     assert_int_equal(pol, ST_POLICY_FIRST_TOUCH);
