@@ -2419,10 +2419,36 @@ out:
 }
 
 /* st_graph_annotate of a flat computation: every node's entry from its own index. */
+typedef struct annotate_job {
+    st_global_dump_t *dump;
+    const flat *f;
+    int rc;
+} annotate_job;
+
+/* The global nodes' effective_size (flat_annotate's second half: other nodes than the first's,
+ * so the two may run at once). */
+static void *annotate_globals(void *arg)
+{
+    annotate_job *j = arg;
+    for (size_t i = 0; i < j->dump->n_globals && j->rc == 0; i++) {
+        st_node_t *n = &j->dump->globals[i];
+        if (!j->f->g[i].has_size)
+            st_node_remove(n, "effective_size");
+        else if (st_node_set_bytes(n, "effective_size", j->f->g[i].eff) < 0)
+            j->rc = -ENOMEM;
+    }
+    return NULL;
+}
+
 static int flat_annotate(st_global_dump_t *dump, const flat *f)
 {
-    for (size_t p = 0; p < dump->n_procs; p++)
-        for (size_t i = 0; i < dump->procs[p].n_nodes; i++) {
+    annotate_job gj = {dump, f, 0};
+    pthread_t t;
+    bool threaded = dump->n_globals >= st__graph_flat_split_min &&
+                    pthread_create(&t, NULL, annotate_globals, &gj) == 0;
+    int rc = 0;
+    for (size_t p = 0; p < dump->n_procs && rc == 0; p++)
+        for (size_t i = 0; i < dump->procs[p].n_nodes && rc == 0; i++) {
             if (i + 8 < dump->procs[p].n_nodes) /* holders in process order: all over f->h */
                 __builtin_prefetch(&f->h[f->hof[f->base[p] + i + 8]]);
             const fholder *h = &f->h[f->hof[f->base[p] + i]];
@@ -2430,15 +2456,16 @@ static int flat_annotate(st_global_dump_t *dump, const flat *f)
             if (!h->has_size)
                 st_node_remove(n, "effective_size");
             else if (st_node_set_bytes(n, "effective_size", h->eff) < 0)
-                return -ENOMEM;
+                rc = -ENOMEM;
         }
-    for (size_t i = 0; i < dump->n_globals; i++) {
-        st_node_t *n = &dump->globals[i];
-        if (!f->g[i].has_size)
-            st_node_remove(n, "effective_size");
-        else if (st_node_set_bytes(n, "effective_size", f->g[i].eff) < 0)
-            return -ENOMEM;
-    }
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        annotate_globals(&gj);
+    if (rc == 0)
+        rc = gj.rc;
+    if (rc < 0)
+        return rc;
     return add_warnings(dump, f->w.warnings, f->w.n_warnings);
 }
 
