@@ -1393,8 +1393,10 @@ static void hex8(uint32_t v, char *out)
     /* byte k holds nibble k (least significant first); digits > 9 get 'a' - '0' - 10 more */
     uint64_t over9 = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
     x += 0x3030303030303030ull + over9 * ('a' - '0' - 10);
-    for (int i = 0; i < 8; i++, x >>= 8)
-        out[7 - i] = (char)(x & 0xff);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    x = __builtin_bswap64(x); /* nibble 7 first in memory */
+#endif
+    memcpy(out, &x, 8);
 }
 
 void st_global_name(uint64_t guid, char *buf, size_t len)
