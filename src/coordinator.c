@@ -24,9 +24,11 @@
  * first in that process's record order), and its creator is the one a CREATED event announced,
  * else the lowest pid whose record carries the creator flag.
  *
- * uthash keeps the two tables; the per-dump index is an open-addressing table by binary wire
- * key (kept between dumps, like the record buffers: fresh pages are dear on a VM), so a merge is
- * linear in the number of records and formats each object's key once.
+ * uthash keeps the two tables (the objects also by binary wire key in an open-addressing table,
+ * for the merge); the per-dump index is an open-addressing table by binary wire key (kept between
+ * dumps, like the record buffers: fresh pages are dear on a VM), so a merge is linear in the
+ * number of records and formats each object's key once. index_answer and merge are kept out of
+ * line so that a profiler can count them (valgrind --toggle-collect).
  */
 #include "coordinator.h"
 
@@ -70,7 +72,8 @@ typedef struct client {
     char name[64];
     int state;
     st_wire_totals_t totals;
-    st_wire_object_t *recs;
+    st_wire_object_t *recs; /* grown only while PENDING: stable once the answer is complete,
+                             * until clear_dump_state (departed clients keep theirs) */
     size_t n_recs, cap_recs;
     uint32_t *objs; /* per record once indexed: its merge object's position + 1; 0 unusable key */
     size_t cap_objs;
