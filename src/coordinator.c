@@ -4,19 +4,31 @@
  * the bookkeeping on top: clients by session, objects by key, and the global dump's life:
  *
  *   start:  DUMP_REQUEST to every ready client; each becomes PENDING
- *   answer: PROCESS_DUMP chunks are copied into the client's record buffer; LAST -> ANSWERED
+ *   answer: PROCESS_DUMP chunks are copied into the client's record buffer; LAST -> ANSWERED,
+ *           and its records are indexed at once (pass 1 of the merge: each object found or
+ *           added by wire key, its key string, guid and announced metadata), while the other
+ *           clients are still answering
  *   rejoin: a client that connects while a dump is in progress, from a process whose client was
  *           asked and has not answered (the host closed every fd, or dup2'ed over ours, and the
  *           library reconnected), is asked too: its answer on the new connection completes the
- *           dump, and its earlier departure becomes a warning that does not make the dump partial
+ *           dump, and its earlier departure becomes a warning that does not make the dump partial.
+ *           If the first connection answers too (it was still pending when the new one came),
+ *           the first of the two complete answers counts and the other is ignored
  *   finish: when nobody is PENDING or the deadline passed. Late and departed clients become
- *           warnings and make the dump partial. Records are merged in two passes (first find each
- *           object's creator among all answers, then add objects and holders), the graph processor
- *           annotates, the dump is appended to the trace and waiting tools are answered.
+ *           warnings and make the dump partial. With every answer indexed, the objects and
+ *           holders are added, the graph processor annotates, the dump is appended to the trace
+ *           and waiting tools are answered.
  *
- * uthash keeps the two tables; the per-dump index is an open-addressing table by binary wire
- * key (kept between dumps, like the record buffers: fresh pages are dear on a VM), so a merge is
- * linear in the number of records and formats each object's key once.
+ * The merged dump does not depend on the order the answers arrived in: an object's record that
+ * gives its name, sizes, label and carrier is the one from the lowest pid that reported it (the
+ * first in that process's record order), and its creator is the one a CREATED event announced,
+ * else the lowest pid whose record carries the creator flag.
+ *
+ * uthash keeps the two tables (the objects also by binary wire key in an open-addressing table,
+ * for the merge); the per-dump index is an open-addressing table by binary wire key (kept between
+ * dumps, like the record buffers: fresh pages are dear on a VM), so a merge is linear in the
+ * number of records and formats each object's key once. index_answer and merge are kept out of
+ * line so that a profiler can count them (valgrind --toggle-collect).
  */
 #include "coordinator.h"
 
@@ -60,9 +72,13 @@ typedef struct client {
     char name[64];
     int state;
     st_wire_totals_t totals;
-    st_wire_object_t *recs;
+    st_wire_object_t *recs; /* grown only while PENDING: stable once the answer is complete,
+                             * until clear_dump_state (departed clients keep theirs) */
     size_t n_recs, cap_recs;
-    bool waiting; /* a control client waiting for the dump in progress */
+    uint32_t *objs; /* per record once indexed: its merge object's position + 1; 0 unusable key */
+    size_t cap_objs;
+    bool rejoined; /* asked for the dump in progress when it connected (see rejoins) */
+    bool waiting;  /* a control client waiting for the dump in progress */
     bool want_trace;
     UT_hash_handle hh;
 } client_t;
@@ -80,16 +96,22 @@ typedef struct object {
     UT_hash_handle hh;
 } object_t;
 
+typedef struct ann {
+    st_wire_key_t wk; /* canonical */
+    object_t *o;      /* NULL: empty */
+} ann_t;
+
 /* Per-dump merge index entry. */
 typedef struct mobj {
     st_wire_key_t wk; /* canonical: only the fields the key string shows */
-    int creator;
+    int creator;      /* set by the merge: announced, else flagged */
+    int flagged;      /* the lowest pid whose record has ST_OBJ_F_CREATOR; 0 none */
     uint64_t scanned; /* the /proc scan's resident bytes for fd-backed objects, 0 when none */
-    const st_wire_object_t *first;
-    int first_pid;             /* the client that sent first */
-    uint64_t guid;             /* st_guid_global(key) */
-    const object_t *announced; /* what the events said about it; NULL when nothing */
-    size_t key;                /* its key string: at this offset of the merge's key buffer */
+    const st_wire_object_t *first; /* the record of the lowest pid (stable: see client_t.recs) */
+    int first_pid;                 /* that pid */
+    uint64_t guid;                 /* st_guid_global(key) */
+    const object_t *announced;     /* what the events said about it; NULL when nothing */
+    size_t key;                    /* its key string: at this offset of the merge's key buffer */
 } mobj_t;
 
 /* The /proc scan of the clients asked for a dump, run on its own thread while they answer (their
@@ -110,6 +132,12 @@ struct st_coord {
     st_trace_t *trace;
     client_t *clients;
     object_t *objects;
+    /* the same objects by canonical wire key (open addressing, at most half full): what the
+     * merge looks answers up in, with the hash it has at hand and ahead of use; ann_ok false
+     * when it could not grow (the merge then looks up co->objects by key string) */
+    struct ann *ann;
+    size_t cap_ann, n_ann;
+    bool ann_ok;
     size_t n_ready_clients;
     /* the dump in progress */
     bool active;
@@ -119,11 +147,14 @@ struct st_coord {
     char trigger[32];
     size_t pending;
     client_t *departed; /* answered or pending clients that left during the dump (not hashed) */
-    /* merge scratch kept between dumps (the merge index and the record -> object map) */
+    /* the merge index, filled as clients answer, and its scratch, kept between dumps */
     mobj_t *pool;
-    mobj_t **of;
-    size_t cap_pool;
-    uint32_t *slots; /* open addressing: pool position + 1 by wire key hash; 0 is empty */
+    size_t cap_pool, used;   /* used: objects indexed in this dump */
+    size_t keys_len;         /* bytes of keybuf used in this dump */
+    size_t objects_at_start; /* n_objects when the dump started */
+    int index_rc;            /* < 0: indexing an answer failed (out of memory) */
+    size_t n_objects;        /* entries of objects */
+    uint32_t *slots;         /* open addressing: pool position + 1 by wire key hash; 0 is empty */
     size_t cap_slots;
     st__keyed_t *keys; /* objects by guid, and as much scratch */
     size_t cap_keys;
@@ -317,10 +348,180 @@ static uint64_t key_hash(const st_wire_key_t *k)
     return h ^ (h >> 32);
 }
 
+static int ann_put(st_coord_t *co, const st_wire_key_t *wk, object_t *o)
+{
+    if ((co->n_ann + 1) * 2 > co->cap_ann) {
+        size_t cap = co->cap_ann ? co->cap_ann * 2 : 1024;
+        ann_t *t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < co->cap_ann; i++) {
+            if (co->ann[i].o == NULL)
+                continue;
+            size_t slot = (size_t)key_hash(&co->ann[i].wk) & (cap - 1);
+            while (t[slot].o != NULL)
+                slot = (slot + 1) & (cap - 1);
+            t[slot] = co->ann[i];
+        }
+        free(co->ann);
+        co->ann = t;
+        co->cap_ann = cap;
+    }
+    size_t slot = (size_t)key_hash(wk) & (co->cap_ann - 1);
+    while (co->ann[slot].o != NULL)
+        slot = (slot + 1) & (co->cap_ann - 1);
+    co->ann[slot] = (ann_t){*wk, o};
+    co->n_ann++;
+    return 0;
+}
+
+/* The announced object of canonical key wk (hash h: key_hash), or NULL; key: its string, for
+ * when the table is not usable. */
+static object_t *ann_get(const st_coord_t *co, const st_wire_key_t *wk, uint64_t h, const char *key)
+{
+    object_t *o = NULL;
+    if (!co->ann_ok) {
+        HASH_FIND(hh, co->objects, key, strlen(key), o);
+        return o;
+    }
+    if (co->cap_ann == 0)
+        return NULL;
+    size_t mask = co->cap_ann - 1;
+    for (size_t slot = (size_t)h & mask; co->ann[slot].o != NULL; slot = (slot + 1) & mask)
+        if (memcmp(&co->ann[slot].wk, wk, sizeof(*wk)) == 0)
+            return co->ann[slot].o;
+    return NULL;
+}
+
 static void client_free(client_t *c)
 {
     free(c->recs);
+    free(c->objs);
     free(c);
+}
+
+/* Makes room in the merge index for n more objects: the pool, and the slot table at most half
+ * full (grown tables are rehashed; both are kept between dumps). */
+static int index_reserve(st_coord_t *co, size_t n)
+{
+    size_t need = co->used + n;
+    if (need > co->cap_pool) {
+        size_t cap = co->cap_pool * 2 > need ? co->cap_pool * 2 : need;
+        mobj_t *p = realloc(co->pool, cap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        co->pool = p;
+        co->cap_pool = cap;
+    }
+    if (need * 2 > co->cap_slots || co->slots == NULL) {
+        size_t cap = co->cap_slots ? co->cap_slots : 1024;
+        while (cap < need * 2)
+            cap <<= 1;
+        uint32_t *slots = calloc(cap, sizeof(*slots));
+        if (slots == NULL)
+            return -ENOMEM;
+        for (size_t j = 0; j < co->used; j++) {
+            size_t slot = (size_t)key_hash(&co->pool[j].wk) & (cap - 1);
+            while (slots[slot] != 0)
+                slot = (slot + 1) & (cap - 1);
+            slots[slot] = (uint32_t)(j + 1);
+        }
+        free(co->slots);
+        co->slots = slots;
+        co->cap_slots = cap;
+    }
+    return 0;
+}
+
+/* Pass 1 of the merge for one complete answer: each record's object found in the index or
+ * added (its key string formatted, its guid computed and its announced metadata looked up only
+ * then), and c->objs filled. Runs as each answer completes, while others are still coming;
+ * nothing it keeps depends on the order answers arrive in (see the file comment). */
+__attribute__((noinline)) static int index_answer(st_coord_t *co, client_t *c)
+{
+    if (c->n_recs > c->cap_objs) {
+        uint32_t *o = realloc(c->objs, c->n_recs * sizeof(*o));
+        if (o == NULL)
+            return -ENOMEM;
+        c->objs = o;
+        c->cap_objs = c->n_recs;
+    }
+    int rc = index_reserve(co, c->n_recs);
+    if (rc < 0)
+        return rc;
+    mobj_t *pool = co->pool;
+    size_t mask = co->cap_slots - 1, amask = co->cap_ann ? co->cap_ann - 1 : 0;
+    for (size_t i = 0; i < c->n_recs; i++) {
+        const st_wire_object_t *r = &c->recs[i];
+        if (i + 8 < c->n_recs) {
+            /* where record i + 8 will be looked up: a cache miss each, unless asked ahead */
+            st_wire_key_t a = canonical_key(&c->recs[i + 8].key);
+            uint64_t ha = key_hash(&a);
+            __builtin_prefetch(&co->slots[ha & mask]);
+            if (co->ann_ok && co->cap_ann > 0)
+                __builtin_prefetch(&co->ann[ha & amask]);
+        }
+        c->objs[i] = 0;
+        st_wire_key_t wk = canonical_key(&r->key);
+        uint64_t h = key_hash(&wk);
+        size_t slot = (size_t)h & mask;
+        mobj_t *m = NULL;
+        for (; co->slots[slot] != 0; slot = (slot + 1) & mask) {
+            mobj_t *x = &pool[co->slots[slot] - 1];
+            if (memcmp(&x->wk, &wk, sizeof(wk)) == 0) {
+                m = x;
+                break;
+            }
+        }
+        if (m == NULL) {
+            char key[ST_KEY_MAX];
+            if (wire_key(&r->key, key, sizeof(key)) < 0)
+                continue;
+            size_t kl = strlen(key);
+            if (co->keys_len + kl + 1 > co->cap_keybuf) {
+                size_t cap = co->cap_keybuf ? co->cap_keybuf * 2 : 65536;
+                char *b = realloc(co->keybuf, cap);
+                if (b == NULL)
+                    return -ENOMEM;
+                co->keybuf = b;
+                co->cap_keybuf = cap;
+            }
+            m = &pool[co->used++];
+            memset(m, 0, sizeof(*m));
+            m->wk = wk;
+            m->key = co->keys_len;
+            memcpy(co->keybuf + co->keys_len, key, kl + 1);
+            co->keys_len += kl + 1;
+            m->first = r;
+            m->first_pid = c->pid;
+            m->guid = st_guid_global(key);
+            m->announced = ann_get(co, &wk, h, key);
+            co->slots[slot] = (uint32_t)co->used;
+        } else if (c->pid < m->first_pid) {
+            m->first = r;
+            m->first_pid = c->pid;
+        }
+        c->objs[i] = (uint32_t)(m - pool) + 1;
+        if ((r->flags & ST_OBJ_F_CREATOR) && (m->flagged == 0 || c->pid < m->flagged))
+            m->flagged = c->pid;
+    }
+    return 0;
+}
+
+/* Whether a client of pid other than c has answered this dump (connected or departed); only
+ * rejoined ones when only_rejoined. */
+static bool pid_answered(const st_coord_t *co, int pid, const client_t *c, bool only_rejoined)
+{
+    const client_t *x, *tmp;
+    HASH_ITER(hh, co->clients, x, tmp)
+    {
+        if (x != c && x->pid == pid && x->state == C_ANSWERED && (x->rejoined || !only_rejoined))
+            return true;
+    }
+    for (x = co->departed; x != NULL; x = x->hh.next)
+        if (x->pid == pid && (x->rejoined || !only_rejoined))
+            return true;
+    return false;
 }
 
 /* ---- server callbacks ---- */
@@ -391,6 +592,7 @@ static void on_ready(void *ud, st_conn_t *conn)
             }
         }
         c->state = C_PENDING;
+        c->rejoined = true;
         co->pending++;
         logf_(co, "dump 0x%" PRIx64 ": pid %d (%s) reconnected during the dump: asked again",
               co->id, c->pid, c->name);
@@ -457,6 +659,10 @@ static void on_events(st_coord_t *co, client_t *c, const st_frame_t *f)
                 return;
             memcpy(o->key, key, sizeof(key));
             HASH_ADD_STR(co->objects, key, o);
+            co->n_objects++;
+            st_wire_key_t wk = canonical_key(&ev->key);
+            if (co->ann_ok && ann_put(co, &wk, o) < 0)
+                co->ann_ok = false; /* the merge looks objects up by key string */
         }
         st_coord_object_t *m = &o->meta;
         if (ev->name[0] && (ev->type == ST_EVENT_CREATED || m->name[0] == '\0'))
@@ -510,8 +716,22 @@ static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
         memcpy(c->recs + c->n_recs, objs, n * sizeof(*objs));
     c->n_recs += n;
     if (f->hdr.flags & ST_WIRE_F_LAST) {
-        c->state = C_ANSWERED;
         co->pending--;
+        if (pid_answered(co, c->pid, c, !c->rejoined)) {
+            /* two connections of one process were both asked for the same answer (it
+             * reconnected while its first was still pending) and both answered: the first
+             * complete answer counts. Clients of one process that were all asked at the start
+             * (a program may run several) all count. */
+            logf_(co, "dump 0x%" PRIx64 ": pid %d (%s) answered twice: the second ignored", co->id,
+                  c->pid, c->name);
+            c->state = C_IDLE;
+            c->n_recs = 0;
+            return;
+        }
+        c->state = C_ANSWERED;
+        int rc = co->index_rc < 0 ? 0 : index_answer(co, c);
+        if (rc < 0)
+            co->index_rc = rc; /* the merge fails with it */
     }
 }
 
@@ -563,6 +783,7 @@ int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
     if (co->cfg.deadline_ms <= 0)
         co->cfg.deadline_ms = ST_COORD_DEADLINE_DEFAULT_MS;
     co->next_id = 1;
+    co->ann_ok = true;
     /* With a bounded trace, the memory the oldest dump frees can hold the next one; but glibc
      * serves the merge's big arrays (graph vertices, sort scratch) with fresh mmaps and trims
      * freed heap at once, so every dump still paid a first-touch fault per 4 KiB page (tens of us
@@ -616,6 +837,7 @@ static void clear_dump_state(st_coord_t *co)
     {
         /* the record buffer is kept for the next dump: fresh pages are dear on a VM */
         c->state = C_IDLE;
+        c->rejoined = false;
         c->n_recs = 0;
     }
     co->active = false;
@@ -631,10 +853,10 @@ void st_coord_close(st_coord_t *co)
     st_server_close(co->srv); /* on_close frees every client */
     clear_dump_state(co);
     free(co->pool);
-    free(co->of);
     free(co->slots);
     free(co->keys);
     free(co->keybuf);
+    free(co->ann);
     object_t *o, *tmp;
     HASH_ITER(hh, co->objects, o, tmp)
     {
@@ -675,6 +897,11 @@ bool st_coord_dump_busy(const st_coord_t *co)
     return co->active;
 }
 
+size_t st_coord_dump_pending(const st_coord_t *co)
+{
+    return co->active ? co->pending : 0;
+}
+
 int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
 {
     if (co->active)
@@ -687,6 +914,12 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
     co->deadline_ms = st_clock_ms() + (uint64_t)co->cfg.deadline_ms;
     st_wire_strcpy(co->trigger, sizeof(co->trigger), trigger);
     co->pending = 0;
+    co->used = 0;
+    co->keys_len = 0;
+    co->index_rc = 0;
+    co->objects_at_start = co->n_objects;
+    if (co->slots != NULL)
+        memset(co->slots, 0, co->cap_slots * sizeof(*co->slots));
     st_wire_dump_request_t req = {co->id, ST_LEVEL_DETAILED, 0};
     client_t *c, *tmp;
     /* pending first, then send: a send failure closes the client through on_close */
@@ -704,6 +937,11 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
             st_server_send(co->srv, c->conn, ST_MSG_DUMP_REQUEST, 0, &req, sizeof(req));
     }
     scan_start(co, asked);
+    /* A bounded trace frees its oldest dumps now, while the clients work on their answers, not
+     * when they are all in (3-6 ms at 100 clients); the merge then reuses their memory all the
+     * same. */
+    if (co->cfg.max_dumps > 0 && co->trace->n_dumps >= co->cfg.max_dumps)
+        st_trace_drop_oldest(co->trace, co->trace->n_dumps - co->cfg.max_dumps + 1);
     if (id != NULL)
         *id = co->id;
     return 0;
@@ -772,98 +1010,66 @@ static void object_info(const st_coord_t *co, const mobj_t *m, st_object_info_t 
         .swapped_size = f->swapped,
         .creator_pid = m->creator,
         .label = f->label[0] ? f->label : (o ? o->meta.label : NULL),
+        .guid = m->guid,
     };
 }
 
-static int merge(st_coord_t *co, st_global_dump_t **out)
+/* The holders of every answer, into the process dumps the merge made for them. */
+typedef struct holders_job {
+    const st_coord_t *co;
+    st_global_dump_t *d;
+    client_t *const *cl;
+    size_t *proc; /* per answer: its process dump's index in d->procs */
+    size_t n_cl;
+    int rc;
+} holders_job_t;
+
+static void *holders_main(void *arg)
+{
+    holders_job_t *j = arg;
+    const st_coord_t *co = j->co;
+    for (size_t k = 0; k < j->n_cl && j->rc == 0; k++) {
+        const client_t *c = j->cl[k];
+        st_process_dump_t *p = &j->d->procs[j->proc[k]];
+        for (size_t i = 0; i < c->n_recs && j->rc == 0; i++) {
+            const st_wire_object_t *r = &c->recs[i];
+            if (c->objs[i] == 0)
+                continue;
+            const mobj_t *m = &co->pool[c->objs[i] - 1];
+            st_object_info_t info;
+            object_info(co, m, &info);
+            int imp = policy_importance(co, r, c->pid, m->creator);
+            j->rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, NULL);
+        }
+    }
+    return NULL;
+}
+
+__attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **out)
 {
     int rc = 0;
     client_t **cl = NULL;
-    size_t n_cl = 0, n_recs = 0, used = 0;
+    size_t n_cl = 0;
+    holders_job_t hj = {0};
+    pthread_t worker;
     if ((rc = answered(co, &cl, &n_cl)) < 0)
         return rc;
-    for (size_t k = 0; k < n_cl; k++)
-        n_recs += cl[k]->n_recs;
-    if (n_recs > co->cap_pool) {
-        free(co->pool);
-        free(co->of);
-        co->cap_pool = 0;
-        co->pool = malloc(n_recs * sizeof(*co->pool));
-        co->of = malloc(n_recs * sizeof(*co->of));
-        if (co->pool == NULL || co->of == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        co->cap_pool = n_recs;
-    }
-    if (n_recs * 2 > co->cap_slots || co->slots == NULL) {
-        size_t cap = 1024;
-        while (cap < n_recs * 2)
-            cap <<= 1;
-        free(co->slots);
-        co->cap_slots = 0;
-        if ((co->slots = malloc(cap * sizeof(*co->slots))) == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        co->cap_slots = cap;
-    }
-    memset(co->slots, 0, co->cap_slots * sizeof(*co->slots));
+    if ((rc = co->index_rc) < 0)
+        goto out;
     mobj_t *pool = co->pool;
-    mobj_t **of = co->of; /* per record in answer order: its object (NULL: unusable key) */
+    size_t used = co->used;
 
-    /* pass 1: every object once, with its creator; keys are formatted and looked up only here */
-    size_t at = 0, keys_len = 0;
-    for (size_t k = 0; k < n_cl; k++) {
-        client_t *c = cl[k];
-        for (size_t i = 0; i < c->n_recs; i++, at++) {
-            const st_wire_object_t *r = &c->recs[i];
-            of[at] = NULL;
-            st_wire_key_t wk = canonical_key(&r->key);
-            size_t slot = (size_t)key_hash(&wk) & (co->cap_slots - 1);
-            mobj_t *m = NULL;
-            for (; co->slots[slot] != 0; slot = (slot + 1) & (co->cap_slots - 1)) {
-                mobj_t *x = &pool[co->slots[slot] - 1];
-                if (memcmp(&x->wk, &wk, sizeof(wk)) == 0) {
-                    m = x;
-                    break;
-                }
-            }
-            if (m == NULL) {
-                char key[ST_KEY_MAX];
-                if (wire_key(&r->key, key, sizeof(key)) < 0)
-                    continue;
-                size_t kl = strlen(key);
-                if (keys_len + kl + 1 > co->cap_keybuf) {
-                    size_t cap = co->cap_keybuf ? co->cap_keybuf * 2 : 65536;
-                    char *b = realloc(co->keybuf, cap);
-                    if (b == NULL) {
-                        rc = -ENOMEM;
-                        goto out;
-                    }
-                    co->keybuf = b;
-                    co->cap_keybuf = cap;
-                }
-                m = &pool[used++];
-                memset(m, 0, sizeof(*m));
-                m->wk = wk;
-                m->key = keys_len;
-                memcpy(co->keybuf + keys_len, key, kl + 1);
-                keys_len += kl + 1;
-                m->first = r;
-                m->first_pid = c->pid;
-                m->guid = st_guid_global(key);
-                object_t *o = NULL;
-                HASH_FIND(hh, co->objects, key, kl, o);
-                if (o != NULL)
-                    m->creator = o->meta.creator_pid;
-                m->announced = o;
-                co->slots[slot] = (uint32_t)used;
-            }
-            of[at] = m;
-            if (m->creator == 0 && (r->flags & ST_OBJ_F_CREATOR))
-                m->creator = c->pid;
-        }
+    /* pass 1 was done as each answer came (index_answer); what is left: the creators, from
+     * the events as they stand now (an object announced after an answer was indexed is looked
+     * up again) */
+    bool new_objects = co->n_objects != co->objects_at_start;
+    for (size_t j = 0; j < used; j++) {
+        mobj_t *m = &pool[j];
+        if (m->announced == NULL && new_objects)
+            m->announced = ann_get(co, &m->wk, key_hash(&m->wk), co->keybuf + m->key);
+        m->creator = m->announced != NULL ? m->announced->meta.creator_pid : 0;
+        if (m->creator == 0)
+            m->creator = m->flagged;
     }
 
     /* The /proc scan of the clients that answered: what the hooks did not see. Usually the scan
@@ -926,30 +1132,17 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
             (void)st_node_scalar(sn, "size", &m->scanned);
     }
 
-    /* pass 2: the objects, in the order st_dump_sort puts them (by guid: their names are
-     * st_global_name's), then processes and holders, in arrays sized for them at once */
+    /* pass 2: the processes, then on two threads the objects (here, in the order st_dump_sort
+     * puts them: by guid, their names are st_global_name's) and the holders (on a worker), in
+     * arrays sized for them at once. The two touch disjoint parts of the dump: the global nodes,
+     * their index and the dump's arena here; the process dumps and their own arena there (see
+     * st_global_dump_t.proc_arena); both only read the merge index and the answers. */
     if ((rc = st_dump_reserve_globals(d, used)) < 0)
         goto out;
-    if (used > co->cap_keys) {
-        free(co->keys);
-        co->cap_keys = 0;
-        if ((co->keys = malloc(2 * used * sizeof(*co->keys))) == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        co->cap_keys = used;
+    if ((hj.proc = malloc((n_cl + 1) * sizeof(*hj.proc))) == NULL) {
+        rc = -ENOMEM;
+        goto out;
     }
-    for (size_t j = 0; j < used; j++)
-        co->keys[j] = (st__keyed_t){pool[j].guid, j};
-    st__radix_sort(co->keys, co->keys + used, used);
-    for (size_t j = 0; j < used; j++) {
-        const mobj_t *m = &pool[co->keys[j].val];
-        st_object_info_t info;
-        object_info(co, m, &info);
-        if ((rc = st_dump_add_object(d, &info, m->first_pid, NULL)) < 0)
-            goto out;
-    }
-    at = 0;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
         st_process_dump_t *p = NULL;
@@ -957,18 +1150,48 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
             (rc = st_process_reserve(p, c->n_recs, c->n_recs)) < 0)
             goto out;
         totals_from_wire(&p->totals, &c->totals);
-        for (size_t i = 0; i < c->n_recs; i++, at++) {
-            const st_wire_object_t *r = &c->recs[i];
-            const mobj_t *m = of[at];
-            if (m == NULL)
-                continue;
-            st_object_info_t info;
-            object_info(co, m, &info);
-            int imp = policy_importance(co, r, c->pid, m->creator);
-            if ((rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, NULL)) < 0)
-                goto out;
-        }
+        hj.proc[k] = (size_t)(p - d->procs); /* d->procs may still move */
     }
+    hj = (holders_job_t){co, d, cl, hj.proc, n_cl, 0};
+    bool threaded = pthread_create(&worker, NULL, holders_main, &hj) == 0;
+    if (!threaded)
+        holders_main(&hj);
+    if (used > co->cap_keys) {
+        free(co->keys);
+        co->cap_keys = 0;
+        if ((co->keys = malloc(2 * used * sizeof(*co->keys))) != NULL)
+            co->cap_keys = used;
+    }
+    rc = co->cap_keys < used ? -ENOMEM : 0;
+    for (size_t j = 0; j < used && rc == 0; j++)
+        co->keys[j] = (st__keyed_t){pool[j].guid, j};
+    if (rc == 0)
+        st__radix_sort(co->keys, co->keys + used, used);
+    for (size_t j = 0; j < used && rc == 0; j++) {
+        /* guid order is random order in the pool, the answers and the events: each object's
+         * pieces are cache misses unless asked for ahead (the pool entry first, then what it
+         * points to) */
+        if (j + 16 < used)
+            __builtin_prefetch(&pool[co->keys[j + 16].val]);
+        if (j + 8 < used) {
+            const mobj_t *a = &pool[co->keys[j + 8].val];
+            __builtin_prefetch(a->first);
+            __builtin_prefetch(a->first->name);
+            __builtin_prefetch(co->keybuf + a->key);
+            if (a->announced != NULL)
+                __builtin_prefetch(&a->announced->meta);
+        }
+        const mobj_t *m = &pool[co->keys[j].val];
+        st_object_info_t info;
+        object_info(co, m, &info);
+        rc = st_dump_add_object(d, &info, m->first_pid, NULL);
+    }
+    if (threaded)
+        pthread_join(worker, NULL);
+    if (rc == 0)
+        rc = hj.rc;
+    if (rc < 0)
+        goto out;
 
     for (size_t i = 0; i < co->n_reasons; i++) {
         const reason_t *r = &co->reasons[i];
@@ -990,6 +1213,7 @@ static int merge(st_coord_t *co, st_global_dump_t **out)
     *out = d;
 out:
     free(cl);
+    free(hj.proc);
     return rc;
 }
 
@@ -1072,8 +1296,6 @@ static void finish(st_coord_t *co)
         }
     }
     (void)now;
-    if (co->cfg.max_dumps > 0 && co->trace->n_dumps >= co->cfg.max_dumps)
-        st_trace_drop_oldest(co->trace, co->trace->n_dumps - co->cfg.max_dumps + 1);
     st_global_dump_t *d = NULL;
     int rc = merge(co, &d);
     if (rc < 0)

@@ -48,8 +48,8 @@ typedef struct st_coord_config {
      * program the preload cannot reach (static, refused peer, scrubbed environment) is still
      * counted; `shmtrack run` passes its own pid. 0: only the clients that answered. */
     int scan_tree_root;
-    /* Dumps the in-memory trace keeps: before a dump is merged, the oldest beyond max_dumps - 1
-     * are freed (their memory then holds the new dump: no fresh pages). 0: keep every dump. */
+    /* Dumps the in-memory trace keeps: when a dump starts, the oldest beyond max_dumps - 1 are
+     * freed (their memory then holds the new dump: no fresh pages). 0: keep every dump. */
     size_t max_dumps;
     /* Called for every sentence worth logging (refusals, dropped clients). Optional. */
     void (*log)(void *ud, const char *msg);
@@ -82,6 +82,8 @@ int st_coord_watch(st_coord_t *co, int fd, void (*cb)(void *ud, int fd), void *u
  * id. -EBUSY when one is in progress. */
 int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id);
 bool st_coord_dump_busy(const st_coord_t *co);
+/* Clients asked for the dump in progress that have not answered yet (0 when none). */
+size_t st_coord_dump_pending(const st_coord_t *co);
 /* Starts a dump (or joins the one in progress) and runs the loop until it is merged. *out points
  * into the coordinator's trace. */
 int st_coord_dump_sync(st_coord_t *co, const char *trigger, st_global_dump_t **out);

@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1616,6 +1617,12 @@ static bool gtab_put(gtab *t, uint64_t guid, uint32_t ref)
     return true;
 }
 
+/* Asks for guid's slot ahead of its gtab_put or gtab_get (a cache miss each otherwise). */
+static void gtab_prefetch(const gtab *t, uint64_t guid)
+{
+    __builtin_prefetch(&t->slots[(size_t)fmix(guid) & t->mask]);
+}
+
 static uint32_t gtab_get(const gtab *t, uint64_t guid)
 {
     size_t i = (size_t)fmix(guid) & t->mask;
@@ -1722,6 +1729,8 @@ static int flat_link(flat *f)
     size_t most = ng; /* the most nodes of one graph */
     for (size_t i = 0; i < ng; i++) {
         const st_node_t *n = &d->globals[i];
+        if (i + 8 < ng)
+            gtab_prefetch(&gt, d->globals[i + 8].guid);
         if (n->weak || n->guid == 0 || !one_below(n->name, "global/", 7) ||
             !gtab_put(&gt, n->guid, (uint32_t)i))
             goto out;
@@ -1732,6 +1741,8 @@ static int flat_link(flat *f)
             most = d->procs[p].n_nodes;
         for (size_t i = 0; i < d->procs[p].n_nodes; i++) {
             const st_node_t *n = &d->procs[p].nodes[i];
+            if (i + 8 < d->procs[p].n_nodes)
+                gtab_prefetch(&gt, d->procs[p].nodes[i + 8].guid);
             if (n->weak || n->guid == 0 || !one_below(n->name, sm, sizeof(sm) - 1) ||
                 !gtab_put(&gt, n->guid, (uint32_t)(ng + f->base[p] + i)))
                 goto out;
@@ -1776,6 +1787,8 @@ static int flat_link(flat *f)
         const st_process_dump_t *proc = &d->procs[p];
         for (size_t k = 0; k < proc->n_edges; k++) {
             const st_edge_t *e = &proc->edges[k];
+            if (k + 8 < proc->n_edges)
+                gtab_prefetch(&gt, proc->edges[k + 8].target);
             uint32_t t = gtab_get(&gt, e->target), s = (uint32_t)(f->base[p] + k);
             if (t == NONE || t >= ng)
                 goto out; /* not a global target */
@@ -1852,14 +1865,29 @@ static bool node_size(const st_node_t *n, uint64_t *value)
     return st_node_scalar(n, "size", value);
 }
 
-/* Passes 4 (sizes only), 5, 7 and 8 on the flat shape. */
-static int flat_sizes(flat *f)
+/* Asks for holder j's node ahead of its use (f->h is in global order, its nodes are all over the
+ * process dumps: a cache miss each otherwise), and for the entries of holder j - 8's, whose node
+ * was asked for 8 holders before; only holders before end (another thread's are written). */
+static void flat_prefetch(const flat *f, size_t j, size_t end)
+{
+    if (j < end)
+        __builtin_prefetch(holder_node(f, &f->h[j]));
+    if (j >= 8 && j - 8 < end)
+        __builtin_prefetch(holder_node(f, &f->h[j - 8])->entries);
+}
+
+size_t st__graph_flat_split_min = 16384;
+
+/* Passes 4 (sizes only), 5, 7 and 8 on the flat shape, for the global nodes [from, to) and their
+ * holders; warnings go to w. Global nodes are independent here: two ranges may run at once. */
+static int flat_sizes_range(flat *f, size_t from, size_t to, graph *w)
 {
     const st_global_dump_t *d = f->dump;
     char a[320], b[320];
     owner_key *keys = NULL;
     size_t cap = 0;
-    for (size_t i = 0; i < d->n_globals; i++) {
+    size_t end = to == 0 ? 0 : (size_t)f->g[to - 1].first + f->g[to - 1].count;
+    for (size_t i = from; i < to; i++) {
         fglobal *x = &f->g[i];
         const st_node_t *gn = &d->globals[i];
         uint64_t own = 0;
@@ -1870,6 +1898,7 @@ static int flat_sizes(flat *f)
         uint32_t maxo_h = NONE;
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             fholder *h = &f->h[j];
+            flat_prefetch(f, (size_t)j + 16, end);
             uint64_t s = 0;
             bool has = node_size(holder_node(f, h), &s);
             if (!has && has_own) { /* propagate_sizes */
@@ -1891,7 +1920,7 @@ static int flat_sizes(flat *f)
             if (has_own) {
                 const fholder *mh = &f->h[maxo_h];
                 warn(
-                    &f->w,
+                    w,
                     "%s reports size %" PRIu64 " but its owner %s has size %" PRIu64
                     "; using the larger size",
                     flat_who(0, true, gn->name, a, sizeof(a)), own,
@@ -1934,16 +1963,77 @@ static int flat_sizes(flat *f)
         share_owners(keys, n, x->size, &x->owned); /* a leaf: its sub-sizes are its size */
     }
     free(keys);
-    return f->w.err;
+    return w->err;
 }
 
-/* Pass 9 on the flat shape. */
-static int flat_effective(flat *f)
+typedef struct sizes_job {
+    flat *f;
+    size_t from, to;
+    graph w; /* only its warnings and err */
+    int rc;
+} sizes_job;
+
+static void *sizes_main(void *arg)
 {
-    const st_global_dump_t *d = f->dump;
-    size_t ng = d->n_globals, n_top = 0, max_kids = 0;
-    /* the quantised flow subtree totals */
-    for (size_t i = 0; i < ng; i++) {
+    sizes_job *j = arg;
+    j->rc = flat_sizes_range(j->f, j->from, j->to, &j->w);
+    return NULL;
+}
+
+/* flat_sizes_range of every global node: a big dump's halves on two threads, the second half's
+ * warnings after the first's (the order of one thread). */
+static int flat_sizes(flat *f)
+{
+    size_t ng = f->dump->n_globals;
+    if (ng < st__graph_flat_split_min || ng < 2)
+        return flat_sizes_range(f, 0, ng, &f->w);
+    sizes_job j = {.f = f, .from = ng / 2, .to = ng};
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, sizes_main, &j) == 0;
+    int rc = flat_sizes_range(f, 0, ng / 2, &f->w);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        sizes_main(&j);
+    for (size_t i = 0; i < j.w.n_warnings; i++) {
+        if (rc == 0 && f->w.n_warnings == f->w.cap_warnings) {
+            size_t cap = f->w.cap_warnings ? f->w.cap_warnings * 2 : 16;
+            char **nw = realloc(f->w.warnings, cap * sizeof(*nw));
+            if (nw == NULL) {
+                rc = f->w.err = -ENOMEM;
+            } else {
+                f->w.warnings = nw;
+                f->w.cap_warnings = cap;
+            }
+        }
+        if (rc == 0)
+            f->w.warnings[f->w.n_warnings++] = j.w.warnings[i];
+        else
+            free(j.w.warnings[i]);
+    }
+    free(j.w.warnings);
+    if (rc == 0 && j.rc < 0)
+        rc = f->w.err = j.rc;
+    return rc;
+}
+
+/* Pass 9's per-object parts for the global nodes [from, to): what runs before the top level
+ * (stage 0: the quantised flow subtree totals; *n_top, *max_kids count) and after it (stage 1:
+ * each object's bytes among itself and its holders, c: scratch of max_kids). Global nodes are
+ * independent here: two ranges may run at once. */
+typedef struct eff_job {
+    flat *f;
+    size_t from, to;
+    int stage;
+    size_t n_top, max_kids;
+    cand *c;
+    int rc;
+} eff_job;
+
+static void eff_totals(eff_job *jb)
+{
+    flat *f = jb->f;
+    for (size_t i = jb->from; i < jb->to; i++) {
         fglobal *x = &f->g[i];
         if (!x->has_size)
             continue;
@@ -1961,11 +2051,85 @@ static int flat_effective(flat *f)
         if (kids > 0)
             q = snap(q, (q128)2 * (1 + kids) + (q >> 58));
         x->q = q;
-        n_top++;
-        if (kids + 1 > max_kids)
-            max_kids = kids + 1;
+        jb->n_top++;
+        if (kids + 1 > jb->max_kids)
+            jb->max_kids = kids + 1;
     }
-    n_top += d->n_procs + 1;
+}
+
+static void eff_shares(eff_job *jb)
+{
+    flat *f = jb->f;
+    const st_global_dump_t *d = f->dump;
+    cand *c = jb->c;
+    for (size_t i = jb->from; i < jb->to; i++) {
+        fglobal *x = &f->g[i];
+        if (!x->has_size)
+            continue;
+        size_t n = 0;
+        c[n++] = (cand){snap(quantise(global_exact(x), x->size), 2), 0, d->globals[i].name, 0};
+        for (uint32_t k = x->first; k < x->first + x->count; k++) {
+            const fholder *h = &f->h[k];
+            if (h->has_size)
+                c[n++] = (cand){h->q, d->procs[h->proc].pid, holder_node(f, h)->name, 0};
+        }
+        if (n == 1)
+            continue;
+        if (apportion(x->eff, c, n) < 0) {
+            jb->rc = -ENOMEM;
+            return;
+        }
+        n = 0;
+        x->eff = c[n++].out;
+        for (uint32_t k = x->first; k < x->first + x->count; k++)
+            if (f->h[k].has_size)
+                f->h[k].eff = c[n++].out;
+    }
+}
+
+static void flat_effective_range(eff_job *jb)
+{
+    if (jb->stage == 0)
+        eff_totals(jb);
+    else
+        eff_shares(jb);
+}
+
+static void *eff_main(void *arg)
+{
+    flat_effective_range(arg);
+    return NULL;
+}
+
+/* flat_effective_range's stage over every global node: a big dump's halves on two threads. */
+static int flat_effective_stage(flat *f, int stage, eff_job *lo, eff_job *hi)
+{
+    size_t ng = f->dump->n_globals;
+    bool split = ng >= st__graph_flat_split_min && ng >= 2;
+    lo->f = hi->f = f;
+    lo->stage = hi->stage = stage;
+    lo->from = 0;
+    lo->to = hi->from = split ? ng / 2 : ng;
+    hi->to = ng;
+    pthread_t t;
+    bool threaded = split && pthread_create(&t, NULL, eff_main, hi) == 0;
+    flat_effective_range(lo);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        flat_effective_range(hi);
+    return lo->rc < 0 ? lo->rc : hi->rc;
+}
+
+/* Pass 9 on the flat shape. */
+static int flat_effective(flat *f)
+{
+    const st_global_dump_t *d = f->dump;
+    size_t ng = d->n_globals;
+    eff_job lo = {0}, hi = {0};
+    (void)flat_effective_stage(f, 0, &lo, &hi);
+    size_t n_top = lo.n_top + hi.n_top + d->n_procs + 1;
+    size_t max_kids = lo.max_kids > hi.max_kids ? lo.max_kids : hi.max_kids;
     cand *c = malloc((n_top > max_kids ? n_top : max_kids) * sizeof(*c) + sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
@@ -1991,31 +2155,19 @@ static int flat_effective(flat *f)
     for (size_t i = 0; i < ng; i++)
         if (f->g[i].has_size)
             f->g[i].eff = c[n++].out;
-    /* each object's bytes among itself and its holders */
-    for (size_t i = 0; i < ng; i++) {
-        fglobal *x = &f->g[i];
-        if (!x->has_size)
-            continue;
-        n = 0;
-        c[n++] = (cand){snap(quantise(global_exact(x), x->size), 2), 0, d->globals[i].name, 0};
-        for (uint32_t j = x->first; j < x->first + x->count; j++) {
-            const fholder *h = &f->h[j];
-            if (h->has_size)
-                c[n++] = (cand){h->q, d->procs[h->proc].pid, holder_node(f, h)->name, 0};
-        }
-        if (n == 1)
-            continue;
-        if (apportion(x->eff, c, n) < 0) {
-            free(c);
-            return -ENOMEM;
-        }
-        n = 0;
-        x->eff = c[n++].out;
-        for (uint32_t j = x->first; j < x->first + x->count; j++)
-            if (f->h[j].has_size)
-                f->h[j].eff = c[n++].out;
+    /* each object's bytes among itself and its holders (c is the first half's scratch) */
+    cand *c2 = malloc((max_kids + 1) * sizeof(*c2));
+    if (c2 == NULL) {
+        free(c);
+        return -ENOMEM;
     }
+    lo.c = c;
+    hi.c = c2;
+    int rc = flat_effective_stage(f, 1, &lo, &hi);
     free(c);
+    free(c2);
+    if (rc < 0)
+        return rc;
     /* inner nodes: Σ of their children (exact values summed in the general pass's order: the
      * children list is newest first) */
     if ((f->inner = calloc(d->n_procs + 1, sizeof(*f->inner))) == NULL)
@@ -2267,24 +2419,53 @@ out:
 }
 
 /* st_graph_annotate of a flat computation: every node's entry from its own index. */
+typedef struct annotate_job {
+    st_global_dump_t *dump;
+    const flat *f;
+    int rc;
+} annotate_job;
+
+/* The global nodes' effective_size (flat_annotate's second half: other nodes than the first's,
+ * so the two may run at once). */
+static void *annotate_globals(void *arg)
+{
+    annotate_job *j = arg;
+    for (size_t i = 0; i < j->dump->n_globals && j->rc == 0; i++) {
+        st_node_t *n = &j->dump->globals[i];
+        if (!j->f->g[i].has_size)
+            st_node_remove(n, "effective_size");
+        else if (st_node_set_bytes(n, "effective_size", j->f->g[i].eff) < 0)
+            j->rc = -ENOMEM;
+    }
+    return NULL;
+}
+
 static int flat_annotate(st_global_dump_t *dump, const flat *f)
 {
-    for (size_t p = 0; p < dump->n_procs; p++)
-        for (size_t i = 0; i < dump->procs[p].n_nodes; i++) {
+    annotate_job gj = {dump, f, 0};
+    pthread_t t;
+    bool threaded = dump->n_globals >= st__graph_flat_split_min &&
+                    pthread_create(&t, NULL, annotate_globals, &gj) == 0;
+    int rc = 0;
+    for (size_t p = 0; p < dump->n_procs && rc == 0; p++)
+        for (size_t i = 0; i < dump->procs[p].n_nodes && rc == 0; i++) {
+            if (i + 8 < dump->procs[p].n_nodes) /* holders in process order: all over f->h */
+                __builtin_prefetch(&f->h[f->hof[f->base[p] + i + 8]]);
             const fholder *h = &f->h[f->hof[f->base[p] + i]];
             st_node_t *n = &dump->procs[p].nodes[i];
             if (!h->has_size)
                 st_node_remove(n, "effective_size");
             else if (st_node_set_bytes(n, "effective_size", h->eff) < 0)
-                return -ENOMEM;
+                rc = -ENOMEM;
         }
-    for (size_t i = 0; i < dump->n_globals; i++) {
-        st_node_t *n = &dump->globals[i];
-        if (!f->g[i].has_size)
-            st_node_remove(n, "effective_size");
-        else if (st_node_set_bytes(n, "effective_size", f->g[i].eff) < 0)
-            return -ENOMEM;
-    }
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        annotate_globals(&gj);
+    if (rc == 0)
+        rc = gj.rc;
+    if (rc < 0)
+        return rc;
     return add_warnings(dump, f->w.warnings, f->w.n_warnings);
 }
 

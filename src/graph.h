@@ -64,6 +64,9 @@ int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out);
 int st__graph_process_general(const st_global_dump_t *dump, st_graph_result_t **out);
 /* 1 when dump takes the shortcut, 0 when not, -ENOMEM (for tests). */
 int st__graph_flat(const st_global_dump_t *dump);
+/* The shortcut's size pass runs on two threads (each half of the global nodes) from this many
+ * global nodes on; tests lower it to compare both ways on small dumps. */
+extern size_t st__graph_flat_split_min;
 void st_graph_result_free(st_graph_result_t *result);
 /* The node (pid, path), or NULL when it was removed or never existed. */
 const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, const char *path);

@@ -129,9 +129,10 @@ typedef struct st_process_dump {
     st_edge_t *edges;
     size_t n_edges, cap_edges;
     struct st_model_index *node_index; /* nodes by name; maintained by model.c */
-    struct st_model_arena *arena;      /* private to model.c: its dump's */
+    struct st_model_arena *arena;      /* private to model.c: its dump's proc_arena */
     uint8_t alloc;                     /* private to model.c: which arrays are in the arena */
     uint64_t guid_seed;                /* private to model.c: st_hash64("<pid>:"), 0 until known */
+    uint64_t holder_seed; /* private to model.c: st_hash64("<pid>:shared_memory/"), 0 until known */
 } st_process_dump_t;
 
 /* Something a producer could not read (scan: a /proc file; coordinator: a peer). */
@@ -160,6 +161,9 @@ typedef struct st_global_dump {
     struct st_model_arena *arena;        /* private to model.c: names, entries and strings of the
                                           * nodes st_dump_add_object and st_process_add_holder
                                           * build, and arrays reserved ahead, freed with the dump */
+    struct st_model_arena *proc_arena;   /* private to model.c: the same for the process dumps
+                                          * (apart: globals and processes may be built on two
+                                          * threads, one each) */
     uint8_t alloc;                       /* private to model.c: which arrays are in the arena */
 } st_global_dump_t;
 
@@ -267,6 +271,7 @@ typedef struct st_object_info {
     uint64_t swapped_size;
     int creator_pid;   /* 0 when unknown */
     const char *label; /* may be NULL */
+    uint64_t guid;     /* st_guid_global(key) when the caller has it at hand; 0: computed */
 } st_object_info_t;
 
 /* "<kind>:<major>:<minor>:<ino>" */

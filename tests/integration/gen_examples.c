@@ -90,20 +90,33 @@ static int browser_dump(st_trace_t *t, uint64_t id, uint64_t ts, bool worker3)
     for (size_t i = 0; i < n_procs && rc == 0; i++)
         rc = add_proc(d, &procs[i]);
 
-    st_object_info_t heap = {
-        "memfd:0:1:2048", ST_KIND_MEMFD,         "shared-heap", worker3 ? 8 * MiB : 12 * MiB,
-        16 * MiB,         worker3 ? 1 * MiB : 0, 1000,          "heap"};
+    st_object_info_t heap = {"memfd:0:1:2048",
+                             ST_KIND_MEMFD,
+                             "shared-heap",
+                             worker3 ? 8 * MiB : 12 * MiB,
+                             16 * MiB,
+                             worker3 ? 1 * MiB : 0,
+                             1000,
+                             "heap",
+                             0};
     const holder_spec_t heap_holders[] = {
         {1000, 16 * MiB, 2}, {1001, 8 * MiB, 0}, {1002, 8 * MiB, 0}, {1003, 8 * MiB, 0}};
-    st_object_info_t scratch = {
-        "anon:0:1:4096", ST_KIND_ANON, "/dev/zero (deleted)", 2 * MiB, 4 * MiB, 0, 1001, "scratch"};
+    st_object_info_t scratch = {"anon:0:1:4096",
+                                ST_KIND_ANON,
+                                "/dev/zero (deleted)",
+                                2 * MiB,
+                                4 * MiB,
+                                0,
+                                1001,
+                                "scratch",
+                                0};
     const holder_spec_t scratch_holders[] = {{1001, 4 * MiB, 2}, {1002, 4 * MiB, 0}};
     st_object_info_t frames = {
-        "memfd:0:1:2050", ST_KIND_MEMFD, "frames", 1 * MiB + 1, 2 * MiB, 0, 999, "frames"};
+        "memfd:0:1:2050", ST_KIND_MEMFD, "frames", 1 * MiB + 1, 2 * MiB, 0, 999, "frames", 0};
     const holder_spec_t frames_holders[] = {
         {1001, 2 * MiB, 0}, {1002, 2 * MiB, 0}, {1003, 2 * MiB, 0}};
     st_object_info_t stale = {
-        "posix:0:26:11", ST_KIND_POSIX, "/dev/shm/stale-cache", 512 * KiB, 1 * MiB, 0, 0, NULL};
+        "posix:0:26:11", ST_KIND_POSIX, "/dev/shm/stale-cache", 512 * KiB, 1 * MiB, 0, 0, NULL, 0};
 
     if (rc == 0)
         rc = add_object(d, &heap, 1000, heap_holders, worker3 ? 4 : 3);
@@ -129,7 +142,7 @@ static int equal_dump(st_trace_t *t)
     };
     for (size_t i = 0; i < 3 && rc == 0; i++)
         rc = add_proc(d, &procs[i]);
-    st_object_info_t obj = {"memfd:0:1:7", ST_KIND_MEMFD, "equal", 100, 4 * KiB, 0, 0, NULL};
+    st_object_info_t obj = {"memfd:0:1:7", ST_KIND_MEMFD, "equal", 100, 4 * KiB, 0, 0, NULL, 0};
     const holder_spec_t holders[] = {{101, 4 * KiB, 0}, {102, 4 * KiB, 0}, {103, 4 * KiB, 0}};
     if (rc == 0)
         rc = add_object(d, &obj, 101, holders, 3);

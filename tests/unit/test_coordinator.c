@@ -21,6 +21,7 @@
 #include "coordinator.h"
 #include "frame.h"
 #include "sock.h"
+#include "trace_json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -926,6 +927,433 @@ static void test_many_clients(void **state)
     st_coord_close(co);
 }
 
+/* ---- raw clients in forked processes: answers sent when the test says ---- */
+
+/* In a child: connects and shakes hands as a tracked process; the socket, or exits. */
+static int kid_connect(void)
+{
+    int fd = -1;
+    if (st_sock_connect(g_sock, 5000, &fd) < 0)
+        _exit(20);
+    static unsigned char buf[ST_WIRE_MAX_FRAME];
+    st_wire_hello_t h;
+    memset(&h, 0, sizeof(h));
+    h.pid = (uint32_t)getpid();
+    h.role = ST_ROLE_CLIENT;
+    int n = st_frame_encode(buf, sizeof(buf), ST_MSG_HELLO, 0, &h, sizeof(h));
+    st_frame_t f;
+    if (n < 0 || st_sock_send(fd, buf, (size_t)n, 5000) < 0 ||
+        (n = st_sock_recv(fd, buf, sizeof(buf), 10000)) <= 0 ||
+        st_frame_decode(buf, (size_t)n, &f, NULL) < 0 || f.hdr.type != ST_MSG_HELLO_ACK)
+        _exit(21);
+    return fd;
+}
+
+/* In a child: waits for a DUMP_REQUEST on fd; its dump id. Exits when the coordinator closed
+ * the connection. */
+static uint64_t kid_request(int fd)
+{
+    static unsigned char buf[ST_WIRE_MAX_FRAME];
+    for (;;) {
+        int n = st_sock_recv(fd, buf, sizeof(buf), 30000);
+        st_frame_t f;
+        if (n == -ECONNRESET)
+            _exit(0);
+        if (n < 0 || st_frame_decode(buf, (size_t)n, &f, NULL) < 0)
+            _exit(22);
+        if (f.hdr.type == ST_MSG_DUMP_REQUEST)
+            return ((const st_wire_dump_request_t *)f.body)->dump_id;
+    }
+}
+
+/* In a child: sends n records as one answer to dump id, in as many chunks as they need. */
+static void kid_answer(int fd, uint64_t id, const st_wire_object_t *recs, size_t n)
+{
+    static unsigned char body[ST_WIRE_MAX_BODY];
+    static unsigned char buf[ST_WIRE_MAX_FRAME];
+    size_t off = 0;
+    for (uint32_t seq = 0;; seq++) {
+        size_t room = ST_WIRE_OBJECTS_PER_CHUNK, k = n - off < room ? n - off : room;
+        st_wire_dump_chunk_t c = {id, seq, (uint32_t)k};
+        size_t len = 0;
+        memcpy(body, &c, sizeof(c));
+        len += sizeof(c);
+        if (seq == 0) {
+            memset(body + len, 0, sizeof(st_wire_totals_t));
+            len += sizeof(st_wire_totals_t);
+        }
+        memcpy(body + len, recs + off, k * sizeof(*recs));
+        len += k * sizeof(*recs);
+        off += k;
+        bool last = off == n;
+        int m = st_frame_encode(buf, sizeof(buf), ST_MSG_PROCESS_DUMP, last ? ST_WIRE_F_LAST : 0,
+                                body, len);
+        if (m < 0 || st_sock_send(fd, buf, (size_t)m, 5000) < 0)
+            _exit(23);
+        if (last)
+            return;
+    }
+}
+
+/* In a child: announces one event. */
+static void kid_event(int fd, unsigned type, st_wire_key_t key, const char *name, const char *label)
+{
+    static unsigned char buf[ST_WIRE_MAX_FRAME];
+    st_wire_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = type;
+    ev.key = key;
+    snprintf(ev.name, sizeof(ev.name), "%s", name);
+    snprintf(ev.label, sizeof(ev.label), "%s", label);
+    int n = st_frame_encode(buf, sizeof(buf), ST_MSG_OBJECT_EVENT, 0, &ev, sizeof(ev));
+    if (n < 0 || st_sock_send(fd, buf, (size_t)n, 5000) < 0)
+        _exit(24);
+}
+
+typedef struct kid {
+    pid_t pid;
+    int go;   /* the test writes a byte: answer now; closes it: exit */
+    int done; /* the child writes a byte: ready, then one per answer sent */
+} kid_t;
+
+/* Forks a child running body(k, go, done) with only its pipe ends open. */
+static kid_t kid_spawn(unsigned k, void (*body)(unsigned k, int go, int done))
+{
+    int go[2], done[2];
+    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(done, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (int fd = 3; fd < 4096; fd++)
+            if (fd != go[0] && fd != done[1])
+                close(fd);
+        body(k, go[0], done[1]);
+        _exit(0);
+    }
+    close(go[0]);
+    close(done[1]);
+    return (kid_t){pid, go[1], done[0]};
+}
+
+/* Pumps the coordinator until the child writes a byte. */
+static void kid_wait(st_coord_t *co, const kid_t *kid)
+{
+    uint64_t end = st_clock_ms() + 20000;
+    for (;;) {
+        struct pollfd p = {.fd = kid->done, .events = POLLIN};
+        if (poll(&p, 1, 0) == 1) {
+            char byte;
+            assert_int_equal(read(kid->done, &byte, 1), 1);
+            return;
+        }
+        st_coord_run(co, 5);
+        assert_true(st_clock_ms() < end);
+    }
+}
+
+/* Pumps the coordinator until fewer than `pending` clients are still asked. */
+static void pump_until_pending_below(st_coord_t *co, size_t pending)
+{
+    uint64_t end = st_clock_ms() + 20000;
+    while (st_coord_dump_busy(co) && st_coord_dump_pending(co) >= pending) {
+        st_coord_run(co, 5);
+        assert_true(st_clock_ms() < end);
+    }
+}
+
+static int kid_end(kid_t *kid)
+{
+    close(kid->go);
+    close(kid->done);
+    int status = 0;
+    assert_int_equal(waitpid(kid->pid, &status, 0), kid->pid);
+    return status;
+}
+
+/* The answers of test_answer_order: child k of ORDER_KIDS reports 30 of the 40 shared objects
+ * (anon, every fifth SysV), each with its own name, sizes, label, creator flag and claims; one
+ * object twice (two names); child 3 also 500 objects of its own (more than one chunk). */
+enum { ORDER_KIDS = 4, ORDER_SHARED = 40 };
+
+static bool order_reports(unsigned k, uint64_t ino)
+{
+    return (ino * 7 + k) % 4 != 0;
+}
+
+static bool order_flags(unsigned k, uint64_t ino)
+{
+    return (ino + k) % 3 == 0;
+}
+
+static st_wire_key_t order_key(uint64_t ino)
+{
+    if (ino % 5 == 0)
+        return (st_wire_key_t){.kind = 3 /* sysv */, .shmid = (int32_t)ino, .ino = 77};
+    return key_of(ino);
+}
+
+static size_t order_records(unsigned k, st_wire_object_t *recs)
+{
+    size_t n = 0;
+    for (uint64_t ino = 1; ino <= ORDER_SHARED; ino++) {
+        if (!order_reports(k, ino))
+            continue;
+        st_wire_object_t *r = &recs[n++];
+        memset(r, 0, sizeof(*r));
+        r->key = order_key(ino);
+        r->resident = 4096 * (1 + (ino + k) % 5);
+        r->virtual_size = 4096 * (8 + k);
+        r->swapped = 4096 * k;
+        r->mapped_bytes = 4096 * (2 + k);
+        if (ino != 6) /* 6: nothing but what its events said */
+            snprintf(r->name, sizeof(r->name), "c%u-%" PRIu64, k, ino);
+        if (ino % 3 == 0 && ino != 6)
+            snprintf(r->label, sizeof(r->label), "L%u", k);
+        if (order_flags(k, ino))
+            r->flags |= ST_OBJ_F_CREATOR;
+        if (ino % 7 == k) {
+            r->flags |= ST_OBJ_F_EXPLICIT;
+            r->importance = (int32_t)k + 3;
+        }
+    }
+    for (int twice = 0; twice < 2; twice++) {
+        st_wire_object_t *r = &recs[n++];
+        memset(r, 0, sizeof(*r));
+        r->key = key_of(41 + k);
+        r->resident = 4096 * (1 + (unsigned)twice);
+        snprintf(r->name, sizeof(r->name), "dup%c-%u", twice ? 'B' : 'A', k);
+    }
+    for (uint64_t i = 0; k == 3 && i < 500; i++) {
+        st_wire_object_t *r = &recs[n++];
+        memset(r, 0, sizeof(*r));
+        r->key = key_of(1000 + i);
+        r->resident = 4096;
+        r->flags = ST_OBJ_F_CREATOR;
+        snprintf(r->name, sizeof(r->name), "own%" PRIu64, i);
+    }
+    return n;
+}
+
+static void order_kid(unsigned k, int go, int done)
+{
+    int fd = kid_connect();
+    if (k == 0)
+        for (uint64_t ino = 1; ino <= 5; ino++) {
+            char name[32];
+            snprintf(name, sizeof(name), "ev%" PRIu64, ino);
+            kid_event(fd, ST_EVENT_CREATED, order_key(ino), name, "");
+        }
+    if (k == 2)
+        kid_event(fd, ST_EVENT_MAPPED, key_of(6), "ev6", "evlabel");
+    static st_wire_object_t recs[ORDER_SHARED + 2 + 500];
+    size_t n = order_records(k, recs);
+    char byte = 'r';
+    if (write(done, &byte, 1) != 1)
+        _exit(25);
+    for (;;) {
+        uint64_t id = kid_request(fd);
+        if (read(go, &byte, 1) != 1)
+            _exit(0);
+        kid_answer(fd, id, recs, n);
+        if (write(done, &byte, 1) != 1)
+            _exit(26);
+    }
+}
+
+/* The dump's JSON as the daemon writes it, with the id and time that differ between dumps
+ * fixed. */
+static char *dump_json(st_coord_t *co, st_global_dump_t *d, size_t *len)
+{
+    st_trace_t view = *st_coord_trace(co);
+    d->id = 1;
+    d->ts_us = 1;
+    view.dumps = d;
+    view.n_dumps = 1;
+    char *json = NULL;
+    FILE *f = open_memstream(&json, len);
+    assert_non_null(f);
+    assert_int_equal(st_trace_write_stream(&view, f, NULL), 0);
+    assert_int_equal(fclose(f), 0);
+    return json;
+}
+
+/* The merged dump does not depend on the order the answers arrive in: the same answers, sent
+ * one at a time in several orders (each merged as it arrives), give the same JSON byte for
+ * byte; and the record that names an object is the lowest pid's, the creator the announced one,
+ * else the lowest flagged pid. */
+static void test_answer_order(void **state)
+{
+    (void)state;
+    st_coord_config_t cfg = {
+        .socket_path = g_sock, .deadline_ms = 20000, .log = log_cb, .no_scan = true};
+    st_coord_t *co = NULL;
+    assert_int_equal(st_coord_open(&cfg, &co), 0);
+    kid_t kids[ORDER_KIDS];
+    for (unsigned k = 0; k < ORDER_KIDS; k++)
+        kids[k] = kid_spawn(k, order_kid);
+    for (unsigned k = 0; k < ORDER_KIDS; k++)
+        kid_wait(co, &kids[k]);
+    pump_until_clients(co, ORDER_KIDS, 10000);
+    st_coord_object_t meta;
+    uint64_t end = st_clock_ms() + 10000;
+    while (!st_coord_find_object(co, "anon:0:1:6", &meta) ||
+           !st_coord_find_object(co, "anon:0:1:4", &meta)) {
+        st_coord_run(co, 5);
+        assert_true(st_clock_ms() < end);
+    }
+    static const unsigned orders[][ORDER_KIDS] = {
+        {0, 1, 2, 3}, {3, 2, 1, 0}, {1, 3, 0, 2}, {2, 0, 3, 1}};
+    char *first = NULL;
+    size_t first_len = 0;
+    for (size_t o = 0; o < sizeof(orders) / sizeof(orders[0]); o++) {
+        assert_int_equal(st_coord_dump_start(co, "explicitly_triggered", NULL), 0);
+        for (unsigned i = 0; i < ORDER_KIDS; i++) {
+            const kid_t *kid = &kids[orders[o][i]];
+            size_t pending = st_coord_dump_pending(co);
+            assert_int_equal(pending, ORDER_KIDS - i);
+            char byte = 'g';
+            assert_int_equal(write(kid->go, &byte, 1), 1);
+            kid_wait(co, kid);
+            pump_until_pending_below(co, pending);
+        }
+        end = st_clock_ms() + 10000;
+        while (st_coord_dump_busy(co)) {
+            st_coord_run(co, 5);
+            assert_true(st_clock_ms() < end);
+        }
+        st_trace_t *t = st_coord_trace(co);
+        assert_int_equal(t->n_dumps, o + 1);
+        st_global_dump_t *d = &t->dumps[o];
+        assert_false(d->partial);
+        assert_int_equal(d->n_procs, ORDER_KIDS);
+        assert_int_equal(d->n_globals, ORDER_SHARED + ORDER_KIDS + 500);
+        size_t len = 0;
+        char *json = dump_json(co, d, &len);
+        if (first == NULL) {
+            first = json;
+            first_len = len;
+        } else {
+            assert_int_equal(len, first_len);
+            assert_memory_equal(json, first, len);
+            free(json);
+        }
+        /* who names an object and who created it */
+        for (uint64_t ino = 1; ino <= ORDER_SHARED; ino++) {
+            if (ino % 5 == 0)
+                continue;
+            int low = 0, flagged = 0;
+            unsigned low_k = 0;
+            for (unsigned k = 0; k < ORDER_KIDS; k++) {
+                if (!order_reports(k, ino))
+                    continue;
+                if (low == 0 || kids[k].pid < low) {
+                    low = kids[k].pid;
+                    low_k = k;
+                }
+                if (order_flags(k, ino) && (flagged == 0 || kids[k].pid < flagged))
+                    flagged = kids[k].pid;
+            }
+            const st_node_t *g = global_of(d, ino);
+            assert_non_null(g);
+            char want[32];
+            if (ino == 6)
+                snprintf(want, sizeof(want), "ev6");
+            else
+                snprintf(want, sizeof(want), "c%u-%" PRIu64, low_k, ino);
+            assert_string_equal(st_node_string(g, "name"), want);
+            if (ino == 6)
+                snprintf(want, sizeof(want), "evlabel");
+            else if (ino % 3 == 0)
+                snprintf(want, sizeof(want), "L%u", low_k);
+            else
+                want[0] = '\0';
+            assert_string_equal(st_node_string(g, "label"), want);
+            uint64_t size = 0;
+            assert_true(st_node_scalar(g, "size", &size));
+            assert_int_equal(size, 4096 * (1 + (ino + low_k) % 5));
+            snprintf(want, sizeof(want), "%d", ino <= 5 ? (int)kids[0].pid : flagged);
+            assert_string_equal(st_node_string(g, "creator_pid"), want);
+        }
+        for (unsigned k = 0; k < ORDER_KIDS; k++) {
+            char want[32];
+            snprintf(want, sizeof(want), "dupA-%u", k); /* its first record of the two */
+            assert_string_equal(st_node_string(global_of(d, 41 + k), "name"), want);
+        }
+    }
+    free(first);
+    st_coord_close(co); /* the children see their connection close and exit */
+    for (unsigned k = 0; k < ORDER_KIDS; k++)
+        assert_int_equal(kid_end(&kids[k]), 0);
+}
+
+/* A child whose first connection is still asked when it opens a second one: the second is asked
+ * too (a rejoin), and both answer, with different records. Only the first complete answer
+ * counts. */
+static void twice_kid(unsigned k, int go, int done)
+{
+    (void)k;
+    int a = kid_connect();
+    char byte = 'r';
+    if (write(done, &byte, 1) != 1)
+        _exit(25);
+    uint64_t id = kid_request(a);
+    int b = kid_connect();
+    if (kid_request(b) != id)
+        _exit(27);
+    st_wire_object_t recs[5];
+    memset(recs, 0, sizeof(recs));
+    for (unsigned i = 0; i < 5; i++)
+        recs[i].key = key_of(6 + i);
+    kid_answer(b, id, recs, 5); /* the new connection first */
+    if (write(done, &byte, 1) != 1 || read(go, &byte, 1) != 1)
+        _exit(26);
+    for (unsigned i = 0; i < 5; i++)
+        recs[i].key = key_of(1 + i);
+    kid_answer(a, id, recs, 5);
+    if (write(done, &byte, 1) != 1)
+        _exit(26);
+    (void)read(go, &byte, 1);
+}
+
+static void test_rejoin_both_answer(void **state)
+{
+    (void)state;
+    st_coord_config_t cfg = {
+        .socket_path = g_sock, .deadline_ms = 20000, .log = log_cb, .no_scan = true};
+    st_coord_t *co = NULL;
+    assert_int_equal(st_coord_open(&cfg, &co), 0);
+    kid_t kid = kid_spawn(0, twice_kid);
+    kid_wait(co, &kid);
+    pump_until_clients(co, 1, 10000);
+    assert_int_equal(st_coord_dump_start(co, "explicitly_triggered", NULL), 0);
+    kid_wait(co, &kid); /* the second connection answered */
+    pump_until_pending_below(co, 2);
+    assert_true(st_coord_dump_busy(co));
+    char byte = 'g';
+    assert_int_equal(write(kid.go, &byte, 1), 1);
+    kid_wait(co, &kid); /* the first one too */
+    uint64_t end = st_clock_ms() + 10000;
+    while (st_coord_dump_busy(co)) {
+        st_coord_run(co, 5);
+        assert_true(st_clock_ms() < end);
+    }
+    st_global_dump_t *d = &st_coord_trace(co)->dumps[0];
+    assert_false(d->partial);
+    assert_int_equal(d->n_procs, 1);
+    assert_int_equal(d->procs[0].n_nodes, 5);
+    assert_int_equal(d->n_globals, 5);
+    for (uint64_t ino = 1; ino <= 10; ino++) {
+        if (ino <= 5)
+            assert_null(global_of(d, ino));
+        else
+            assert_non_null(edge_of(&d->procs[0], ino));
+    }
+    assert_non_null(strstr(g_log, "answered twice"));
+    st_coord_close(co);
+    assert_int_equal(kid_end(&kid), 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--uid-client") == 0)
@@ -940,6 +1368,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_stalled_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_mid_dump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejoin_mid_dump, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejoin_both_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_refused, setup, teardown),

@@ -14,6 +14,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 static int setup(void **state)
@@ -100,6 +101,21 @@ static void test_keys_and_guids(void **state)
     char name[32];
     st_global_name(0xabcULL, name, sizeof(name));
     assert_string_equal(name, "global/0000000000000abc");
+    /* every digit in every position, against printf */
+    uint64_t v = 0x0123456789abcdefULL;
+    for (int i = 0; i < 4096; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "global/%016" PRIx64, v);
+        st_global_name(v, name, sizeof(name));
+        assert_string_equal(name, want);
+        v = v * 6364136223846793005ULL + 1442695040888963407ULL + (uint64_t)i;
+        if (i % 16 == 0)
+            v = (v << 4) | (v >> 60); /* rotate the digits through the positions */
+    }
+    st_global_name(~0ULL, name, sizeof(name));
+    assert_string_equal(name, "global/ffffffffffffffff");
+    st_global_name(0xabcULL, name, 10); /* truncated like snprintf */
+    assert_string_equal(name, "global/00");
     st_policy_t pol;
     assert_int_equal(st_policy_parse("first-touch", &pol), 0);
     assert_int_equal(pol, ST_POLICY_FIRST_TOUCH);
@@ -129,6 +145,7 @@ static void test_holder_layout(void **state)
     assert_string_equal(st_node_string(g, "creator_pid"), "10");
     assert_int_equal(st_process_add_holder(a, &info, 16384, 2, &h), 0);
     assert_string_equal(h->name, "shared_memory/memfd:0:1:77");
+    assert_int_equal(h->guid, st_guid_local(10, "shared_memory/memfd:0:1:77"));
     assert_int_equal(a->n_edges, 1);
     assert_int_equal(a->edges[0].target, g->guid);
     assert_int_equal(a->edges[0].importance, 2);
@@ -140,6 +157,16 @@ static void test_holder_layout(void **state)
     assert_true(st_node_scalar(h, "mapped_size", &mapped));
     assert_int_equal(mapped, 4096);
     assert_int_equal(st_process_add_holder(b, &info, 4096, 0, NULL), 0);
+    /* a caller that has the key's guid at hand passes it: the same nodes and edges */
+    st_object_info_t known = info;
+    known.key = "memfd:0:1:78";
+    known.guid = st_guid_global(known.key);
+    assert_int_equal(st_dump_add_object(d, &known, 11, &g2), 0);
+    assert_int_equal(g2->guid, st_guid_global("memfd:0:1:78"));
+    assert_string_equal(st_node_string(g2, "key"), "memfd:0:1:78");
+    assert_int_equal(st_process_add_holder(b, &known, 4096, 0, &h), 0);
+    assert_int_equal(h->guid, st_guid_local(11, "shared_memory/memfd:0:1:78"));
+    assert_int_equal(b->edges[b->n_edges - 1].target, g2->guid);
     st_dump_sort(d);
     assert_int_equal(d->procs[0].pid, 10);
 }

@@ -53,7 +53,7 @@ static st_process_dump_t *proc(int pid)
 
 static st_object_info_t object(const char *key, uint64_t size)
 {
-    st_object_info_t info = {key, ST_KIND_MEMFD, "obj", size, 2 * size, 0, 0, NULL};
+    st_object_info_t info = {key, ST_KIND_MEMFD, "obj", size, 2 * size, 0, 0, NULL, 0};
     assert_int_equal(st_key_kind(key, &info.kind), 0);
     return info;
 }
@@ -369,7 +369,7 @@ static void test_warnings_partial_problems(void **state)
 /* The JSON: schema order, nulls for the unknown, additive fields last. */
 static void test_json_shape(void **state)
 {
-    st_object_info_t o = {"memfd:0:1:5", ST_KIND_MEMFD, "ring", 100, 4096, 8, 11, "lbl"};
+    st_object_info_t o = {"memfd:0:1:5", ST_KIND_MEMFD, "ring", 100, 4096, 8, 11, "lbl", 0};
     add_object(&o);
     hold(11, o, 100, 2, 4096);
     hold(12, o, 100, 0, 4096);
