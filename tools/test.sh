@@ -5,7 +5,7 @@
 #   1. Release build with -Wall -Wextra -Werror, every ctest label but real; then the real-program
 #      tests (label real: PostgreSQL, Python shared_memory, nginx, Chromium, a static binary) after tools/deps.sh real installs them
 #   2. Debug build with ASan+UBSan, every ctest label but real
-#   3. TSan build, the tests labelled tsan (ipc and coordinator)
+#   3. TSan build, the tests labelled tsan (ipc, coordinator, scan, trace writer, graph processor)
 #   4. the libFuzzer targets for a bounded time each (SHMTRACK_FUZZ_SECONDS, default 60)
 #   5. clang-format check of every C source
 # Build trees: build-release/, build-asan/, build-tsan/, build-fuzz/. Exits non-zero on the first failure.
@@ -29,7 +29,7 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan -j"$jobs" --output-on-failure -LE real
 
-echo "== TSan build (ipc and coordinator tests) =="
+echo "== TSan build (the tests that run threads) =="
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSHMTRACK_WERROR=ON -DSHMTRACK_TSAN=ON \
     -DSHMTRACK_BENCH=OFF >/dev/null
 cmake --build build-tsan -j"$jobs"
