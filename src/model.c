@@ -1084,6 +1084,9 @@ typedef union block {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static block_t *pool_free;         /* freed blocks */
 static char *pool_next, *pool_end; /* the rest of the newest chunk */
+static void *pool_chunks;          /* the newest chunk; each chunk's first block-sized slot
+                                    * points to the one before, so that every chunk stays
+                                    * reachable from its start (valgrind: not "possibly lost") */
 
 static st_entry_t *block_alloc(void)
 {
@@ -1099,7 +1102,9 @@ static st_entry_t *block_alloc(void)
 #ifdef MADV_HUGEPAGE
                 (void)madvise(c, POOL_CHUNK, MADV_HUGEPAGE); /* advice only */
 #endif
-                pool_next = c;
+                *(void **)(void *)c = pool_chunks;
+                pool_chunks = c;
+                pool_next = c + sizeof(block_t);
                 pool_end = c + POOL_CHUNK;
             }
         }

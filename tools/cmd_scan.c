@@ -72,6 +72,10 @@ static void usage(FILE *f)
 #define FREE_AT_EXIT 0
 #endif
 
+/* The model left to the process exit stays reachable from here, so that valgrind's leak check
+ * counts it as still reachable, not lost. */
+static st_trace_t *volatile g_left_to_exit; /* volatile: a store nobody reads is kept */
+
 static bool parse_pid(const char *s, int *out)
 {
     char *end = NULL;
@@ -274,6 +278,8 @@ int st_cmd_scan(int argc, char **argv)
 out:
     if (FREE_AT_EXIT) /* otherwise the model goes with the process, which exits next */
         st_trace_free(trace);
+    else
+        g_left_to_exit = trace;
     free(pids);
     return status;
 }
