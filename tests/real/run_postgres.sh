@@ -58,10 +58,29 @@ done
 postmaster=$(head -n 1 "$tmp/data/postmaster.pid")
 
 "${as[@]}" "$pgbin/pgbench" "${pg[@]}" -i -s 1 postgres >"$tmp/init.log" 2>&1 || { cat "$tmp/init.log"; exit 1; }
+# The postmaster's children (from /proc/PID/stat: the fields after the command's ')' are state,
+# ppid, ...), to know when pgbench's backends are gone.
+children() {
+    local n=0 f s
+    for f in /proc/[0-9]*/stat; do
+        { read -r s <"$f"; } 2>/dev/null || continue
+        s=${s##*) }
+        set -- $s
+        if [ "${2:-}" = "$postmaster" ]; then n=$((n + 1)); fi
+    done
+    echo "$n"
+}
+idle_children=$(children)
 "${as[@]}" "$pgbin/pgbench" "${pg[@]}" -T 3 -c 4 postgres >"$tmp/bench.log" 2>&1 &
 bench_pid=$!
 if [ "$resident" = --resident ]; then
     wait "$bench_pid" # an idle server: residency stands still between the dump and the scan
+    # pgbench's backends exit after pgbench does; one that exits during the dump leaves it
+    # before answering, and the dump is then rightly partial: wait until they are gone (5 s)
+    for _ in $(seq 50); do
+        [ "$(children)" -le "$idle_children" ] && break
+        sleep 0.1
+    done
 else
     sleep 1.5
 fi
