@@ -1632,23 +1632,6 @@ static uint32_t gtab_get(const gtab *t, uint64_t guid)
     return NONE;
 }
 
-/* Hash of a name, 8 bytes at a time. */
-static uint64_t name_hash(const char *s)
-{
-    size_t len = strlen(s);
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-    for (; len >= 8; s += 8, len -= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-        h ^= h >> 29;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s, len);
-    h = (h ^ w) * 0x100000001b3ull;
-    return fmix(h);
-}
-
 /* Slots of a name table for n names. */
 static size_t names_cap(size_t n)
 {
@@ -1665,7 +1648,7 @@ static bool names_unique(const st_node_t *nodes, size_t n, uint32_t *slots, uint
     size_t cap = names_cap(n), mask = cap - 1;
     memset(slots, 0, cap * sizeof(*slots));
     for (size_t k = 0; k < n; k++) {
-        uint64_t h = hashes[k] = name_hash(nodes[k].name);
+        uint64_t h = hashes[k] = fmix(st__name_hash(nodes[k].name, strlen(nodes[k].name)));
         size_t i = (size_t)h & mask;
         for (; slots[i] != 0; i = (i + 1) & mask)
             if (hashes[slots[i] - 1] == h && strcmp(nodes[slots[i] - 1].name, nodes[k].name) == 0)

@@ -74,8 +74,8 @@ static void index_put(struct st_model_index *ix, uint64_t h, size_t pos)
 }
 
 /* The index's hash of a name of len bytes, 8 at a time (st_hash64 goes byte by byte; this one
- * is private to the index, so it need not be stable). */
-static uint64_t name_hash(const char *s, size_t len)
+ * is private to the project's tables, so it need not be stable). Also the graph processor's. */
+uint64_t st__name_hash(const char *s, size_t len)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
     for (; len >= 8; s += 8, len -= 8) {
@@ -91,7 +91,7 @@ static uint64_t name_hash(const char *s, size_t len)
 
 static uint64_t node_hash(const st_node_t *n)
 {
-    return name_hash(n->name, strlen(n->name));
+    return st__name_hash(n->name, strlen(n->name));
 }
 
 static uint64_t global_hash(const st_node_t *n)
@@ -790,7 +790,7 @@ static bool is_global_name(const char *name)
     return strncmp(name, "global/", 7) == 0;
 }
 
-/* st_process_find_node with the name's hash h (name_hash) computed by the caller. */
+/* st_process_find_node with the name's hash h (st__name_hash) computed by the caller. */
 static st_node_t *find_node_h(const st_process_dump_t *proc, const char *name, uint64_t h)
 {
     /* The index is a cache: building it does not change what the process dump holds. */
@@ -811,7 +811,7 @@ static st_node_t *find_node_h(const st_process_dump_t *proc, const char *name, u
 
 st_node_t *st_process_find_node(const st_process_dump_t *proc, const char *name)
 {
-    return find_node_h(proc, name, name_hash(name, strlen(name)));
+    return find_node_h(proc, name, st__name_hash(name, strlen(name)));
 }
 
 st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid)
@@ -822,8 +822,8 @@ st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid)
     return NULL;
 }
 
-/* st_process_add_node with the name's length and hash (name_hash) at hand; the name of a node it
- * creates comes from the arena when there is one (arena: true). *created tells. */
+/* st_process_add_node with the name's length and hash (st__name_hash) at hand; the name of a node
+ * it creates comes from the arena when there is one (arena: true). *created tells. */
 static int add_node_h(st_process_dump_t *proc, const char *name, size_t len, uint64_t h,
                       uint64_t guid, bool weak, bool arena, st_node_t **out, bool *created)
 {
@@ -862,7 +862,7 @@ int st_process_add_node(st_process_dump_t *proc, const char *name, uint64_t guid
     st_node_t *n = NULL;
     bool created;
     size_t len = strlen(name);
-    int rc = add_node_h(proc, name, len, name_hash(name, len), guid, weak, false, &n, &created);
+    int rc = add_node_h(proc, name, len, st__name_hash(name, len), guid, weak, false, &n, &created);
     if (rc == 0 && out != NULL)
         *out = n;
     return rc;
@@ -1575,8 +1575,8 @@ int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
         proc->holder_seed = fnv_more(proc->guid_seed, ST_HOLDER_PREFIX);
     }
     uint64_t guid = fnv_more(proc->holder_seed, path + sizeof(ST_HOLDER_PREFIX) - 1);
-    int rc = add_node_h(proc, path, len, name_hash(path, len), guid ? guid : 1, false, true, &node,
-                        &is_new);
+    int rc = add_node_h(proc, path, len, st__name_hash(path, len), guid ? guid : 1, false, true,
+                        &node, &is_new);
     if (rc < 0)
         return rc;
     if (is_new && proc->arena != NULL) {
