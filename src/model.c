@@ -1574,9 +1574,9 @@ int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
             proc->guid_seed = local_seed(proc->pid);
         proc->holder_seed = fnv_more(proc->guid_seed, ST_HOLDER_PREFIX);
     }
-    uint64_t guid = fnv_more(proc->holder_seed, path + sizeof(ST_HOLDER_PREFIX) - 1);
-    int rc = add_node_h(proc, path, len, st__name_hash(path, len), guid ? guid : 1, false, true,
-                        &node, &is_new);
+    uint64_t guid = guid_from_seed(proc->holder_seed, path + sizeof(ST_HOLDER_PREFIX) - 1);
+    int rc =
+        add_node_h(proc, path, len, st__name_hash(path, len), guid, false, true, &node, &is_new);
     if (rc < 0)
         return rc;
     if (is_new && proc->arena != NULL) {

@@ -215,10 +215,10 @@ int st_dump_reserve_globals(st_global_dump_t *dump, size_t n);
  * true when every global node's name is st_global_name of its guid (so unique guids make unique
  * names). Both are cheap for dumps built with the functions here. */
 int st__process_names_unique(const st_process_dump_t *proc);
+bool st__dump_names_canonical(const st_global_dump_t *dump);
 /* A fast hash of a name of len bytes, for the project's in-memory tables (not stable across
  * versions: never store it). Mix it before masking its low bits. */
 uint64_t st__name_hash(const char *s, size_t len);
-bool st__dump_names_canonical(const st_global_dump_t *dump);
 
 /* Finds a global node by guid or appends it with this name; carrier_pid is kept from the first
  * add. When found, *created (optional) is false. */
