@@ -369,6 +369,11 @@ int main(int argc, char **argv)
                    c_floor / rounds / (double)sysconf(_SC_NPROCESSORS_ONLN),
                    sysconf(_SC_NPROCESSORS_ONLN));
         printf("\n");
+        if (have_floor)
+            printf("5x smem is %.3f s; the floor at best on %ld CPUs leaves %.3f s for everything "
+                   "else\n",
+                   t_smem / rounds / 5, sysconf(_SC_NPROCESSORS_ONLN),
+                   t_smem / rounds / 5 - c_floor / rounds / (double)sysconf(_SC_NPROCESSORS_ONLN));
         printf("kernel truth (resident bytes of these objects, mincore): %" PRIu64 "\n", truth);
         FILE *ff = have_floor ? fopen(floor_out, "r") : NULL;
         char fl[256];
