@@ -167,6 +167,9 @@ struct st_coord {
     st_global_dump_t *last;   /* the last merged dump */
     bool last_done;
     scan_job_t scan;
+    uint64_t t_start, t_answered; /* st_clock_ns: this dump's start, its last answer in */
+    uint64_t t_index;             /* ns spent in index_answer in this dump */
+    st_coord_times_t times;       /* the last merged dump's */
 };
 
 static int cmp_int(const void *a, const void *b)
@@ -729,9 +732,12 @@ static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
             return;
         }
         c->state = C_ANSWERED;
+        uint64_t t0 = st_clock_ns();
         int rc = co->index_rc < 0 ? 0 : index_answer(co, c);
         if (rc < 0)
             co->index_rc = rc; /* the merge fails with it */
+        co->t_answered = st_clock_ns();
+        co->t_index += co->t_answered - t0;
     }
 }
 
@@ -877,6 +883,11 @@ st_trace_t *st_coord_trace(st_coord_t *co)
     return co->trace;
 }
 
+void st_coord_last_times(const st_coord_t *co, st_coord_times_t *out)
+{
+    *out = co->times;
+}
+
 size_t st_coord_client_count(const st_coord_t *co)
 {
     return co->n_ready_clients;
@@ -908,6 +919,8 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
         return -EBUSY;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    co->t_start = co->t_answered = st_clock_ns();
+    co->t_index = 0;
     co->active = true;
     co->id = co->next_id++;
     co->ts_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
@@ -1058,6 +1071,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         goto out;
     mobj_t *pool = co->pool;
     size_t used = co->used;
+    uint64_t t_prepare = st_clock_ns();
 
     /* pass 1 was done as each answer came (index_answer); what is left: the creators, from
      * the events as they stand now (an object announced after an answer was indexed is looked
@@ -1152,6 +1166,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         totals_from_wire(&p->totals, &c->totals);
         hj.proc[k] = (size_t)(p - d->procs); /* d->procs may still move */
     }
+    uint64_t t_build = st_clock_ns();
     hj = (holders_job_t){co, d, cl, hj.proc, n_cl, 0};
     bool threaded = pthread_create(&worker, NULL, holders_main, &hj) == 0;
     if (!threaded)
@@ -1207,9 +1222,19 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
             goto out;
         d->partial |= !forgiven;
     }
+    uint64_t t_graph = st_clock_ns();
     st_dump_sort(d);
     if ((rc = st_graph_annotate_dump(d)) < 0)
         goto out;
+    uint64_t t_end = st_clock_ns();
+    co->times = (st_coord_times_t){
+        .answers = co->t_answered - co->t_start,
+        .index = co->t_index,
+        .prepare = t_build - t_prepare,
+        .build = t_graph - t_build,
+        .graph = t_end - t_graph,
+        .total = t_end - co->t_start,
+    };
     *out = d;
 out:
     free(cl);

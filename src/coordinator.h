@@ -94,6 +94,16 @@ st_trace_t *st_coord_trace(st_coord_t *co);
  * err (optional) receives the writer's sentence. */
 int st_coord_write_trace(st_coord_t *co, const char *path, char *err, size_t err_len);
 
+/* Where the last merged dump's time went (CLOCK_MONOTONIC, nanoseconds), for benchmarks and logs:
+ * answers = request sent .. the last answer in (index: the part of it spent indexing answers);
+ * prepare = creators, the /proc scan's join and lookups, the process dumps; build = the global
+ * nodes and the holders; graph = sorting and the graph processor's annotation; total = from
+ * st_coord_dump_start to the dump in the trace. All 0 before the first dump. */
+typedef struct st_coord_times {
+    uint64_t answers, index, prepare, build, graph, total;
+} st_coord_times_t;
+void st_coord_last_times(const st_coord_t *co, st_coord_times_t *out);
+
 /* Connected tracked processes (role client, handshake done). */
 size_t st_coord_client_count(const st_coord_t *co);
 /* The metadata of an object by key ("anon:0:1:27"); false when unknown. */

@@ -104,6 +104,30 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Per row: the median of each phase of st_coord_times_t over its rounds, printed after the
+ * table. */
+#define N_PHASES 6
+static const char *const g_phase[N_PHASES] = {"answers", "index", "prepare",
+                                              "build",   "graph", "total"};
+static double g_phases[3][N_PHASES];
+static unsigned g_rows_n[3];
+static size_t g_rows;
+
+static void phase_medians(const st_coord_times_t *t, int rounds)
+{
+    uint64_t *v = calloc((size_t)rounds, sizeof(*v));
+    for (int ph = 0; v != NULL && ph < N_PHASES && g_rows < 3; ph++) {
+        for (int r = 0; r < rounds; r++) {
+            const uint64_t f[N_PHASES] = {t[r].answers, t[r].index, t[r].prepare,
+                                          t[r].build,   t[r].graph, t[r].total};
+            v[r] = f[ph];
+        }
+        qsort(v, (size_t)rounds, sizeof(*v), cmp_u64);
+        g_phases[g_rows][ph] = (double)v[rounds / 2] / 1e6;
+    }
+    free(v);
+}
+
 static int run(unsigned n, int rounds, const char *dir)
 {
     snprintf(g_sock, sizeof(g_sock), "%s/run%u/sock", dir, n);
@@ -144,6 +168,7 @@ static int run(unsigned n, int rounds, const char *dir)
     uint64_t *lat = calloc((size_t)rounds, sizeof(*lat));
     uint64_t *cpu = calloc((size_t)rounds, sizeof(*cpu));
     uint64_t *flt = calloc((size_t)rounds, sizeof(*flt));
+    st_coord_times_t *ph = calloc((size_t)rounds, sizeof(*ph));
     size_t objects = 0, procs = 0;
     int partial = 0;
     for (int r = 0; r < rounds; r++) {
@@ -153,6 +178,7 @@ static int run(unsigned n, int rounds, const char *dir)
         lat[r] = st_clock_ns() - t0;
         cpu[r] = cpu_ns() - c0;
         flt[r] = faults() - f0;
+        st_coord_last_times(co, &ph[r]);
         objects = d->n_globals;
         procs = d->n_procs;
         partial += d->partial;
@@ -167,6 +193,9 @@ static int run(unsigned n, int rounds, const char *dir)
     uint64_t j0 = st_clock_ns();
     int wrc = st_trace_write_file(&view, out, NULL);
     uint64_t jt = st_clock_ns() - j0;
+    phase_medians(ph, rounds);
+    g_rows_n[g_rows < 3 ? g_rows++ : 2] = n;
+    free(ph);
     qsort(lat, (size_t)rounds, sizeof(*lat), cmp_u64);
     qsort(cpu, (size_t)rounds, sizeof(*cpu), cmp_u64);
     qsort(flt, (size_t)rounds, sizeof(*flt), cmp_u64);
@@ -231,6 +260,20 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         if (sizes[i] <= max && run(sizes[i], rounds, dir) < 0)
             fprintf(stderr, "bench_coordinator: run with %u clients failed\n", sizes[i]);
+    printf(
+        "\nwhere a dump's time went, median ms per phase (st_coord_times_t: answers = request to\n"
+        "the last answer in, index its part spent indexing them; prepare = creators, scan join,\n"
+        "process dumps; build = global nodes and holders; graph = sort and annotation)\n");
+    printf("%7s", "clients");
+    for (int p = 0; p < N_PHASES; p++)
+        printf(" %9s", g_phase[p]);
+    printf("\n");
+    for (size_t r = 0; r < g_rows; r++) {
+        printf("%7u", g_rows_n[r]);
+        for (int p = 0; p < N_PHASES; p++)
+            printf(" %9.1f", g_phases[r][p]);
+        printf("\n");
+    }
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : 1;
