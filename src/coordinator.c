@@ -111,6 +111,7 @@ typedef struct mobj {
     int first_pid;                 /* that pid */
     uint64_t guid;                 /* st_guid_global(key) */
     const object_t *announced;     /* what the events said about it; NULL when nothing */
+    uint32_t global;               /* set by graph_links: its index in the dump's global nodes */
     size_t key;                    /* its key string: at this offset of the merge's key buffer */
 } mobj_t;
 
@@ -170,6 +171,11 @@ struct st_coord {
     uint64_t t_start, t_answered; /* st_clock_ns: this dump's start, its last answer in */
     uint64_t t_index;             /* ns spent in index_answer in this dump */
     st_coord_times_t times;       /* the last merged dump's */
+    /* graph_links' arrays, kept from dump to dump (no fresh pages): per answer record the holder
+     * node it became; per process node its global node and size; per global node its size */
+    uint32_t *rec_node, *lk_target;
+    uint64_t *lk_size, *lk_gsize;
+    size_t cap_rec_node, cap_lkt, cap_lks, cap_lkg;
 };
 
 static int cmp_int(const void *a, const void *b)
@@ -863,6 +869,10 @@ void st_coord_close(st_coord_t *co)
     free(co->keys);
     free(co->keybuf);
     free(co->ann);
+    free(co->rec_node);
+    free(co->lk_target);
+    free(co->lk_size);
+    free(co->lk_gsize);
     object_t *o, *tmp;
     HASH_ITER(hh, co->objects, o, tmp)
     {
@@ -1032,7 +1042,9 @@ typedef struct holders_job {
     const st_coord_t *co;
     st_global_dump_t *d;
     client_t *const *cl;
-    size_t *proc; /* per answer: its process dump's index in d->procs */
+    size_t *proc;       /* per answer: its process dump's index in d->procs */
+    size_t *off;        /* per answer: where its records' holder nodes start in rec_node */
+    uint32_t *rec_node; /* per record: the index of its holder node in its process dump */
     size_t n_cl;
     int rc;
 } holders_job_t;
@@ -1052,10 +1064,77 @@ static void *holders_main(void *arg)
             st_object_info_t info;
             object_info(co, m, &info);
             int imp = policy_importance(co, r, c->pid, m->creator);
-            j->rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, NULL);
+            st_node_t *node = NULL;
+            j->rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, &node);
+            if (j->rc == 0)
+                j->rec_node[j->off[k] + i] = (uint32_t)(node - p->nodes);
         }
     }
     return NULL;
+}
+
+/* What the graph processor would otherwise find out (st_graph_links_t): the global node each
+ * holder owns and the sizes, known here from the records (the holder node each became, its
+ * object) or, for the nodes of the /proc scan that no record touched, looked up in the dump.
+ * After st_dump_sort. 1: links made, 0: the dump is not all holders with a size (then the graph
+ * processor finds the shape itself), -ENOMEM. */
+static int graph_links(st_coord_t *co, st_global_dump_t *d, client_t *const *cl, size_t n_cl,
+                       const size_t *off, st_graph_links_t *out)
+{
+    size_t np = 0, ng = d->n_globals;
+    for (size_t p = 0; p < d->n_procs; p++)
+        np += d->procs[p].n_nodes;
+    if (st__array_grow((void **)&co->lk_target, &co->cap_lkt, np + 1, sizeof(*co->lk_target)) < 0 ||
+        st__array_grow((void **)&co->lk_size, &co->cap_lks, np + 1, sizeof(*co->lk_size)) < 0 ||
+        st__array_grow((void **)&co->lk_gsize, &co->cap_lkg, ng + 1, sizeof(*co->lk_gsize)) < 0)
+        return -ENOMEM;
+    const uint32_t unset = UINT32_MAX;
+    memset(co->lk_target, 0xff, np * sizeof(*co->lk_target));
+    memset(co->lk_gsize, 0xff, ng * sizeof(*co->lk_gsize));
+    /* the merge's objects: the only global nodes, in guid order (their canonical names sort that
+     * way), unless the scan added others */
+    bool only_ours = ng == co->used;
+    for (size_t j = 0; j < co->used; j++) {
+        mobj_t *m = &co->pool[co->keys[j].val];
+        const st_node_t *g = only_ours ? &d->globals[j] : st_dump_find_global(d, m->guid);
+        if (g == NULL || g->guid != m->guid)
+            return 0;
+        m->global = (uint32_t)(g - d->globals);
+        co->lk_gsize[m->global] = m->first->resident > m->scanned ? m->first->resident : m->scanned;
+    }
+    size_t base = 0;
+    for (size_t p = 0; p < d->n_procs; base += d->procs[p++].n_nodes) {
+        const st_process_dump_t *proc = &d->procs[p];
+        for (size_t k = 0; k < n_cl; k++) {
+            const client_t *c = cl[k];
+            if (c->pid != proc->pid)
+                continue;
+            for (size_t i = 0; i < c->n_recs; i++) {
+                if (c->objs[i] == 0)
+                    continue;
+                const mobj_t *m = &co->pool[c->objs[i] - 1];
+                size_t s = base + co->rec_node[off[k] + i];
+                co->lk_target[s] = m->global;
+                co->lk_size[s] = co->lk_gsize[m->global];
+            }
+        }
+        /* the scan's holders that no record touched */
+        for (size_t k = 0; k < proc->n_nodes; k++) {
+            if (co->lk_target[base + k] != unset)
+                continue;
+            const st_node_t *g =
+                k < proc->n_edges ? st_dump_find_global(d, proc->edges[k].target) : NULL;
+            if (g == NULL || !st_node_scalar(&proc->nodes[k], "size", &co->lk_size[base + k]))
+                return 0;
+            co->lk_target[base + k] = (uint32_t)(g - d->globals);
+        }
+    }
+    for (size_t i = 0; i < ng; i++)
+        if (co->lk_gsize[i] == UINT64_MAX &&
+            !st_node_scalar(&d->globals[i], "size", &co->lk_gsize[i]))
+            return 0;
+    *out = (st_graph_links_t){co->lk_target, co->lk_size, co->lk_gsize};
+    return 1;
 }
 
 __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **out)
@@ -1064,6 +1143,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     client_t **cl = NULL;
     size_t n_cl = 0;
     holders_job_t hj = {0};
+    size_t *off = NULL;
     pthread_t worker;
     if ((rc = answered(co, &cl, &n_cl)) < 0)
         return rc;
@@ -1153,10 +1233,19 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
      * st_global_dump_t.proc_arena); both only read the merge index and the answers. */
     if ((rc = st_dump_reserve_globals(d, used)) < 0)
         goto out;
-    if ((hj.proc = malloc((n_cl + 1) * sizeof(*hj.proc))) == NULL) {
+    size_t n_recs = 0;
+    if ((hj.proc = malloc((n_cl + 1) * sizeof(*hj.proc))) == NULL ||
+        (off = malloc((n_cl + 1) * sizeof(*off))) == NULL) {
         rc = -ENOMEM;
         goto out;
     }
+    for (size_t k = 0; k < n_cl; k++) {
+        off[k] = n_recs;
+        n_recs += cl[k]->n_recs;
+    }
+    if (n_recs > co->cap_rec_node && (rc = st__array_grow((void **)&co->rec_node, &co->cap_rec_node,
+                                                          n_recs, sizeof(*co->rec_node))) < 0)
+        goto out;
     for (size_t k = 0; k < n_cl; k++) {
         client_t *c = cl[k];
         st_process_dump_t *p = NULL;
@@ -1167,7 +1256,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         hj.proc[k] = (size_t)(p - d->procs); /* d->procs may still move */
     }
     uint64_t t_build = st_clock_ns();
-    hj = (holders_job_t){co, d, cl, hj.proc, n_cl, 0};
+    hj = (holders_job_t){co, d, cl, hj.proc, off, co->rec_node, n_cl, 0};
     bool threaded = pthread_create(&worker, NULL, holders_main, &hj) == 0;
     if (!threaded)
         holders_main(&hj);
@@ -1224,7 +1313,9 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     }
     uint64_t t_graph = st_clock_ns();
     st_dump_sort(d);
-    if ((rc = st_graph_annotate_dump(d)) < 0)
+    st_graph_links_t links;
+    if ((rc = graph_links(co, d, cl, n_cl, off, &links)) < 0 ||
+        (rc = rc == 1 ? st_graph_annotate_links(d, &links) : st_graph_annotate_dump(d)) < 0)
         goto out;
     uint64_t t_end = st_clock_ns();
     co->times = (st_coord_times_t){
@@ -1239,6 +1330,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
 out:
     free(cl);
     free(hj.proc);
+    free(off);
     return rc;
 }
 

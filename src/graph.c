@@ -1550,10 +1550,11 @@ typedef struct finner {
 
 typedef struct flat {
     const st_global_dump_t *dump;
-    fglobal *g;    /* per global node */
-    fholder *h;    /* per holder, grouped by global */
-    uint32_t *hof; /* per process node (base[p] + i): its holder */
-    size_t *base;  /* per process: its first node's index among all process nodes */
+    const st_graph_links_t *given; /* the links and sizes, from the builder; NULL: found here */
+    fglobal *g;                    /* per global node */
+    fholder *h;                    /* per holder, grouped by global */
+    uint32_t *hof;                 /* per process node (base[p] + i): its holder */
+    size_t *base;                  /* per process: its first node's index among all process nodes */
     size_t n_h;
     finner top;    /* "global" (when there are global nodes) */
     finner *inner; /* per process: "shared_memory" (when it has nodes) */
@@ -1820,6 +1821,89 @@ out:
     return rc;
 }
 
+size_t st__graph_links_taken;
+
+/* flat_link's outcome from links the builder gives (st_graph_links_t): what it cannot check
+ * cheaply is trusted. 1: flat, 0: the links do not fit (f->given cleared), or -ENOMEM. */
+static int flat_given(flat *f)
+{
+    const st_global_dump_t *d = f->dump;
+    const st_graph_links_t *l = f->given;
+    size_t ng = d->n_globals, np = 0;
+    int rc = 0;
+    uint32_t *fill = NULL;
+    for (size_t p = 0; p < d->n_procs; p++) {
+        const st_process_dump_t *proc = &d->procs[p];
+        /* sorted unique pids: the holders of one global node, in process order, have distinct
+         * pids, so no order below ever compares their names */
+        if (proc->pid == 0 || (p > 0 && proc->pid <= d->procs[p - 1].pid) ||
+            proc->n_edges != proc->n_nodes)
+            goto out;
+        for (size_t k = 0; k < proc->n_edges; k++)
+            if (proc->edges[k].source != proc->nodes[k].guid || proc->nodes[k].weak)
+                goto out;
+        np += proc->n_nodes;
+    }
+    for (size_t i = 0; i < ng; i++)
+        if (d->globals[i].weak)
+            goto out;
+    if (ng + np >= NONE / 2)
+        goto out;
+    rc = -ENOMEM;
+    if ((f->base = malloc((d->n_procs + 1) * sizeof(*f->base))) == NULL ||
+        (f->g = calloc(ng + 1, sizeof(*f->g))) == NULL ||
+        (f->h = big_alloc((np + 1) * sizeof(*f->h))) == NULL ||
+        (f->hof = malloc((np + 1) * sizeof(*f->hof))) == NULL ||
+        (fill = calloc(ng + 1, sizeof(*fill))) == NULL)
+        goto out;
+    rc = 0;
+    for (size_t p = 0; p < d->n_procs; p++)
+        f->base[p] = p == 0 ? 0 : f->base[p - 1] + d->procs[p - 1].n_nodes;
+    f->base[d->n_procs] = np;
+    for (size_t s = 0; s < np; s++) {
+        if (l->target[s] >= ng)
+            goto out;
+        f->g[l->target[s]].count++;
+    }
+    uint32_t at = 0;
+    for (size_t i = 0; i < ng; i++) {
+        f->g[i].first = at;
+        at += f->g[i].count;
+    }
+    for (size_t p = 0; p < d->n_procs; p++)
+        for (size_t k = 0; k < d->procs[p].n_nodes; k++) {
+            size_t s = f->base[p] + k;
+            uint32_t t = l->target[s], pos = f->g[t].first + fill[t]++;
+            if (pos > f->g[t].first && f->h[pos - 1].proc == p)
+                goto out; /* a process holding one global node twice */
+            f->h[pos] = (fholder){.proc = (uint32_t)p,
+                                  .node = (uint32_t)k,
+                                  .target = t,
+                                  .importance = d->procs[p].edges[k].importance,
+                                  .has_size = 1,
+                                  .size = l->size[s],
+                                  .owning = 1.0L};
+            f->hof[s] = pos;
+        }
+    f->n_h = np;
+    st__graph_links_taken++;
+    rc = 1;
+out:
+    free(fill);
+    if (rc != 1) {
+        free(f->base);
+        free(f->g);
+        free(f->h);
+        free(f->hof);
+        f->base = NULL;
+        f->g = NULL;
+        f->h = NULL;
+        f->hof = NULL;
+        f->given = NULL;
+    }
+    return rc;
+}
+
 static const st_node_t *holder_node(const flat *f, const fholder *h)
 {
     return &f->dump->procs[h->proc].nodes[h->node];
@@ -1873,17 +1957,20 @@ static int flat_sizes_range(flat *f, size_t from, size_t to, graph *w)
     for (size_t i = from; i < to; i++) {
         fglobal *x = &f->g[i];
         const st_node_t *gn = &d->globals[i];
-        uint64_t own = 0;
-        bool has_own = node_size(gn, &own);
+        uint64_t own = f->given ? f->given->glob_size[i] : 0;
+        bool has_own = f->given ? true : node_size(gn, &own);
         x->owned = 1.0L;
         bool has_maxo = false;
         uint64_t maxo = 0;
         uint32_t maxo_h = NONE;
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             fholder *h = &f->h[j];
-            flat_prefetch(f, (size_t)j + 16, end);
-            uint64_t s = 0;
-            bool has = node_size(holder_node(f, h), &s);
+            uint64_t s = h->size;
+            bool has = true;
+            if (f->given == NULL) {
+                flat_prefetch(f, (size_t)j + 16, end);
+                has = node_size(holder_node(f, h), &s);
+            }
             if (!has && has_own) { /* propagate_sizes */
                 s = own;
                 has = true;
@@ -1928,8 +2015,9 @@ static int flat_sizes_range(flat *f, size_t from, size_t to, graph *w)
         size_t n = 0;
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             const fholder *h = &f->h[j];
+            /* given links: distinct pids (flat_given), so the path is never compared */
             keys[n++] = (owner_key){h->importance, h->has_size ? h->size : 0, d->procs[h->proc].pid,
-                                    holder_node(f, h)->name, &f->h[j].owning};
+                                    f->given ? "" : holder_node(f, h)->name, &f->h[j].owning};
         }
         /* (pid, path) is unique among them: any sort gives the general pass's order */
         if (n > 8) {
@@ -2054,7 +2142,8 @@ static void eff_shares(eff_job *jb)
         for (uint32_t k = x->first; k < x->first + x->count; k++) {
             const fholder *h = &f->h[k];
             if (h->has_size)
-                c[n++] = (cand){h->q, d->procs[h->proc].pid, holder_node(f, h)->name, 0};
+                c[n++] = (cand){h->q, d->procs[h->proc].pid,
+                                f->given ? "" : holder_node(f, h)->name, 0}; /* as keys above */
         }
         if (n == 1)
             continue;
@@ -2179,11 +2268,14 @@ static int flat_effective(flat *f)
 
 /* Checks the shape and computes every size. 1: flat (f filled; flat_free it), 0: not flat (f
  * empty), or -ENOMEM. */
-static int flat_build(const st_global_dump_t *dump, flat *f)
+static int flat_build(const st_global_dump_t *dump, const st_graph_links_t *given, flat *f)
 {
     memset(f, 0, sizeof(*f));
     f->dump = dump;
-    int rc = flat_link(f);
+    f->given = given;
+    int rc = given != NULL ? flat_given(f) : 0;
+    if (rc == 0)
+        rc = flat_link(f);
     if (rc == 1 && (rc = flat_sizes(f)) == 0 && (rc = flat_effective(f)) == 0)
         return 1;
     flat_free(f);
@@ -2516,7 +2608,7 @@ int st__graph_process_general(const st_global_dump_t *dump, st_graph_result_t **
 int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
 {
     flat f;
-    int rc = flat_build(dump, &f);
+    int rc = flat_build(dump, NULL, &f);
     if (rc == 0)
         return st__graph_process_general(dump, out);
     if (rc == 1)
@@ -2528,7 +2620,7 @@ int st_graph_process(const st_global_dump_t *dump, st_graph_result_t **out)
 int st__graph_flat(const st_global_dump_t *dump)
 {
     flat f;
-    int rc = flat_build(dump, &f);
+    int rc = flat_build(dump, NULL, &f);
     flat_free(&f);
     return rc;
 }
@@ -2676,10 +2768,10 @@ int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result)
     return add_warnings(dump, result->warnings, result->n_warnings);
 }
 
-int st_graph_annotate_dump(st_global_dump_t *dump)
+static int annotate(st_global_dump_t *dump, const st_graph_links_t *links)
 {
     flat f;
-    int rc = flat_build(dump, &f);
+    int rc = flat_build(dump, links, &f);
     if (rc == 1) {
         rc = flat_annotate(dump, &f);
         flat_free(&f);
@@ -2692,6 +2784,16 @@ int st_graph_annotate_dump(st_global_dump_t *dump)
         rc = st_graph_annotate(dump, r);
     st_graph_result_free(r);
     return rc;
+}
+
+int st_graph_annotate_dump(st_global_dump_t *dump)
+{
+    return annotate(dump, NULL);
+}
+
+int st_graph_annotate_links(st_global_dump_t *dump, const st_graph_links_t *links)
+{
+    return annotate(dump, links);
 }
 
 int st_graph_annotate_trace(st_trace_t *trace)

@@ -67,6 +67,8 @@ int st__graph_flat(const st_global_dump_t *dump);
 /* The shortcut's size pass runs on two threads (each half of the global nodes) from this many
  * global nodes on; tests lower it to compare both ways on small dumps. */
 extern size_t st__graph_flat_split_min;
+/* How many times st_graph_annotate_links could use the links it was given (for tests). */
+extern size_t st__graph_links_taken;
 void st_graph_result_free(st_graph_result_t *result);
 /* The node (pid, path), or NULL when it was removed or never existed. */
 const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, const char *path);
@@ -75,6 +77,24 @@ const st_graph_node_t *st_graph_find(const st_graph_result_t *result, int pid, c
  * global nodes; a node without a size, or removed as weak, loses any stale entry) and appends the
  * result's warnings to dump->warnings (once: a warning already present is not added again). */
 int st_graph_annotate(st_global_dump_t *dump, const st_graph_result_t *result);
+
+/* The flat layout (docs/graph.md) as its builder knows it: the coordinator's merge made every node
+ * of the dump with st_dump_add_object and st_process_add_holder (or took the scanner's, made the
+ * same way) and knows which global node each holder owns, so st_graph_annotate_links need not
+ * find that out with a guid table, name checks and size lookups as st_graph_annotate_dump does.
+ * Process nodes are numbered in order: dump->procs[0]'s nodes first (after st_dump_sort). */
+typedef struct st_graph_links {
+    const uint32_t *target; /* per process node: the index in dump->globals of the node it owns */
+    const uint64_t *size;   /* per process node: its "size" entry (every node has one) */
+    const uint64_t *glob_size; /* per global node: its "size" entry */
+} st_graph_links_t;
+
+/* st_graph_annotate_dump's outcome for a dump of the flat layout whose links are given. It checks
+ * what is cheap (non-zero sorted pids, one edge per node whose source is that node, a target per
+ * holder, no process holding one global node twice, no weak node) and takes the general way when
+ * that fails; it trusts the builder for what is not (unique names and guids, targets equal to the
+ * edges' and sizes equal to the entries: the model's builders make them so). */
+int st_graph_annotate_links(st_global_dump_t *dump, const st_graph_links_t *links);
 
 /* st_graph_process + st_graph_annotate of one dump, with the same outcome; on the flat layout that
  * the coordinator and the scanner produce it writes the sizes without building a result. */

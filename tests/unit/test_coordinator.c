@@ -20,6 +20,7 @@
 #include "client.h"
 #include "coordinator.h"
 #include "frame.h"
+#include "graph.h"
 #include "sock.h"
 #include "trace_json.h"
 
@@ -329,6 +330,44 @@ static bool warned(const st_global_dump_t *d, const char *what, int pid)
 
 /* ---- tests ---- */
 
+/* Every node's effective_size (UINT64_MAX: none), globals first, then each process's nodes. */
+static uint64_t *effective_sizes(const st_global_dump_t *d, size_t *n)
+{
+    size_t cnt = d->n_globals;
+    for (size_t p = 0; p < d->n_procs; p++)
+        cnt += d->procs[p].n_nodes;
+    uint64_t *v = calloc(cnt + 1, sizeof(*v));
+    assert_non_null(v);
+    size_t k = 0;
+    for (size_t p = 0; p <= d->n_procs; p++) {
+        const st_node_t *nodes = p == 0 ? d->globals : d->procs[p - 1].nodes;
+        size_t nn = p == 0 ? d->n_globals : d->procs[p - 1].n_nodes;
+        for (size_t i = 0; i < nn; i++, k++)
+            if (!st_node_scalar(&nodes[i], "effective_size", &v[k]))
+                v[k] = UINT64_MAX;
+    }
+    *n = cnt;
+    return v;
+}
+
+/* The coordinator annotated d from the links it knows (st_graph_annotate_links, so it took them:
+ * taken_before is st__graph_links_taken before the dump), and the graph processor finding them
+ * itself gives the same effective sizes and warnings. */
+static void assert_links_agree(st_global_dump_t *d, size_t taken_before)
+{
+    assert_true(st__graph_links_taken > taken_before);
+    size_t n = 0, m = 0, warnings = d->n_warnings;
+    uint64_t *before = effective_sizes(d, &n);
+    assert_int_equal(st_graph_annotate_dump(d), 0);
+    uint64_t *after = effective_sizes(d, &m);
+    assert_int_equal(n, m);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(before[i], after[i]);
+    assert_int_equal(d->n_warnings, warnings);
+    free(before);
+    free(after);
+}
+
 static void test_merge_and_policy(void **state)
 {
     (void)state;
@@ -338,7 +377,9 @@ static void test_merge_and_policy(void **state)
     wait_ready(co, &a, 10000);
     wait_ready(co, &b, 10000);
     st_global_dump_t *d = NULL;
+    size_t taken = st__graph_links_taken;
     assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    assert_links_agree(d, taken);
     assert_false(d->partial);
     assert_int_equal(d->n_procs, 2);
     assert_int_equal(d->n_globals, 15); /* 6..10 are shared, counted once */
@@ -396,7 +437,10 @@ static void test_scan_finds_unannounced(void **state)
     fake_t h = spawn(1, 1, 0, 2, 2, B_HIDDEN);
     wait_ready(co, &h, 10000);
     st_global_dump_t *d = NULL;
+    size_t taken = st__graph_links_taken;
     assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
+    /* the scan's holder of the hidden memfd is linked by lookup, the announced ones directly */
+    assert_links_agree(d, taken);
     const st_process_dump_t *p = st_dump_find_process(d, h.pid);
     assert_non_null(p);
     size_t memfds = 0;
@@ -879,8 +923,10 @@ static void test_many_clients(void **state)
     assert_int_equal(st_coord_client_count(co), PROCS * PER);
     uint64_t t1 = st_clock_ms();
     st_global_dump_t *d = NULL;
+    size_t taken = st__graph_links_taken;
     assert_int_equal(st_coord_dump_sync(co, "explicitly_triggered", &d), 0);
     uint64_t t2 = st_clock_ms();
+    assert_links_agree(d, taken); /* many clients per process: their records share holders */
     print_message("setup %" PRIu64 " ms, dump of %d clients x %d objects %" PRIu64 " ms\n", t1 - t0,
                   PROCS * PER, OBJS, t2 - t1);
     assert_false(d->partial);

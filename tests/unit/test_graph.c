@@ -1475,6 +1475,64 @@ static void assert_same_dump(const st_global_dump_t *a, const st_global_dump_t *
         assert_string_equal(a->warnings[i], b->warnings[i]);
 }
 
+/* The links st_graph_annotate_links takes, found in the dump as a builder would know them; false
+ * when a node has no size or no edge to a global node (links cannot describe it). */
+static bool find_links(const st_global_dump_t *d, uint32_t *target, uint64_t *size, uint64_t *gsize)
+{
+    for (size_t i = 0; i < d->n_globals; i++)
+        if (!st_node_scalar(&d->globals[i], "size", &gsize[i]))
+            return false;
+    size_t s = 0;
+    for (size_t p = 0; p < d->n_procs; p++)
+        for (size_t k = 0; k < d->procs[p].n_nodes; k++, s++) {
+            const st_node_t *n = &d->procs[p].nodes[k];
+            const st_node_t *g = NULL;
+            for (size_t e = 0; e < d->procs[p].n_edges && g == NULL; e++)
+                if (d->procs[p].edges[e].source == n->guid)
+                    g = st_dump_find_global(d, d->procs[p].edges[e].target);
+            if (g == NULL || !st_node_scalar(n, "size", &size[s]))
+                return false;
+            target[s] = (uint32_t)(g - d->globals);
+        }
+    return true;
+}
+
+/* seed's dump annotated from given links and the way st_graph_annotate_dump finds them: the same
+ * dump. 1 when the links were taken, 0 when they could not be given or were refused. */
+static size_t flat_links_one(uint64_t seed)
+{
+    st_trace_t *t = NULL;
+    st_global_dump_t *c = NULL, *d = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &c), 0);
+    assert_int_equal(st_trace_add_dump(t, 2, 0, &d), 0);
+    c = st_trace_find_dump(t, 1);
+    flat_family_build(seed, c);
+    flat_family_build(seed, d);
+    st_dump_sort(c); /* as the coordinator does before it links */
+    st_dump_sort(d);
+    size_t np = 0, taken = st__graph_links_taken;
+    for (size_t p = 0; p < c->n_procs; p++)
+        np += c->procs[p].n_nodes;
+    uint32_t *target = calloc(np + 1, sizeof(*target));
+    uint64_t *size = calloc(np + 1, sizeof(*size)),
+             *gsize = calloc(c->n_globals + 1, sizeof(*gsize));
+    assert_true(target != NULL && size != NULL && gsize != NULL);
+    /* only for the flat layout: the links promise it (st_graph_annotate_links trusts what it
+     * cannot check cheaply, such as names and guids) */
+    if (st__graph_flat(c) == 1 && find_links(c, target, size, gsize)) {
+        st_graph_links_t l = {target, size, gsize};
+        assert_int_equal(st_graph_annotate_links(c, &l), 0);
+        assert_int_equal(st_graph_annotate_dump(d), 0);
+        assert_same_dump(c, d);
+    }
+    free(target);
+    free(size);
+    free(gsize);
+    st_trace_free(t);
+    return st__graph_links_taken - taken;
+}
+
 static size_t flat_family_one(uint64_t seed)
 {
     st_trace_t *t = NULL;
@@ -1512,15 +1570,19 @@ static size_t flat_family_one(uint64_t seed)
 static void test_flat_shortcut(void **state)
 {
     (void)state;
-    size_t flat = 0;
+    size_t flat = 0, linked = 0;
     size_t split = st__graph_flat_split_min;
     for (uint64_t i = 0; i < 3000; i++) {
         /* every other dump with the size pass split on two threads, as big dumps have it */
         st__graph_flat_split_min = i % 2 ? 2 : split;
         flat += flat_family_one(0xf1a70000ULL + i) > 0;
+        linked += flat_links_one(0xf1a70000ULL + i);
     }
     st__graph_flat_split_min = split;
-    assert_true(flat > 2000); /* most are flat: the comparison is not vacuous */
+    assert_true(flat > 2000);   /* most are flat: the comparison is not vacuous */
+    /* and some have every size and their edges in node order, so that links can be given and
+     * are taken (379 of these 3000) */
+    assert_true(linked > 200);
 }
 
 /* The coordinator's and scanner's own builders (st_dump_add_object, st_process_add_holder) give
