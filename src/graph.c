@@ -1921,6 +1921,18 @@ static long double global_exact(const fglobal *x)
     return (long double)x->size * 1.0L * (x->owned * 1.0L);
 }
 
+/* quantise(size x coef, size), the quantised exact value of a flat node, without long double
+ * arithmetic for the coefficients 1 and 0 (a sole owner, an outranked one, an object its owners
+ * cover: the usual ones), where it is size and 0 exactly. */
+static q128 quantise_flat(uint64_t size, long double coef)
+{
+    if (coef == 1.0L)
+        return (q128)size << QSHIFT;
+    if (coef == 0.0L)
+        return 0;
+    return quantise((long double)size * (coef * 1.0L) * 1.0L, size);
+}
+
 /* st_node_scalar(n, "size"): the model's builders put it first. */
 static bool node_size(const st_node_t *n, uint64_t *value)
 {
@@ -2108,14 +2120,13 @@ static void eff_totals(eff_job *jb)
         fglobal *x = &f->g[i];
         if (!x->has_size)
             continue;
-        long double exact = global_exact(x);
-        q128 q = snap(quantise(exact, x->size), 2);
+        q128 q = snap(quantise_flat(x->size, x->owned), 2);
         uint32_t kids = 0;
         for (uint32_t j = x->first; j < x->first + x->count; j++) {
             fholder *h = &f->h[j];
             if (!h->has_size)
                 continue;
-            h->q = snap(quantise(holder_exact(h), h->size), 2);
+            h->q = snap(quantise_flat(h->size, h->owning), 2);
             q += h->q;
             kids++;
         }
@@ -2138,7 +2149,7 @@ static void eff_shares(eff_job *jb)
         if (!x->has_size)
             continue;
         size_t n = 0;
-        c[n++] = (cand){snap(quantise(global_exact(x), x->size), 2), 0, d->globals[i].name, 0};
+        c[n++] = (cand){snap(quantise_flat(x->size, x->owned), 2), 0, d->globals[i].name, 0};
         for (uint32_t k = x->first; k < x->first + x->count; k++) {
             const fholder *h = &f->h[k];
             if (h->has_size)
