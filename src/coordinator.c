@@ -276,6 +276,14 @@ static void scan_start(st_coord_t *co, size_t n_asked)
         return;
     }
     scan_options(co, &j->so);
+    if (co->cfg.scan_tree_root <= 0) {
+        /* Every pid scanned is a client asked. The merge takes this scan only when the same
+         * pids answered, and then replaces each one's totals with those its client reported:
+         * reading them here (smaps_rollup walks the page tables) would be wasted. With a tree,
+         * a descendant that is no client keeps the scan's totals, so all are read. */
+        j->so.own_totals = j->pids;
+        j->so.n_own_totals = j->n_pids;
+    }
     j->rc = 0;
     if (pthread_create(&j->thread, NULL, scan_main, j) != 0)
         scan_discard(co);
