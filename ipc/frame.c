@@ -81,10 +81,12 @@ int st_frame_encode_error(void *buf, size_t cap, unsigned code, const char *text
     return st_frame_encode(buf, cap, ST_MSG_ERROR, 0, &e, sizeof(e));
 }
 
-/* True when the fixed array holds a NUL. */
+/* True when the fixed array holds a NUL. The client library ends every string field with one
+ * (st_client_write_object), so the last byte answers at once; a dump is 1000s of records with
+ * two strings each. */
 static bool has_nul(const char *s, size_t cap)
 {
-    return memchr(s, '\0', cap) != NULL;
+    return s[cap - 1] == '\0' || memchr(s, '\0', cap) != NULL;
 }
 
 static bool key_ok(const st_wire_key_t *k)
