@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,6 +126,7 @@ typedef struct scan_job {
     size_t n_pids;
     st_scan_options_t so;
     int rc;
+    st_trace_t *gone; /* dumps the trace dropped, freed by the thread after its scan */
 } scan_job_t;
 
 struct st_coord {
@@ -168,9 +170,6 @@ struct st_coord {
     st_global_dump_t *last;   /* the last merged dump */
     bool last_done;
     scan_job_t scan;
-    /* the dumps a bounded trace dropped when this dump started, freed on their own thread */
-    pthread_t dropper;
-    bool dropping;
     uint64_t t_start, t_answered; /* st_clock_ns: this dump's start, its last answer in */
     uint64_t t_index;             /* ns spent in index_answer in this dump */
     st_coord_times_t times;       /* the last merged dump's */
@@ -189,10 +188,27 @@ static void scan_options(const st_coord_t *co, st_scan_options_t *so)
     so->include_unheld = false;
 }
 
+/* The nice value of the scan thread, which works while the clients answer. Its results are
+ * needed only when the merge starts, but as a fresh task the scheduler ran it (and the threads it
+ * starts) before the coordinator's own thread, which then read and indexed the answers after it
+ * with the other core idle. Lower, it takes what the coordinator's thread and the clients
+ * leave. */
+#define HELPER_NICE 10
+
+/* Lowers the calling thread's priority (on Linux, a nice value is per thread and a thread it
+ * starts inherits it). Best effort: raising one's own nice value needs no privilege. */
+static void helper_priority(void)
+{
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), HELPER_NICE);
+}
+
 static void *scan_main(void *arg)
 {
     scan_job_t *j = arg;
+    helper_priority();
     j->rc = st_scan_into_dump(&j->so, j->pids, j->n_pids, &j->out->dumps[0]);
+    st_trace_free(j->gone);
+    j->gone = NULL;
     return NULL;
 }
 
@@ -208,6 +224,8 @@ static void scan_join(st_coord_t *co)
 static void scan_discard(st_coord_t *co)
 {
     scan_join(co);
+    st_trace_free(co->scan.gone); /* when no thread took them */
+    co->scan.gone = NULL;
     st_trace_free(co->scan.out);
     free(co->scan.pids);
     co->scan.out = NULL;
@@ -254,14 +272,19 @@ static int scan_pids(const st_coord_t *co, int **pids, size_t n, size_t *n_out)
     return 0;
 }
 
-/* Starts scanning the clients just asked for a dump. Without a thread (or memory) the merge
- * scans them itself, as it does when the clients that answered are not the ones asked. */
-static void scan_start(st_coord_t *co, size_t n_asked)
+/* Starts scanning the clients just asked for a dump, and hands the thread gone (NULL or the
+ * dumps a bounded trace dropped) to free after its scan (see drop_oldest). Without a thread (or
+ * memory) the merge scans them itself, as it does when the clients that answered are not the
+ * ones asked, and gone is freed here. */
+static void scan_start(st_coord_t *co, size_t n_asked, st_trace_t *gone)
 {
     scan_discard(co);
-    if (co->cfg.no_scan || (n_asked == 0 && co->cfg.scan_tree_root <= 0))
-        return;
     scan_job_t *j = &co->scan;
+    j->gone = gone;
+    if (co->cfg.no_scan || (n_asked == 0 && co->cfg.scan_tree_root <= 0)) {
+        scan_discard(co);
+        return;
+    }
     if ((j->pids = calloc(n_asked + 1, sizeof(*j->pids))) == NULL)
         return;
     st_global_dump_t *d = NULL;
@@ -881,34 +904,18 @@ out:
     return rc;
 }
 
-static void *drop_main(void *arg)
-{
-    st_trace_free(arg);
-    return NULL;
-}
-
-/* Waits until the dropped dumps are freed (their memory is then the heap's again). */
-static void drop_join(st_coord_t *co)
-{
-    if (co->dropping) {
-        pthread_join(co->dropper, NULL);
-        co->dropping = false;
-    }
-}
-
-/* Drops the oldest n dumps of the trace. Freeing them touches every node of every dump (4 ms
- * and more at 100 clients); on the coordinator's thread that came before the first answer was
- * read, since the clients, 100 fresh tasks, are all scheduled before it. So they are moved out of
- * the trace here and freed on a thread of their own, which runs beside the clients; the merge
- * joins it before it allocates, to reuse their memory. Without a thread (or memory for the move)
- * they are freed here. */
-static void drop_oldest(st_coord_t *co, size_t n)
+/* Takes the oldest n dumps out of the trace, into a trace of their own that the caller frees.
+ * Freeing them touches every node of every dump (4 ms and more at 100 clients); on the
+ * coordinator's thread that came after the clients' burst (100 fresh tasks, which the scheduler
+ * runs first) and before the first answer was read. The scan thread frees them after its scan
+ * instead, beside the clients; the merge joins it before it allocates, so their memory is
+ * reused all the same. When they cannot be moved (no memory), they are freed here. */
+static st_trace_t *drop_oldest(st_coord_t *co, size_t n)
 {
     st_trace_t *gone = NULL;
-    drop_join(co);
     if (st_trace_new(&gone) < 0) {
         st_trace_drop_oldest(co->trace, n);
-        return;
+        return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         if (st_trace_move_dump(gone, co->trace, 0, NULL) < 0) {
@@ -916,9 +923,7 @@ static void drop_oldest(st_coord_t *co, size_t n)
             break;
         }
     }
-    co->dropping = pthread_create(&co->dropper, NULL, drop_main, gone) == 0;
-    if (!co->dropping)
-        st_trace_free(gone);
+    return gone;
 }
 
 static void clear_dump_state(st_coord_t *co)
@@ -953,7 +958,6 @@ void st_coord_close(st_coord_t *co)
     if (co == NULL)
         return;
     co->active = false;
-    drop_join(co);
     st_server_close(co->srv); /* on_close frees every client */
     clear_dump_state(co);
     free(co->pool);
@@ -1047,12 +1051,13 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
         if (c->state == C_PENDING && c->conn != NULL)
             st_server_send(co->srv, c->conn, ST_MSG_DUMP_REQUEST, 0, &req, sizeof(req));
     }
-    scan_start(co, asked);
     /* A bounded trace drops its oldest dumps now, while the clients work on their answers, not
-     * when they are all in (3-6 ms at 100 clients), and frees them on a thread (drop_oldest);
-     * the merge then reuses their memory all the same. */
+     * when they are all in (3-6 ms at 100 clients), and the scan thread frees them
+     * (drop_oldest); the merge then reuses their memory all the same. */
+    st_trace_t *gone = NULL;
     if (co->cfg.max_dumps > 0 && co->trace->n_dumps >= co->cfg.max_dumps)
-        drop_oldest(co, co->trace->n_dumps - co->cfg.max_dumps + 1);
+        gone = drop_oldest(co, co->trace->n_dumps - co->cfg.max_dumps + 1);
+    scan_start(co, asked, gone);
     if (id != NULL)
         *id = co->id;
     return 0;
@@ -1163,7 +1168,6 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     size_t n_cl = 0;
     holders_job_t hj = {0};
     pthread_t worker;
-    drop_join(co); /* the dropped dumps' memory is what this one reuses */
     if ((rc = answered(co, &cl, &n_cl)) < 0)
         return rc;
     if ((rc = co->index_rc) < 0)
