@@ -772,6 +772,37 @@ static void on_events(st_coord_t *co, client_t *c, const st_frame_t *f)
     }
 }
 
+/* Makes room for n more records in c's record buffer (it doubles; kept between dumps). Only
+ * while c is pending: once its answer is indexed, the merge points into it. */
+static int recs_reserve(client_t *c, size_t n)
+{
+    if (c->n_recs + n <= c->cap_recs)
+        return 0;
+    size_t cap = c->cap_recs ? c->cap_recs : 512;
+    while (cap < c->n_recs + n)
+        cap *= 2;
+    st_wire_object_t *r = realloc(c->recs, cap * sizeof(*r));
+    if (r == NULL)
+        return -ENOMEM;
+    c->recs = r;
+    c->cap_recs = cap;
+    return 0;
+}
+
+/* Where the server receives a pending client's next dump chunk's objects: right after the
+ * records it has (ops.dump_dest), so on_chunk has nothing to copy (16 MB per dump at 100
+ * clients). Room for a whole frame's body is made, as a packet of another kind may land there
+ * before it is moved back. */
+static void *dump_dest(void *ud, st_conn_t *conn)
+{
+    st_coord_t *co = ud;
+    client_t *c = conn->data;
+    if (c == NULL || !co->active || c->state != C_PENDING ||
+        recs_reserve(c, ST_WIRE_MAX_BODY / sizeof(st_wire_object_t) + 1) < 0)
+        return NULL;
+    return c->recs + c->n_recs;
+}
+
 static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
 {
     const st_wire_dump_chunk_t *ch;
@@ -783,19 +814,11 @@ static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
         return; /* a late answer to an earlier dump */
     if (t != NULL)
         c->totals = *t;
-    if (c->n_recs + n > c->cap_recs) {
-        size_t cap = c->cap_recs ? c->cap_recs : 512;
-        while (cap < c->n_recs + n)
-            cap *= 2;
-        st_wire_object_t *r = realloc(c->recs, cap * sizeof(*r));
-        if (r == NULL) {
-            st_server_drop(co->srv, c->conn, ST_WERR_BUSY, -ENOMEM, "coordinator out of memory");
-            return;
-        }
-        c->recs = r;
-        c->cap_recs = cap;
+    if (recs_reserve(c, n) < 0) {
+        st_server_drop(co->srv, c->conn, ST_WERR_BUSY, -ENOMEM, "coordinator out of memory");
+        return;
     }
-    if (n > 0)
+    if (n > 0 && objs != c->recs + c->n_recs) /* else received in place (dump_dest) */
         memcpy(c->recs + c->n_recs, objs, n * sizeof(*objs));
     c->n_recs += n;
     if (f->hdr.flags & ST_WIRE_F_LAST) {
@@ -893,7 +916,7 @@ int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
     if ((rc = st_trace_set_meta(co->trace, st_policy_name(cfg->policy), host, kernel)) < 0)
         goto out;
     st_server_config_t scfg = {.socket_path = cfg->socket_path, .allow_root = cfg->allow_root};
-    st_server_ops_t ops = {on_ready, on_frame, on_close, server_log};
+    st_server_ops_t ops = {on_ready, on_frame, on_close, server_log, dump_dest};
     if ((rc = st_server_open(&scfg, &ops, co, &co->srv)) < 0)
         goto out;
     *out = co;
