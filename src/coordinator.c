@@ -482,29 +482,17 @@ static uint64_t record_hash(const st_wire_object_t *r)
     return key_hash(&wk);
 }
 
-/* How far ahead index_answer asks for what it will touch. Each lookup is two dependent cache
- * misses: the slot, then the pool entry it names (its key is compared, its first record and
- * creator flag updated), or, for an object new to this dump, the announced table's slot. FAR
- * records ahead the slot is asked for; NEAR records ahead that slot is in the cache and says which
- * of the two comes next. Without the second stage, reading the pool entry's key was most of pass
- * 1 (perf annotate). A slot that changes meanwhile only makes a hint useless. Inlined by force:
- * GCC 12 finds a function of prefetches alone free of side effects and drops its calls. */
-enum { INDEX_FAR = 16, INDEX_NEAR = 8 };
-
+/* Asks for the slots record i + 8 will be looked up in (the index's, and the announced table's,
+ * which a new object's lookup reads): a cache miss each, unless asked ahead. Asking for the pool
+ * entry a slot names too (a second stage 8 records further) showed no gain in a micro-benchmark
+ * of index_answer on this VM and cost ~5% more instructions (callgrind). Inlined by force: GCC 12
+ * finds a function of prefetches alone free of side effects and drops its calls. */
 __attribute__((always_inline)) static inline void index_prefetch(const st_coord_t *co,
                                                                  const client_t *c, size_t i)
 {
-    size_t mask = co->cap_slots - 1;
-    if (i + INDEX_FAR < c->n_recs)
-        __builtin_prefetch(&co->slots[record_hash(&c->recs[i + INDEX_FAR]) & mask]);
-    if (i + INDEX_NEAR < c->n_recs) {
-        uint64_t h = record_hash(&c->recs[i + INDEX_NEAR]);
-        uint32_t slot = co->slots[h & mask];
-        if (slot != 0) {
-            const mobj_t *m = &co->pool[slot - 1];
-            __builtin_prefetch(&m->wk);
-            __builtin_prefetch(&m->first_pid); /* the entry may straddle two cache lines */
-        }
+    if (i + 8 < c->n_recs) {
+        uint64_t h = record_hash(&c->recs[i + 8]);
+        __builtin_prefetch(&co->slots[h & (co->cap_slots - 1)]);
         if (co->ann_ok && co->cap_ann > 0)
             __builtin_prefetch(&co->ann[h & (co->cap_ann - 1)]);
     }
