@@ -191,9 +191,10 @@ static void scan_options(const st_coord_t *co, st_scan_options_t *so)
 /* The nice value of the scan thread, which works while the clients answer. Its results are
  * needed only when the merge starts, but as a fresh task the scheduler ran it (and the threads it
  * starts) before the coordinator's own thread, which then read and indexed the answers after it
- * with the other core idle. Lower, it takes what the coordinator's thread and the clients
- * leave. */
-#define HELPER_NICE 10
+ * with the other core idle. Lower, it takes more of what the coordinator's thread and the
+ * clients leave. Not much lower: on a busy machine a thread at nice 10 was starved enough that
+ * the merge waited for it (docs/ipc.md, fifth round). */
+#define HELPER_NICE 5
 
 /* Lowers the calling thread's priority (on Linux, a nice value is per thread and a thread it
  * starts inherits it). Best effort: raising one's own nice value needs no privilege. */
