@@ -97,11 +97,17 @@ typedef struct object {
     UT_hash_handle hh;
 } object_t;
 
+/* An announced object in the table by wire key, with its key string and guid, made when its
+ * first event came: pass 1 then neither formats nor hashes the key of an object it finds here,
+ * in the one cache line it reads anyway (formatting, strlen and hashing were ~1/5 of pass 1). */
 typedef struct ann {
     st_wire_key_t wk; /* canonical */
     object_t *o;      /* NULL: empty */
+    uint64_t guid;    /* st_guid_global(o->key) */
+    uint8_t key_len;  /* strlen(o->key) when it fits key below, else 0 */
+    char key[23];     /* o->key with its NUL, when key_len > 0 */
 } ann_t;
-_Static_assert(64 % sizeof(ann_t) == 0, "announced-table entries do not straddle cache lines");
+_Static_assert(sizeof(ann_t) == 64, "an announced object per cache line");
 
 /* Per-dump merge index entry. */
 typedef struct mobj {
@@ -391,9 +397,8 @@ static int ann_put(st_coord_t *co, const st_wire_key_t *wk, object_t *o)
 {
     if ((co->n_ann + 1) * 2 > co->cap_ann) {
         size_t cap = co->cap_ann ? co->cap_ann * 2 : 1024;
-        /* 32-byte entries on 64-byte lines: none straddles two lines, so the one line pass 1
-         * asks for ahead holds the key and the object both (malloc aligns to 16 only: with the
-         * table 16 or 48 bytes into a line, every other entry would straddle two) */
+        /* entries on whole cache lines, so the one line pass 1 asks for ahead holds all of
+         * one (malloc aligns to 16 only) */
         ann_t *t = aligned_alloc(64, cap * sizeof(*t));
         if (t == NULL)
             return -ENOMEM;
@@ -413,9 +418,27 @@ static int ann_put(st_coord_t *co, const st_wire_key_t *wk, object_t *o)
     size_t slot = (size_t)key_hash(wk) & (co->cap_ann - 1);
     while (co->ann[slot].o != NULL)
         slot = (slot + 1) & (co->cap_ann - 1);
-    co->ann[slot] = (ann_t){*wk, o};
+    ann_t *a = &co->ann[slot];
+    *a = (ann_t){.wk = *wk, .o = o, .guid = st_guid_global(o->key)};
+    size_t kl = strlen(o->key);
+    if (kl < sizeof(a->key)) {
+        a->key_len = (uint8_t)kl;
+        memcpy(a->key, o->key, kl + 1);
+    }
     co->n_ann++;
     return 0;
+}
+
+/* The table's entry of canonical key wk (hash h: key_hash), or NULL. pre: co->ann_ok. */
+static const ann_t *ann_find(const st_coord_t *co, const st_wire_key_t *wk, uint64_t h)
+{
+    if (co->cap_ann == 0)
+        return NULL;
+    size_t mask = co->cap_ann - 1;
+    for (size_t slot = (size_t)h & mask; co->ann[slot].o != NULL; slot = (slot + 1) & mask)
+        if (memcmp(&co->ann[slot].wk, wk, sizeof(*wk)) == 0)
+            return &co->ann[slot];
+    return NULL;
 }
 
 /* The announced object of canonical key wk (hash h: key_hash), or NULL; key: its string, for
@@ -427,13 +450,8 @@ static object_t *ann_get(const st_coord_t *co, const st_wire_key_t *wk, uint64_t
         HASH_FIND(hh, co->objects, key, strlen(key), o);
         return o;
     }
-    if (co->cap_ann == 0)
-        return NULL;
-    size_t mask = co->cap_ann - 1;
-    for (size_t slot = (size_t)h & mask; co->ann[slot].o != NULL; slot = (slot + 1) & mask)
-        if (memcmp(&co->ann[slot].wk, wk, sizeof(*wk)) == 0)
-            return co->ann[slot].o;
-    return NULL;
+    const ann_t *a = ann_find(co, wk, h);
+    return a != NULL ? a->o : NULL;
 }
 
 static void client_free(client_t *c)
@@ -500,8 +518,9 @@ __attribute__((always_inline)) static inline void index_prefetch(const st_coord_
 }
 
 /* Adds record r's object (canonical key wk, hash h, not in the index) at slot: its key string
- * formatted straight into the key buffer, its guid, its announced metadata. NULL when its key
- * cannot be formatted (the record is left out) or *rc = -ENOMEM. */
+ * in the key buffer (copied from the announced table, else formatted there), its guid, its
+ * announced metadata. NULL when its key cannot be formatted (the record is left out) or
+ * *rc = -ENOMEM. */
 static mobj_t *index_add(st_coord_t *co, const client_t *c, const st_wire_object_t *r,
                          const st_wire_key_t *wk, uint64_t h, size_t slot, int *rc)
 {
@@ -516,17 +535,25 @@ static mobj_t *index_add(st_coord_t *co, const client_t *c, const st_wire_object
         co->cap_keybuf = cap;
     }
     char *key = co->keybuf + co->keys_len;
-    if (wire_key(&r->key, key, ST_KEY_MAX) < 0)
-        return NULL;
+    const ann_t *a = co->ann_ok ? ann_find(co, wk, h) : NULL;
+    size_t kl;
+    if (a != NULL && a->key_len > 0) {
+        kl = a->key_len; /* the same string: it shows only the canonical key's fields */
+        memcpy(key, a->key, kl + 1);
+    } else {
+        if (wire_key(&r->key, key, ST_KEY_MAX) < 0)
+            return NULL;
+        kl = strlen(key);
+    }
     mobj_t *m = &co->pool[co->used++];
     memset(m, 0, sizeof(*m));
     m->wk = *wk;
     m->key = co->keys_len;
-    co->keys_len += strlen(key) + 1;
+    co->keys_len += kl + 1;
     m->first = r;
     m->first_pid = c->pid;
-    m->guid = st_guid_global(key);
-    m->announced = ann_get(co, wk, h, key);
+    m->guid = a != NULL ? a->guid : st_guid_global(key);
+    m->announced = co->ann_ok ? (a != NULL ? a->o : NULL) : ann_get(co, wk, h, key);
     co->slots[slot] = (uint32_t)co->used;
     return m;
 }
