@@ -788,15 +788,18 @@ static void on_events(st_coord_t *co, client_t *c, const st_frame_t *f)
     }
 }
 
-/* Makes room for n more records in c's record buffer (it doubles; kept between dumps). Only
- * while c is pending: once its answer is indexed, the merge points into it. */
-static int recs_reserve(client_t *c, size_t n)
+/* Makes room for n more records in c's record buffer (kept between dumps): doubling, or just
+ * enough when exact. Only while c is pending: once its answer is indexed, the merge points into
+ * it. */
+static int recs_reserve(client_t *c, size_t n, bool exact)
 {
     if (c->n_recs + n <= c->cap_recs)
         return 0;
     size_t cap = c->cap_recs ? c->cap_recs : 512;
     while (cap < c->n_recs + n)
         cap *= 2;
+    if (exact)
+        cap = c->n_recs + n;
     st_wire_object_t *r = realloc(c->recs, cap * sizeof(*r));
     if (r == NULL)
         return -ENOMEM;
@@ -808,13 +811,14 @@ static int recs_reserve(client_t *c, size_t n)
 /* Where the server receives a pending client's next dump chunk's objects: right after the
  * records it has (ops.dump_dest), so on_chunk has nothing to copy (16 MB per dump at 100
  * clients). Room for a whole frame's body is made, as a packet of another kind may land there
- * before it is moved back. */
+ * before it is moved back; just that room, not the doubling, which made the buffers of a 1000-
+ * record answer twice its size (the last chunk is short, its room mostly untouched). */
 static void *dump_dest(void *ud, st_conn_t *conn)
 {
     st_coord_t *co = ud;
     client_t *c = conn->data;
     if (c == NULL || !co->active || c->state != C_PENDING ||
-        recs_reserve(c, ST_WIRE_MAX_BODY / sizeof(st_wire_object_t) + 1) < 0)
+        recs_reserve(c, ST_WIRE_MAX_BODY / sizeof(st_wire_object_t) + 1, true) < 0)
         return NULL;
     return c->recs + c->n_recs;
 }
@@ -830,7 +834,7 @@ static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
         return; /* a late answer to an earlier dump */
     if (t != NULL)
         c->totals = *t;
-    if (recs_reserve(c, n) < 0) {
+    if (recs_reserve(c, n, false) < 0) {
         st_server_drop(co->srv, c->conn, ST_WERR_BUSY, -ENOMEM, "coordinator out of memory");
         return;
     }
