@@ -292,8 +292,10 @@ static void scan_start(st_coord_t *co, size_t n_asked, st_trace_t *gone)
         scan_discard(co);
         return;
     }
-    if ((j->pids = calloc(n_asked + 1, sizeof(*j->pids))) == NULL)
+    if ((j->pids = calloc(n_asked + 1, sizeof(*j->pids))) == NULL) {
+        scan_discard(co);
         return;
+    }
     st_global_dump_t *d = NULL;
     if (st_trace_new(&j->out) < 0 || st_trace_add_dump(j->out, co->id, co->ts_us, &d) < 0) {
         scan_discard(co);
