@@ -622,13 +622,14 @@ int st_client_write_object(st_client_writer_t *w, const st_wire_object_t *obj)
         return w->err;
     if (w->n == ST_WIRE_OBJECTS_PER_CHUNK && writer_flush(w, false) < 0)
         return w->err;
-    st_wire_object_t o = *obj;
-    /* never send what the decoder would refuse */
-    o.name[sizeof(o.name) - 1] = '\0';
-    o.label[sizeof(o.label) - 1] = '\0';
-    o.flags &= ST_OBJ_F_KNOWN;
-    memcpy(w->c->tx + sizeof(st_wire_header_t) + w->off, &o, sizeof(o));
-    w->off += sizeof(o);
+    /* copied once, straight into the frame (an answer is 1000s of records), then made what the
+     * decoder accepts in place: never send what it would refuse */
+    st_wire_object_t *o = (st_wire_object_t *)(w->c->tx + sizeof(st_wire_header_t) + w->off);
+    memcpy(o, obj, sizeof(*o));
+    o->name[sizeof(o->name) - 1] = '\0';
+    o->label[sizeof(o->label) - 1] = '\0';
+    o->flags &= ST_OBJ_F_KNOWN;
+    w->off += sizeof(*o);
     w->n++;
     return 0;
 }

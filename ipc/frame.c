@@ -81,10 +81,12 @@ int st_frame_encode_error(void *buf, size_t cap, unsigned code, const char *text
     return st_frame_encode(buf, cap, ST_MSG_ERROR, 0, &e, sizeof(e));
 }
 
-/* True when the fixed array holds a NUL. */
+/* True when the fixed array holds a NUL. The client library ends every string field with one
+ * (st_client_write_object), so the last byte answers at once; a dump is 1000s of records with
+ * two strings each. */
 static bool has_nul(const char *s, size_t cap)
 {
-    return memchr(s, '\0', cap) != NULL;
+    return s[cap - 1] == '\0' || memchr(s, '\0', cap) != NULL;
 }
 
 static bool key_ok(const st_wire_key_t *k)
@@ -92,8 +94,26 @@ static bool key_ok(const st_wire_key_t *k)
     return k->kind < ST_WIRE_KIND_COUNT;
 }
 
-/* Per-message checks of the body's content, after its size was found right. */
-static int check_body(unsigned type, const void *body, size_t len, unsigned flags, const char **why)
+/* The objects of a PROCESS_DUMP chunk: known kinds and flags, strings with their NUL. */
+static int check_objects(const st_wire_object_t *o, size_t n, const char **why)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!key_ok(&o[i].key) || (o[i].flags & ~ST_OBJ_F_KNOWN) != 0) {
+            *why = "PROCESS_DUMP object with an unknown kind or flags";
+            return -EBADMSG;
+        }
+        if (!has_nul(o[i].name, sizeof(o[i].name)) || !has_nul(o[i].label, sizeof(o[i].label))) {
+            *why = "PROCESS_DUMP string without its terminating NUL";
+            return -EBADMSG;
+        }
+    }
+    return 0;
+}
+
+/* Per-message checks of the body's content, after its size was found right. objects: where a
+ * PROCESS_DUMP chunk's objects are (NULL: right after its header part, in body). */
+static int check_body(unsigned type, const void *body, size_t len, unsigned flags,
+                      const void *objects, const char **why)
 {
     switch (type) {
     case ST_MSG_HELLO: {
@@ -140,19 +160,9 @@ static int check_body(unsigned type, const void *body, size_t len, unsigned flag
             *why = "PROCESS_DUMP chunk whose object count does not match its length";
             return -EBADMSG;
         }
-        const st_wire_object_t *o = (const void *)((const char *)body + want);
-        for (size_t i = 0; i < c.n_objects; i++) {
-            if (!key_ok(&o[i].key) || (o[i].flags & ~ST_OBJ_F_KNOWN) != 0) {
-                *why = "PROCESS_DUMP object with an unknown kind or flags";
-                return -EBADMSG;
-            }
-            if (!has_nul(o[i].name, sizeof(o[i].name)) ||
-                !has_nul(o[i].label, sizeof(o[i].label))) {
-                *why = "PROCESS_DUMP string without its terminating NUL";
-                return -EBADMSG;
-            }
-        }
-        return 0;
+        if (objects == NULL)
+            objects = (const char *)body + want;
+        return check_objects(objects, c.n_objects, why);
     }
     case ST_MSG_TRACE_CHUNK: {
         st_wire_trace_chunk_t c;
@@ -177,7 +187,10 @@ static int check_body(unsigned type, const void *body, size_t len, unsigned flag
     }
 }
 
-int st_frame_decode(const void *buf, size_t n, st_frame_t *out, const char **why)
+/* st_frame_decode of a packet of n bytes whose first bytes are at buf; objects: where a split
+ * PROCESS_DUMP chunk's objects are (st_frame_decode_split), NULL when the packet is whole in
+ * buf. */
+static int decode(const void *buf, size_t n, const void *objects, st_frame_t *out, const char **why)
 {
     const char *dummy = NULL;
     if (why == NULL)
@@ -241,11 +254,40 @@ int st_frame_decode(const void *buf, size_t n, st_frame_t *out, const char **why
         return -EBADMSG;
     }
     const void *body = (const char *)buf + sizeof(h);
-    int rc = check_body(h.type, body, h.length, h.flags, why);
+    int rc = check_body(h.type, body, h.length, h.flags, objects, why);
     if (rc < 0)
         return rc;
     out->body = body;
+    out->objects = objects;
     return 0;
+}
+
+int st_frame_decode(const void *buf, size_t n, st_frame_t *out, const char **why)
+{
+    return decode(buf, n, NULL, out, why);
+}
+
+size_t st_frame_dump_head(uint32_t seq)
+{
+    return sizeof(st_wire_header_t) + sizeof(st_wire_dump_chunk_t) +
+           (seq == 0 ? sizeof(st_wire_totals_t) : 0);
+}
+
+int st_frame_decode_split(const void *head, size_t n_head, const void *tail, size_t n_tail,
+                          st_frame_t *out, const char **why)
+{
+    st_wire_header_t h;
+    st_wire_dump_chunk_t c;
+    if (n_tail == 0 || n_head < sizeof(h) + sizeof(c))
+        return -EINVAL;
+    memcpy(&h, head, sizeof(h));
+    memcpy(&c, (const char *)head + sizeof(h), sizeof(c));
+    if (h.magic != ST_WIRE_MAGIC || h.version != ST_WIRE_VERSION || h.type != ST_MSG_PROCESS_DUMP ||
+        n_head != st_frame_dump_head(c.seq))
+        return -EINVAL;
+    /* the header part is whole in head and the objects are all of tail: every check reads the
+     * one or the other, never across */
+    return decode(head, n_head + n_tail, tail, out, why);
 }
 
 void st_frame_dump_parts(const st_frame_t *f, const st_wire_dump_chunk_t **chunk,
@@ -260,7 +302,7 @@ void st_frame_dump_parts(const st_frame_t *f, const st_wire_dump_chunk_t **chunk
         *totals = (const void *)p;
         p += sizeof(st_wire_totals_t);
     }
-    *objects = (const void *)p;
+    *objects = f->objects != NULL ? f->objects : (const void *)p;
     *n_objects = c->n_objects;
 }
 

@@ -26,6 +26,9 @@
 typedef struct st_frame {
     st_wire_header_t hdr;
     const void *body;
+    /* a PROCESS_DUMP chunk decoded from two parts (st_frame_decode_split): its objects, which
+     * do not follow the chunk header; NULL otherwise */
+    const void *objects;
 } st_frame_t;
 
 const char *st_wire_type_name(unsigned type);  /* "HELLO"...; "?" when unknown */
@@ -44,6 +47,19 @@ int st_frame_encode_error(void *buf, size_t cap, unsigned code, const char *text
  * above) with *why (optional) set to a static sentence. On -EPROTONOSUPPORT out->hdr is filled.
  * pre: buf != NULL || n == 0. */
 int st_frame_decode(const void *buf, size_t n, st_frame_t *out, const char **why);
+
+/* The same rules for a packet received in two parts: head (n_head bytes) and, right after it in
+ * the packet, tail (n_tail bytes, 0 < n_tail). Accepted only when head is exactly a
+ * PROCESS_DUMP chunk's header part (the frame header, the chunk header and, for chunk 0, the
+ * totals), so that tail holds its objects, which are then checked in place (out->objects): a
+ * receiver lands a dump's records where it keeps them, without a copy. For any other packet
+ * (another type, another split, a header it cannot read) it returns -EINVAL and validates
+ * nothing: join the parts and call st_frame_decode. */
+int st_frame_decode_split(const void *head, size_t n_head, const void *tail, size_t n_tail,
+                          st_frame_t *out, const char **why);
+
+/* The bytes before the objects of a PROCESS_DUMP chunk seq, frame header included. */
+size_t st_frame_dump_head(uint32_t seq);
 
 /* Views of a decoded PROCESS_DUMP chunk: totals is NULL unless seq == 0. */
 void st_frame_dump_parts(const st_frame_t *f, const st_wire_dump_chunk_t **chunk,

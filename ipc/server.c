@@ -378,12 +378,27 @@ static void handshake(st_server_t *s, conn_t *c, const st_frame_t *f)
         s->ops.on_ready(s->ud, &c->pub);
 }
 
-static void handle_packet(st_server_t *s, conn_t *c, size_t n)
+/* Decodes the packet of n bytes received into s->rx, or, when dest is not NULL, its first head
+ * bytes there and the rest at dest: a PROCESS_DUMP chunk split where its objects start is
+ * decoded in place; any other packet is joined back into s->rx first. */
+static int decode_packet(st_server_t *s, size_t n, void *dest, size_t head, st_frame_t *f,
+                         const char **why)
+{
+    if (dest == NULL || n <= head)
+        return st_frame_decode(s->rx, n, f, why);
+    int rc = st_frame_decode_split(s->rx, head, dest, n - head, f, why);
+    if (rc != -EINVAL)
+        return rc;
+    memmove(s->rx + head, dest, n - head);
+    return st_frame_decode(s->rx, n, f, why);
+}
+
+static void handle_packet(st_server_t *s, conn_t *c, size_t n, void *dest, size_t head)
 {
     st_frame_t f;
     const char *why = NULL;
     char text[ST_WIRE_ERROR_TEXT];
-    int rc = st_frame_decode(s->rx, n, &f, &why);
+    int rc = decode_packet(s, n, dest, head, &f, &why);
     if (rc == -EPROTONOSUPPORT) {
         snprintf(text, sizeof(text),
                  "incompatible protocol: the coordinator speaks version %u, the peer version %u",
@@ -429,7 +444,15 @@ static void handle_packet(st_server_t *s, conn_t *c, size_t n)
 static void read_conn(st_server_t *s, conn_t *c)
 {
     for (int i = 0; i < 64 && !c->closed; i++) {
-        int n = st_sock_recv(c->w.fd, s->rx, ST_WIRE_MAX_FRAME, 0);
+        /* a dump chunk's objects straight where the user keeps them (ops.dump_dest): the
+         * header part of the chunk its stream expects next goes here, the rest there */
+        void *dest = NULL;
+        if (s->ops.dump_dest != NULL && c->pub.ready)
+            dest = s->ops.dump_dest(s->ud, &c->pub);
+        size_t head = st_frame_dump_head(c->dump_rx.active ? c->dump_rx.next_seq : 0);
+        int n = dest != NULL
+                    ? st_sock_recv2(c->w.fd, s->rx, head, dest, ST_WIRE_MAX_FRAME - head, 0)
+                    : st_sock_recv(c->w.fd, s->rx, ST_WIRE_MAX_FRAME, 0);
         if (n == -EAGAIN)
             return;
         if (n == -EMSGSIZE) {
@@ -442,7 +465,7 @@ static void read_conn(st_server_t *s, conn_t *c)
                        n == -ECONNRESET ? "peer closed the connection" : "receive failed");
             return;
         }
-        handle_packet(s, c, (size_t)n);
+        handle_packet(s, c, (size_t)n, dest, head);
     }
 }
 

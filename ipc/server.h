@@ -43,6 +43,13 @@ typedef struct st_server_ops {
     void (*on_close)(void *ud, st_conn_t *conn, int err, const char *why);
     /* A sentence worth logging (refusals, protocol violations). Optional. */
     void (*log)(void *ud, const char *msg);
+    /* Where the objects of a ready peer's next PROCESS_DUMP chunk should land, or NULL. Asked
+     * before each packet is received; the address must have ST_WIRE_MAX_BODY bytes of room, all
+     * of which a packet may overwrite, and stay valid until that packet is handled. When the
+     * packet is the chunk its stream expects, its objects are received there and checked in
+     * place (on_frame's frame says so: f->objects), so a dump's records are not copied again;
+     * any other packet is joined back into the server's buffer and handled as usual. Optional. */
+    void *(*dump_dest)(void *ud, st_conn_t *conn);
 } st_server_ops_t;
 
 typedef struct st_server_config {

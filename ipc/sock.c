@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -202,9 +203,17 @@ int st_sock_send(int fd, const void *buf, size_t len, int timeout_ms)
 
 int st_sock_recv(int fd, void *buf, size_t cap, int timeout_ms)
 {
+    return st_sock_recv2(fd, buf, cap, NULL, 0, timeout_ms);
+}
+
+int st_sock_recv2(int fd, void *a, size_t na, void *b, size_t nb, int timeout_ms)
+{
     uint64_t deadline = st_clock_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    struct iovec iov[2] = {{a, na}, {b, nb}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = nb > 0 ? 2 : 1};
+    size_t cap = na + nb;
     for (;;) {
-        ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+        ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
         if (n > 0)
             return (size_t)n > cap ? -EMSGSIZE : (int)n;
         if (n == 0)

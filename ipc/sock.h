@@ -41,6 +41,10 @@ int st_sock_send(int fd, const void *buf, size_t len, int timeout_ms);
  * (it is consumed). */
 int st_sock_recv(int fd, void *buf, size_t cap, int timeout_ms);
 
+/* st_sock_recv into two buffers: the packet's first na bytes at a, the rest at b (up to nb).
+ * -EMSGSIZE when the packet was larger than na + nb. */
+int st_sock_recv2(int fd, void *a, size_t na, void *b, size_t nb, int timeout_ms);
+
 /* Waits up to timeout_ms for events (POLLIN/POLLOUT) on fd. Returns the revents (0: timeout). */
 int st_sock_wait(int fd, short events, int timeout_ms);
 

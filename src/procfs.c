@@ -126,6 +126,15 @@ int st_procfs_read_at(int dirfd, const char *name, st_procfs_buf_t *b, size_t *l
     return read_at(dirfd, name, b, len, false);
 }
 
+int st_procfs_access_at(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    close(fd);
+    return 0;
+}
+
 int st_procfs_read_file(const char *path, char **buf, size_t *len)
 {
     st_procfs_buf_t b = {NULL, 0};

@@ -50,6 +50,10 @@ void st_procfs_buf_free(st_procfs_buf_t *b);
  * ST_ETOOBIG beyond ST_PROCFS_MAX_BYTES. */
 int st_procfs_read_at(int dirfd, const char *name, st_procfs_buf_t *b, size_t *len);
 
+/* Opens dirfd/name and closes it unread: 0 or -errno. The permission check of reading it (a
+ * /proc/PID file guarded by ptrace access fails at open) without the work of reading it. */
+int st_procfs_access_at(int dirfd, const char *name);
+
 /* A directory fd on /proc/PID (pid 0: /proc/self) for the *_at readers below. Everything read
  * through it is about that one process even if the pid is reused meanwhile, and each file is
  * one short lookup instead of a walk from /. Returns the fd or -errno. */

@@ -511,6 +511,17 @@ static void free_recs(pread_t *r)
     r->n_recs = r->cap_recs = r->names_len = r->names_cap = 0;
 }
 
+static int cmp_int(const void *a, const void *b);
+
+/* Whether the caller replaces pid's totals with its own (opts->own_totals): reading them is then
+ * wasted, and smaps_rollup walks every page table of the process (most of a scan of small
+ * processes, the coordinator's clients, which report their totals themselves). */
+static bool totals_replaced(const st_scan_options_t *o, int pid)
+{
+    return o->n_own_totals > 0 &&
+           bsearch(&pid, o->own_totals, o->n_own_totals, sizeof(pid), cmp_int) != NULL;
+}
+
 /* Reads pid completely into r (p->... and r->recs): 0, 1 for a kernel thread or a zombie (nothing
  * to read), or -errno with *what naming the file. Every file is read through one /proc/PID fd, so
  * all of it is about the same process. */
@@ -531,7 +542,11 @@ static int read_proc(pread_t *r, const char **what)
         goto out;
     }
     *what = "smaps_rollup";
-    if ((rc = st_procfs_read_totals_at(r->pidfd, buf, &p->totals)) < 0)
+    if (totals_replaced(r->s->o, p->pid))
+        rc = st_procfs_access_at(r->pidfd, "smaps_rollup");
+    else
+        rc = st_procfs_read_totals_at(r->pidfd, buf, &p->totals);
+    if (rc < 0)
         goto out;
     *what = "maps";
     st_maps_method_t method = r->s->o->maps_method;
@@ -830,8 +845,6 @@ static int try_path(scan_t *s, obj_t *o, const char *path)
     st_residency_t r;
     return keep(o, st_residency_measure_path(path, s->o->residency_method, &r), &r);
 }
-
-static int cmp_int(const void *a, const void *b);
 
 /* Closes fds[0..n): each run of consecutive numbers with one close_range (every number in a run
  * is an fd this scan opened and still owns, so nothing else is closed, even while other threads

@@ -67,6 +67,12 @@ typedef struct st_scan_options {
     unsigned
         threads; /* threads that read processes and measure objects; 0 (default): one per
                     online CPU, at most 4; at most 8. The dump is the same whatever the number. */
+    /* Sorted pids whose totals the caller replaces with its own (the coordinator: its clients
+     * report theirs): their status and smaps_rollup are not read, so their process dumps get no
+     * totals from the scan. smaps_rollup is still opened, so a process the scanner may not read
+     * is refused at the same file as before. NULL: every process's totals are read. */
+    const int *own_totals;
+    size_t n_own_totals;
 } st_scan_options_t;
 
 /* Defaults: all processes, creator policy, ST_MAPS_AUTO, ST_RESIDENCY_AUTO, include_unheld. */

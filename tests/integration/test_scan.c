@@ -910,6 +910,36 @@ static void test_vanished_pid(void **state)
     st_trace_free(t);
 }
 
+/* Pids whose totals the caller replaces (the coordinator's clients) get none from the scan, and
+ * everything else the scan finds is the same. */
+static void test_own_totals(void **state)
+{
+    st_scan_options_t o;
+    st_scan_options_init(&o);
+    o.include_unheld = false;
+    st_trace_t *t = NULL;
+    st_global_dump_t *full = NULL, *own = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &full), 0);
+    assert_int_equal(st_trace_add_dump(t, 2, 0, &own), 0);
+    full = &t->dumps[0]; /* the second add may have moved the first */
+    int pid = getpid();
+    assert_int_equal(st_scan_into_dump(&o, &pid, 1, full), 0);
+    o.own_totals = &pid;
+    o.n_own_totals = 1;
+    assert_int_equal(st_scan_into_dump(&o, &pid, 1, own), 0);
+    const st_process_dump_t *pf = st_dump_find_process(full, pid);
+    const st_process_dump_t *po = st_dump_find_process(own, pid);
+    assert_non_null(pf);
+    assert_non_null(po);
+    assert_true(pf->totals.present & ST_TOTAL_HAS(pss_bytes));
+    assert_int_equal(po->totals.present, 0);
+    assert_int_equal(po->n_nodes, pf->n_nodes);
+    assert_int_equal(own->n_globals, full->n_globals);
+    assert_int_equal(own->n_problems, 0);
+    st_trace_free(t);
+}
+
 /* ---- threads ---- */
 
 enum { MANY_PROCS = 40, MANY_OBJS = 10 };
@@ -1239,6 +1269,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hugetlb),
         cmocka_unit_test(test_nonexistent_pid),
         cmocka_unit_test(test_vanished_pid),
+        cmocka_unit_test(test_own_totals),
         cmocka_unit_test(test_threads_same_trace),
         cmocka_unit_test(test_maps_methods_same_trace),
         cmocka_unit_test(test_low_fd_limit_same_trace),

@@ -146,7 +146,7 @@ static void test_dump_over_wire(void **state)
     snprintf(sock, sizeof(sock), "%s/s", dir);
     snprintf(sockenv, sizeof(sockenv), "SHMTRACK_SOCKET=%s", sock);
     st_server_config_t cfg = {.socket_path = sock, .allow_root = true};
-    st_server_ops_t ops = {on_ready, on_frame, on_close, NULL};
+    st_server_ops_t ops = {on_ready, on_frame, on_close, NULL, NULL};
     st_server_t *srv = NULL;
     assert_int_equal(st_server_open(&cfg, &ops, NULL, &srv), 0);
 

@@ -271,6 +271,69 @@ static void test_strcpy(void **state)
     assert_string_equal(s, "");
 }
 
+/* A PROCESS_DUMP chunk received in two parts, split where its objects start, decodes with its
+ * objects in place and the same checks; any other split or packet is left to st_frame_decode. */
+static void test_decode_split(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    static unsigned char pkt[ST_WIRE_MAX_FRAME];
+    static st_wire_object_t tail[N];
+    st_frame_t f;
+    const char *why = NULL;
+    for (uint32_t seq = 0; seq < 2; seq++) {
+        unsigned char body[sizeof(st_wire_dump_chunk_t) + sizeof(st_wire_totals_t) +
+                           N * sizeof(st_wire_object_t)];
+        memset(body, 0, sizeof(body));
+        st_wire_dump_chunk_t c = {.dump_id = 9, .seq = seq, .n_objects = N};
+        st_wire_totals_t t = {.resident_set_bytes = 4096, .present = 1};
+        size_t off = sizeof(c);
+        memcpy(body, &c, sizeof(c));
+        if (seq == 0) {
+            memcpy(body + off, &t, sizeof(t));
+            off += sizeof(t);
+        }
+        st_wire_object_t *o = (st_wire_object_t *)(void *)(body + off);
+        for (int i = 0; i < N; i++)
+            o[i].resident = 4096 * (uint64_t)(i + 1);
+        int n = st_frame_encode(pkt, sizeof(pkt), ST_MSG_PROCESS_DUMP, 0, body,
+                                off + N * sizeof(st_wire_object_t));
+        size_t head = st_frame_dump_head(seq);
+        assert_int_equal(head, sizeof(st_wire_header_t) + off);
+        memcpy(tail, pkt + head, (size_t)n - head);
+        assert_int_equal(st_frame_decode_split(pkt, head, tail, (size_t)n - head, &f, &why), 0);
+        const st_wire_dump_chunk_t *pc;
+        const st_wire_totals_t *pt;
+        const st_wire_object_t *po;
+        size_t cnt;
+        st_frame_dump_parts(&f, &pc, &pt, &po, &cnt);
+        assert_ptr_equal(po, tail);
+        assert_int_equal(cnt, N);
+        assert_int_equal(pc->seq, seq);
+        assert_int_equal(pt != NULL, seq == 0);
+        assert_int_equal(po[2].resident, 3 * 4096);
+        /* another split point is not this decoder's */
+        assert_int_equal(st_frame_decode_split(pkt, head - 8, tail, (size_t)n - head + 8, &f, &why),
+                         -EINVAL);
+        /* the objects in the tail are checked like any */
+        tail[1].flags = 0x80;
+        assert_int_equal(st_frame_decode_split(pkt, head, tail, (size_t)n - head, &f, &why),
+                         -EBADMSG);
+        assert_non_null(why);
+        tail[1].flags = 0;
+        tail[2].name[sizeof(tail[2].name) - 1] = 'x';
+        memset(tail[2].name, 'x', sizeof(tail[2].name));
+        assert_int_equal(st_frame_decode_split(pkt, head, tail, (size_t)n - head, &f, &why),
+                         -EBADMSG);
+        /* a length that disagrees with the packet is refused as in one piece */
+        assert_int_equal(st_frame_decode_split(pkt, head, tail, (size_t)n - head - 1, &f, &why),
+                         -EBADMSG);
+    }
+    /* not a dump chunk: left to st_frame_decode */
+    int n = encode_hello();
+    assert_int_equal(st_frame_decode_split(buf, 32, buf + 32, (size_t)n - 32, &f, &why), -EINVAL);
+}
+
 static void test_sock_packets(void **state)
 {
     (void)state;
@@ -280,6 +343,12 @@ static void test_sock_packets(void **state)
     assert_int_equal(st_sock_send(sv[0], buf, (size_t)n, 100), 0);
     static unsigned char in[ST_WIRE_MAX_FRAME];
     assert_int_equal(st_sock_recv(sv[1], in, sizeof(in), 100), n);
+    /* in two parts: the first bytes in one buffer, the rest in the other */
+    static unsigned char rest[ST_WIRE_MAX_FRAME];
+    assert_int_equal(st_sock_send(sv[0], buf, (size_t)n, 100), 0);
+    assert_int_equal(st_sock_recv2(sv[1], in, 32, rest, sizeof(rest), 100), n);
+    assert_memory_equal(in, buf, 32);
+    assert_memory_equal(rest, buf + 32, (size_t)n - 32);
     /* nothing pending: times out */
     uint64_t t0 = st_clock_ms();
     assert_int_equal(st_sock_recv(sv[1], in, sizeof(in), 50), -EAGAIN);
@@ -343,8 +412,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_fixed), cmocka_unit_test(test_roundtrip_events_and_chunks),
         cmocka_unit_test(test_malformed),       cmocka_unit_test(test_chunks),
-        cmocka_unit_test(test_strcpy),          cmocka_unit_test(test_sock_packets),
-        cmocka_unit_test(test_sock_listen),
+        cmocka_unit_test(test_strcpy),          cmocka_unit_test(test_decode_split),
+        cmocka_unit_test(test_sock_packets),    cmocka_unit_test(test_sock_listen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,10 @@
  * all of them (the trace keeps every dump, or the newest KEEP); flt50 the median number of page
  * faults the coordinator took per dump (a first touch of a page is dear on a VM). Usage:
  * bench_coordinator [ROUNDS [MAX_CLIENTS [KEEP]]] (default 15, 500, 0 = every dump). Under
- * valgrind set ST_BENCH_EXE to this program's path (the clients are spawned from it).
+ * valgrind set ST_BENCH_EXE to this program's path (the clients are spawned from it). With
+ * ST_BENCH_MARKS set, each timed dump of 100 clients or more prints "MARK start answered merged
+ * pid" to stderr (CLOCK_MONOTONIC ns), so that the samples of `perf record -a -k CLOCK_MONOTONIC`
+ * can be cut into its phases.
  */
 #include "client.h"
 #include "coordinator.h"
@@ -179,6 +182,9 @@ static int run(unsigned n, int rounds, const char *dir)
         cpu[r] = cpu_ns() - c0;
         flt[r] = faults() - f0;
         st_coord_last_times(co, &ph[r]);
+        if (getenv("ST_BENCH_MARKS") != NULL && n >= 100)
+            fprintf(stderr, "MARK %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n", t0, t0 + ph[r].answers,
+                    t0 + ph[r].total, (int)getpid());
         objects = d->n_globals;
         procs = d->n_procs;
         partial += d->partial;

@@ -344,7 +344,7 @@ int main(int argc, char **argv)
     snprintf(sock, sizeof(sock), "%s/s", dir);
     snprintf(sock_env, sizeof(sock_env), "SHMTRACK_SOCKET=%s", sock);
     st_server_config_t cfg = {.socket_path = sock, .allow_root = true};
-    st_server_ops_t ops = {on_ready, on_frame, on_close, NULL};
+    st_server_ops_t ops = {on_ready, on_frame, on_close, NULL, NULL};
     st_server_t *srv = NULL;
     pthread_t srv_thread;
     if (st_server_open(&cfg, &ops, NULL, &srv) != 0 ||
