@@ -2504,52 +2504,61 @@ out:
     return rc;
 }
 
-/* st_graph_annotate of a flat computation: every node's entry from its own index. */
+/* st_graph_annotate of a flat computation: every node's entry from its own index. One job
+ * writes the process dumps [from, to) and, with globals, the global nodes. */
 typedef struct annotate_job {
     st_global_dump_t *dump;
     const flat *f;
+    size_t from, to;
+    bool globals;
     int rc;
 } annotate_job;
 
-/* The global nodes' effective_size (flat_annotate's second half: other nodes than the first's,
- * so the two may run at once). */
-static void *annotate_globals(void *arg)
+static void flat_annotate_node(st_node_t *n, bool has_size, uint64_t eff, int *rc)
+{
+    if (!has_size)
+        st_node_remove(n, "effective_size");
+    else if (st_node_set_bytes(n, "effective_size", eff) < 0)
+        *rc = -ENOMEM;
+}
+
+static void *annotate_main(void *arg)
 {
     annotate_job *j = arg;
-    for (size_t i = 0; i < j->dump->n_globals && j->rc == 0; i++) {
-        st_node_t *n = &j->dump->globals[i];
-        if (!j->f->g[i].has_size)
-            st_node_remove(n, "effective_size");
-        else if (st_node_set_bytes(n, "effective_size", j->f->g[i].eff) < 0)
-            j->rc = -ENOMEM;
-    }
+    const flat *f = j->f;
+    st_global_dump_t *d = j->dump;
+    for (size_t i = 0; j->globals && i < d->n_globals && j->rc == 0; i++)
+        flat_annotate_node(&d->globals[i], f->g[i].has_size, f->g[i].eff, &j->rc);
+    for (size_t p = j->from; p < j->to && j->rc == 0; p++)
+        for (size_t i = 0; i < d->procs[p].n_nodes && j->rc == 0; i++) {
+            if (i + 8 < d->procs[p].n_nodes) /* holders in process order: all over f->h */
+                __builtin_prefetch(&f->h[f->hof[f->base[p] + i + 8]]);
+            const fholder *h = &f->h[f->hof[f->base[p] + i]];
+            flat_annotate_node(&d->procs[p].nodes[i], h->has_size, h->eff, &j->rc);
+        }
     return NULL;
 }
 
+/* Big dumps on two threads: the global nodes and the last process dumps on one, the first
+ * process dumps on the other, as many nodes on each as whole process dumps allow. */
 static int flat_annotate(st_global_dump_t *dump, const flat *f)
 {
-    annotate_job gj = {dump, f, 0};
+    size_t np = dump->n_procs, split = np;
+    bool two = dump->n_globals >= st__graph_flat_split_min;
+    if (two) { /* the first process dumps, up to half of all nodes */
+        size_t half = (dump->n_globals + f->base[np]) / 2;
+        for (split = 0; split < np && f->base[split + 1] <= half; split++)
+            ;
+    }
+    annotate_job lo = {dump, f, 0, split, !two, 0}, hi = {dump, f, split, np, two, 0};
     pthread_t t;
-    bool threaded = dump->n_globals >= st__graph_flat_split_min &&
-                    pthread_create(&t, NULL, annotate_globals, &gj) == 0;
-    int rc = 0;
-    for (size_t p = 0; p < dump->n_procs && rc == 0; p++)
-        for (size_t i = 0; i < dump->procs[p].n_nodes && rc == 0; i++) {
-            if (i + 8 < dump->procs[p].n_nodes) /* holders in process order: all over f->h */
-                __builtin_prefetch(&f->h[f->hof[f->base[p] + i + 8]]);
-            const fholder *h = &f->h[f->hof[f->base[p] + i]];
-            st_node_t *n = &dump->procs[p].nodes[i];
-            if (!h->has_size)
-                st_node_remove(n, "effective_size");
-            else if (st_node_set_bytes(n, "effective_size", h->eff) < 0)
-                rc = -ENOMEM;
-        }
+    bool threaded = two && pthread_create(&t, NULL, annotate_main, &hi) == 0;
+    annotate_main(&lo);
     if (threaded)
         pthread_join(t, NULL);
-    else
-        annotate_globals(&gj);
-    if (rc == 0)
-        rc = gj.rc;
+    else if (two)
+        annotate_main(&hi);
+    int rc = lo.rc < 0 ? lo.rc : hi.rc;
     if (rc < 0)
         return rc;
     return add_warnings(dump, f->w.warnings, f->w.n_warnings);
