@@ -211,6 +211,229 @@ static void test_sort_globals(void **state)
     }
 }
 
+/* ---- the fast builders against the generic calls ----
+ *
+ * st_dump_add_object and st_process_add_holder write fresh nodes in one piece of the arena and
+ * share strings; what they build must be exactly what the documented layout says, as the
+ * generic st_dump_add_global / st_process_add_node / st_node_set_* calls build it: the same
+ * nodes, names, guids, entries in the same order, edges. */
+
+static void assert_node_equal(const st_node_t *a, const st_node_t *b)
+{
+    assert_string_equal(a->name, b->name);
+    assert_int_equal(a->guid, b->guid);
+    assert_int_equal(a->weak, b->weak);
+    assert_int_equal(a->n_entries, b->n_entries);
+    for (size_t i = 0; i < a->n_entries; i++) {
+        const st_entry_t *x = &a->entries[i], *y = &b->entries[i];
+        assert_string_equal(x->name, y->name);
+        assert_int_equal(x->type, y->type);
+        assert_int_equal(x->value, y->value);
+        if (x->type == ST_ENTRY_SCALAR)
+            assert_string_equal(x->units, y->units);
+        else
+            assert_string_equal(x->string, y->string);
+    }
+}
+
+static void assert_dump_equal(const st_global_dump_t *a, const st_global_dump_t *b)
+{
+    assert_int_equal(a->n_globals, b->n_globals);
+    for (size_t i = 0; i < a->n_globals; i++) {
+        assert_node_equal(&a->globals[i], &b->globals[i]);
+        assert_int_equal(a->global_carrier[i], b->global_carrier[i]);
+    }
+    assert_int_equal(a->n_procs, b->n_procs);
+    for (size_t p = 0; p < a->n_procs; p++) {
+        const st_process_dump_t *x = &a->procs[p], *y = &b->procs[p];
+        assert_int_equal(x->pid, y->pid);
+        assert_int_equal(x->n_nodes, y->n_nodes);
+        for (size_t i = 0; i < x->n_nodes; i++) {
+            assert_node_equal(&x->nodes[i], &y->nodes[i]);
+            /* and the builder's index finds each one */
+            assert_ptr_equal(st_process_find_node(x, x->nodes[i].name), &x->nodes[i]);
+        }
+        assert_int_equal(x->n_edges, y->n_edges);
+        for (size_t i = 0; i < x->n_edges; i++) {
+            assert_int_equal(x->edges[i].source, y->edges[i].source);
+            assert_int_equal(x->edges[i].target, y->edges[i].target);
+            assert_int_equal(x->edges[i].importance, y->edges[i].importance);
+        }
+        assert_int_equal(st__process_names_unique(x), st__process_names_unique(y));
+    }
+}
+
+/* st_dump_add_object by the layout in model.h. */
+static void ref_object(st_global_dump_t *d, const st_object_info_t *info, int carrier)
+{
+    uint64_t guid = info->guid != 0 ? info->guid : st_guid_global(info->key);
+    char name[32], pid[16];
+    st_global_name(guid, name, sizeof(name));
+    snprintf(pid, sizeof(pid), "%d", info->creator_pid);
+    st_node_t *n = NULL;
+    assert_int_equal(st_dump_add_global(d, name, guid, false, carrier, &n, NULL), 0);
+    assert_int_equal(st_node_set_scalar(n, "size", "bytes", info->size), 0);
+    assert_int_equal(st_node_set_scalar(n, "virtual_size", "bytes", info->virtual_size), 0);
+    assert_int_equal(st_node_set_scalar(n, "swapped_size", "bytes", info->swapped_size), 0);
+    assert_int_equal(st_node_set_string(n, "key", info->key), 0);
+    assert_int_equal(st_node_set_string(n, "kind", st_kind_name(info->kind)), 0);
+    assert_int_equal(st_node_set_string(n, "name", info->name ? info->name : ""), 0);
+    assert_int_equal(st_node_set_string(n, "creator_pid", pid), 0);
+    assert_int_equal(st_node_set_string(n, "label", info->label ? info->label : ""), 0);
+}
+
+/* st_process_add_holder by the layout in model.h. */
+static void ref_holder(st_process_dump_t *p, const st_object_info_t *info, uint64_t mapped,
+                       int importance)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "shared_memory/%s", info->key);
+    st_node_t *n = NULL;
+    assert_int_equal(st_process_add_node(p, path, st_guid_local(p->pid, path), false, &n), 0);
+    assert_int_equal(st_node_set_scalar(n, "size", "bytes", info->size), 0);
+    assert_int_equal(st_node_set_scalar(n, "virtual_size", "bytes", info->virtual_size), 0);
+    assert_int_equal(st_node_set_scalar(n, "swapped_size", "bytes", info->swapped_size), 0);
+    assert_int_equal(st_node_set_string(n, "key", info->key), 0);
+    assert_int_equal(st_node_set_string(n, "kind", st_kind_name(info->kind)), 0);
+    assert_int_equal(st_node_set_string(n, "name", info->name ? info->name : ""), 0);
+    assert_int_equal(st_node_set_scalar(n, "mapped_size", "bytes", mapped), 0);
+    uint64_t target = info->guid != 0 ? info->guid : st_guid_global(info->key);
+    bool found = false;
+    for (size_t i = 0; i < p->n_edges; i++) {
+        if (p->edges[i].source == n->guid) {
+            p->edges[i].target = target;
+            p->edges[i].importance = importance;
+            found = true;
+        }
+    }
+    if (!found)
+        assert_int_equal(st_process_add_edge(p, n->guid, target, importance), 0);
+}
+
+enum { FAST_INFOS = 6 };
+
+/* Objects that exercise every string case: NULL, empty, equal to a kind name (kept once by the
+ * model), long; creator pids 0, negative, the largest; a guid given or not. */
+static void fast_infos(st_object_info_t info[FAST_INFOS], char *long_name, size_t len)
+{
+    memset(long_name, 'n', len - 1);
+    long_name[len - 1] = '\0';
+    info[0] = (st_object_info_t){.key = "memfd:0:1:77",
+                                 .kind = ST_KIND_MEMFD,
+                                 .name = "/memfd:x",
+                                 .size = 8192,
+                                 .virtual_size = 16384,
+                                 .swapped_size = 4096,
+                                 .creator_pid = 10,
+                                 .label = "lbl"};
+    info[1] = (st_object_info_t){.key = "anon:0:1:5", .kind = ST_KIND_ANON, .size = 1};
+    info[2] = (st_object_info_t){.key = "posix:0:1:9",
+                                 .kind = ST_KIND_POSIX,
+                                 .name = "posix",
+                                 .creator_pid = -3,
+                                 .label = ""};
+    info[3] = (st_object_info_t){.key = "sysv:4026531839:12",
+                                 .kind = ST_KIND_SYSV,
+                                 .name = "",
+                                 .creator_pid = 2147483647,
+                                 .guid = st_guid_global("sysv:4026531839:12")};
+    info[4] = (st_object_info_t){.key = "hugetlb:0:15:123456789012345",
+                                 .kind = ST_KIND_HUGETLB,
+                                 .name = long_name,
+                                 .virtual_size = 2 << 20,
+                                 .creator_pid = -2147483647 - 1,
+                                 .label = "memfd"};
+    info[5] = (st_object_info_t){.key = "anon:0:1:6", .kind = ST_KIND_ANON, .name = "anon"};
+}
+
+typedef int (*holder_fn)(st_process_dump_t *p, const st_object_info_t *info, uint64_t mapped,
+                         int importance);
+
+static int fast_holder(st_process_dump_t *p, const st_object_info_t *info, uint64_t mapped,
+                       int importance)
+{
+    return st_process_add_holder(p, info, mapped, importance, NULL);
+}
+
+static int generic_holder(st_process_dump_t *p, const st_object_info_t *info, uint64_t mapped,
+                          int importance)
+{
+    ref_holder(p, info, mapped, importance);
+    return 0;
+}
+
+/* The same dump built with the fast builders (fast) or the generic calls: nodes that exist
+ * already (empty, or with entries: a scan's), nodes added twice (updated), several processes. */
+static void build_fast_dump(st_global_dump_t *d, bool fast, holder_fn holder)
+{
+    char long_name[300];
+    st_object_info_t info[FAST_INFOS];
+    fast_infos(info, long_name, sizeof(long_name));
+    st_node_t *n = NULL;
+    char name[32];
+    /* a global that exists without entries, one with an entry of its own */
+    st_global_name(st_guid_global(info[1].key), name, sizeof(name));
+    assert_int_equal(st_dump_add_global(d, name, st_guid_global(info[1].key), false, 7, NULL, NULL),
+                     0);
+    st_global_name(st_guid_global(info[2].key), name, sizeof(name));
+    assert_int_equal(st_dump_add_global(d, name, st_guid_global(info[2].key), false, 8, &n, NULL),
+                     0);
+    assert_int_equal(st_node_set_string(n, "residency_source", "cachestat"), 0);
+    assert_int_equal(st_dump_reserve_globals(d, FAST_INFOS), 0);
+    for (int i = 0; i < FAST_INFOS; i++) {
+        if (fast)
+            assert_int_equal(st_dump_add_object(d, &info[i], 10 + i, NULL), 0);
+        else
+            ref_object(d, &info[i], 10 + i);
+    }
+    st_object_info_t again = info[0];
+    again.size = 1;
+    again.name = "other";
+    if (fast)
+        assert_int_equal(st_dump_add_object(d, &again, 99, NULL), 0);
+    else
+        ref_object(d, &again, 99);
+
+    st_process_dump_t *p = NULL;
+    assert_int_equal(st_dump_add_process(d, 10, "a", &p), 0);
+    assert_int_equal(st_process_reserve(p, FAST_INFOS, FAST_INFOS), 0);
+    for (int i = 0; i < FAST_INFOS; i++)
+        assert_int_equal(holder(p, &info[i], 100 + (uint64_t)i, i % 3), 0);
+    assert_int_equal(holder(p, &again, 5, 1), 0);
+    /* a process whose holder exists already, with an entry of its own (a scan's) */
+    assert_int_equal(st_dump_add_process(d, 11, "b", &p), 0);
+    assert_int_equal(st_process_add_node(p, "shared_memory/anon:0:1:5",
+                                         st_guid_local(11, "shared_memory/anon:0:1:5"), false, &n),
+                     0);
+    assert_int_equal(st_node_set_scalar(n, "size", "bytes", 3), 0);
+    assert_int_equal(st_node_set_string(n, "residency_source", "smaps"), 0);
+    assert_int_equal(st_process_add_node(p, "malloc", 1234, true, NULL), 0);
+    for (int i = FAST_INFOS - 1; i >= 0; i--)
+        assert_int_equal(holder(p, &info[i], 7, 0), 0);
+    /* a process dump without a reservation, with a negative pid */
+    assert_int_equal(st_dump_add_process(d, -5, NULL, &p), 0);
+    assert_int_equal(holder(p, &info[3], 1, 2), 0);
+    assert_int_equal(holder(p, &info[4], 2, 2), 0);
+}
+
+static void test_fast_builders(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *ref = NULL, *fast = NULL;
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &ref), 0);
+    build_fast_dump(ref, false, generic_holder);
+    assert_int_equal(st_trace_add_dump(t, 2, 0, &fast), 0);
+    ref = st_trace_find_dump(t, 1);
+    build_fast_dump(fast, true, fast_holder);
+    ref = st_trace_find_dump(t, 1);
+    assert_dump_equal(fast, ref);
+    /* and after the sort the graph processor sees */
+    st_dump_sort(fast);
+    st_dump_sort(ref);
+    assert_dump_equal(fast, ref);
+    assert_true(st__dump_names_canonical(fast));
+}
+
 static void test_warnings_and_errors(void **state)
 {
     st_trace_t *t = *state;
@@ -237,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_and_guids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holder_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sort_globals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_builders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warnings_and_errors, setup, teardown),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
