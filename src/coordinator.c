@@ -168,6 +168,11 @@ struct st_coord {
     size_t cap_slots;
     st__keyed_t *keys; /* objects by guid, and as much scratch */
     size_t cap_keys;
+    /* per pool object, made by the holders thread: what its holders share, and its creator
+     * (read per holder, from a small array rather than the pool) */
+    st_holder_proto_t *protos;
+    int *creators;
+    size_t cap_protos;
     char *keybuf; /* the objects' key strings, one after another (mobj_t.key) */
     size_t cap_keybuf;
     reason_t *reasons;
@@ -1014,6 +1019,8 @@ void st_coord_close(st_coord_t *co)
     free(co->pool);
     free(co->slots);
     free(co->keys);
+    free(co->protos);
+    free(co->creators);
     free(co->keybuf);
     free(co->ann);
     free(co->rec_node);
@@ -1194,26 +1201,52 @@ typedef struct holders_job {
     size_t *off;        /* per answer: where its records' holder nodes start in rec_node */
     uint32_t *rec_node; /* per record: the index of its holder node in its process dump */
     size_t n_cl;
+    st_holder_proto_t *protos; /* per pool object (co->protos) */
+    int *creators;             /* per pool object (co->creators) */
     int rc;
 } holders_job_t;
+
+/* What each object's holders share, in pool order: its first record and events are read once,
+ * not once per holder, and the holder name's copy and hash are made once. */
+static int make_protos(holders_job_t *j)
+{
+    const st_coord_t *co = j->co;
+    const mobj_t *pool = co->pool;
+    for (size_t o = 0; o < co->used; o++) {
+        if (o + 8 < co->used) { /* the first record and events are anywhere: ask ahead */
+            __builtin_prefetch(pool[o + 8].first);
+            __builtin_prefetch(pool[o + 8].first->name);
+            if (pool[o + 8].announced != NULL)
+                __builtin_prefetch(&pool[o + 8].announced->meta);
+        }
+        st_object_info_t info;
+        object_info(co, &pool[o], &info);
+        int rc = st_dump_holder_proto(j->d, &info, &j->protos[o]);
+        if (rc < 0)
+            return rc;
+        j->creators[o] = pool[o].creator;
+    }
+    return 0;
+}
 
 static void *holders_main(void *arg)
 {
     holders_job_t *j = arg;
     const st_coord_t *co = j->co;
+    j->rc = make_protos(j);
     for (size_t k = 0; k < j->n_cl && j->rc == 0; k++) {
         const client_t *c = j->cl[k];
         st_process_dump_t *p = &j->d->procs[j->proc[k]];
         for (size_t i = 0; i < c->n_recs && j->rc == 0; i++) {
+            if (i + 8 < c->n_recs && c->objs[i + 8] != 0) /* a random proto: ask ahead */
+                __builtin_prefetch(&j->protos[c->objs[i + 8] - 1]);
             const st_wire_object_t *r = &c->recs[i];
             if (c->objs[i] == 0)
                 continue;
-            const mobj_t *m = &co->pool[c->objs[i] - 1];
-            st_object_info_t info;
-            object_info(co, m, &info);
-            int imp = policy_importance(co, r, c->pid, m->creator);
+            size_t o = c->objs[i] - 1;
+            int imp = policy_importance(co, r, c->pid, j->creators[o]);
             st_node_t *node = NULL;
-            j->rc = st_process_add_holder(p, &info, r->mapped_bytes, imp, &node);
+            j->rc = st_process_add_holder_proto(p, &j->protos[o], r->mapped_bytes, imp, &node);
             if (j->rc == 0)
                 j->rec_node[j->off[k] + i] = (uint32_t)(node - p->nodes);
         }
@@ -1283,6 +1316,24 @@ static int graph_links(st_coord_t *co, st_global_dump_t *d, client_t *const *cl,
             return 0;
     *out = (st_graph_links_t){co->lk_target, co->lk_size, co->lk_gsize};
     return 1;
+}
+
+/* Makes room for the holders thread's per-object arrays (kept between dumps). */
+static int protos_reserve(st_coord_t *co, size_t n)
+{
+    if (n <= co->cap_protos)
+        return 0;
+    free(co->protos);
+    free(co->creators);
+    co->cap_protos = 0;
+    /* a proto per cache line: each holder reads one */
+    size_t bytes = (n * sizeof(*co->protos) + 63) & ~(size_t)63;
+    co->protos = aligned_alloc(64, bytes);
+    co->creators = malloc(n * sizeof(*co->creators));
+    if (co->protos == NULL || co->creators == NULL)
+        return -ENOMEM;
+    co->cap_protos = n;
+    return 0;
 }
 
 __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **out)
@@ -1375,10 +1426,11 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     }
 
     /* pass 2: the processes, then on two threads the objects (here, in the order st_dump_sort
-     * puts them: by guid, their names are st_global_name's) and the holders (on a worker), in
-     * arrays sized for them at once. The two touch disjoint parts of the dump: the global nodes,
-     * their index and the dump's arena here; the process dumps and their own arena there (see
-     * st_global_dump_t.proc_arena); both only read the merge index and the answers. */
+     * puts them: by guid, their names are st_global_name's) and the holders (on a worker: first
+     * what each object's holders share, then the holders), in arrays sized for them at once. The
+     * two touch disjoint parts of the dump: the global nodes, their index and the dump's arena
+     * here; the process dumps and their own arena there (see st_global_dump_t.proc_arena); both
+     * only read the merge index and the answers. */
     if ((rc = st_dump_reserve_globals(d, used)) < 0)
         goto out;
     size_t n_recs = 0;
@@ -1403,8 +1455,10 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         totals_from_wire(&p->totals, &c->totals);
         hj.proc[k] = (size_t)(p - d->procs); /* d->procs may still move */
     }
+    if ((rc = protos_reserve(co, used)) < 0)
+        goto out;
     uint64_t t_build = st_clock_ns();
-    hj = (holders_job_t){co, d, cl, hj.proc, off, co->rec_node, n_cl, 0};
+    hj = (holders_job_t){co, d, cl, hj.proc, off, co->rec_node, n_cl, co->protos, co->creators, 0};
     bool threaded = pthread_create(&worker, NULL, holders_main, &hj) == 0;
     if (!threaded)
         holders_main(&hj);

@@ -1640,43 +1640,111 @@ static int new_holder_node(st_process_dump_t *proc, const nstr *path, uint64_t h
     return 0;
 }
 
-int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
-                          uint64_t mapped_size, int importance, st_node_t **out)
+/* st_process_add_holder of the object hp describes. A node it creates copies hp's strings into
+ * its piece of the arena (copy: they are the caller's) or points at them (hp is a proto of proc's
+ * dump, whose strings live as long as the node). */
+static int add_holder(st_process_dump_t *proc, const st_holder_proto_t *hp, bool copy,
+                      uint64_t mapped_size, int importance, st_node_t **out)
 {
-    char path[sizeof(ST_HOLDER_PREFIX) + ST_KEY_MAX];
-    size_t kl = strlen(info->key);
-    if (PREFIX_LEN + kl >= sizeof(path))
-        return -ENAMETOOLONG;
-    memcpy(path, ST_HOLDER_PREFIX, PREFIX_LEN);
-    memcpy(path + PREFIX_LEN, info->key, kl + 1);
-    size_t len = PREFIX_LEN + kl;
-    uint64_t h = st__name_hash(path, len);
-    uint64_t guid = guid_from_seed(holder_seed(proc), info->key);
-    st_node_t *node = find_node_h(proc, path, h);
+    const st_object_info_t info = {.key = hp->path + PREFIX_LEN,
+                                   .kind = (st_kind_t)hp->kind,
+                                   .name = hp->name,
+                                   .size = hp->size,
+                                   .virtual_size = hp->virtual_size,
+                                   .swapped_size = hp->swapped_size,
+                                   .guid = hp->target};
+    uint64_t guid = guid_from_seed(holder_seed(proc), info.key);
+    st_node_t *node = find_node_h(proc, hp->path, hp->path_hash);
     bool is_new = node == NULL;
     int rc;
     if (is_new && proc->arena != NULL) {
-        const nstr ps = {path, len, false}, name = nstr_of(info->name);
-        rc = new_holder_node(proc, &ps, h, guid, info, &name, mapped_size, &node);
+        const nstr path = {hp->path, hp->path_len, !copy},
+                   name = copy ? nstr_of(hp->name) : (nstr){hp->name, 0, true};
+        rc = new_holder_node(proc, &path, hp->path_hash, guid, &info, &name, mapped_size, &node);
     } else {
-        rc = is_new ? add_node_h(proc, path, h, guid, false, &node, &is_new) : 0;
-        if (rc == 0 && (rc = set_object_entries(node, info)) == 0)
+        rc = is_new ? add_node_h(proc, hp->path, hp->path_hash, guid, false, &node, &is_new) : 0;
+        if (rc == 0 && (rc = set_object_entries(node, &info)) == 0)
             rc = set_wk_bytes(node, well_known.mapped_size, mapped_size);
     }
     if (rc < 0)
         return rc;
-    uint64_t target = info->guid != 0 ? info->guid : st_guid_global(info->key);
     bool have_edge = false;
     for (size_t i = 0; !is_new && i < proc->n_edges; i++) {
         if (proc->edges[i].source == node->guid) {
-            proc->edges[i].target = target;
+            proc->edges[i].target = hp->target;
             proc->edges[i].importance = importance;
             have_edge = true;
         }
     }
-    if (!have_edge && (rc = st_process_add_edge(proc, node->guid, target, importance)) < 0)
+    if (!have_edge && (rc = st_process_add_edge(proc, node->guid, hp->target, importance)) < 0)
         return rc;
     if (out != NULL)
         *out = node;
     return 0;
+}
+
+/* The holder node's name of key into path (HOLDER_PATH_SIZE bytes); its length, or 0 when the
+ * key is too long. */
+enum { HOLDER_PATH_SIZE = sizeof(ST_HOLDER_PREFIX) + ST_KEY_MAX };
+
+static size_t holder_path(const char *key, char *path)
+{
+    size_t kl = strlen(key);
+    if (PREFIX_LEN + kl >= HOLDER_PATH_SIZE)
+        return 0;
+    memcpy(path, ST_HOLDER_PREFIX, PREFIX_LEN);
+    memcpy(path + PREFIX_LEN, key, kl + 1);
+    return PREFIX_LEN + kl;
+}
+
+/* The parts of hp that do not depend on where its strings are. */
+static void proto_values(st_holder_proto_t *hp, const st_object_info_t *info)
+{
+    hp->path_hash = st__name_hash(hp->path, hp->path_len);
+    hp->kind = (uint32_t)info->kind;
+    hp->size = info->size;
+    hp->virtual_size = info->virtual_size;
+    hp->swapped_size = info->swapped_size;
+    hp->target = info->guid != 0 ? info->guid : st_guid_global(info->key);
+}
+
+int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
+                          uint64_t mapped_size, int importance, st_node_t **out)
+{
+    char path[HOLDER_PATH_SIZE];
+    size_t len = holder_path(info->key, path);
+    if (len == 0)
+        return -ENAMETOOLONG;
+    /* a proto of the caller's strings, which a new node copies */
+    st_holder_proto_t hp = {.path = path, .name = info->name, .path_len = (uint32_t)len};
+    proto_values(&hp, info);
+    return add_holder(proc, &hp, true, mapped_size, importance, out);
+}
+
+int st_dump_holder_proto(st_global_dump_t *dump, const st_object_info_t *info,
+                         st_holder_proto_t *out)
+{
+    char path[HOLDER_PATH_SIZE];
+    size_t len = holder_path(info->key, path);
+    if (len == 0)
+        return -ENAMETOOLONG;
+    if (dump->proc_arena == NULL &&
+        (dump->proc_arena = calloc(1, sizeof(*dump->proc_arena))) == NULL)
+        return -ENOMEM;
+    /* one piece: the path, then the shown name unless it is a shared string */
+    const nstr ps = {path, len, false}, name = nstr_of(info->name);
+    char *at = arena_alloc(dump->proc_arena, nstr_room(&ps) + nstr_room(&name));
+    if (at == NULL)
+        return -ENOMEM;
+    *out = (st_holder_proto_t){.path_len = (uint32_t)len};
+    out->path = nstr_put(&ps, &at);
+    out->name = nstr_put(&name, &at);
+    proto_values(out, info);
+    return 0;
+}
+
+int st_process_add_holder_proto(st_process_dump_t *proc, const st_holder_proto_t *proto,
+                                uint64_t mapped_size, int importance, st_node_t **out)
+{
+    return add_holder(proc, proto, false, mapped_size, importance, out);
 }

@@ -80,8 +80,9 @@ typedef enum st_entry_type { ST_ENTRY_SCALAR, ST_ENTRY_STRING } st_entry_type_t;
 
 /* Read entries freely; change them only through st_node_set_*: the well-known names (size, key,
  * kind, ...) are one shared copy each, units "bytes" are shared, and strings of nodes built by
- * st_dump_add_object and st_process_add_holder live in their dump's arena, so no field here may be
- * freed or assigned by callers. units and string share storage: read units only when type is
+ * st_dump_add_object and st_process_add_holder live in their dump's arena (those of holders built
+ * from one st_holder_proto_t are the same copy), so no field here may be freed or assigned by
+ * callers. units and string share storage: read units only when type is
  * ST_ENTRY_SCALAR and string only when it is ST_ENTRY_STRING. 32 bytes: a merge of 100 clients
  * holds over a million entries. */
 typedef struct st_entry {
@@ -96,7 +97,8 @@ typedef struct st_entry {
 } st_entry_t;
 
 typedef struct st_node {
-    char *name; /* '/'-separated path; "global/..." for shared nodes */
+    char *name; /* '/'-separated path; "global/..." for shared nodes; holders built from one
+                 * st_holder_proto_t point at the same copy */
     uint64_t guid;
     bool weak;
     uint8_t alloc; /* private to model.c: which of name and entries live in the dump's arena */
@@ -292,5 +294,31 @@ int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int
  * mapped_size, and its ownership edge to the object's global node with importance. */
 int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
                           uint64_t mapped_size, int importance, st_node_t **out);
+
+/* What every holder of one object has in common, made once per object so that adding each of its
+ * holders copies and hashes none of it (a merge of 100 clients adds 100000 holders of 50000
+ * objects): the node's name "shared_memory/<key>" and its name entry's string, kept in the arena
+ * of the dump's process dumps and shared read-only by the holders built from it (so no holder
+ * built so owns them); the object's kind and sizes; its global node's guid. Private to model.c:
+ * read nothing in it. 64 bytes. */
+typedef struct st_holder_proto {
+    const char *path;   /* "shared_memory/<key>" */
+    const char *name;   /* the name entry's string */
+    uint64_t path_hash; /* st__name_hash of path */
+    uint32_t path_len;
+    uint32_t kind;
+    uint64_t size, virtual_size, swapped_size;
+    uint64_t target; /* the global node's guid */
+} st_holder_proto_t;
+
+/* Makes the proto of info's holders for the process dumps of dump. It takes from their arena:
+ * call it on the thread that adds to them (see st_global_dump_t.proc_arena). -ENAMETOOLONG when
+ * the key is longer than ST_KEY_MAX. */
+int st_dump_holder_proto(st_global_dump_t *dump, const st_object_info_t *info,
+                         st_holder_proto_t *out);
+/* st_process_add_holder of the object of proto, which was made for proc's dump (its strings live
+ * as long as that dump): the same node, entries and edge, sharing the proto's strings. */
+int st_process_add_holder_proto(st_process_dump_t *proc, const st_holder_proto_t *proto,
+                                uint64_t mapped_size, int importance, st_node_t **out);
 
 #endif

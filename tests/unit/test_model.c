@@ -346,29 +346,32 @@ static void fast_infos(st_object_info_t info[FAST_INFOS], char *long_name, size_
     info[5] = (st_object_info_t){.key = "anon:0:1:6", .kind = ST_KIND_ANON, .name = "anon"};
 }
 
-typedef int (*holder_fn)(st_process_dump_t *p, const st_object_info_t *info, uint64_t mapped,
-                         int importance);
+/* How build_dump adds nodes: the generic calls, the fast builders, holders from protos. */
+enum build_mode { BUILD_GENERIC, BUILD_FAST, BUILD_PROTO };
 
-static int fast_holder(st_process_dump_t *p, const st_object_info_t *info, uint64_t mapped,
-                       int importance)
+/* Adds the holder of object k (info[k], proto[k]) to p the mode's way. */
+static void add_holder_as(enum build_mode mode, st_process_dump_t *p, const st_object_info_t *info,
+                          const st_holder_proto_t *proto, uint64_t mapped, int importance)
 {
-    return st_process_add_holder(p, info, mapped, importance, NULL);
+    if (mode == BUILD_GENERIC)
+        ref_holder(p, info, mapped, importance);
+    else if (mode == BUILD_FAST)
+        assert_int_equal(st_process_add_holder(p, info, mapped, importance, NULL), 0);
+    else
+        assert_int_equal(st_process_add_holder_proto(p, proto, mapped, importance, NULL), 0);
 }
 
-static int generic_holder(st_process_dump_t *p, const st_object_info_t *info, uint64_t mapped,
-                          int importance)
-{
-    ref_holder(p, info, mapped, importance);
-    return 0;
-}
-
-/* The same dump built with the fast builders (fast) or the generic calls: nodes that exist
- * already (empty, or with entries: a scan's), nodes added twice (updated), several processes. */
-static void build_fast_dump(st_global_dump_t *d, bool fast, holder_fn holder)
+/* The same dump built each mode's way: nodes that exist already (empty, or with entries: a
+ * scan's), nodes added twice (updated), several processes. */
+static void build_dump(st_global_dump_t *d, enum build_mode mode)
 {
     char long_name[300];
-    st_object_info_t info[FAST_INFOS];
+    st_object_info_t info[FAST_INFOS + 1];
+    st_holder_proto_t proto[FAST_INFOS + 1];
     fast_infos(info, long_name, sizeof(long_name));
+    info[FAST_INFOS] = info[0]; /* the first again, with other values */
+    info[FAST_INFOS].size = 1;
+    info[FAST_INFOS].name = "other";
     st_node_t *n = NULL;
     char name[32];
     /* a global that exists without entries, one with an entry of its own */
@@ -380,26 +383,20 @@ static void build_fast_dump(st_global_dump_t *d, bool fast, holder_fn holder)
                      0);
     assert_int_equal(st_node_set_string(n, "residency_source", "cachestat"), 0);
     assert_int_equal(st_dump_reserve_globals(d, FAST_INFOS), 0);
-    for (int i = 0; i < FAST_INFOS; i++) {
-        if (fast)
-            assert_int_equal(st_dump_add_object(d, &info[i], 10 + i, NULL), 0);
-        else
+    for (int i = 0; i <= FAST_INFOS; i++) {
+        if (mode == BUILD_GENERIC)
             ref_object(d, &info[i], 10 + i);
+        else
+            assert_int_equal(st_dump_add_object(d, &info[i], 10 + i, NULL), 0);
+        if (mode == BUILD_PROTO)
+            assert_int_equal(st_dump_holder_proto(d, &info[i], &proto[i]), 0);
     }
-    st_object_info_t again = info[0];
-    again.size = 1;
-    again.name = "other";
-    if (fast)
-        assert_int_equal(st_dump_add_object(d, &again, 99, NULL), 0);
-    else
-        ref_object(d, &again, 99);
 
     st_process_dump_t *p = NULL;
     assert_int_equal(st_dump_add_process(d, 10, "a", &p), 0);
     assert_int_equal(st_process_reserve(p, FAST_INFOS, FAST_INFOS), 0);
-    for (int i = 0; i < FAST_INFOS; i++)
-        assert_int_equal(holder(p, &info[i], 100 + (uint64_t)i, i % 3), 0);
-    assert_int_equal(holder(p, &again, 5, 1), 0);
+    for (int i = 0; i <= FAST_INFOS; i++)
+        add_holder_as(mode, p, &info[i], &proto[i], 100 + (uint64_t)i, i % 3);
     /* a process whose holder exists already, with an entry of its own (a scan's) */
     assert_int_equal(st_dump_add_process(d, 11, "b", &p), 0);
     assert_int_equal(st_process_add_node(p, "shared_memory/anon:0:1:5",
@@ -409,29 +406,45 @@ static void build_fast_dump(st_global_dump_t *d, bool fast, holder_fn holder)
     assert_int_equal(st_node_set_string(n, "residency_source", "smaps"), 0);
     assert_int_equal(st_process_add_node(p, "malloc", 1234, true, NULL), 0);
     for (int i = FAST_INFOS - 1; i >= 0; i--)
-        assert_int_equal(holder(p, &info[i], 7, 0), 0);
+        add_holder_as(mode, p, &info[i], &proto[i], 7, 0);
     /* a process dump without a reservation, with a negative pid */
     assert_int_equal(st_dump_add_process(d, -5, NULL, &p), 0);
-    assert_int_equal(holder(p, &info[3], 1, 2), 0);
-    assert_int_equal(holder(p, &info[4], 2, 2), 0);
+    add_holder_as(mode, p, &info[3], &proto[3], 1, 2);
+    add_holder_as(mode, p, &info[4], &proto[4], 2, 2);
 }
 
 static void test_fast_builders(void **state)
 {
     st_trace_t *t = *state;
-    st_global_dump_t *ref = NULL, *fast = NULL;
-    assert_int_equal(st_trace_add_dump(t, 1, 0, &ref), 0);
-    build_fast_dump(ref, false, generic_holder);
-    assert_int_equal(st_trace_add_dump(t, 2, 0, &fast), 0);
-    ref = st_trace_find_dump(t, 1);
-    build_fast_dump(fast, true, fast_holder);
-    ref = st_trace_find_dump(t, 1);
-    assert_dump_equal(fast, ref);
-    /* and after the sort the graph processor sees */
-    st_dump_sort(fast);
-    st_dump_sort(ref);
-    assert_dump_equal(fast, ref);
-    assert_true(st__dump_names_canonical(fast));
+    for (enum build_mode mode = BUILD_GENERIC; mode <= BUILD_PROTO; mode++) {
+        st_global_dump_t *d = NULL;
+        assert_int_equal(st_trace_add_dump(t, (uint64_t)mode, 0, &d), 0);
+        build_dump(d, mode);
+    }
+    const st_global_dump_t *ref = st_trace_find_dump(t, BUILD_GENERIC);
+    for (int sorted = 0; sorted < 2; sorted++) {
+        for (enum build_mode mode = BUILD_FAST; mode <= BUILD_PROTO; mode++)
+            assert_dump_equal(st_trace_find_dump(t, (uint64_t)mode), ref);
+        /* and after the sort the graph processor sees */
+        for (enum build_mode mode = BUILD_GENERIC; mode <= BUILD_PROTO; mode++)
+            st_dump_sort(st_trace_find_dump(t, (uint64_t)mode));
+    }
+    assert_true(st__dump_names_canonical(st_trace_find_dump(t, BUILD_PROTO)));
+    /* holders from one proto share its strings */
+    const st_global_dump_t *d = st_trace_find_dump(t, BUILD_PROTO);
+    const st_node_t *a = st_process_find_node(&d->procs[1], "shared_memory/memfd:0:1:77"),
+                    *b = st_process_find_node(&d->procs[2], "shared_memory/memfd:0:1:77");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_equal(a->name, b->name);
+    /* a key longer than ST_KEY_MAX */
+    char key[ST_KEY_MAX + 8];
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    st_object_info_t info = {.key = key};
+    st_holder_proto_t proto;
+    assert_int_equal(st_dump_holder_proto(st_trace_find_dump(t, BUILD_PROTO), &info, &proto),
+                     -ENAMETOOLONG);
 }
 
 static void test_warnings_and_errors(void **state)
