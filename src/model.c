@@ -99,8 +99,6 @@ static uint64_t global_hash(const st_node_t *n)
     return n->guid;
 }
 
-/* Makes ix cover n elements of arr, growing or rebuilding it. -ENOMEM leaves it absent (lookups
- * then fall back to a linear scan). */
 /* Inserts position pos of arr with hash h, noting in ix->dup when an element equal to it (same)
  * is there already. */
 static void index_put_check(struct st_model_index *ix, uint64_t h, const st_node_t *arr, size_t pos,
@@ -123,12 +121,24 @@ static bool same_guid(const st_node_t *a, const st_node_t *b)
     return a->guid == b->guid;
 }
 
-static int index_sync(struct st_model_index **pix, const st_node_t *arr, size_t n,
-                      uint64_t (*hash)(const st_node_t *))
+static int index_catch_up(struct st_model_index **pix, const st_node_t *arr, size_t n,
+                          uint64_t (*hash)(const st_node_t *));
+
+/* Makes ix cover n elements of arr, growing or rebuilding it. -ENOMEM leaves it absent (lookups
+ * then fall back to a linear scan). Inline: every lookup asks, and it is nearly always current. */
+static inline int index_sync(struct st_model_index **pix, const st_node_t *arr, size_t n,
+                             uint64_t (*hash)(const st_node_t *))
+{
+    if (*pix != NULL && (*pix)->count == n)
+        return 0;
+    return index_catch_up(pix, arr, n, hash);
+}
+
+/* index_sync when ix does not cover n elements. */
+static int index_catch_up(struct st_model_index **pix, const st_node_t *arr, size_t n,
+                          uint64_t (*hash)(const st_node_t *))
 {
     struct st_model_index *ix = *pix;
-    if (ix != NULL && ix->count == n)
-        return 0;
     if (n >= UINT32_MAX / 2) { /* beyond the index's positions: lookups scan */
         index_free(pix);
         return -ENOMEM;
@@ -190,9 +200,17 @@ typedef struct achunk {
     max_align_t data[];
 } achunk;
 
+#define PID_STRINGS 64
+
 struct st_model_arena {
     achunk *head;
     size_t total; /* bytes of chunks so far: the next chunk doubles it, up to ARENA_HUGE */
+    /* creator_pid strings st_dump_add_object put here, by the pid's low bits: the objects of a
+     * dump have few creators, so most objects share one instead of formatting their own */
+    struct {
+        int pid;
+        const char *s; /* NULL: none */
+    } pids[PID_STRINGS];
 };
 
 static void arena_free(struct st_model_arena *a)
@@ -960,21 +978,21 @@ st_node_t *st_dump_find_global(const st_global_dump_t *dump, uint64_t guid)
 static int append_global(st_global_dump_t *dump, const char *name, bool arena_name, uint64_t guid,
                          bool weak, int carrier_pid, st_node_t **out)
 {
-    if (dump->n_globals + 1 > dump->cap_globals && (dump->alloc & ARRAY_GLOBALS)
-            ? reserve_globals(dump, 2 * dump->cap_globals) < 0
-            : st__array_grow((void **)&dump->globals, &dump->cap_globals, dump->n_globals + 1,
-                             sizeof(st_node_t)) < 0 ||
-                  st__array_grow((void **)&dump->global_carrier, &dump->cap_carrier,
-                                 dump->n_globals + 1, sizeof(int)) < 0)
+    size_t need = dump->n_globals + 1;
+    if ((need > dump->cap_globals || need > dump->cap_carrier) &&
+        ((dump->alloc & ARRAY_GLOBALS)
+             ? reserve_globals(dump, 2 * dump->cap_globals) < 0
+             : st__array_grow((void **)&dump->globals, &dump->cap_globals, need,
+                              sizeof(st_node_t)) < 0 ||
+                   st__array_grow((void **)&dump->global_carrier, &dump->cap_carrier, need,
+                                  sizeof(int)) < 0))
+        return -ENOMEM;
+    char *copy = arena_name ? (char *)name : strdup(name);
+    if (copy == NULL)
         return -ENOMEM;
     st_node_t *n = &dump->globals[dump->n_globals];
-    memset(n, 0, sizeof(*n));
-    n->name = arena_name ? (char *)name : strdup(name);
-    if (n->name == NULL)
-        return -ENOMEM;
-    n->guid = guid;
+    *n = (st_node_t){.name = copy, .guid = guid, .weak = weak};
     n->alloc = arena_name ? NODE_NAME_ARENA | NODE_CANONICAL : is_canonical(n) ? NODE_CANONICAL : 0;
-    n->weak = weak;
     dump->global_carrier[dump->n_globals] = carrier_pid;
     dump->n_globals++;
     /* index it now (index_sync would look for a duplicate, which the caller's find ruled out) */
@@ -1211,11 +1229,30 @@ static const char *shared_string(const char *value, size_t len)
 {
     if (len == 0)
         return "";
-    if (len <= 7)
-        for (unsigned i = 0; i < ST_KIND_COUNT; i++)
-            if (kind_names[i][0] == value[0] && strcmp(kind_names[i], value) == 0)
-                return kind_names[i];
-    return NULL;
+    if (len > 7)
+        return NULL;
+    /* the kind names' first letters differ */
+    const char *k = NULL;
+    switch (value[0]) {
+    case 'a':
+        k = kind_names[ST_KIND_ANON];
+        break;
+    case 'm':
+        k = kind_names[ST_KIND_MEMFD];
+        break;
+    case 'p':
+        k = kind_names[ST_KIND_POSIX];
+        break;
+    case 's':
+        k = kind_names[ST_KIND_SYSV];
+        break;
+    case 'h':
+        k = kind_names[ST_KIND_HUGETLB];
+        break;
+    default:
+        return NULL;
+    }
+    return strcmp(k, value) == 0 ? k : NULL;
 }
 
 /* st_node_set_string with the name's well-known pointer wk (NULL: none) already looked up. */
@@ -1401,13 +1438,19 @@ static void hex8(uint32_t v, char *out)
     memcpy(out, &x, 8);
 }
 
+/* st_global_name into out, which has room for all 24 bytes. */
+static void global_name24(uint64_t guid, char *out)
+{
+    memcpy(out, "global/", 7);
+    hex8((uint32_t)(guid >> 32), out + 7);
+    hex8((uint32_t)guid, out + 15);
+    out[23] = '\0';
+}
+
 void st_global_name(uint64_t guid, char *buf, size_t len)
 {
     char tmp[24]; /* "global/" + 16 digits + NUL */
-    memcpy(tmp, "global/", 7);
-    hex8((uint32_t)(guid >> 32), tmp + 7);
-    hex8((uint32_t)guid, tmp + 15);
-    tmp[23] = '\0';
+    global_name24(guid, tmp);
     if (len == 0)
         return;
     size_t n = len - 1 < 23 ? len - 1 : 23; /* truncated like snprintf */
@@ -1549,9 +1592,9 @@ static void put_object_entries(st_node_t *n, st_entry_t *e, size_t room,
 enum { GS_KEY, GS_NAME, GS_CREATOR, GS_LABEL, GS_COUNT };
 
 /* Writes a global node's entries into e, the start of its piece of the arena, and the strings s
- * that it does not keep at at, further in that piece. */
-static void put_global_entries(st_node_t *n, st_entry_t *e, char *at, const st_object_info_t *info,
-                               const nstr s[GS_COUNT])
+ * that it does not keep at at, further in that piece. Returns its creator_pid string. */
+static const char *put_global_entries(st_node_t *n, st_entry_t *e, char *at,
+                                      const st_object_info_t *info, const nstr s[GS_COUNT])
 {
     const char *v[GS_COUNT];
     for (int i = 0; i < GS_COUNT; i++)
@@ -1560,6 +1603,7 @@ static void put_global_entries(st_node_t *n, st_entry_t *e, char *at, const st_o
     put_string(&e[6], well_known.creator_pid, v[GS_CREATOR]);
     put_string(&e[7], well_known.label, v[GS_LABEL]);
     n->n_entries = GLOBAL_ENTRIES;
+    return v[GS_CREATOR];
 }
 
 int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
@@ -1567,31 +1611,40 @@ int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int
 {
     uint64_t guid = info->guid != 0 ? info->guid : st_guid_global(info->key);
     char pid[16];
-    pid_str(pid, info->creator_pid);
     st_node_t *n = st_dump_find_global(dump, guid);
     bool fresh = n == NULL || (n->n_entries == 0 && n->cap_entries == 0);
     int rc = 0;
     if (fresh && dump_arena(dump) != NULL) {
+        struct st_model_arena *a = dump->arena;
+        unsigned pk = (unsigned)info->creator_pid % PID_STRINGS;
+        bool known = a->pids[pk].s != NULL && a->pids[pk].pid == info->creator_pid;
         /* one piece: entries, the node's name when it is new, then its strings */
-        const nstr s[GS_COUNT] = {nstr_of(info->key), nstr_of(info->name), nstr_of(pid),
+        const nstr s[GS_COUNT] = {nstr_of(info->key), nstr_of(info->name),
+                                  known ? (nstr){a->pids[pk].s, 0, true}
+                                        : (nstr){pid, pid_str(pid, info->creator_pid), false},
                                   nstr_of(info->label)};
         size_t head = GLOBAL_ROOM * sizeof(st_entry_t) + (n == NULL ? GLOBAL_NAME_SIZE : 0);
         size_t bytes = head;
         for (int i = 0; i < GS_COUNT; i++)
             bytes += nstr_room(&s[i]);
-        char *p = arena_alloc(dump->arena, bytes);
+        char *p = arena_alloc(a, bytes);
         if (p == NULL)
             return -ENOMEM;
         if (n == NULL) {
             char *name = p + head - GLOBAL_NAME_SIZE;
-            st_global_name(guid, name, GLOBAL_NAME_SIZE);
+            global_name24(guid, name);
             if ((rc = append_global(dump, name, true, guid, false, carrier_pid, &n)) < 0)
                 return rc;
         }
-        put_global_entries(n, (st_entry_t *)(void *)p, p + head, info, s);
+        const char *creator = put_global_entries(n, (st_entry_t *)(void *)p, p + head, info, s);
+        if (!known) {
+            a->pids[pk].pid = info->creator_pid;
+            a->pids[pk].s = creator;
+        }
     } else {
         char name[GLOBAL_NAME_SIZE];
         st_global_name(guid, name, sizeof(name));
+        pid_str(pid, info->creator_pid);
         if ((n == NULL &&
              (rc = append_global(dump, name, false, guid, false, carrier_pid, &n)) < 0) ||
             (rc = set_object_entries(n, info)) < 0 ||

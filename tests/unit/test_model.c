@@ -310,7 +310,7 @@ static void ref_holder(st_process_dump_t *p, const st_object_info_t *info, uint6
         assert_int_equal(st_process_add_edge(p, n->guid, target, importance), 0);
 }
 
-enum { FAST_INFOS = 6 };
+enum { FAST_INFOS = 8 };
 
 /* Objects that exercise every string case: NULL, empty, equal to a kind name (kept once by the
  * model), long; creator pids 0, negative, the largest; a guid given or not. */
@@ -344,6 +344,10 @@ static void fast_infos(st_object_info_t info[FAST_INFOS], char *long_name, size_
                                  .creator_pid = -2147483647 - 1,
                                  .label = "memfd"};
     info[5] = (st_object_info_t){.key = "anon:0:1:6", .kind = ST_KIND_ANON, .name = "anon"};
+    /* creators whose low bits are another's (0 and the smallest; 10 and 74): the model keeps the
+     * strings of a few creators by them */
+    info[6] = (st_object_info_t){.key = "anon:0:1:7", .kind = ST_KIND_ANON, .creator_pid = 74};
+    info[7] = (st_object_info_t){.key = "anon:0:1:8", .kind = ST_KIND_ANON, .creator_pid = 10};
 }
 
 /* How build_dump adds nodes: the generic calls, the fast builders, holders from protos. */
