@@ -265,12 +265,21 @@ static void *arena_alloc(struct st_model_arena *a, size_t len)
  * when they start empty; growing past that moves them to the heap. */
 enum { ARRAY_NODES = 1, ARRAY_EDGES = 2, ARRAY_GLOBALS = 4 };
 
-/* st__array_grow for an array that may live in the arena (bit set in *alloc). */
-static int grow_array(void **arr, size_t *cap, size_t need, size_t elem, uint8_t *alloc,
-                      uint8_t bit)
+static int grow_array_full(void **arr, size_t *cap, size_t need, size_t elem, uint8_t *alloc,
+                           uint8_t bit);
+
+/* st__array_grow for an array that may live in the arena (bit set in *alloc). Inline: every add
+ * asks, and there is nearly always room. */
+static inline int grow_array(void **arr, size_t *cap, size_t need, size_t elem, uint8_t *alloc,
+                             uint8_t bit)
 {
-    if (need <= *cap)
-        return 0;
+    return need <= *cap ? 0 : grow_array_full(arr, cap, need, elem, alloc, bit);
+}
+
+/* grow_array when the array is full. */
+static int grow_array_full(void **arr, size_t *cap, size_t need, size_t elem, uint8_t *alloc,
+                           uint8_t bit)
+{
     if (!(*alloc & bit))
         return st__array_grow(arr, cap, need, elem);
     size_t ncap = *cap * 2 > need ? *cap * 2 : need;
@@ -832,8 +841,8 @@ st_node_t *st_process_find_guid(const st_process_dump_t *proc, uint64_t guid)
 
 /* Appends a node named name (hash h, st__name_hash) to proc: the caller looked the name up (there
  * is none) and gives the node its name, with the NODE_*_ARENA bits (alloc) that say who owns it. */
-static int append_node(st_process_dump_t *proc, char *name, uint8_t alloc, uint64_t h,
-                       uint64_t guid, bool weak, st_node_t **out)
+static inline int append_node(st_process_dump_t *proc, char *name, uint8_t alloc, uint64_t h,
+                              uint64_t guid, bool weak, st_node_t **out)
 {
     if (grow_array((void **)&proc->nodes, &proc->cap_nodes, proc->n_nodes + 1, sizeof(st_node_t),
                    &proc->alloc, ARRAY_NODES) < 0)
@@ -1387,6 +1396,22 @@ static uint64_t fnv_more(uint64_t h, const char *s)
     return h;
 }
 
+/* fnv_more over the len bytes at s (no NUL looked for), four a round: the multiplies wait on
+ * each other anyway, the loop's own work need not add to them (a merge hashes 100000 keys). */
+static uint64_t fnv_n(uint64_t h, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (; len >= 4; u += 4, len -= 4) {
+        h = (h ^ u[0]) * 0x100000001b3ULL;
+        h = (h ^ u[1]) * 0x100000001b3ULL;
+        h = (h ^ u[2]) * 0x100000001b3ULL;
+        h = (h ^ u[3]) * 0x100000001b3ULL;
+    }
+    for (; len > 0; u++, len--)
+        h = (h ^ *u) * 0x100000001b3ULL;
+    return h;
+}
+
 /* st_guid_local from the process's seed. */
 static uint64_t guid_from_seed(uint64_t h, const char *name)
 {
@@ -1706,7 +1731,8 @@ static int add_holder(st_process_dump_t *proc, const st_holder_proto_t *hp, bool
                                    .virtual_size = hp->virtual_size,
                                    .swapped_size = hp->swapped_size,
                                    .guid = hp->target};
-    uint64_t guid = guid_from_seed(holder_seed(proc), info.key);
+    uint64_t guid = fnv_n(holder_seed(proc), info.key, hp->path_len - PREFIX_LEN);
+    guid = guid ? guid : 1; /* guid_from_seed's */
     st_node_t *node = find_node_h(proc, hp->path, hp->path_hash);
     bool is_new = node == NULL;
     int rc;
