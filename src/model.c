@@ -1803,20 +1803,21 @@ int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
 int st_dump_holder_proto(st_global_dump_t *dump, const st_object_info_t *info,
                          st_holder_proto_t *out)
 {
-    char path[HOLDER_PATH_SIZE];
-    size_t len = holder_path(info->key, path);
-    if (len == 0)
+    size_t kl = strlen(info->key), len = PREFIX_LEN + kl;
+    if (len >= HOLDER_PATH_SIZE) /* st_process_add_holder's limit */
         return -ENAMETOOLONG;
     if (dump->proc_arena == NULL &&
         (dump->proc_arena = calloc(1, sizeof(*dump->proc_arena))) == NULL)
         return -ENOMEM;
-    /* one piece: the path, then the shown name unless it is a shared string */
-    const nstr ps = {path, len, false}, name = nstr_of(info->name);
-    char *at = arena_alloc(dump->proc_arena, nstr_room(&ps) + nstr_room(&name));
-    if (at == NULL)
+    /* one piece: the path, written in place, then the shown name unless it is a shared string */
+    const nstr name = nstr_of(info->name);
+    char *path = arena_alloc(dump->proc_arena, len + 1 + nstr_room(&name));
+    if (path == NULL)
         return -ENOMEM;
-    *out = (st_holder_proto_t){.path_len = (uint32_t)len};
-    out->path = nstr_put(&ps, &at);
+    memcpy(path, ST_HOLDER_PREFIX, PREFIX_LEN);
+    memcpy(path + PREFIX_LEN, info->key, kl + 1);
+    char *at = path + len + 1;
+    *out = (st_holder_proto_t){.path = path, .path_len = (uint32_t)len};
     out->name = nstr_put(&name, &at);
     proto_values(out, info);
     return 0;
