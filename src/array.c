@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * st__array_grow() and st__radix_sort(): see array.h.
+ * st__array_grow(), st__radix_sort() and st__sort_hashes(): see array.h.
  */
 #include "array.h"
 
@@ -9,25 +9,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { BITS = 11, BUCKETS = 1 << BITS };
+
+/* One stable counting pass of the radix sort: a by the BITS bits of the key at shift. */
+static void radix_pass(st__keyed_t *a, st__keyed_t *tmp, size_t n, unsigned shift)
+{
+    size_t count[BUCKETS];
+    memset(count, 0, sizeof(count));
+    for (size_t i = 0; i < n; i++)
+        count[(a[i].key >> shift) & (BUCKETS - 1)]++;
+    if (count[(a[0].key >> shift) & (BUCKETS - 1)] == n)
+        return; /* every key has this digit */
+    size_t sum = 0;
+    for (size_t b = 0; b < BUCKETS; b++) {
+        size_t c = count[b];
+        count[b] = sum;
+        sum += c;
+    }
+    for (size_t i = 0; i < n; i++)
+        tmp[count[(a[i].key >> shift) & (BUCKETS - 1)]++] = a[i];
+    memcpy(a, tmp, n * sizeof(*a));
+}
+
 void st__radix_sort(st__keyed_t *a, st__keyed_t *tmp, size_t n)
 {
-    enum { BITS = 11, BUCKETS = 1 << BITS };
-    size_t count[BUCKETS];
-    for (unsigned shift = 0; shift < 64 && n > 1; shift += BITS) {
-        memset(count, 0, sizeof(count));
-        for (size_t i = 0; i < n; i++)
-            count[(a[i].key >> shift) & (BUCKETS - 1)]++;
-        if (count[(a[0].key >> shift) & (BUCKETS - 1)] == n)
-            continue; /* every key has this digit */
-        size_t sum = 0;
-        for (size_t b = 0; b < BUCKETS; b++) {
-            size_t c = count[b];
-            count[b] = sum;
-            sum += c;
+    for (unsigned shift = 0; shift < 64 && n > 1; shift += BITS)
+        radix_pass(a, tmp, n, shift);
+}
+
+void st__sort_hashes(st__keyed_t *a, st__keyed_t *tmp, size_t n)
+{
+    if (n < 2)
+        return;
+    /* the top 22 bits first (two passes instead of six): what is left out of order is a key
+     * among the few with the same top bits, put in place by an insertion sort. Too many moves
+     * mean keys that are not evenly spread: the full sort then (stable, so it gives the same
+     * order from here as from the start) */
+    radix_pass(a, tmp, n, 64 - 2 * BITS);
+    radix_pass(a, tmp, n, 64 - BITS);
+    size_t moves = 0;
+    for (size_t i = 1; i < n; i++) {
+        st__keyed_t x = a[i];
+        size_t j = i;
+        for (; j > 0 && a[j - 1].key > x.key; j--)
+            a[j] = a[j - 1];
+        a[j] = x;
+        if ((moves += i - j) > n) {
+            st__radix_sort(a, tmp, n);
+            return;
         }
-        for (size_t i = 0; i < n; i++)
-            tmp[count[(a[i].key >> shift) & (BUCKETS - 1)]++] = a[i];
-        memcpy(a, tmp, n * sizeof(*a));
     }
 }
 

@@ -21,5 +21,8 @@ typedef struct st__keyed {
 
 /* Sorts a[0..n) by key, stably (LSD radix, 11 bits a pass; tmp: n elements of scratch). */
 void st__radix_sort(st__keyed_t *a, st__keyed_t *tmp, size_t n);
+/* st__radix_sort, the same order, for keys spread evenly over their 64 bits (hashes, guids):
+ * about a third of the work for them. Other keys cost two passes more than st__radix_sort. */
+void st__sort_hashes(st__keyed_t *a, st__keyed_t *tmp, size_t n);
 
 #endif

@@ -1472,7 +1472,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     for (size_t j = 0; j < used && rc == 0; j++)
         co->keys[j] = (st__keyed_t){pool[j].guid, j};
     if (rc == 0)
-        st__radix_sort(co->keys, co->keys + used, used);
+        st__sort_hashes(co->keys, co->keys + used, used); /* guids */
     for (size_t j = 0; j < used && rc == 0; j++) {
         /* guid order is random order in the pool, the answers and the events: each object's
          * pieces are cache misses unless asked for ahead (the pool entry first, then what it

@@ -780,7 +780,7 @@ void st_dump_sort(st_global_dump_t *dump)
         return;
     }
     if (canonical) {
-        st__radix_sort(keys, keys + n, n);
+        st__sort_hashes(keys, keys + n, n); /* guids */
         for (size_t i = 0; i < n; i++)
             order[i] = (st_node_t *)keys[i].val;
     } else {
