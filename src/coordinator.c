@@ -1477,8 +1477,10 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         /* guid order is random order in the pool, the answers and the events: each object's
          * pieces are cache misses unless asked for ahead (the pool entry first, then what it
          * points to) */
-        if (j + 16 < used)
+        if (j + 16 < used) { /* first and last byte: an entry may straddle two lines */
             __builtin_prefetch(&pool[co->keys[j + 16].val]);
+            __builtin_prefetch((const char *)&pool[co->keys[j + 16].val + 1] - 1);
+        }
         if (j + 8 < used) {
             const mobj_t *a = &pool[co->keys[j + 8].val];
             __builtin_prefetch(a->first);
