@@ -1473,6 +1473,9 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         co->keys[j] = (st__keyed_t){pool[j].guid, j};
     if (rc == 0)
         st__sort_hashes(co->keys, co->keys + used, used); /* guids */
+    /* a dump without global nodes (the scan found none) gets distinct guids (sorted: a repeat
+     * is the one before): each object's node is new, appended without a lookup */
+    bool fresh = d->n_globals == 0;
     for (size_t j = 0; j < used && rc == 0; j++) {
         /* guid order is random order in the pool, the answers and the events: each object's
          * pieces are cache misses unless asked for ahead (the pool entry first, then what it
@@ -1492,7 +1495,10 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         const mobj_t *m = &pool[co->keys[j].val];
         st_object_info_t info;
         object_info(co, m, &info);
-        rc = st_dump_add_object(d, &info, m->first_pid, NULL);
+        if (fresh && (j == 0 || co->keys[j].key != co->keys[j - 1].key))
+            rc = st_dump_append_object(d, &info, m->first_pid, NULL);
+        else
+            rc = st_dump_add_object(d, &info, m->first_pid, NULL);
     }
     if (threaded)
         pthread_join(worker, NULL);

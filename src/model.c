@@ -985,7 +985,7 @@ st_node_t *st_dump_find_global(const st_global_dump_t *dump, uint64_t guid)
  * dump arena's already when arena_name (made by st_dump_add_object: st_global_name of the guid,
  * which the node then keeps), else copied. */
 static int append_global(st_global_dump_t *dump, const char *name, bool arena_name, uint64_t guid,
-                         bool weak, int carrier_pid, st_node_t **out)
+                         bool weak, int carrier_pid, bool indexed, st_node_t **out)
 {
     size_t need = dump->n_globals + 1;
     if ((need > dump->cap_globals || need > dump->cap_carrier) &&
@@ -1004,9 +1004,11 @@ static int append_global(st_global_dump_t *dump, const char *name, bool arena_na
     n->alloc = arena_name ? NODE_NAME_ARENA | NODE_CANONICAL : is_canonical(n) ? NODE_CANONICAL : 0;
     dump->global_carrier[dump->n_globals] = carrier_pid;
     dump->n_globals++;
-    /* index it now (index_sync would look for a duplicate, which the caller's find ruled out) */
+    /* index it now (index_sync would look for a duplicate, which the caller's find ruled out);
+     * unless not indexed: then the index catches up on the next lookup */
     struct st_model_index *ix = dump->global_index;
-    if (ix != NULL && ix->count == dump->n_globals - 1 && (dump->n_globals + 1) * 2 <= ix->cap) {
+    if (indexed && ix != NULL && ix->count == dump->n_globals - 1 &&
+        (dump->n_globals + 1) * 2 <= ix->cap) {
         index_put(ix, guid, dump->n_globals - 1);
         ix->count = dump->n_globals;
     }
@@ -1020,7 +1022,7 @@ int st_dump_add_global(st_global_dump_t *dump, const char *name, uint64_t guid, 
     st_node_t *n = st_dump_find_global(dump, guid);
     if (created != NULL)
         *created = n == NULL;
-    int rc = n == NULL ? append_global(dump, name, false, guid, weak, carrier_pid, &n) : 0;
+    int rc = n == NULL ? append_global(dump, name, false, guid, weak, carrier_pid, true, &n) : 0;
     if (rc == 0 && out != NULL)
         *out = n;
     return rc;
@@ -1631,12 +1633,14 @@ static const char *put_global_entries(st_node_t *n, st_entry_t *e, char *at,
     return v[GS_CREATOR];
 }
 
-int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
-                       st_node_t **out)
+/* st_dump_add_object; look: false when the caller knows that no global has the guid (then
+ * neither a lookup nor the index: it catches up on the next lookup). */
+static int add_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
+                      bool look, st_node_t **out)
 {
     uint64_t guid = info->guid != 0 ? info->guid : st_guid_global(info->key);
     char pid[16];
-    st_node_t *n = st_dump_find_global(dump, guid);
+    st_node_t *n = look ? st_dump_find_global(dump, guid) : NULL;
     bool fresh = n == NULL || (n->n_entries == 0 && n->cap_entries == 0);
     int rc = 0;
     if (fresh && dump_arena(dump) != NULL) {
@@ -1658,7 +1662,7 @@ int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int
         if (n == NULL) {
             char *name = p + head - GLOBAL_NAME_SIZE;
             global_name24(guid, name);
-            if ((rc = append_global(dump, name, true, guid, false, carrier_pid, &n)) < 0)
+            if ((rc = append_global(dump, name, true, guid, false, carrier_pid, look, &n)) < 0)
                 return rc;
         }
         const char *creator = put_global_entries(n, (st_entry_t *)(void *)p, p + head, info, s);
@@ -1671,7 +1675,7 @@ int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int
         st_global_name(guid, name, sizeof(name));
         pid_str(pid, info->creator_pid);
         if ((n == NULL &&
-             (rc = append_global(dump, name, false, guid, false, carrier_pid, &n)) < 0) ||
+             (rc = append_global(dump, name, false, guid, false, carrier_pid, look, &n)) < 0) ||
             (rc = set_object_entries(n, info)) < 0 ||
             (rc = set_wk_string(n, well_known.creator_pid, pid)) < 0 ||
             (rc = set_wk_string(n, well_known.label, info->label ? info->label : "")) < 0)
@@ -1680,6 +1684,18 @@ int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int
     if (out != NULL)
         *out = n;
     return 0;
+}
+
+int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
+                       st_node_t **out)
+{
+    return add_object(dump, info, carrier_pid, true, out);
+}
+
+int st_dump_append_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
+                          st_node_t **out)
+{
+    return add_object(dump, info, carrier_pid, false, out);
 }
 
 /* st_process_add_holder's lookups: the process's seed of holder guids, made on first use. */

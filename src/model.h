@@ -290,6 +290,11 @@ int st_key_kind(const char *key, st_kind_t *out);
 /* Adds (or finds) the global node of an object and sets its entries. */
 int st_dump_add_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
                        st_node_t **out);
+/* st_dump_add_object for an object whose guid no global node of dump has, which the caller knows
+ * (it adds distinct guids to a dump without global nodes, say): no lookup, and the dump's index
+ * of globals catches up on its next lookup, not per node. pre: no global node has the guid. */
+int st_dump_append_object(st_global_dump_t *dump, const st_object_info_t *info, int carrier_pid,
+                          st_node_t **out);
 /* Adds the holder node "shared_memory/<key>" to proc with the object's size entries and
  * mapped_size, and its ownership edge to the object's global node with importance. */
 int st_process_add_holder(st_process_dump_t *proc, const st_object_info_t *info,
