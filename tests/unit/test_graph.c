@@ -1579,7 +1579,7 @@ static void test_flat_shortcut(void **state)
         linked += flat_links_one(0xf1a70000ULL + i);
     }
     st__graph_flat_split_min = split;
-    assert_true(flat > 2000);   /* most are flat: the comparison is not vacuous */
+    assert_true(flat > 2000); /* most are flat: the comparison is not vacuous */
     /* and some have every size and their edges in node order, so that links can be given and
      * are taken (379 of these 3000) */
     assert_true(linked > 200);
