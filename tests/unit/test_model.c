@@ -171,6 +171,47 @@ static void test_holder_layout(void **state)
     assert_int_equal(d->procs[0].pid, 10);
 }
 
+/* What the setters allocate in the builders' nodes (an entry name of their own, a string copy,
+ * units other than bytes, entries grown out of the arena) is freed with the dump: the dump is
+ * freed without reading the builders' entries only while they hold nothing of their own (ASan's
+ * leak check fails this test otherwise). */
+static void test_builder_nodes_freed(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *d = NULL;
+    st_process_dump_t *p = NULL;
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &d), 0);
+    assert_int_equal(st_dump_add_process(d, 10, "a", &p), 0);
+    st_node_t *g = NULL, *h = NULL;
+    char key[32];
+    for (int i = 0; i < 6; i++) {
+        snprintf(key, sizeof(key), "memfd:0:1:%d", 100 + i);
+        st_object_info_t info = {.key = key, .kind = ST_KIND_MEMFD, .name = "x", .size = 4096};
+        assert_int_equal(st_dump_add_object(d, &info, 10, &g), 0);
+        assert_int_equal(st_process_add_holder(p, &info, 4096, 0, &h), 0);
+        st_node_t *n = i % 2 ? g : h;
+        switch (i / 2) {
+        case 0: /* a name of its own, then a string copy */
+            assert_int_equal(st_node_set_string(n, "note", "a string no node shares"), 0);
+            break;
+        case 1: /* units of its own */
+            assert_int_equal(st_node_set_scalar(n, "pages", "pages", 1), 0);
+            break;
+        default: /* a well-known entry set to a copied string, then more entries than the room */
+            assert_int_equal(st_node_set_string(n, "name", "a longer shown name, copied"), 0);
+            for (int k = 0; k < 12; k++) {
+                char name[16];
+                snprintf(name, sizeof(name), "extra%d", k);
+                assert_int_equal(st_node_set_bytes(n, name, (uint64_t)k), 0);
+            }
+            break;
+        }
+        assert_int_equal(st_node_set_bytes(n, "effective_size", 4096), 0);
+    }
+    st_trace_drop_oldest(t, 1);
+    assert_int_equal(t->n_dumps, 0);
+}
+
 /* st_dump_sort orders globals by name whether the names are canonical ("global/" + the guid's 16
  * hex digits: sorted by number) or not (sorted as strings); carriers and lookups follow. */
 static void test_sort_globals(void **state)
@@ -482,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_holder_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sort_globals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fast_builders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_builder_nodes_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warnings_and_errors, setup, teardown),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
