@@ -1556,9 +1556,10 @@ typedef struct flat {
     uint32_t *hof;                 /* per process node (base[p] + i): its holder */
     size_t *base;                  /* per process: its first node's index among all process nodes */
     size_t n_h;
-    finner top;    /* "global" (when there are global nodes) */
-    finner *inner; /* per process: "shared_memory" (when it has nodes) */
-    graph w;       /* only its warnings and err are used */
+    finner top;             /* "global" (when there are global nodes) */
+    finner *inner;          /* per process: "shared_memory" (when it has nodes) */
+    size_t n_top, max_kids; /* pass 9: global nodes with a size; most candidates of one object */
+    graph w;                /* only its warnings and err are used */
 } flat;
 
 static void flat_free(flat *f)
@@ -1955,11 +1956,74 @@ static void flat_prefetch(const flat *f, size_t j, size_t end)
         __builtin_prefetch(holder_node(f, &f->h[j - 8])->entries);
 }
 
+/* Pass 7 on the flat shape for the global node x (with a size and holders): its holders'
+ * coefficients and its own. keys, cap: scratch, grown here. */
+static int flat_owners(flat *f, fglobal *x, owner_key **keys, size_t *cap)
+{
+    const st_global_dump_t *d = f->dump;
+    if (x->count > *cap) {
+        owner_key *nk = realloc(*keys, x->count * 2 * sizeof(*nk));
+        if (nk == NULL)
+            return -ENOMEM;
+        *keys = nk;
+        *cap = x->count * 2;
+    }
+    owner_key *k = *keys;
+    size_t n = 0;
+    for (uint32_t j = x->first; j < x->first + x->count; j++) {
+        const fholder *h = &f->h[j];
+        /* given links: distinct pids (flat_given), so the path is never compared */
+        k[n++] = (owner_key){h->importance, h->has_size ? h->size : 0, d->procs[h->proc].pid,
+                             f->given ? "" : holder_node(f, h)->name, &f->h[j].owning};
+    }
+    /* (pid, path) is unique among them: any sort gives the general pass's order */
+    if (n > 8) {
+        qsort(k, n, sizeof(*k), cmp_owner);
+    } else {
+        for (size_t j = 1; j < n; j++) {
+            owner_key y = k[j];
+            size_t m = j;
+            for (; m > 0 && cmp_owner(&k[m - 1], &y) > 0; m--)
+                k[m] = k[m - 1];
+            k[m] = y;
+        }
+    }
+    share_owners(k, n, x->size, &x->owned); /* a leaf: its sub-sizes are its size */
+    return 0;
+}
+
+/* Pass 9's first part on the flat shape for the global node x: the quantised totals of its flow
+ * subtree (x->q, its holders' q); *n_top and *max_kids count the top level's candidates and the
+ * most candidates of one object. */
+static void eff_total(flat *f, fglobal *x, size_t *n_top, size_t *max_kids)
+{
+    if (!x->has_size)
+        return;
+    q128 q = snap(quantise_flat(x->size, x->owned), 2);
+    uint32_t kids = 0;
+    for (uint32_t j = x->first; j < x->first + x->count; j++) {
+        fholder *h = &f->h[j];
+        if (!h->has_size)
+            continue;
+        h->q = snap(quantise_flat(h->size, h->owning), 2);
+        q += h->q;
+        kids++;
+    }
+    if (kids > 0)
+        q = snap(q, (q128)2 * (1 + kids) + (q >> 58));
+    x->q = q;
+    (*n_top)++;
+    if (kids + 1 > *max_kids)
+        *max_kids = kids + 1;
+}
+
 size_t st__graph_flat_split_min = 16384;
 
-/* Passes 4 (sizes only), 5, 7 and 8 on the flat shape, for the global nodes [from, to) and their
- * holders; warnings go to w. Global nodes are independent here: two ranges may run at once. */
-static int flat_sizes_range(flat *f, size_t from, size_t to, graph *w)
+/* Passes 4 (sizes only), 5, 7 and 8 and pass 9's totals on the flat shape, for the global nodes
+ * [from, to) and their holders; warnings go to w, counts as eff_total's. Global nodes are
+ * independent here: two ranges may run at once. */
+static int flat_sizes_range(flat *f, size_t from, size_t to, graph *w, size_t *n_top,
+                            size_t *max_kids)
 {
     const st_global_dump_t *d = f->dump;
     char a[320], b[320];
@@ -2012,38 +2076,11 @@ static int flat_sizes_range(flat *f, size_t from, size_t to, graph *w)
             size = maxo;
         }
         x->size = x->has_size ? size : 0;
-        /* pass 7: ownership coefficients */
-        if (!x->has_size || x->count == 0)
-            continue;
-        if (x->count > cap) {
-            cap = x->count * 2;
-            owner_key *nk = realloc(keys, cap * sizeof(*keys));
-            if (nk == NULL) {
-                free(keys);
-                return -ENOMEM;
-            }
-            keys = nk;
+        if (x->has_size && x->count > 0 && flat_owners(f, x, &keys, &cap) < 0) {
+            free(keys);
+            return -ENOMEM;
         }
-        size_t n = 0;
-        for (uint32_t j = x->first; j < x->first + x->count; j++) {
-            const fholder *h = &f->h[j];
-            /* given links: distinct pids (flat_given), so the path is never compared */
-            keys[n++] = (owner_key){h->importance, h->has_size ? h->size : 0, d->procs[h->proc].pid,
-                                    f->given ? "" : holder_node(f, h)->name, &f->h[j].owning};
-        }
-        /* (pid, path) is unique among them: any sort gives the general pass's order */
-        if (n > 8) {
-            qsort(keys, n, sizeof(*keys), cmp_owner);
-        } else {
-            for (size_t j = 1; j < n; j++) {
-                owner_key k = keys[j];
-                size_t m = j;
-                for (; m > 0 && cmp_owner(&keys[m - 1], &k) > 0; m--)
-                    keys[m] = keys[m - 1];
-                keys[m] = k;
-            }
-        }
-        share_owners(keys, n, x->size, &x->owned); /* a leaf: its sub-sizes are its size */
+        eff_total(f, x, n_top, max_kids); /* pass 9's first part, while x is at hand */
     }
     free(keys);
     return w->err;
@@ -2053,13 +2090,14 @@ typedef struct sizes_job {
     flat *f;
     size_t from, to;
     graph w; /* only its warnings and err */
+    size_t n_top, max_kids;
     int rc;
 } sizes_job;
 
 static void *sizes_main(void *arg)
 {
     sizes_job *j = arg;
-    j->rc = flat_sizes_range(j->f, j->from, j->to, &j->w);
+    j->rc = flat_sizes_range(j->f, j->from, j->to, &j->w, &j->n_top, &j->max_kids);
     return NULL;
 }
 
@@ -2069,11 +2107,11 @@ static int flat_sizes(flat *f)
 {
     size_t ng = f->dump->n_globals;
     if (ng < st__graph_flat_split_min || ng < 2)
-        return flat_sizes_range(f, 0, ng, &f->w);
+        return flat_sizes_range(f, 0, ng, &f->w, &f->n_top, &f->max_kids);
     sizes_job j = {.f = f, .from = ng / 2, .to = ng};
     pthread_t t;
     bool threaded = pthread_create(&t, NULL, sizes_main, &j) == 0;
-    int rc = flat_sizes_range(f, 0, ng / 2, &f->w);
+    int rc = flat_sizes_range(f, 0, ng / 2, &f->w, &f->n_top, &f->max_kids);
     if (threaded)
         pthread_join(t, NULL);
     else
@@ -2097,47 +2135,21 @@ static int flat_sizes(flat *f)
     free(j.w.warnings);
     if (rc == 0 && j.rc < 0)
         rc = f->w.err = j.rc;
+    f->n_top += j.n_top;
+    if (j.max_kids > f->max_kids)
+        f->max_kids = j.max_kids;
     return rc;
 }
 
-/* Pass 9's per-object parts for the global nodes [from, to): what runs before the top level
- * (stage 0: the quantised flow subtree totals; *n_top, *max_kids count) and after it (stage 1:
- * each object's bytes among itself and its holders, c: scratch of max_kids). Global nodes are
- * independent here: two ranges may run at once. */
+/* Pass 9's second part for the global nodes [from, to), after the top level: each object's bytes
+ * among itself and its holders (c: scratch of max_kids). Global nodes are independent here: two
+ * ranges may run at once. */
 typedef struct eff_job {
     flat *f;
     size_t from, to;
-    int stage;
-    size_t n_top, max_kids;
     cand *c;
     int rc;
 } eff_job;
-
-static void eff_totals(eff_job *jb)
-{
-    flat *f = jb->f;
-    for (size_t i = jb->from; i < jb->to; i++) {
-        fglobal *x = &f->g[i];
-        if (!x->has_size)
-            continue;
-        q128 q = snap(quantise_flat(x->size, x->owned), 2);
-        uint32_t kids = 0;
-        for (uint32_t j = x->first; j < x->first + x->count; j++) {
-            fholder *h = &f->h[j];
-            if (!h->has_size)
-                continue;
-            h->q = snap(quantise_flat(h->size, h->owning), 2);
-            q += h->q;
-            kids++;
-        }
-        if (kids > 0)
-            q = snap(q, (q128)2 * (1 + kids) + (q >> 58));
-        x->q = q;
-        jb->n_top++;
-        if (kids + 1 > jb->max_kids)
-            jb->max_kids = kids + 1;
-    }
-}
 
 static void eff_shares(eff_job *jb)
 {
@@ -2170,37 +2182,28 @@ static void eff_shares(eff_job *jb)
     }
 }
 
-static void flat_effective_range(eff_job *jb)
-{
-    if (jb->stage == 0)
-        eff_totals(jb);
-    else
-        eff_shares(jb);
-}
-
 static void *eff_main(void *arg)
 {
-    flat_effective_range(arg);
+    eff_shares(arg);
     return NULL;
 }
 
-/* flat_effective_range's stage over every global node: a big dump's halves on two threads. */
-static int flat_effective_stage(flat *f, int stage, eff_job *lo, eff_job *hi)
+/* eff_shares over every global node: a big dump's halves on two threads. */
+static int flat_effective_shares(flat *f, eff_job *lo, eff_job *hi)
 {
     size_t ng = f->dump->n_globals;
     bool split = ng >= st__graph_flat_split_min && ng >= 2;
     lo->f = hi->f = f;
-    lo->stage = hi->stage = stage;
     lo->from = 0;
     lo->to = hi->from = split ? ng / 2 : ng;
     hi->to = ng;
     pthread_t t;
     bool threaded = split && pthread_create(&t, NULL, eff_main, hi) == 0;
-    flat_effective_range(lo);
+    eff_shares(lo);
     if (threaded)
         pthread_join(t, NULL);
     else
-        flat_effective_range(hi);
+        eff_shares(hi);
     return lo->rc < 0 ? lo->rc : hi->rc;
 }
 
@@ -2210,9 +2213,7 @@ static int flat_effective(flat *f)
     const st_global_dump_t *d = f->dump;
     size_t ng = d->n_globals;
     eff_job lo = {0}, hi = {0};
-    (void)flat_effective_stage(f, 0, &lo, &hi);
-    size_t n_top = lo.n_top + hi.n_top + d->n_procs + 1;
-    size_t max_kids = lo.max_kids > hi.max_kids ? lo.max_kids : hi.max_kids;
+    size_t n_top = f->n_top + d->n_procs + 1, max_kids = f->max_kids; /* from eff_total */
     cand *c = malloc((n_top > max_kids ? n_top : max_kids) * sizeof(*c) + sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
@@ -2246,7 +2247,7 @@ static int flat_effective(flat *f)
     }
     lo.c = c;
     hi.c = c2;
-    int rc = flat_effective_stage(f, 1, &lo, &hi);
+    int rc = flat_effective_shares(f, &lo, &hi);
     free(c);
     free(c2);
     if (rc < 0)
