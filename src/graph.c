@@ -1824,6 +1824,44 @@ out:
 
 size_t st__graph_links_taken;
 
+/* flat_given's holders of the global nodes [from, to), grouped by global node, each group in
+ * process order. */
+typedef struct given_job {
+    flat *f;
+    uint32_t *fill; /* per global node: its holders placed so far */
+    uint32_t from, to;
+    bool twice; /* a process holds one of them twice */
+} given_job;
+
+static void *given_main(void *arg)
+{
+    given_job *j = arg;
+    flat *f = j->f;
+    const st_global_dump_t *d = f->dump;
+    const st_graph_links_t *l = f->given;
+    for (size_t p = 0; p < d->n_procs && !j->twice; p++)
+        for (size_t k = 0; k < d->procs[p].n_nodes; k++) {
+            size_t s = f->base[p] + k;
+            uint32_t t = l->target[s];
+            if (t < j->from || t >= j->to)
+                continue;
+            uint32_t pos = f->g[t].first + j->fill[t]++;
+            if (pos > f->g[t].first && f->h[pos - 1].proc == p) {
+                j->twice = true;
+                break;
+            }
+            f->h[pos] = (fholder){.proc = (uint32_t)p,
+                                  .node = (uint32_t)k,
+                                  .target = t,
+                                  .importance = d->procs[p].edges[k].importance,
+                                  .has_size = 1,
+                                  .size = l->size[s],
+                                  .owning = 1.0L};
+            f->hof[s] = pos;
+        }
+    return NULL;
+}
+
 /* flat_link's outcome from links the builder gives (st_graph_links_t): what it cannot check
  * cheaply is trusted. 1: flat, 0: the links do not fit (f->given cleared), or -ENOMEM. */
 static int flat_given(flat *f)
@@ -1871,21 +1909,20 @@ static int flat_given(flat *f)
         f->g[i].first = at;
         at += f->g[i].count;
     }
-    for (size_t p = 0; p < d->n_procs; p++)
-        for (size_t k = 0; k < d->procs[p].n_nodes; k++) {
-            size_t s = f->base[p] + k;
-            uint32_t t = l->target[s], pos = f->g[t].first + fill[t]++;
-            if (pos > f->g[t].first && f->h[pos - 1].proc == p)
-                goto out; /* a process holding one global node twice */
-            f->h[pos] = (fholder){.proc = (uint32_t)p,
-                                  .node = (uint32_t)k,
-                                  .target = t,
-                                  .importance = d->procs[p].edges[k].importance,
-                                  .has_size = 1,
-                                  .size = l->size[s],
-                                  .owning = 1.0L};
-            f->hof[s] = pos;
-        }
+    /* the holders of the first and of the second half of the global nodes: apart, so on two
+     * threads for a big dump */
+    given_job lo = {f, fill, 0, (uint32_t)(ng / 2), false},
+              hi = {f, fill, (uint32_t)(ng / 2), (uint32_t)ng, false};
+    pthread_t th;
+    bool threaded =
+        ng >= st__graph_flat_split_min && pthread_create(&th, NULL, given_main, &hi) == 0;
+    given_main(&lo);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        given_main(&hi);
+    if (lo.twice || hi.twice)
+        goto out; /* a process holding one global node twice */
     f->n_h = np;
     st__graph_links_taken++;
     rc = 1;
