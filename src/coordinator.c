@@ -1276,6 +1276,14 @@ static int graph_links(st_coord_t *co, st_global_dump_t *d, client_t *const *cl,
      * way), unless the scan added others */
     bool only_ours = ng == co->used;
     for (size_t j = 0; j < co->used; j++) {
+        /* guid order is random order in the pool and the answers: asked for ahead, as in the
+         * objects loop */
+        if (j + 16 < co->used) { /* both lines an entry may straddle */
+            __builtin_prefetch(&co->pool[co->keys[j + 16].val]);
+            __builtin_prefetch((const char *)&co->pool[co->keys[j + 16].val + 1] - 1);
+        }
+        if (j + 8 < co->used)
+            __builtin_prefetch(co->pool[co->keys[j + 8].val].first);
         mobj_t *m = &co->pool[co->keys[j].val];
         const st_node_t *g = only_ours ? &d->globals[j] : st_dump_find_global(d, m->guid);
         if (g == NULL || g->guid != m->guid)
