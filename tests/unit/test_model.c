@@ -306,6 +306,17 @@ static void assert_dump_equal(const st_global_dump_t *a, const st_global_dump_t 
     }
 }
 
+/* The entries an object and its holders share, by the layout in model.h, with the setters. */
+static void ref_common(st_node_t *n, const st_object_info_t *info)
+{
+    assert_int_equal(st_node_set_scalar(n, "size", "bytes", info->size), 0);
+    assert_int_equal(st_node_set_scalar(n, "virtual_size", "bytes", info->virtual_size), 0);
+    assert_int_equal(st_node_set_scalar(n, "swapped_size", "bytes", info->swapped_size), 0);
+    assert_int_equal(st_node_set_string(n, "key", info->key), 0);
+    assert_int_equal(st_node_set_string(n, "kind", st_kind_name(info->kind)), 0);
+    assert_int_equal(st_node_set_string(n, "name", info->name ? info->name : ""), 0);
+}
+
 /* st_dump_add_object by the layout in model.h. */
 static void ref_object(st_global_dump_t *d, const st_object_info_t *info, int carrier)
 {
@@ -315,12 +326,7 @@ static void ref_object(st_global_dump_t *d, const st_object_info_t *info, int ca
     snprintf(pid, sizeof(pid), "%d", info->creator_pid);
     st_node_t *n = NULL;
     assert_int_equal(st_dump_add_global(d, name, guid, false, carrier, &n, NULL), 0);
-    assert_int_equal(st_node_set_scalar(n, "size", "bytes", info->size), 0);
-    assert_int_equal(st_node_set_scalar(n, "virtual_size", "bytes", info->virtual_size), 0);
-    assert_int_equal(st_node_set_scalar(n, "swapped_size", "bytes", info->swapped_size), 0);
-    assert_int_equal(st_node_set_string(n, "key", info->key), 0);
-    assert_int_equal(st_node_set_string(n, "kind", st_kind_name(info->kind)), 0);
-    assert_int_equal(st_node_set_string(n, "name", info->name ? info->name : ""), 0);
+    ref_common(n, info);
     assert_int_equal(st_node_set_string(n, "creator_pid", pid), 0);
     assert_int_equal(st_node_set_string(n, "label", info->label ? info->label : ""), 0);
 }
@@ -333,12 +339,7 @@ static void ref_holder(st_process_dump_t *p, const st_object_info_t *info, uint6
     snprintf(path, sizeof(path), "shared_memory/%s", info->key);
     st_node_t *n = NULL;
     assert_int_equal(st_process_add_node(p, path, st_guid_local(p->pid, path), false, &n), 0);
-    assert_int_equal(st_node_set_scalar(n, "size", "bytes", info->size), 0);
-    assert_int_equal(st_node_set_scalar(n, "virtual_size", "bytes", info->virtual_size), 0);
-    assert_int_equal(st_node_set_scalar(n, "swapped_size", "bytes", info->swapped_size), 0);
-    assert_int_equal(st_node_set_string(n, "key", info->key), 0);
-    assert_int_equal(st_node_set_string(n, "kind", st_kind_name(info->kind)), 0);
-    assert_int_equal(st_node_set_string(n, "name", info->name ? info->name : ""), 0);
+    ref_common(n, info);
     assert_int_equal(st_node_set_scalar(n, "mapped_size", "bytes", mapped), 0);
     uint64_t target = info->guid != 0 ? info->guid : st_guid_global(info->key);
     bool found = false;
