@@ -2287,10 +2287,16 @@ static int flat_effective(flat *f)
     int rc = flat_effective_shares(f, &lo, &hi);
     free(c);
     free(c2);
-    if (rc < 0)
-        return rc;
-    /* inner nodes: Σ of their children (exact values summed in the general pass's order: the
-     * children list is newest first) */
+    return rc;
+}
+
+/* The implicit inner nodes ("global", each process's "shared_memory"): Σ of their children, exact
+ * values summed in the general pass's order (the children list is newest first). Only a result
+ * lists them: the annotation has no node to write them to. */
+static int flat_inner(flat *f)
+{
+    const st_global_dump_t *d = f->dump;
+    size_t ng = d->n_globals;
     if ((f->inner = calloc(d->n_procs + 1, sizeof(*f->inner))) == NULL)
         return -ENOMEM;
     for (size_t i = ng; i-- > 0;) {
@@ -2413,7 +2419,10 @@ static int flat_result(flat *f, st_graph_result_t **out)
     size_t ng = d->n_globals, n_nodes = ng + (ng > 0) + f->n_h;
     for (size_t p = 0; p < d->n_procs; p++)
         n_nodes += d->procs[p].n_nodes > 0;
-    int rc = -ENOMEM;
+    int rc = flat_inner(f);
+    if (rc < 0)
+        return rc;
+    rc = -ENOMEM;
     fents fe = {0};
     chunk *strings = NULL;
     size_t *goff = malloc((ng + 1) * sizeof(*goff));      /* per global: its entries' start */
