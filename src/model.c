@@ -531,7 +531,7 @@ static void entries_free(st_node_t *node);
  * a global node's name is st_global_name of its guid, and whether freeing its entries frees
  * nothing (NODE_CLEAN: in the arena, each with a well-known name and a shared string or the
  * shared units; set by the builders, cleared by any setter that allocates). A dump of 150 000
- * builders' nodes is then freed without reading its 1.2 million entries. */
+ * builders' nodes is then freed without reading any of its entries. */
 enum { NODE_NAME_ARENA = 1, NODE_ENTRIES_ARENA = 2, NODE_CANONICAL = 4, NODE_CLEAN = 8 };
 
 static void node_clear(st_node_t *node)
