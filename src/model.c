@@ -1248,28 +1248,11 @@ static const char *shared_string(const char *value, size_t len)
         return "";
     if (len > 7)
         return NULL;
-    /* the kind names' first letters differ */
-    const char *k = NULL;
-    switch (value[0]) {
-    case 'a':
-        k = kind_names[ST_KIND_ANON];
-        break;
-    case 'm':
-        k = kind_names[ST_KIND_MEMFD];
-        break;
-    case 'p':
-        k = kind_names[ST_KIND_POSIX];
-        break;
-    case 's':
-        k = kind_names[ST_KIND_SYSV];
-        break;
-    case 'h':
-        k = kind_names[ST_KIND_HUGETLB];
-        break;
-    default:
-        return NULL;
-    }
-    return strcmp(k, value) == 0 ? k : NULL;
+    /* the kind names, told apart by their first letter before any strcmp */
+    for (size_t k = 0; k < ST_KIND_COUNT; k++)
+        if (kind_names[k][0] == value[0] && strcmp(kind_names[k], value) == 0)
+            return kind_names[k];
+    return NULL;
 }
 
 /* st_node_set_string with the name's well-known pointer wk (NULL: none) already looked up. */
