@@ -1216,6 +1216,7 @@ static int make_protos(holders_job_t *j)
         if (o + 8 < co->used) { /* the first record and events are anywhere: ask ahead */
             __builtin_prefetch(pool[o + 8].first);
             __builtin_prefetch(pool[o + 8].first->name);
+            __builtin_prefetch(pool[o + 8].first->label);
             if (pool[o + 8].announced != NULL)
                 __builtin_prefetch(&pool[o + 8].announced->meta);
         }
@@ -1276,8 +1277,7 @@ static int graph_links(st_coord_t *co, st_global_dump_t *d, client_t *const *cl,
      * way), unless the scan added others */
     bool only_ours = ng == co->used;
     for (size_t j = 0; j < co->used; j++) {
-        /* guid order is random order in the pool and the answers: asked for ahead, as in the
-         * objects loop */
+        /* guid order is random order in the pool and the answers: asked for ahead */
         if (j + 16 < co->used) { /* both lines an entry may straddle */
             __builtin_prefetch(&co->pool[co->keys[j + 16].val]);
             __builtin_prefetch((const char *)&co->pool[co->keys[j + 16].val + 1] - 1);
@@ -1433,8 +1433,8 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
             (void)st_node_scalar(sn, "size", &m->scanned);
     }
 
-    /* pass 2: the processes, then on two threads the objects (here, in the order st_dump_sort
-     * puts them: by guid, their names are st_global_name's) and the holders (on a worker: first
+    /* pass 2: the processes, then on two threads the objects (here, in pool order; st_dump_sort
+     * then puts them in guid order) and the holders (on a worker: first
      * what each object's holders share, then the holders), in arrays sized for them at once. The
      * two touch disjoint parts of the dump: the global nodes, their index and the dump's arena
      * here; the process dumps and their own arena there (see st_global_dump_t.proc_arena); both
@@ -1481,32 +1481,31 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         co->keys[j] = (st__keyed_t){pool[j].guid, j};
     if (rc == 0)
         st__sort_hashes(co->keys, co->keys + used, used); /* guids */
-    /* a dump without global nodes (the scan found none) gets distinct guids (sorted: a repeat
-     * is the one before): each object's node is new, appended without a lookup */
+    /* a dump without global nodes (the scan found none) whose guids are distinct (sorted: a
+     * repeat is the one before) gets a new node per object, appended without a lookup */
     bool fresh = d->n_globals == 0;
+    for (size_t j = 1; j < used && fresh && rc == 0; j++)
+        fresh = co->keys[j].key != co->keys[j - 1].key;
+    /* in pool order, which is the order of the answers' records: their pieces are read almost
+     * in sequence (in guid order every object's were cache misses); st_dump_sort then puts the
+     * nodes in guid order */
     for (size_t j = 0; j < used && rc == 0; j++) {
-        /* guid order is random order in the pool, the answers and the events: each object's
-         * pieces are cache misses unless asked for ahead (the pool entry first, then what it
-         * points to) */
-        if (j + 16 < used) { /* first and last byte: an entry may straddle two lines */
-            __builtin_prefetch(&pool[co->keys[j + 16].val]);
-            __builtin_prefetch((const char *)&pool[co->keys[j + 16].val + 1] - 1);
-        }
         if (j + 8 < used) {
-            const mobj_t *a = &pool[co->keys[j + 8].val];
+            const mobj_t *a = &pool[j + 8];
             __builtin_prefetch(a->first);
             __builtin_prefetch(a->first->name);
-            __builtin_prefetch(co->keybuf + a->key);
-            if (a->announced != NULL)
+            __builtin_prefetch(a->first->label); /* its own line: add_object reads its length */
+            if (a->announced != NULL) { /* the label is 68 bytes further: its own line */
                 __builtin_prefetch(&a->announced->meta);
+                __builtin_prefetch(a->announced->meta.label);
+            }
         }
-        const mobj_t *m = &pool[co->keys[j].val];
         st_object_info_t info;
-        object_info(co, m, &info);
-        if (fresh && (j == 0 || co->keys[j].key != co->keys[j - 1].key))
-            rc = st_dump_append_object(d, &info, m->first_pid, NULL);
+        object_info(co, &pool[j], &info);
+        if (fresh)
+            rc = st_dump_append_object(d, &info, pool[j].first_pid, NULL);
         else
-            rc = st_dump_add_object(d, &info, m->first_pid, NULL);
+            rc = st_dump_add_object(d, &info, pool[j].first_pid, NULL);
     }
     if (threaded)
         pthread_join(worker, NULL);
