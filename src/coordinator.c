@@ -1495,7 +1495,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
             __builtin_prefetch(a->first);
             __builtin_prefetch(a->first->name);
             __builtin_prefetch(a->first->label); /* its own line: add_object reads its length */
-            if (a->announced != NULL) { /* the label is 68 bytes further: its own line */
+            if (a->announced != NULL) {          /* the label is 68 bytes further: its own line */
                 __builtin_prefetch(&a->announced->meta);
                 __builtin_prefetch(a->announced->meta.label);
             }
