@@ -2563,9 +2563,7 @@ typedef struct annotate_job {
 
 static void flat_annotate_node(st_node_t *n, bool has_size, uint64_t eff, int *rc)
 {
-    if (!has_size)
-        st_node_remove(n, "effective_size");
-    else if (st_node_set_bytes(n, "effective_size", eff) < 0)
+    if (st_node_set_effective_size(n, has_size, eff) < 0)
         *rc = -ENOMEM;
 }
 
@@ -2768,11 +2766,8 @@ static const st_graph_node_t *find_in(const st_graph_result_t *result, size_t lo
 static int annotate_node(st_node_t *node, size_t lo, size_t hi, const st_graph_result_t *result)
 {
     const st_graph_node_t *r = find_in(result, lo, hi, node->name);
-    if (r == NULL || !r->has_size) {
-        st_node_remove(node, "effective_size");
-        return 0;
-    }
-    return st_node_set_bytes(node, "effective_size", r->effective_size);
+    bool has = r != NULL && r->has_size;
+    return st_node_set_effective_size(node, has, has ? r->effective_size : 0);
 }
 
 typedef struct seen {

@@ -532,7 +532,14 @@ static void entries_free(st_node_t *node);
  * nothing (NODE_CLEAN: in the arena, each with a well-known name and a shared string or the
  * shared units; set by the builders, cleared by any setter that allocates). A dump of 150 000
  * builders' nodes is then freed without reading any of its entries. */
-enum { NODE_NAME_ARENA = 1, NODE_ENTRIES_ARENA = 2, NODE_CANONICAL = 4, NODE_CLEAN = 8 };
+enum {
+    NODE_NAME_ARENA = 1,
+    NODE_ENTRIES_ARENA = 2,
+    NODE_CANONICAL = 4,
+    NODE_CLEAN = 8,
+    NODE_NO_EFFECTIVE = 16 /* no effective_size entry: set by the builders, cleared by any
+                            * append (st_node_set_effective_size then looks nothing up) */
+};
 
 static void node_clear(st_node_t *node)
 {
@@ -1213,6 +1220,7 @@ static int entry_slot_wk(st_node_t *node, char *wk, const char *name, st_entry_t
         }
         e = &node->entries[node->n_entries];
         memset(e, 0, sizeof(*e));
+        node->alloc &= (uint8_t)~NODE_NO_EFFECTIVE; /* e may be it */
         if ((e->name = wk) == NULL) {
             node->alloc &= (uint8_t)~NODE_CLEAN; /* a name of its own to free */
             if ((e->name = strdup(name)) == NULL)
@@ -1239,6 +1247,27 @@ static int set_wk_bytes(st_node_t *node, char *wk, uint64_t value)
     e->units = bytes_units;
     e->value = value;
     return 0;
+}
+
+int st_node_set_effective_size(st_node_t *node, bool has_size, uint64_t value)
+{
+    if ((node->alloc & NODE_NO_EFFECTIVE) && (!has_size || node->n_entries < node->cap_entries)) {
+        if (!has_size)
+            return 0;
+        /* a builder's node that has none: appended in its room, without reading the others */
+        st_entry_t *e = &node->entries[node->n_entries++];
+        memset(e, 0, sizeof(*e));
+        e->name = well_known.effective_size;
+        e->units = bytes_units;
+        e->value = value;
+        node->alloc &= (uint8_t)~NODE_NO_EFFECTIVE;
+        return 0;
+    }
+    if (!has_size) {
+        st_node_remove(node, "effective_size");
+        return 0;
+    }
+    return set_wk_bytes(node, well_known.effective_size, value);
 }
 
 /* Strings every shmtrack node repeats: kept once, never copied. */
@@ -1605,7 +1634,7 @@ static void put_object_entries(st_node_t *n, st_entry_t *e, size_t room,
     n->entries = e;
     n->n_entries = 6;
     n->cap_entries = room;
-    n->alloc |= NODE_ENTRIES_ARENA | NODE_CLEAN;
+    n->alloc |= NODE_ENTRIES_ARENA | NODE_CLEAN | NODE_NO_EFFECTIVE;
 }
 
 /* A global node's strings beside its common entries: key, name, creator_pid, label. */

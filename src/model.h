@@ -236,6 +236,9 @@ int st_dump_add_problem(st_global_dump_t *dump, int pid, const char *path, int e
 int st_node_set_scalar(st_node_t *node, const char *name, const char *units, uint64_t value);
 /* st_node_set_scalar in "bytes", cheaper for the well-known names. */
 int st_node_set_bytes(st_node_t *node, const char *name, uint64_t value);
+/* The graph processor's answer for node: its effective_size entry set to value, or removed when
+ * !has_size. A node made by the dump builders, which has none, gets it without a lookup. */
+int st_node_set_effective_size(st_node_t *node, bool has_size, uint64_t value);
 int st_node_set_string(st_node_t *node, const char *name, const char *value);
 const st_entry_t *st_node_get(const st_node_t *node, const char *name);
 /* Drops the entry called name, if any (entries keep their order). */

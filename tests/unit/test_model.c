@@ -212,6 +212,64 @@ static void test_builder_nodes_freed(void **state)
     assert_int_equal(t->n_dumps, 0);
 }
 
+static size_t count_entries(const st_node_t *n, const char *name)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n->n_entries; i++)
+        c += strcmp(n->entries[i].name, name) == 0;
+    return c;
+}
+
+/* st_node_set_effective_size: appended to a builder's node without a lookup, replaced (never
+ * repeated) and removed like st_node_set_bytes and st_node_remove, also once the node got the
+ * entry another way, and on nodes the builders did not make. */
+static void test_effective_size(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *d = NULL;
+    st_process_dump_t *p = NULL;
+    assert_int_equal(st_trace_add_dump(t, 3, 0, &d), 0);
+    st_object_info_t info = {
+        .key = "memfd:0:1:7", .kind = ST_KIND_MEMFD, .name = "x", .size = 8192};
+    st_node_t *g = NULL, *h = NULL, *other = NULL;
+    assert_int_equal(st_dump_add_process(d, 11, "b", &p), 0);
+    assert_int_equal(st_process_add_node(p, "other/node", 77, false, &other), 0);
+    assert_int_equal(st_dump_add_process(d, 10, "a", &p), 0); /* d->procs may move: 11 after */
+    assert_int_equal(st_process_add_holder(p, &info, 4096, 0, &h), 0);
+    other = &st_dump_find_process(d, 11)->nodes[0];
+    assert_int_equal(st_dump_add_object(d, &info, 10, &g), 0);
+    uint64_t v = 0;
+    st_node_t *nodes[] = {g, h, other};
+    for (size_t k = 0; k < 3; k++) {
+        st_node_t *n = nodes[k];
+        size_t before = n->n_entries;
+        if (k == 1) /* the holder gets it another way first */
+            assert_int_equal(st_node_set_bytes(n, "effective_size", 5), 0);
+        assert_int_equal(st_node_set_effective_size(n, true, 100), 0);
+        assert_true(st_node_scalar(n, "effective_size", &v));
+        assert_int_equal(v, 100);
+        assert_int_equal(count_entries(n, "effective_size"), 1);
+        assert_int_equal(n->n_entries, before + 1);
+        assert_int_equal(st_node_set_effective_size(n, true, 200), 0);
+        assert_true(st_node_scalar(n, "effective_size", &v));
+        assert_int_equal(v, 200);
+        assert_int_equal(count_entries(n, "effective_size"), 1);
+        assert_int_equal(st_node_set_effective_size(n, false, 0), 0);
+        assert_false(st_node_scalar(n, "effective_size", &v));
+        assert_int_equal(n->n_entries, before);
+        assert_int_equal(st_node_set_effective_size(n, false, 0), 0); /* nothing to remove */
+        assert_int_equal(st_node_set_effective_size(n, true, 300), 0);
+        assert_true(st_node_scalar(n, "effective_size", &v));
+        assert_int_equal(v, 300);
+        assert_int_equal(count_entries(n, "effective_size"), 1);
+    }
+    /* the other entries are untouched */
+    assert_true(st_node_scalar(g, "size", &v));
+    assert_int_equal(v, 8192);
+    assert_true(st_node_scalar(h, "mapped_size", &v));
+    assert_int_equal(v, 4096);
+}
+
 /* st_dump_sort orders globals by name whether the names are canonical ("global/" + the guid's 16
  * hex digits: sorted by number) or not (sorted as strings); carriers and lookups follow. */
 static void test_sort_globals(void **state)
@@ -525,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sort_globals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fast_builders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_builder_nodes_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_effective_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warnings_and_errors, setup, teardown),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
