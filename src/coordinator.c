@@ -1257,21 +1257,15 @@ static void *holders_main(void *arg)
 
 /* What the graph processor would otherwise find out (st_graph_links_t): the global node each
  * holder owns and the sizes, known here from the records (the holder node each became, its
- * object) or, for the nodes of the /proc scan that no record touched, looked up in the dump.
- * After st_dump_sort. 1: links made, 0: the dump is not all holders with a size (then the graph
- * processor finds the shape itself), -ENOMEM. */
-static int graph_links(st_coord_t *co, st_global_dump_t *d, client_t *const *cl, size_t n_cl,
-                       const size_t *off, st_graph_links_t *out)
+ * object) or, for the nodes of the /proc scan that no record touched, looked up in the dump. In
+ * two parts: links_globals, once the global nodes are sorted (while the holders are still being
+ * added), then graph_links, after st_dump_sort_procs. 1: links made, 0: the dump is not all
+ * holders with a size (then the graph processor finds the shape itself), -ENOMEM. */
+static int links_globals(st_coord_t *co, st_global_dump_t *d)
 {
-    size_t np = 0, ng = d->n_globals;
-    for (size_t p = 0; p < d->n_procs; p++)
-        np += d->procs[p].n_nodes;
-    if (st__array_grow((void **)&co->lk_target, &co->cap_lkt, np + 1, sizeof(*co->lk_target)) < 0 ||
-        st__array_grow((void **)&co->lk_size, &co->cap_lks, np + 1, sizeof(*co->lk_size)) < 0 ||
-        st__array_grow((void **)&co->lk_gsize, &co->cap_lkg, ng + 1, sizeof(*co->lk_gsize)) < 0)
+    size_t ng = d->n_globals;
+    if (st__array_grow((void **)&co->lk_gsize, &co->cap_lkg, ng + 1, sizeof(*co->lk_gsize)) < 0)
         return -ENOMEM;
-    const uint32_t unset = UINT32_MAX;
-    memset(co->lk_target, 0xff, np * sizeof(*co->lk_target));
     memset(co->lk_gsize, 0xff, ng * sizeof(*co->lk_gsize));
     /* the merge's objects: the only global nodes, in guid order (their canonical names sort that
      * way), unless the scan added others */
@@ -1291,6 +1285,24 @@ static int graph_links(st_coord_t *co, st_global_dump_t *d, client_t *const *cl,
         m->global = (uint32_t)(g - d->globals);
         co->lk_gsize[m->global] = m->first->resident > m->scanned ? m->first->resident : m->scanned;
     }
+    for (size_t i = 0; i < ng; i++) /* the scan's own */
+        if (co->lk_gsize[i] == UINT64_MAX &&
+            !st_node_scalar(&d->globals[i], "size", &co->lk_gsize[i]))
+            return 0;
+    return 1;
+}
+
+static int graph_links(st_coord_t *co, st_global_dump_t *d, client_t *const *cl, size_t n_cl,
+                       const size_t *off, st_graph_links_t *out)
+{
+    size_t np = 0;
+    for (size_t p = 0; p < d->n_procs; p++)
+        np += d->procs[p].n_nodes;
+    if (st__array_grow((void **)&co->lk_target, &co->cap_lkt, np + 1, sizeof(*co->lk_target)) < 0 ||
+        st__array_grow((void **)&co->lk_size, &co->cap_lks, np + 1, sizeof(*co->lk_size)) < 0)
+        return -ENOMEM;
+    const uint32_t unset = UINT32_MAX;
+    memset(co->lk_target, 0xff, np * sizeof(*co->lk_target));
     size_t base = 0;
     for (size_t p = 0; p < d->n_procs; base += d->procs[p++].n_nodes) {
         const st_process_dump_t *proc = &d->procs[p];
@@ -1318,10 +1330,6 @@ static int graph_links(st_coord_t *co, st_global_dump_t *d, client_t *const *cl,
             co->lk_target[base + k] = (uint32_t)(g - d->globals);
         }
     }
-    for (size_t i = 0; i < ng; i++)
-        if (co->lk_gsize[i] == UINT64_MAX &&
-            !st_node_scalar(&d->globals[i], "size", &co->lk_gsize[i]))
-            return 0;
     *out = (st_graph_links_t){co->lk_target, co->lk_size, co->lk_gsize};
     return 1;
 }
@@ -1507,9 +1515,16 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         else
             rc = st_dump_add_object(d, &info, pool[j].first_pid, NULL);
     }
+    /* while the worker is still adding holders: the global nodes in guid order, and what
+     * graph_links needs of them */
+    int linked = 0;
+    if (rc == 0) {
+        st_dump_sort_globals(d);
+        rc = linked = links_globals(co, d);
+    }
     if (threaded)
         pthread_join(worker, NULL);
-    if (rc == 0)
+    if (rc >= 0)
         rc = hj.rc;
     if (rc < 0)
         goto out;
@@ -1529,9 +1544,9 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         d->partial |= !forgiven;
     }
     uint64_t t_graph = st_clock_ns();
-    st_dump_sort(d);
+    st_dump_sort_procs(d);
     st_graph_links_t links;
-    if ((rc = graph_links(co, d, cl, n_cl, off, &links)) < 0 ||
+    if ((rc = linked == 1 ? graph_links(co, d, cl, n_cl, off, &links) : 0) < 0 ||
         (rc = rc == 1 ? st_graph_annotate_links(d, &links) : st_graph_annotate_dump(d)) < 0)
         goto out;
     uint64_t t_end = st_clock_ns();

@@ -740,8 +740,18 @@ static int cmp_global(const void *a, const void *b)
 
 void st_dump_sort(st_global_dump_t *dump)
 {
+    st_dump_sort_procs(dump);
+    st_dump_sort_globals(dump);
+}
+
+void st_dump_sort_procs(st_global_dump_t *dump)
+{
     if (dump->n_procs > 1) /* qsort(NULL, 0, ...) is undefined behaviour */
         qsort(dump->procs, dump->n_procs, sizeof(*dump->procs), cmp_proc);
+}
+
+void st_dump_sort_globals(st_global_dump_t *dump)
+{
     if (dump->n_globals < 2)
         return;
     /* Sort pointers, then permute globals and their carriers together. */

@@ -200,6 +200,10 @@ int st_dump_add_process(st_global_dump_t *dump, int pid, const char *name, st_pr
 st_process_dump_t *st_dump_find_process(const st_global_dump_t *dump, int pid);
 /* Sorts process dumps by pid and global nodes by name (deterministic output). */
 void st_dump_sort(st_global_dump_t *dump);
+/* Its two halves, which touch disjoint parts of the dump: the process dumps by pid, the global
+ * nodes (and their carriers) by name. */
+void st_dump_sort_procs(st_global_dump_t *dump);
+void st_dump_sort_globals(st_global_dump_t *dump);
 
 /* Finds a node by name or appends it (guid and weak used only when appending). A name starting
  * with "global/" is refused with -EINVAL: use st_dump_add_global. */
