@@ -13,19 +13,25 @@
  * child's default). Each child writes CHILD_PAGES further pages of what it maps. The parent then
  * prints one line per object, "obj NAME INO BYTES", with BYTES = st_blocks * 512 of the memfd as
  * fstat(2) reports it (the kernel's count, checked against the pages written by construction),
- * then "ready PARENT ENV API" and waits for SIGTERM, which `shmtrack run` forwards: it ends both
+ * then, once the three processes' preloads are connected to the coordinator (wait_connected),
+ * "ready PARENT ENV API" and waits for SIGTERM, which `shmtrack run` forwards: it ends both
  * children and exits 0. Exit 2: the scenario itself failed (an API call returned an error is 3).
  * Usage: claims_prog   (children: claims_prog env|api FD FD)
  */
 #include <shmtrack/shmtrack.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,6 +66,43 @@ static void touch(char *p, int from, int n)
         p[(size_t)i * PAGE] = 1;
 }
 
+/* Waits up to 10 s until the preload is connected to the coordinator (a socket among our fds
+ * whose peer is $SHMTRACK_SOCKET): the preload connects on its own thread, and a process whose
+ * client has not said HELLO when a dump starts is not asked for it (the /proc scan still sees its
+ * mappings, but not its claims or labels). Without it, "ready" could come first and the dump
+ * miss a child's claim (seen once in ~100 runs on a loaded machine: the env child's 40 KiB went to
+ * the parent). */
+static void wait_connected(void)
+{
+    const char *want = getenv("SHMTRACK_SOCKET");
+    if (want == NULL)
+        return;
+    for (int tries = 0; tries < 1000; tries++) {
+        DIR *d = opendir("/proc/self/fd");
+        if (d == NULL)
+            die("opendir /proc/self/fd");
+        struct dirent *e;
+        bool found = false;
+        while (!found && (e = readdir(d)) != NULL) {
+            int fd = atoi(e->d_name);
+            struct sockaddr_un sa;
+            socklen_t len = sizeof(sa);
+            struct stat st;
+            if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) != 0 ||
+                !S_ISSOCK(st.st_mode) || getpeername(fd, (struct sockaddr *)&sa, &len) != 0 ||
+                sa.sun_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path))
+                continue;
+            found = strncmp(sa.sun_path, want, sizeof(sa.sun_path)) == 0;
+        }
+        closedir(d);
+        if (found)
+            return;
+        usleep(10000);
+    }
+    fprintf(stderr, "claims_prog: the preload did not connect to %s in 10 s\n", want);
+    exit(2);
+}
+
 static int child(const char *role, int fd_a, int fd_b)
 {
     char *a = map_fd(fd_a), *b = map_fd(fd_b);
@@ -74,6 +117,7 @@ static int child(const char *role, int fd_a, int fd_b)
     }
     close(fd_a);
     close(fd_b);
+    wait_connected();
     kill(getppid(), SIGRTMIN); /* ready: a real-time signal, so two are never merged into one */
     for (;;)
         pause();
@@ -149,6 +193,7 @@ int main(int argc, char **argv)
         }
         ready++;
     }
+    wait_connected();
     for (int i = 0; i < N_OBJ; i++) {
         struct stat st;
         if (fstat(fd[i], &st) != 0)
