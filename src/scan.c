@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,9 @@ typedef struct scan {
     pthread_mutex_t close_lock;
     int *closing;
     size_t n_closing, cap_closing;
+    /* set once a measuring thread ran out of fds: from then on no thread keeps directory fds
+     * beyond the one it is using, so what the others hold cannot starve it (try_in) */
+    atomic_bool fds_short;
 } scan_t;
 
 /* What one measuring thread keeps to itself. */
@@ -968,7 +972,8 @@ static int proc_dir(meas_t *m, size_t proc, int dir)
     int *fd = &m->dirs[2 * proc + (size_t)dir];
     if (*fd >= 0)
         return *fd;
-    if (m->n_dirs >= MAX_DIRS)
+    if (m->n_dirs >= MAX_DIRS ||
+        (m->n_dirs > 0 && atomic_load_explicit(&m->s->fds_short, memory_order_relaxed)))
         dirs_flush(m);
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/%s", m->s->procs[proc].pid,
@@ -992,15 +997,27 @@ static int proc_dir(meas_t *m, size_t proc, int dir)
 static int try_in(meas_t *m, obj_t *o, size_t proc, int dir, const char *name)
 {
     int dfd = proc_dir(m, proc, dir);
-    if (dfd < 0)
+    if (dfd < 0 && dfd != -EMFILE && dfd != -ENFILE)
         return dfd;
     st_residency_t r;
-    int fd = open_object(m->s, dfd, name);
-    if ((fd == -EMFILE || fd == -ENFILE) && m->n_dirs > 1) {
-        dirs_flush(m); /* this thread's directories were what filled the table */
+    int fd = dfd < 0 ? dfd : open_object(m->s, dfd, name);
+    /* Out of fds: this thread's directories and the deferred fds go, and the other threads are
+     * told to keep no directories either; what they hold now is theirs for a moment only (an
+     * object's fd is deferred once measured), so a few tries, 1 ms apart, find a free one. Giving
+     * up at once made the object a lower bound whenever another thread's directories happened to
+     * fill the table (test_low_fd_limit_same_trace, ~1 run in 50 on a loaded machine). */
+    for (int tries = 0; (fd == -EMFILE || fd == -ENFILE) && tries < 200; tries++) {
+        atomic_store_explicit(&m->s->fds_short, true, memory_order_relaxed);
+        dirs_flush(m);
         close_deferred_locked(m->s);
-        if ((dfd = proc_dir(m, proc, dir)) < 0)
-            return dfd;
+        if (tries > 0)
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+        if ((dfd = proc_dir(m, proc, dir)) < 0) {
+            if (dfd != -EMFILE && dfd != -ENFILE)
+                return dfd;
+            fd = dfd;
+            continue;
+        }
         fd = open_object(m->s, dfd, name);
     }
     if (fd < 0)
