@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -719,6 +720,11 @@ static void *agent_main(void *arg)
 {
     st_client_t *c = arg;
     unsigned backoff = 50;
+    /* A helper of the host program in the background: SCHED_BATCH, so that its wakeups (a dump
+     * request, a flush) preempt neither the host's threads nor the coordinator that reads the
+     * answers; it runs when a core is free or at the next tick. It also leaves a realtime host's
+     * policy, which a new thread inherits. Advice only: a failure changes nothing. */
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &(struct sched_param){0});
     while (!atomic_load(&c->stop)) {
         if (c->fd < 0) {
             int rc = connect_once(c);
