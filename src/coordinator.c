@@ -938,8 +938,8 @@ int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
      * malloc arena and no mmap at all: the merge's worker threads are new each dump, and glibc
      * gave each a thread arena whose extra 64 MiB heaps it unmapped once empty, and it serves
      * 32 MiB and more (its largest mmap threshold) by mmap whatever the threshold: at 500 clients
-     * both faulted ~2100 pages in again every dump (7 with this), and the graph phase took
-     * 110-114 ms against 62-70 with it in back-to-back runs. */
+     * both faulted pages in again every dump (flt50 2115 and 2119 in two runs, 7 with this),
+     * and the graph phase took 114.1 and 110.9 ms against 61.6 and 69.6 with it, alternating. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     if (co->cfg.max_dumps > 0) {
         mallopt(M_TRIM_THRESHOLD, 1 << 30);
