@@ -264,6 +264,10 @@ static void *arena_alloc(struct st_model_arena *a, size_t len)
  * st_global_dump_t.alloc bits): st_process_reserve and st_dump_reserve_globals put them there
  * when they start empty; growing past that moves them to the heap. */
 enum { ARRAY_NODES = 1, ARRAY_EDGES = 2, ARRAY_GLOBALS = 4 };
+/* st_process_dump_t.alloc beside those: an edge came from st_process_add_edge. Without it every
+ * edge is add_holder's, which gives a node one edge, appended with the node: edge k is node k's
+ * while the process has only holders, and no other edge has its source. */
+enum { PROC_OTHER_EDGES = 64 };
 
 static int grow_array_full(void **arr, size_t *cap, size_t need, size_t elem, uint8_t *alloc,
                            uint8_t bit);
@@ -975,13 +979,19 @@ int st_dump_reserve_globals(st_global_dump_t *dump, size_t n)
     return 0;
 }
 
-int st_process_add_edge(st_process_dump_t *proc, uint64_t source, uint64_t target, int importance)
+static int append_edge(st_process_dump_t *proc, uint64_t source, uint64_t target, int importance)
 {
     if (grow_array((void **)&proc->edges, &proc->cap_edges, proc->n_edges + 1, sizeof(st_edge_t),
                    &proc->alloc, ARRAY_EDGES) < 0)
         return -ENOMEM;
     proc->edges[proc->n_edges++] = (st_edge_t){source, target, importance};
     return 0;
+}
+
+int st_process_add_edge(st_process_dump_t *proc, uint64_t source, uint64_t target, int importance)
+{
+    proc->alloc |= PROC_OTHER_EDGES;
+    return append_edge(proc, source, target, importance);
 }
 
 st_node_t *st_dump_find_global(const st_global_dump_t *dump, uint64_t guid)
@@ -1795,15 +1805,24 @@ static int add_holder(st_process_dump_t *proc, const st_holder_proto_t *hp, bool
     }
     if (rc < 0)
         return rc;
-    bool have_edge = false;
-    for (size_t i = 0; !is_new && i < proc->n_edges; i++) {
+    bool have_edge = false, only = false;
+    size_t k = (size_t)(node - proc->nodes);
+    if (!is_new && !(proc->alloc & PROC_OTHER_EDGES) && k < proc->n_edges &&
+        proc->edges[k].source == node->guid) {
+        /* its only edge (PROC_OTHER_EDGES): a process holding n objects, seen again (the /proc
+         * scan's holders, then the coordinator's), was n^2 edge reads */
+        proc->edges[k].target = hp->target;
+        proc->edges[k].importance = importance;
+        have_edge = only = true;
+    }
+    for (size_t i = 0; !is_new && !only && i < proc->n_edges; i++) {
         if (proc->edges[i].source == node->guid) {
             proc->edges[i].target = hp->target;
             proc->edges[i].importance = importance;
             have_edge = true;
         }
     }
-    if (!have_edge && (rc = st_process_add_edge(proc, node->guid, hp->target, importance)) < 0)
+    if (!have_edge && (rc = append_edge(proc, node->guid, hp->target, importance)) < 0)
         return rc;
     if (out != NULL)
         *out = node;

@@ -270,6 +270,63 @@ static void test_effective_size(void **state)
     assert_int_equal(v, 4096);
 }
 
+static const st_edge_t *edge_of(const st_process_dump_t *p, uint64_t source, size_t *count)
+{
+    const st_edge_t *e = NULL;
+    *count = 0;
+    for (size_t i = 0; i < p->n_edges; i++)
+        if (p->edges[i].source == source) {
+            e = &p->edges[i];
+            (*count)++;
+        }
+    return e;
+}
+
+/* A holder added again keeps its one edge and takes the new importance and target: in a process
+ * of holders only (its edge found where it is), after another node without an edge (edges no
+ * longer in node order), and after an edge from st_process_add_edge repeats a source (then every
+ * edge of that source changes, as before). */
+static void test_holder_edges(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_trace_add_dump(t, 4, 0, &d), 0);
+    for (int shape = 0; shape < 3; shape++) {
+        st_process_dump_t *p = NULL;
+        assert_int_equal(st_dump_add_process(d, 20 + shape, "p", &p), 0);
+        if (shape == 1) /* a node without an edge first */
+            assert_int_equal(st_process_add_node(p, "other/node", 99, false, NULL), 0);
+        char key[32];
+        st_node_t *h[3];
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof(key), "memfd:0:1:%d", 300 + i);
+            st_object_info_t info = {.key = key, .kind = ST_KIND_MEMFD, .name = "x", .size = 4096};
+            assert_int_equal(st_process_add_holder(p, &info, 4096, 0, &h[i]), 0);
+        }
+        uint64_t g1 = p->nodes[shape == 1 ? 2 : 1].guid, g0 = p->nodes[shape == 1 ? 1 : 0].guid;
+        if (shape == 2) /* a second edge of holder 0 */
+            assert_int_equal(st_process_add_edge(p, g0, 12345, 1), 0);
+        size_t edges = p->n_edges, n = 0;
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof(key), "memfd:0:1:%d", 300 + i);
+            st_object_info_t info = {.key = key, .kind = ST_KIND_MEMFD, .name = "x", .size = 8192};
+            assert_int_equal(st_process_add_holder(p, &info, 4096, 5 + i, NULL), 0);
+        }
+        assert_int_equal(p->n_edges, edges);
+        const st_edge_t *e = edge_of(p, g1, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(e->importance, 6);
+        assert_int_equal(e->target, st_guid_global("memfd:0:1:301"));
+        e = edge_of(p, g0, &n);
+        assert_int_equal(n, shape == 2 ? 2 : 1);
+        for (size_t i = 0; i < p->n_edges; i++)
+            if (p->edges[i].source == g0) {
+                assert_int_equal(p->edges[i].importance, 5);
+                assert_int_equal(p->edges[i].target, st_guid_global("memfd:0:1:300"));
+            }
+    }
+}
+
 /* st_dump_sort orders globals by name whether the names are canonical ("global/" + the guid's 16
  * hex digits: sorted by number) or not (sorted as strings); carriers and lookups follow. */
 static void test_sort_globals(void **state)
@@ -584,6 +641,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fast_builders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_builder_nodes_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_effective_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holder_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warnings_and_errors, setup, teardown),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
