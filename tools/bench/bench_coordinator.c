@@ -15,7 +15,9 @@
  * valgrind set ST_BENCH_EXE to this program's path (the clients are spawned from it). With
  * ST_BENCH_MARKS set, each timed dump of 100 clients or more prints "MARK start answered merged
  * pid" to stderr (CLOCK_MONOTONIC ns), so that the samples of `perf record -a -k CLOCK_MONOTONIC`
- * can be cut into its phases.
+ * can be cut into its phases. With ST_BENCH_REAL set, each client instead creates 1000 memfds of
+ * one page, maps and touches each and reports them by their real keys (no sharing: 1000 objects a
+ * client): the /proc scan then finds every object too, and the merge adds holders that exist.
  */
 #include "client.h"
 #include "coordinator.h"
@@ -27,10 +29,14 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,9 +58,29 @@ static void child(unsigned idx, int quit_fd)
     st_client_t *c = NULL;
     if (st_client_start(&cfg, &c) < 0)
         _exit(1);
+    bool real = getenv("ST_BENCH_REAL") != NULL;
     for (unsigned j = 0; j < OBJS; j++) {
         st_wire_event_t ev;
         memset(&ev, 0, sizeof(ev));
+        if (real) { /* a real object the scan finds too */
+            int fd = memfd_create("bench", MFD_CLOEXEC);
+            struct stat st;
+            char *p = fd < 0 || ftruncate(fd, 4096) != 0
+                          ? MAP_FAILED
+                          : mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED || fstat(fd, &st) != 0)
+                _exit(1);
+            p[0] = 1;
+            close(fd);
+            ev.type = ST_EVENT_CREATED;
+            ev.key = (st_wire_key_t){ST_KIND_MEMFD, major(st.st_dev), minor(st.st_dev), -1,
+                                     (uint64_t)st.st_ino};
+            ev.resident = ev.virtual_size = ev.mapped_bytes = 4096;
+            snprintf(ev.name, sizeof(ev.name), "bench");
+            while (st_client_event(c, &ev) == -EAGAIN)
+                st_client_flush(c, 100);
+            continue;
+        }
         ev.type = j < STRIDE ? ST_EVENT_CREATED : ST_EVENT_MAPPED;
         ev.key = (st_wire_key_t){0, 0, 1, -1, 1 + (uint64_t)idx * STRIDE + j};
         ev.resident = 4096 * (j % 5 + 1);
@@ -255,6 +281,9 @@ int main(int argc, char **argv)
            "coordinator's own CPU time per dump; %d rounds per row, %d objects per client (half\n"
            "shared with the next client)\n",
            rounds, OBJS);
+    if (getenv("ST_BENCH_REAL") != NULL)
+        printf(
+            "ST_BENCH_REAL: real memfds, 1000 of its own per client, each seen by the scan too\n");
     if (g_keep > 0)
         printf("the coordinator's trace keeps the newest %zu dump(s) (max_dumps)\n\n", g_keep);
     else
