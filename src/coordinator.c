@@ -3,7 +3,12 @@
  * The coordinator (see coordinator.h): ipc/server.c handles connections and frames; this file is
  * the bookkeeping on top: clients by session, objects by key, and the global dump's life:
  *
- *   start:  DUMP_REQUEST to every ready client; each becomes PENDING
+ *   start:  every ready client becomes PENDING and is asked (DUMP_REQUEST) in turn: at most
+ *           cfg.ask_window of them at a time, the next when one answers or leaves, or when one
+ *           has kept its request cfg.ask_patience_ms (a stuck client holds no place); from
+ *           half the deadline on, everyone left is asked at once. Asked all at once, 100 clients
+ *           or more contend for the cores and their answers pile up in socket buffers that
+ *           outgrow the caches before the coordinator reads them (docs/ipc.md, eighth round)
  *   answer: PROCESS_DUMP chunks are copied into the client's record buffer; LAST -> ANSWERED,
  *           and its records are indexed at once (pass 1 of the merge: each object found or
  *           added by wire key, its key string, guid and announced metadata), while the other
@@ -78,8 +83,10 @@ typedef struct client {
     size_t n_recs, cap_recs;
     uint32_t *objs; /* per record once indexed: its merge object's position + 1; 0 unusable key */
     size_t cap_objs;
-    bool rejoined; /* asked for the dump in progress when it connected (see rejoins) */
-    bool waiting;  /* a control client waiting for the dump in progress */
+    bool rejoined;     /* asked for the dump in progress when it connected (see rejoins) */
+    bool asking;       /* its request counts against the ask window */
+    uint64_t asked_ms; /* st_clock_ms when it was asked */
+    bool waiting;      /* a control client waiting for the dump in progress */
     bool want_trace;
     UT_hash_handle hh;
 } client_t;
@@ -190,6 +197,12 @@ struct st_coord {
     uint32_t *rec_node, *lk_target;
     uint64_t *lk_size, *lk_gsize;
     size_t cap_rec_node, cap_lkt, cap_lks, cap_lkg;
+    /* the clients of the dump in progress in the order they are asked (NULL: left before its
+     * turn): [0, ask_old) answered, left or kept waiting too long; [ask_old, ask_next) asked,
+     * asking of them counting against the window */
+    client_t **ask;
+    size_t n_ask, ask_old, ask_next, asking, cap_ask;
+    uint64_t ask_all_ms; /* when everyone left is asked: half the deadline */
 };
 
 static int cmp_int(const void *a, const void *b)
@@ -679,6 +692,59 @@ static bool any_pending(const st_coord_t *co, int pid)
     return false;
 }
 
+/* c no longer holds a place in the ask window: it answered, left, or waited too long. */
+static void ask_release(st_coord_t *co, client_t *c)
+{
+    if (c->asking) {
+        c->asking = false;
+        co->asking--;
+    }
+}
+
+/* Asks the next clients while the window has room (all of them from ask_all_ms on), after
+ * releasing the places of requests older than cfg.ask_patience_ms. A failed send closes the
+ * client through on_close, which clears its entry and its place. */
+static void ask_more(st_coord_t *co)
+{
+    uint64_t now = st_clock_ms();
+    for (; co->ask_old < co->ask_next; co->ask_old++) {
+        client_t *c = co->ask[co->ask_old];
+        if (c != NULL && c->asking) {
+            if (now - c->asked_ms < (uint64_t)co->cfg.ask_patience_ms)
+                break;
+            ask_release(co, c);
+        }
+    }
+    size_t window = now >= co->ask_all_ms ? SIZE_MAX : co->cfg.ask_window;
+    st_wire_dump_request_t req = {co->id, ST_LEVEL_DETAILED, 0};
+    while (co->asking < window && co->ask_next < co->n_ask) {
+        client_t *c = co->ask[co->ask_next++];
+        if (c == NULL || c->state != C_PENDING || c->conn == NULL)
+            continue;
+        c->asking = true;
+        c->asked_ms = now;
+        co->asking++;
+        st_server_send(co->srv, c->conn, ST_MSG_DUMP_REQUEST, 0, &req, sizeof(req));
+    }
+}
+
+/* When ask_more next has something to do on its own (a place to release, or everyone left to
+ * ask); UINT64_MAX when nothing is waiting to be asked. */
+static uint64_t ask_at(const st_coord_t *co)
+{
+    if (co->ask_next >= co->n_ask)
+        return UINT64_MAX;
+    uint64_t at = co->ask_all_ms;
+    for (size_t i = co->ask_old; i < co->ask_next; i++) {
+        const client_t *c = co->ask[i];
+        if (c != NULL && c->asking) { /* the oldest place: asked in order */
+            uint64_t t = c->asked_ms + (uint64_t)co->cfg.ask_patience_ms;
+            return t < at ? t : at;
+        }
+    }
+    return at;
+}
+
 static void on_ready(void *ud, st_conn_t *conn)
 {
     st_coord_t *co = ud;
@@ -726,6 +792,10 @@ static void on_close(void *ud, st_conn_t *conn, int err, const char *why)
     if (c == NULL)
         return; /* never finished its handshake */
     conn->data = NULL;
+    for (size_t i = co->ask_old; i < co->n_ask; i++)
+        if (co->ask[i] == c)
+            co->ask[i] = NULL;
+    ask_release(co, c);
     HASH_DEL(co->clients, c);
     c->conn = NULL;
     if (c->role == ST_ROLE_CLIENT)
@@ -856,6 +926,8 @@ static void on_chunk(st_coord_t *co, client_t *c, const st_frame_t *f)
     c->n_recs += n;
     if (f->hdr.flags & ST_WIRE_F_LAST) {
         co->pending--;
+        ask_release(co, c);
+        ask_more(co); /* the next client answers while this answer is indexed */
         if (pid_answered(co, c->pid, c, !c->rejoined)) {
             /* two connections of one process were both asked for the same answer (it
              * reconnected while its first was still pending) and both answered: the first
@@ -924,6 +996,10 @@ int st_coord_open(const st_coord_config_t *cfg, st_coord_t **out)
     co->cfg = *cfg;
     if (co->cfg.deadline_ms <= 0)
         co->cfg.deadline_ms = ST_COORD_DEADLINE_DEFAULT_MS;
+    if (co->cfg.ask_window == 0)
+        co->cfg.ask_window = ST_COORD_ASK_WINDOW_DEFAULT;
+    if (co->cfg.ask_patience_ms <= 0)
+        co->cfg.ask_patience_ms = ST_COORD_ASK_PATIENCE_MS;
     co->next_id = 1;
     co->ann_ok = true;
     /* With a bounded trace, the memory the oldest dump frees can hold the next one; but glibc
@@ -1009,10 +1085,12 @@ static void clear_dump_state(st_coord_t *co)
         /* the record buffer is kept for the next dump: fresh pages are dear on a VM */
         c->state = C_IDLE;
         c->rejoined = false;
+        c->asking = false;
         c->n_recs = 0;
     }
     co->active = false;
     co->pending = 0;
+    co->n_ask = co->ask_old = co->ask_next = co->asking = 0;
     scan_discard(co);
 }
 
@@ -1022,6 +1100,7 @@ void st_coord_close(st_coord_t *co)
         return;
     co->active = false;
     st_server_close(co->srv); /* on_close frees every client */
+    free(co->ask);
     clear_dump_state(co);
     free(co->pool);
     free(co->slots);
@@ -1104,7 +1183,6 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
     co->objects_at_start = co->n_objects;
     if (co->slots != NULL)
         memset(co->slots, 0, co->cap_slots * sizeof(*co->slots));
-    st_wire_dump_request_t req = {co->id, ST_LEVEL_DETAILED, 0};
     client_t *c, *tmp;
     /* pending first, then send: a send failure closes the client through on_close */
     HASH_ITER(hh, co->clients, c, tmp)
@@ -1115,11 +1193,28 @@ int st_coord_dump_start(st_coord_t *co, const char *trigger, uint64_t *id)
         }
     }
     size_t asked = co->pending;
+    if (asked > co->cap_ask) {
+        client_t **a = realloc(co->ask, asked * sizeof(*a));
+        if (a == NULL) { /* undo: nobody was asked */
+            HASH_ITER(hh, co->clients, c, tmp)
+            {
+                c->state = C_IDLE;
+            }
+            co->pending = 0;
+            co->active = false;
+            return -ENOMEM;
+        }
+        co->ask = a;
+        co->cap_ask = asked;
+    }
+    co->n_ask = co->ask_old = co->ask_next = co->asking = 0;
     HASH_ITER(hh, co->clients, c, tmp)
     {
-        if (c->state == C_PENDING && c->conn != NULL)
-            st_server_send(co->srv, c->conn, ST_MSG_DUMP_REQUEST, 0, &req, sizeof(req));
+        if (c->state == C_PENDING)
+            co->ask[co->n_ask++] = c;
     }
+    co->ask_all_ms = st_clock_ms() + (uint64_t)co->cfg.deadline_ms / 2;
+    ask_more(co);
     /* A bounded trace drops its oldest dumps now, while the clients work on their answers, not
      * when they are all in (3-6 ms at 100 clients), and the scan thread frees them
      * (drop_oldest); the merge then reuses their memory all the same. */
@@ -1676,12 +1771,16 @@ static uint64_t finish_at(const st_coord_t *co)
 int st_coord_run(st_coord_t *co, int timeout_ms)
 {
     if (co->active) {
-        uint64_t now = st_clock_ms(), at = finish_at(co);
+        uint64_t now = st_clock_ms(), at = finish_at(co), ask = ask_at(co);
+        if (ask < at)
+            at = ask;
         int left = now >= at ? 0 : (int)(at - now);
         if (timeout_ms < 0 || left < timeout_ms)
             timeout_ms = left;
     }
     int rc = st_server_run(co->srv, timeout_ms);
+    if (co->active)
+        ask_more(co); /* places that clients left, or kept too long */
     if (co->active && st_clock_ms() >= finish_at(co))
         finish(co);
     return rc;

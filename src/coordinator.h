@@ -3,7 +3,8 @@
  * The coordinator (private): the process every tracked program reports to. It keeps the table of
  * live clients and of the objects they announced (creator pid, name, label, importance, creation
  * time; an object's metadata outlives its creator), and takes global dumps: DUMP_REQUEST to every
- * client, wait until all answered or the deadline passed, then merge the answers into one
+ * client (at most ask_window waiting at a time), wait until all answered or the deadline passed,
+ * then merge the answers into one
  * st_global_dump_t appended to its trace:
  *
  *   - each object once, keyed by its kernel identity (st_dump_add_object), and one holder node +
@@ -35,6 +36,10 @@
 #include <stdint.h>
 
 #define ST_COORD_DEADLINE_DEFAULT_MS 1000
+/* Clients answering a dump at once (st_coord_config_t.ask_window), and how long a request counts
+ * against that window before the next client is asked anyway (ask_patience_ms). */
+#define ST_COORD_ASK_WINDOW_DEFAULT 32
+#define ST_COORD_ASK_PATIENCE_MS 25
 
 typedef struct st_coord st_coord_t;
 
@@ -42,8 +47,15 @@ typedef struct st_coord_config {
     const char *socket_path; /* required; its directory is created 0700 */
     st_policy_t policy;      /* default ST_POLICY_CREATOR (0) */
     int deadline_ms;         /* per global dump; 0: ST_COORD_DEADLINE_DEFAULT_MS */
-    bool allow_root;         /* accept root peers besides our uid */
-    bool no_scan;            /* skip the /proc scan of the clients' pids during the merge */
+    /* How many clients are asked at once: the next client is asked when one answers, leaves, or
+     * has kept its request ask_patience_ms without answering, and every client not yet
+     * asked is asked once half the deadline has passed. Answers then come in while the ones
+     * before are indexed, not all at once (see the file comment of coordinator.c).
+     * 0: ST_COORD_ASK_WINDOW_DEFAULT; SIZE_MAX: every client at once. */
+    size_t ask_window;
+    int ask_patience_ms; /* 0: ST_COORD_ASK_PATIENCE_MS */
+    bool allow_root;     /* accept root peers besides our uid */
+    bool no_scan;        /* skip the /proc scan of the clients' pids during the merge */
     /* > 0: the /proc scan also covers this process's descendants (not the process itself), so a
      * program the preload cannot reach (static, refused peer, scrubbed environment) is still
      * counted; `shmtrack run` passes its own pid. 0: only the clients that answered. */

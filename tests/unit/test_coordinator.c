@@ -1400,6 +1400,185 @@ static void test_rejoin_both_answer(void **state)
     assert_int_equal(kid_end(&kid), 0);
 }
 
+/* ---- the ask window ---- */
+
+/* Child k: answers a request with one object of its own (key 200 + k) when the test writes 'y',
+ * keeps it unanswered when 's'. Writes 'r' when ready, 'a' when asked, 'd' when it answered. */
+static void window_kid(unsigned k, int go, int done)
+{
+    int fd = kid_connect();
+    char byte = 'r';
+    if (write(done, &byte, 1) != 1)
+        _exit(25);
+    st_wire_object_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.key = key_of(200 + k);
+    rec.resident = rec.virtual_size = rec.mapped_bytes = 4096;
+    for (;;) {
+        uint64_t id = kid_request(fd);
+        byte = 'a';
+        if (write(done, &byte, 1) != 1 || read(go, &byte, 1) != 1)
+            _exit(0);
+        if (byte == 'y') {
+            kid_answer(fd, id, &rec, 1);
+            byte = 'd';
+            if (write(done, &byte, 1) != 1)
+                _exit(26);
+        }
+    }
+}
+
+enum { WINDOW_KIDS = 5 };
+
+typedef struct window_seen {
+    bool asked[WINDOW_KIDS], answered[WINDOW_KIDS];
+    size_t n_asked, n_answered;
+} window_seen;
+
+/* Pumps the coordinator for ms, noting which kids say they were asked or answered. */
+static void window_pump(st_coord_t *co, const kid_t *kids, size_t n, window_seen *w, int ms)
+{
+    uint64_t end = st_clock_ms() + (uint64_t)ms;
+    do {
+        st_coord_run(co, 2);
+        for (size_t k = 0; k < n; k++) {
+            struct pollfd p = {.fd = kids[k].done, .events = POLLIN};
+            char byte;
+            while (poll(&p, 1, 0) == 1 && read(kids[k].done, &byte, 1) == 1) {
+                if (byte == 'a' && !w->asked[k]) {
+                    w->asked[k] = true;
+                    w->n_asked++;
+                }
+                if (byte == 'd' && !w->answered[k]) {
+                    w->answered[k] = true;
+                    w->n_answered++;
+                }
+            }
+        }
+    } while (st_clock_ms() < end);
+}
+
+static st_coord_t *window_open(size_t window, int patience_ms, int deadline_ms, kid_t *kids,
+                               size_t n)
+{
+    st_coord_config_t cfg = {.socket_path = g_sock,
+                             .deadline_ms = deadline_ms,
+                             .log = log_cb,
+                             .no_scan = true,
+                             .ask_window = window,
+                             .ask_patience_ms = patience_ms};
+    st_coord_t *co = NULL;
+    assert_int_equal(st_coord_open(&cfg, &co), 0);
+    for (unsigned k = 0; k < n; k++)
+        kids[k] = kid_spawn(k, window_kid);
+    for (unsigned k = 0; k < n; k++)
+        kid_wait(co, &kids[k]);
+    pump_until_clients(co, n, 10000);
+    return co;
+}
+
+static void window_end(st_coord_t *co, kid_t *kids, size_t n)
+{
+    st_coord_close(co);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(kid_end(&kids[k]), 0);
+}
+
+/* Two at a time: each answer lets the next client be asked, and no more. */
+static void test_ask_window(void **state)
+{
+    (void)state;
+    kid_t kids[WINDOW_KIDS];
+    st_coord_t *co = window_open(2, 60000, 30000, kids, WINDOW_KIDS);
+    window_seen w = {0};
+    assert_int_equal(st_coord_dump_start(co, "explicitly_triggered", NULL), 0);
+    window_pump(co, kids, WINDOW_KIDS, &w, 300);
+    assert_int_equal(w.n_asked, 2);
+    for (size_t i = 0; i < WINDOW_KIDS; i++) {
+        size_t k = 0;
+        while (!w.asked[k] || w.answered[k])
+            k++;
+        char byte = 'y';
+        assert_int_equal(write(kids[k].go, &byte, 1), 1);
+        uint64_t end = st_clock_ms() + 10000;
+        while (!w.answered[k]) {
+            window_pump(co, kids, WINDOW_KIDS, &w, 5);
+            assert_true(st_clock_ms() < end);
+        }
+        window_pump(co, kids, WINDOW_KIDS, &w, 100);
+        assert_int_equal(w.n_asked, i + 3 < WINDOW_KIDS ? i + 3 : WINDOW_KIDS);
+    }
+    assert_false(st_coord_dump_busy(co));
+    st_global_dump_t *d = &st_coord_trace(co)->dumps[0];
+    assert_false(d->partial);
+    assert_int_equal(d->n_procs, WINDOW_KIDS);
+    for (size_t k = 0; k < WINDOW_KIDS; k++)
+        assert_non_null(edge_of(st_dump_find_process(d, kids[k].pid), 200 + k));
+    window_end(co, kids, WINDOW_KIDS);
+}
+
+/* One at a time, and the first client asked never answers: after the patience the others are
+ * asked all the same, long before half the deadline. */
+static void test_ask_window_stuck(void **state)
+{
+    (void)state;
+    kid_t kids[WINDOW_KIDS];
+    st_coord_t *co = window_open(1, 50, 3000, kids, WINDOW_KIDS);
+    window_seen w = {0};
+    uint64_t t0 = st_clock_ms();
+    assert_int_equal(st_coord_dump_start(co, "explicitly_triggered", NULL), 0);
+    size_t stuck = WINDOW_KIDS;
+    bool told[WINDOW_KIDS] = {false};
+    while (w.n_answered < WINDOW_KIDS - 1) {
+        window_pump(co, kids, WINDOW_KIDS, &w, 2);
+        for (size_t k = 0; k < WINDOW_KIDS; k++) {
+            if (!w.asked[k] || told[k])
+                continue;
+            char byte = stuck == WINDOW_KIDS ? 's' : 'y';
+            if (byte == 's')
+                stuck = k;
+            told[k] = true;
+            assert_int_equal(write(kids[k].go, &byte, 1), 1);
+        }
+        assert_true(st_clock_ms() - t0 < 1500); /* half the deadline is 1500 */
+    }
+    assert_true(st_coord_dump_busy(co));
+    assert_int_equal(st_coord_dump_pending(co), 1);
+    while (st_coord_dump_busy(co))
+        st_coord_run(co, 20);
+    st_global_dump_t *d = &st_coord_trace(co)->dumps[0];
+    assert_true(d->partial);
+    assert_int_equal(d->n_procs, WINDOW_KIDS - 1);
+    assert_true(warned(d, "did not answer within 3000 ms", kids[stuck].pid));
+    assert_null(st_dump_find_process(d, kids[stuck].pid));
+    window_end(co, kids, WINDOW_KIDS);
+}
+
+/* One at a time with endless patience, nobody answers: at half the deadline everyone left is
+ * asked, so each client has its say before the dump ends. */
+static void test_ask_window_half_deadline(void **state)
+{
+    (void)state;
+    kid_t kids[3];
+    st_coord_t *co = window_open(1, 60000, 1000, kids, 3);
+    window_seen w = {0};
+    uint64_t t0 = st_clock_ms();
+    assert_int_equal(st_coord_dump_start(co, "explicitly_triggered", NULL), 0);
+    window_pump(co, kids, 3, &w, 300);
+    if (st_clock_ms() - t0 < 450) /* else this machine was too slow to tell */
+        assert_int_equal(w.n_asked, 1);
+    while (st_coord_dump_busy(co))
+        window_pump(co, kids, 3, &w, 5);
+    window_pump(co, kids, 3, &w, 50);
+    assert_int_equal(w.n_asked, 3);
+    st_global_dump_t *d = &st_coord_trace(co)->dumps[0];
+    assert_true(d->partial);
+    assert_int_equal(d->n_procs, 0);
+    for (size_t k = 0; k < 3; k++)
+        assert_true(warned(d, "did not answer within 1000 ms", kids[k].pid));
+    window_end(co, kids, 3);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--uid-client") == 0)
@@ -1425,6 +1604,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_reannounce_after_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_uid_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ask_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ask_window_stuck, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ask_window_half_deadline, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

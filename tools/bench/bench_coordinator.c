@@ -18,6 +18,7 @@
  * can be cut into its phases. With ST_BENCH_REAL set, each client instead creates 1000 memfds of
  * one page, maps and touches each and reports them by their real keys (no sharing: 1000 objects a
  * client): the /proc scan then finds every object too, and the merge adds holders that exist.
+ * ST_BENCH_WINDOW sets the coordinator's ask_window (a number, or "all" for every client at once).
  */
 #include "client.h"
 #include "coordinator.h"
@@ -49,6 +50,7 @@ extern char **environ;
 
 static char g_sock[128];
 static size_t g_keep;    /* the coordinator's max_dumps; 0: the trace keeps every dump */
+static size_t g_window;  /* the coordinator's ask_window; 0: its default */
 static char g_exe[4096]; /* this program, for the clients (valgrind's /proc/self/exe is valgrind) */
 
 static void child(unsigned idx, int quit_fd)
@@ -160,7 +162,8 @@ static void phase_medians(const st_coord_times_t *t, int rounds)
 static int run(unsigned n, int rounds, const char *dir)
 {
     snprintf(g_sock, sizeof(g_sock), "%s/run%u/sock", dir, n);
-    st_coord_config_t cfg = {.socket_path = g_sock, .deadline_ms = 10000, .max_dumps = g_keep};
+    st_coord_config_t cfg = {
+        .socket_path = g_sock, .deadline_ms = 10000, .max_dumps = g_keep, .ask_window = g_window};
     st_coord_t *co = NULL;
     if (st_coord_open(&cfg, &co) < 0)
         return -1;
@@ -268,6 +271,9 @@ int main(int argc, char **argv)
     g_keep = argc > 3 ? (size_t)atoi(argv[3]) : 0;
     if (rounds < 1)
         rounds = 1;
+    const char *win = getenv("ST_BENCH_WINDOW"); /* "all": every client asked at once */
+    if (win != NULL)
+        g_window = strcmp(win, "all") == 0 ? SIZE_MAX : (size_t)strtoul(win, NULL, 10);
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
@@ -284,6 +290,11 @@ int main(int argc, char **argv)
     if (getenv("ST_BENCH_REAL") != NULL)
         printf(
             "ST_BENCH_REAL: real memfds, 1000 of its own per client, each seen by the scan too\n");
+    if (g_window == SIZE_MAX)
+        printf("every client is asked at once (ST_BENCH_WINDOW=all)\n");
+    else
+        printf("at most %zu clients are asked at once (ask_window)\n",
+               g_window > 0 ? g_window : (size_t)ST_COORD_ASK_WINDOW_DEFAULT);
     if (g_keep > 0)
         printf("the coordinator's trace keeps the newest %zu dump(s) (max_dumps)\n\n", g_keep);
     else
