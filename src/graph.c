@@ -1826,9 +1826,17 @@ size_t st__graph_links_taken;
 
 /* flat_given's holders of the global nodes [from, to), grouped by global node, each group in
  * process order. */
+/* Per global node, while its holders are placed: where the next one goes, and the process of
+ * the last one placed + 1 (0: none yet). One small entry read and written per holder, in an
+ * array a quarter of fglobal's size: the holders come in process order, their global nodes in
+ * random order, and at 500 clients fglobal's array is far bigger than the caches. */
+typedef struct given_cursor {
+    uint32_t pos, last;
+} given_cursor;
+
 typedef struct given_job {
     flat *f;
-    uint32_t *fill; /* per global node: its holders placed so far */
+    given_cursor *cur;
     uint32_t from, to;
     bool twice; /* a process holds one of them twice */
 } given_job;
@@ -1845,11 +1853,13 @@ static void *given_main(void *arg)
             uint32_t t = l->target[s];
             if (t < j->from || t >= j->to)
                 continue;
-            uint32_t pos = f->g[t].first + j->fill[t]++;
-            if (pos > f->g[t].first && f->h[pos - 1].proc == p) {
+            given_cursor *c = &j->cur[t];
+            if (c->last == p + 1) {
                 j->twice = true;
                 break;
             }
+            c->last = (uint32_t)p + 1;
+            uint32_t pos = c->pos++;
             f->h[pos] = (fholder){.proc = (uint32_t)p,
                                   .node = (uint32_t)k,
                                   .target = t,
@@ -1870,7 +1880,7 @@ static int flat_given(flat *f)
     const st_graph_links_t *l = f->given;
     size_t ng = d->n_globals, np = 0;
     int rc = 0;
-    uint32_t *fill = NULL;
+    given_cursor *cur = NULL;
     for (size_t p = 0; p < d->n_procs; p++) {
         const st_process_dump_t *proc = &d->procs[p];
         /* sorted unique pids: the holders of one global node, in process order, have distinct
@@ -1893,7 +1903,7 @@ static int flat_given(flat *f)
         (f->g = calloc(ng + 1, sizeof(*f->g))) == NULL ||
         (f->h = big_alloc((np + 1) * sizeof(*f->h))) == NULL ||
         (f->hof = malloc((np + 1) * sizeof(*f->hof))) == NULL ||
-        (fill = calloc(ng + 1, sizeof(*fill))) == NULL)
+        (cur = malloc((ng + 1) * sizeof(*cur))) == NULL)
         goto out;
     rc = 0;
     for (size_t p = 0; p < d->n_procs; p++)
@@ -1907,12 +1917,13 @@ static int flat_given(flat *f)
     uint32_t at = 0;
     for (size_t i = 0; i < ng; i++) {
         f->g[i].first = at;
+        cur[i] = (given_cursor){at, 0};
         at += f->g[i].count;
     }
     /* the holders of the first and of the second half of the global nodes: apart, so on two
      * threads for a big dump */
-    given_job lo = {f, fill, 0, (uint32_t)(ng / 2), false},
-              hi = {f, fill, (uint32_t)(ng / 2), (uint32_t)ng, false};
+    given_job lo = {f, cur, 0, (uint32_t)(ng / 2), false},
+              hi = {f, cur, (uint32_t)(ng / 2), (uint32_t)ng, false};
     pthread_t th;
     bool threaded =
         ng >= st__graph_flat_split_min && pthread_create(&th, NULL, given_main, &hi) == 0;
@@ -1927,7 +1938,7 @@ static int flat_given(flat *f)
     st__graph_links_taken++;
     rc = 1;
 out:
-    free(fill);
+    free(cur);
     if (rc != 1) {
         free(f->base);
         free(f->g);

@@ -1567,6 +1567,65 @@ static size_t flat_family_one(uint64_t seed)
     return flat ? 1 + warnings : 0;
 }
 
+/* One process holding one global node with two holder nodes (links given for both): the given
+ * links' shortcut refuses it (a process holds each object once there), and the general way gives
+ * what st_graph_annotate_dump gives. The threshold of two threads is lowered so that both halves
+ * of the placement run (the global node is in the second half). */
+static void build_twice(st_global_dump_t *d)
+{
+    st_node_t *n = NULL;
+    assert_int_equal(st_dump_add_global(d, "global/a", 1001, false, 0, &n, NULL), 0);
+    assert_int_equal(st_node_set_scalar(n, "size", "bytes", 4096), 0);
+    assert_int_equal(st_dump_add_global(d, "global/b", 1002, false, 0, &n, NULL), 0);
+    assert_int_equal(st_node_set_scalar(n, "size", "bytes", 8192), 0);
+    static const struct {
+        int pid;
+        const char *path;
+        uint64_t guid, target;
+        int importance;
+    } h[] = {{10, "shared_memory/a", 11, 1001, 0},
+             {10, "shared_memory/b", 12, 1002, 0},
+             {10, "shared_memory/b2", 13, 1002, 2},
+             {20, "shared_memory/b", 21, 1002, 1}};
+    st_process_dump_t *pr = NULL;
+    for (size_t k = 0; k < sizeof(h) / sizeof(h[0]); k++) {
+        if (pr == NULL || pr->pid != h[k].pid)
+            assert_int_equal(st_dump_add_process(d, h[k].pid, NULL, &pr), 0);
+        assert_int_equal(st_process_add_node(pr, h[k].path, h[k].guid, false, &n), 0);
+        assert_int_equal(st_node_set_scalar(n, "size", "bytes", h[k].target == 1001 ? 4096 : 8192),
+                         0);
+        assert_int_equal(st_process_add_edge(pr, h[k].guid, h[k].target, h[k].importance), 0);
+    }
+}
+
+static void test_links_held_twice(void **state)
+{
+    (void)state;
+    st_trace_t *t = NULL;
+    st_global_dump_t *c = NULL, *d = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, &c), 0);
+    assert_int_equal(st_trace_add_dump(t, 2, 0, &d), 0);
+    c = st_trace_find_dump(t, 1);
+    build_twice(c);
+    build_twice(d);
+    st_dump_sort(c);
+    st_dump_sort(d);
+    uint32_t target[4];
+    uint64_t size[4], gsize[2];
+    assert_true(find_links(c, target, size, gsize));
+    assert_int_equal(target[1], target[2]); /* pid 10 holds global/b twice */
+    size_t split = st__graph_flat_split_min, taken = st__graph_links_taken;
+    st__graph_flat_split_min = 2;
+    st_graph_links_t l = {target, size, gsize};
+    assert_int_equal(st_graph_annotate_links(c, &l), 0);
+    st__graph_flat_split_min = split;
+    assert_int_equal(st__graph_links_taken, taken); /* refused: the general way ran */
+    assert_int_equal(st_graph_annotate_dump(d), 0);
+    assert_same_dump(c, d);
+    st_trace_free(t);
+}
+
 static void test_flat_shortcut(void **state)
 {
     (void)state;
@@ -1645,6 +1704,7 @@ int main(void)
         cmocka_unit_test(test_property_general),
         cmocka_unit_test(test_property_chains),
         cmocka_unit_test(test_flat_shortcut),
+        cmocka_unit_test(test_links_held_twice),
         cmocka_unit_test_setup_teardown(test_flat_builders, setup, teardown),
         cmocka_unit_test(test_scale),
     };
