@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -1305,6 +1306,14 @@ typedef struct holders_job {
     size_t n_cl;
     st_holder_proto_t *protos; /* per pool object (co->protos) */
     int *creators;             /* per pool object (co->creators) */
+    /* the answers by process dump (several clients may share one process): unit u's answers
+     * are by_proc[units[u] .. units[u + 1]), in answer order; the worker and then the merge's
+     * own thread take units in turn (next), each process dump wholly on one of them */
+    size_t *by_proc, *units, n_units;
+    atomic_size_t next;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int protos_state; /* under mu: 0 being made, 1 made, < 0 failed */
     int rc;
 } holders_job_t;
 
@@ -1332,29 +1341,78 @@ static int make_protos(holders_job_t *j)
     return 0;
 }
 
+/* Adds the holders of the units it takes until none is left; `which` is the process arena the
+ * caller's thread takes from (st_process_set_arena): 0 on the worker, 1 on the merge's thread. */
+static int holders_part(holders_job_t *j, unsigned which)
+{
+    const st_coord_t *co = j->co;
+    for (size_t u; (u = atomic_fetch_add(&j->next, 1)) < j->n_units;) {
+        st_process_dump_t *p = &j->d->procs[j->proc[j->by_proc[j->units[u]]]];
+        int rc = which == 0 ? 0 : st_process_set_arena(j->d, p, which);
+        for (size_t x = j->units[u]; x < j->units[u + 1] && rc == 0; x++) {
+            size_t k = j->by_proc[x];
+            const client_t *c = j->cl[k];
+            for (size_t i = 0; i < c->n_recs && rc == 0; i++) {
+                if (i + 8 < c->n_recs && c->objs[i + 8] != 0) /* a random proto: ask ahead */
+                    __builtin_prefetch(&j->protos[c->objs[i + 8] - 1]);
+                const st_wire_object_t *r = &c->recs[i];
+                if (c->objs[i] == 0)
+                    continue;
+                size_t o = c->objs[i] - 1;
+                int imp = policy_importance(co, r, c->pid, j->creators[o]);
+                st_node_t *node = NULL;
+                rc = st_process_add_holder_proto(p, &j->protos[o], r->mapped_bytes, imp, &node);
+                if (rc == 0)
+                    j->rec_node[j->off[k] + i] = (uint32_t)(node - p->nodes);
+            }
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The worker: the protos, then holders until the units run out (the merge's thread joins in
+ * once its objects are done). */
 static void *holders_main(void *arg)
 {
     holders_job_t *j = arg;
-    const st_coord_t *co = j->co;
-    j->rc = make_protos(j);
-    for (size_t k = 0; k < j->n_cl && j->rc == 0; k++) {
-        const client_t *c = j->cl[k];
-        st_process_dump_t *p = &j->d->procs[j->proc[k]];
-        for (size_t i = 0; i < c->n_recs && j->rc == 0; i++) {
-            if (i + 8 < c->n_recs && c->objs[i + 8] != 0) /* a random proto: ask ahead */
-                __builtin_prefetch(&j->protos[c->objs[i + 8] - 1]);
-            const st_wire_object_t *r = &c->recs[i];
-            if (c->objs[i] == 0)
-                continue;
-            size_t o = c->objs[i] - 1;
-            int imp = policy_importance(co, r, c->pid, j->creators[o]);
-            st_node_t *node = NULL;
-            j->rc = st_process_add_holder_proto(p, &j->protos[o], r->mapped_bytes, imp, &node);
-            if (j->rc == 0)
-                j->rec_node[j->off[k] + i] = (uint32_t)(node - p->nodes);
-        }
-    }
+    int rc = make_protos(j);
+    pthread_mutex_lock(&j->mu);
+    j->protos_state = rc < 0 ? rc : 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    j->rc = rc < 0 ? rc : holders_part(j, 0);
     return NULL;
+}
+
+/* The units of holders_job_t: the answers grouped by process dump, in answer order within one.
+ * -ENOMEM or 0. */
+static int holders_units(holders_job_t *j, size_t n_procs)
+{
+    size_t *fill = calloc(n_procs + 1, sizeof(*fill));
+    j->by_proc = malloc((j->n_cl + 1) * sizeof(*j->by_proc));
+    j->units = malloc((j->n_cl + 1) * sizeof(*j->units));
+    if (fill == NULL || j->by_proc == NULL || j->units == NULL) {
+        free(fill);
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < j->n_cl; k++)
+        fill[j->proc[k]]++;
+    size_t at = 0;
+    j->n_units = 0;
+    for (size_t q = 0; q < n_procs; q++) {
+        size_t n = fill[q];
+        fill[q] = at;
+        if (n > 0)
+            j->units[j->n_units++] = at;
+        at += n;
+    }
+    j->units[j->n_units] = at;
+    for (size_t k = 0; k < j->n_cl; k++)
+        j->by_proc[fill[j->proc[k]]++] = k;
+    free(fill);
+    return 0;
 }
 
 /* What the graph processor would otherwise find out (st_graph_links_t): the global node each
@@ -1459,7 +1517,7 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     int rc = 0;
     client_t **cl = NULL;
     size_t n_cl = 0;
-    holders_job_t hj = {0};
+    holders_job_t hj = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     size_t *off = NULL;
     pthread_t worker;
     if ((rc = answered(co, &cl, &n_cl)) < 0)
@@ -1548,7 +1606,9 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
      * what each object's holders share, then the holders), in arrays sized for them at once. The
      * two touch disjoint parts of the dump: the global nodes, their index and the dump's arena
      * here; the process dumps and their own arena there (see st_global_dump_t.proc_arena); both
-     * only read the merge index and the answers. */
+     * only read the merge index and the answers. Once its objects are done (and the worker's
+     * protos), this thread adds holders too: the process dumps the worker has not taken yet,
+     * from the second process arena (st_process_set_arena). */
     if ((rc = st_dump_reserve_globals(d, used)) < 0)
         goto out;
     size_t n_recs = 0;
@@ -1576,7 +1636,16 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     if ((rc = protos_reserve(co, used)) < 0)
         goto out;
     uint64_t t_build = st_clock_ns();
-    hj = (holders_job_t){co, d, cl, hj.proc, off, co->rec_node, n_cl, co->protos, co->creators, 0};
+    hj.co = co;
+    hj.d = d;
+    hj.cl = cl;
+    hj.off = off;
+    hj.rec_node = co->rec_node;
+    hj.n_cl = n_cl;
+    hj.protos = co->protos;
+    hj.creators = co->creators;
+    if ((rc = holders_units(&hj, d->n_procs)) < 0)
+        goto out;
     bool threaded = pthread_create(&worker, NULL, holders_main, &hj) == 0;
     if (!threaded)
         holders_main(&hj);
@@ -1624,10 +1693,21 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
         st_dump_sort_globals(d);
         rc = linked = links_globals(co, d);
     }
+    /* then the holders the worker has not taken yet, once it made the protos */
+    int part = 0;
+    if (threaded && rc >= 0) {
+        pthread_mutex_lock(&hj.mu);
+        while (hj.protos_state == 0)
+            pthread_cond_wait(&hj.cv, &hj.mu);
+        bool made = hj.protos_state > 0;
+        pthread_mutex_unlock(&hj.mu);
+        if (made)
+            part = holders_part(&hj, 1);
+    }
     if (threaded)
         pthread_join(worker, NULL);
     if (rc >= 0)
-        rc = hj.rc;
+        rc = hj.rc < 0 ? hj.rc : part;
     if (rc < 0)
         goto out;
 
@@ -1664,6 +1744,8 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
 out:
     free(cl);
     free(hj.proc);
+    free(hj.by_proc);
+    free(hj.units);
     free(off);
     return rc;
 }

@@ -590,6 +590,8 @@ static void dump_clear(st_global_dump_t *dump)
     dump->arena = NULL;
     arena_free(dump->proc_arena);
     dump->proc_arena = NULL;
+    arena_free(dump->proc_arena2);
+    dump->proc_arena2 = NULL;
 }
 
 int st_trace_new(st_trace_t **out)
@@ -1887,6 +1889,15 @@ int st_dump_holder_proto(st_global_dump_t *dump, const st_object_info_t *info,
     *out = (st_holder_proto_t){.path = path, .path_len = (uint32_t)len};
     out->name = nstr_put(&name, &at);
     proto_values(out, info);
+    return 0;
+}
+
+int st_process_set_arena(st_global_dump_t *dump, st_process_dump_t *p, unsigned which)
+{
+    struct st_model_arena **a = which == 0 ? &dump->proc_arena : &dump->proc_arena2;
+    if (*a == NULL && (*a = calloc(1, sizeof(**a))) == NULL)
+        return -ENOMEM;
+    p->arena = *a;
     return 0;
 }
 

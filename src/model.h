@@ -166,6 +166,8 @@ typedef struct st_global_dump {
     struct st_model_arena *proc_arena;   /* private to model.c: the same for the process dumps
                                           * (apart: globals and processes may be built on two
                                           * threads, one each) */
+    struct st_model_arena *proc_arena2;  /* private to model.c: a second one, for the process
+                                          * dumps st_process_set_arena gives it */
     uint8_t alloc;                       /* private to model.c: which arrays are in the arena */
 } st_global_dump_t;
 
@@ -328,6 +330,12 @@ typedef struct st_holder_proto {
  * the key is longer than ST_KEY_MAX. */
 int st_dump_holder_proto(st_global_dump_t *dump, const st_object_info_t *info,
                          st_holder_proto_t *out);
+/* The process dumps of a dump take from one arena, so holders are added to them on one thread at
+ * a time. st_process_set_arena(dump, p, 1) makes p take from the dump's second process arena from
+ * now on (0: the first again), so that a second thread can add to it while the first adds to
+ * dumps of the first arena. Call it on the thread that then adds to p; the second arena is made
+ * on its first use. */
+int st_process_set_arena(st_global_dump_t *dump, st_process_dump_t *p, unsigned which);
 /* st_process_add_holder of the object of proto, which was made for proc's dump (its strings live
  * as long as that dump): the same node, entries and edge, sharing the proto's strings. */
 int st_process_add_holder_proto(st_process_dump_t *proc, const st_holder_proto_t *proto,

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <string.h>
 
 static int setup(void **state)
@@ -323,6 +324,67 @@ static void test_holder_edges(void **state)
                 assert_int_equal(p->edges[i].importance, 5);
                 assert_int_equal(p->edges[i].target, st_guid_global("memfd:0:1:300"));
             }
+    }
+}
+
+/* Holders from one set of protos added to two process dumps at once, one of them on the second
+ * process arena (st_process_set_arena) on another thread: the two dumps come out alike, and
+ * freeing the dump frees both arenas (ASan's leak check; the coordinator's tests run it under
+ * TSan). */
+typedef struct arena_job {
+    st_process_dump_t *p;
+    const st_holder_proto_t *protos;
+    st_global_dump_t *d;
+    unsigned which;
+    int rc;
+} arena_job;
+
+static void *arena_main(void *arg)
+{
+    arena_job *j = arg;
+    j->rc = j->which ? st_process_set_arena(j->d, j->p, j->which) : 0;
+    for (int i = 0; i < 500 && j->rc == 0; i++)
+        j->rc = st_process_add_holder_proto(j->p, &j->protos[i], 4096, i % 3, NULL);
+    return NULL;
+}
+
+static void test_second_arena(void **state)
+{
+    st_trace_t *t = *state;
+    st_global_dump_t *d = NULL;
+    assert_int_equal(st_trace_add_dump(t, 5, 0, &d), 0);
+    static st_holder_proto_t protos[500];
+    char key[32], name[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof(key), "memfd:0:1:%d", 1000 + i);
+        snprintf(name, sizeof(name), "object %d", i);
+        st_object_info_t info = {.key = key, .kind = ST_KIND_MEMFD, .name = name, .size = 8192};
+        assert_int_equal(st_dump_holder_proto(d, &info, &protos[i]), 0);
+    }
+    st_process_dump_t *a = NULL, *b = NULL;
+    assert_int_equal(st_dump_add_process(d, 31, "a", &a), 0);
+    assert_int_equal(st_dump_add_process(d, 32, "b", &b), 0);
+    a = st_dump_find_process(d, 31);
+    arena_job ja = {a, protos, d, 0, 0}, jb = {b, protos, d, 1, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, arena_main, &jb), 0);
+    arena_main(&ja);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(ja.rc, 0);
+    assert_int_equal(jb.rc, 0);
+    assert_non_null(d->proc_arena2);
+    assert_int_equal(a->n_nodes, 500);
+    assert_int_equal(b->n_nodes, 500);
+    assert_int_equal(b->n_edges, 500);
+    for (size_t i = 0; i < 500; i++) {
+        assert_string_equal(a->nodes[i].name, b->nodes[i].name);
+        assert_int_equal(a->nodes[i].n_entries, b->nodes[i].n_entries);
+        for (size_t e = 0; e < a->nodes[i].n_entries; e++) {
+            assert_string_equal(a->nodes[i].entries[e].name, b->nodes[i].entries[e].name);
+            assert_int_equal(a->nodes[i].entries[e].value, b->nodes[i].entries[e].value);
+        }
+        assert_int_equal(a->edges[i].target, b->edges[i].target);
+        assert_int_equal(a->edges[i].importance, b->edges[i].importance);
     }
 }
 
@@ -641,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_builder_nodes_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_effective_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holder_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_arena, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warnings_and_errors, setup, teardown),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
