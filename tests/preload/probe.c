@@ -307,7 +307,19 @@ static int scenario_forkstorm(void)
             die("pthread_create");
     const char *env = getenv("PROBE_FORKS"); /* default 1000 */
     int forks = env != NULL ? atoi(env) : 1000, failures = 0;
-    for (int i = 0; i < forks; i++) {
+    /* PROBE_MIN_MS: go on forking until that long has passed too (a storm that must span some
+     * periodic dumps: on a quiet machine 150 forks took less than 300 ms) */
+    const char *min_env = getenv("PROBE_MIN_MS");
+    long min_ms = min_env != NULL ? atol(min_env) : 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0;; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (i >= forks && ms >= min_ms) {
+            forks = i;
+            break;
+        }
         pid_t pid = fork();
         if (pid < 0)
             die("fork");
