@@ -122,7 +122,8 @@ typedef struct mobj {
     st_wire_key_t wk; /* canonical: only the fields the key string shows */
     int creator;      /* set by the merge: announced, else flagged */
     int flagged;      /* the lowest pid whose record has ST_OBJ_F_CREATOR; 0 none */
-    uint64_t scanned; /* the /proc scan's resident bytes for fd-backed objects, 0 when none */
+    uint64_t size; /* set by the merge: its resident bytes, the first record's, or the /proc
+                    * scan's when that is larger (fd-backed objects) */
     const st_wire_object_t *first; /* the record of the lowest pid (stable: see client_t.recs) */
     int first_pid;                 /* that pid */
     uint64_t guid;                 /* st_guid_global(key) */
@@ -1286,7 +1287,7 @@ static void object_info(const st_coord_t *co, const mobj_t *m, st_object_info_t 
         .key = co->keybuf + m->key,
         .kind = (st_kind_t)f->key.kind,
         .name = f->name[0] ? f->name : (o ? o->meta.name : NULL),
-        .size = f->resident > m->scanned ? f->resident : m->scanned,
+        .size = m->size,
         .virtual_size = f->virtual_size,
         .swapped_size = f->swapped,
         .creator_pid = m->creator,
@@ -1436,14 +1437,12 @@ static int links_globals(st_coord_t *co, st_global_dump_t *d)
             __builtin_prefetch(&co->pool[co->keys[j + 16].val]);
             __builtin_prefetch((const char *)&co->pool[co->keys[j + 16].val + 1] - 1);
         }
-        if (j + 8 < co->used)
-            __builtin_prefetch(co->pool[co->keys[j + 8].val].first);
         mobj_t *m = &co->pool[co->keys[j].val];
         const st_node_t *g = only_ours ? &d->globals[j] : st_dump_find_global(d, m->guid);
         if (g == NULL || g->guid != m->guid)
             return 0;
         m->global = (uint32_t)(g - d->globals);
-        co->lk_gsize[m->global] = m->first->resident > m->scanned ? m->first->resident : m->scanned;
+        co->lk_gsize[m->global] = m->size;
     }
     for (size_t i = 0; i < ng; i++) /* the scan's own */
         if (co->lk_gsize[i] == UINT64_MAX &&
@@ -1534,6 +1533,8 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     bool new_objects = co->n_objects != co->objects_at_start;
     for (size_t j = 0; j < used; j++) {
         mobj_t *m = &pool[j];
+        if (j + 8 < used && pool[j + 8].announced != NULL) /* anywhere in the heap */
+            __builtin_prefetch(&pool[j + 8].announced->meta.creator_pid);
         if (m->announced == NULL && new_objects)
             m->announced = ann_get(co, &m->wk, key_hash(&m->wk), co->keybuf + m->key);
         m->creator = m->announced != NULL ? m->announced->meta.creator_pid : 0;
@@ -1591,14 +1592,17 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
      * allocated and nobody wrote. The wire record cannot say which (ipc/wire.h has no flag for
      * it), so the larger of the two figures is taken: equal when both are exact, the exact one
      * when the agent's is a lower bound. Looked up before pass 2 adds any object, so the dump's
-     * index is built once. */
+     * index is built once. Every object's size is settled here, in pool order (its first record
+     * is then read almost in sequence; links_globals, in guid order, only reads m->size). */
     for (size_t j = 0; j < used; j++) {
         mobj_t *m = &pool[j];
-        st_kind_t kind = (st_kind_t)m->first->key.kind;
+        st_kind_t kind = (st_kind_t)m->wk.kind; /* canonical_key keeps the kind */
         const st_node_t *sn = NULL;
+        uint64_t by_scan = 0;
         if ((kind == ST_KIND_POSIX || kind == ST_KIND_MEMFD) &&
             (sn = st_dump_find_global(d, m->guid)) != NULL)
-            (void)st_node_scalar(sn, "size", &m->scanned);
+            (void)st_node_scalar(sn, "size", &by_scan);
+        m->size = m->first->resident > by_scan ? m->first->resident : by_scan;
     }
 
     /* pass 2: the processes, then on two threads the objects (here, in pool order; st_dump_sort
