@@ -235,10 +235,10 @@ static int run(unsigned n, int rounds, const char *dir)
     qsort(cpu, (size_t)rounds, sizeof(*cpu), cmp_u64);
     qsort(flt, (size_t)rounds, sizeof(*flt), cmp_u64);
     uint64_t p50 = lat[rounds / 2], p95 = lat[(rounds * 95 + 99) / 100 - 1];
-    printf("%7u %8zu %9zu %9.1f %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d %8" PRIu64 "\n", n,
-           procs, objects, (double)p50 / 1e6, (double)p95 / 1e6, (double)cpu[rounds / 2] / 1e6,
+    printf("%7u %8zu %9zu %9.1f %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d %8" PRIu64 " %8.0f\n",
+           n, procs, objects, (double)p50 / 1e6, (double)p95 / 1e6, (double)cpu[rounds / 2] / 1e6,
            wrc == 0 ? (double)jt / 1e6 : -1.0, (double)rss1 / 1024, (double)rss2 / 1024,
-           (double)hwm / 1024, partial, flt[rounds / 2]);
+           (double)hwm / 1024, partial, flt[rounds / 2], (double)p50 / ((double)n * OBJS));
     fflush(stdout);
     close(quit[1]);
     for (unsigned i = 0; i < n; i++) {
@@ -285,7 +285,8 @@ int main(int argc, char **argv)
     printf("coordinator: global dump latency (request -> merged, annotated dump in the in-memory\n"
            "trace; no file is written per dump, json1 times writing one dump's JSON), cpu50: the\n"
            "coordinator's own CPU time per dump; %d rounds per row, %d objects per client (half\n"
-           "shared with the next client)\n",
+           "shared with the next client); ns/rec: p50 per record the clients sent (clients x\n"
+           "objects per client): the same in every row when the cost grows linearly with them\n",
            rounds, OBJS);
     if (getenv("ST_BENCH_REAL") != NULL)
         printf(
@@ -299,9 +300,9 @@ int main(int argc, char **argv)
         printf("the coordinator's trace keeps the newest %zu dump(s) (max_dumps)\n\n", g_keep);
     else
         printf("the coordinator's trace keeps every dump\n\n");
-    printf("%7s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s %8s\n", "clients", "procs", "objects",
-           "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB", "partial",
-           "flt50");
+    printf("%7s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s %8s %8s\n", "clients", "procs",
+           "objects", "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB",
+           "partial", "flt50", "ns/rec");
     static const unsigned sizes[] = {10, 100, 500};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         if (sizes[i] <= max && run(sizes[i], rounds, dir) < 0)
