@@ -9,9 +9,12 @@
  * separately. cpu50 is the median CPU time (user + system) the coordinator
  * process itself spent per dump: on a shared machine wall time also counts waits for a core. RSS is
  * the coordinator's VmRSS (and peak VmHWM) from /proc/self/status after the first dump and after
- * all of them (the trace keeps every dump, or the newest KEEP); flt50 the median number of page
- * faults the coordinator took per dump (a first touch of a page is dear on a VM). Usage:
- * bench_coordinator [ROUNDS [MAX_CLIENTS [KEEP]]] (default 15, 500, 0 = every dump). Under
+ * all of them; flt50 the median number of page faults the coordinator took per dump (a first
+ * touch of a page is dear on a VM). keep is the coordinator's max_dumps: 1, the newest dump only
+ * (the memory of the one it drops is reused), or 0, every dump (the trace grows by a dump's
+ * memory each round). Usage: bench_coordinator [ROUNDS [MAX_CLIENTS [KEEP]]]: with KEEP every
+ * row keeps that many; without it (default) the rows keep 1 and one more row of 100 clients keeps
+ * every dump, side by side (default ROUNDS 15, MAX_CLIENTS 500). Under
  * valgrind set ST_BENCH_EXE to this program's path (the clients are spawned from it). With
  * ST_BENCH_MARKS set, each timed dump of 100 clients or more prints "MARK start answered merged
  * pid" to stderr (CLOCK_MONOTONIC ns), so that the samples of `perf record -a -k CLOCK_MONOTONIC`
@@ -49,7 +52,7 @@
 extern char **environ;
 
 static char g_sock[128];
-static size_t g_keep;    /* the coordinator's max_dumps; 0: the trace keeps every dump */
+static size_t g_keep;    /* the row's max_dumps; 0: the trace keeps every dump */
 static size_t g_window;  /* the coordinator's ask_window; 0: its default */
 static char g_exe[4096]; /* this program, for the clients (valgrind's /proc/self/exe is valgrind) */
 
@@ -140,14 +143,16 @@ static int cmp_u64(const void *a, const void *b)
 #define N_PHASES 6
 static const char *const g_phase[N_PHASES] = {"answers", "index", "prepare",
                                               "build",   "graph", "total"};
-static double g_phases[3][N_PHASES];
-static unsigned g_rows_n[3];
+#define MAX_ROWS 4
+static double g_phases[MAX_ROWS][N_PHASES];
+static unsigned g_rows_n[MAX_ROWS];
+static size_t g_rows_keep[MAX_ROWS];
 static size_t g_rows;
 
 static void phase_medians(const st_coord_times_t *t, int rounds)
 {
     uint64_t *v = calloc((size_t)rounds, sizeof(*v));
-    for (int ph = 0; v != NULL && ph < N_PHASES && g_rows < 3; ph++) {
+    for (int ph = 0; v != NULL && ph < N_PHASES && g_rows < MAX_ROWS; ph++) {
         for (int r = 0; r < rounds; r++) {
             const uint64_t f[N_PHASES] = {t[r].answers, t[r].index, t[r].prepare,
                                           t[r].build,   t[r].graph, t[r].total};
@@ -229,16 +234,21 @@ static int run(unsigned n, int rounds, const char *dir)
     int wrc = st_trace_write_file(&view, out, NULL);
     uint64_t jt = st_clock_ns() - j0;
     phase_medians(ph, rounds);
-    g_rows_n[g_rows < 3 ? g_rows++ : 2] = n;
+    if (g_rows < MAX_ROWS) {
+        g_rows_keep[g_rows] = g_keep;
+        g_rows_n[g_rows++] = n;
+    }
     free(ph);
     qsort(lat, (size_t)rounds, sizeof(*lat), cmp_u64);
     qsort(cpu, (size_t)rounds, sizeof(*cpu), cmp_u64);
     qsort(flt, (size_t)rounds, sizeof(*flt), cmp_u64);
     uint64_t p50 = lat[rounds / 2], p95 = lat[(rounds * 95 + 99) / 100 - 1];
-    printf("%7u %8zu %9zu %9.1f %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d %8" PRIu64 " %8.0f\n",
-           n, procs, objects, (double)p50 / 1e6, (double)p95 / 1e6, (double)cpu[rounds / 2] / 1e6,
-           wrc == 0 ? (double)jt / 1e6 : -1.0, (double)rss1 / 1024, (double)rss2 / 1024,
-           (double)hwm / 1024, partial, flt[rounds / 2], (double)p50 / ((double)n * OBJS));
+    printf("%7u %4zu %8zu %9zu %9.1f %9.1f %9.1f %12.1f %10.1f %10.1f %10.1f %8d %8" PRIu64
+           " %8.0f\n",
+           n, g_keep, procs, objects, (double)p50 / 1e6, (double)p95 / 1e6,
+           (double)cpu[rounds / 2] / 1e6, wrc == 0 ? (double)jt / 1e6 : -1.0, (double)rss1 / 1024,
+           (double)rss2 / 1024, (double)hwm / 1024, partial, flt[rounds / 2],
+           (double)p50 / ((double)n * OBJS));
     fflush(stdout);
     close(quit[1]);
     for (unsigned i = 0; i < n; i++) {
@@ -268,7 +278,8 @@ int main(int argc, char **argv)
         snprintf(g_exe, sizeof(g_exe), "%s", exe);
     int rounds = argc > 1 ? atoi(argv[1]) : 15;
     unsigned max = argc > 2 ? (unsigned)atoi(argv[2]) : 500;
-    g_keep = argc > 3 ? (size_t)atoi(argv[3]) : 0;
+    bool keep_given = argc > 3;
+    g_keep = keep_given ? (size_t)atoi(argv[3]) : 1;
     if (rounds < 1)
         rounds = 1;
     const char *win = getenv("ST_BENCH_WINDOW"); /* "all": every client asked at once */
@@ -296,27 +307,29 @@ int main(int argc, char **argv)
     else
         printf("at most %zu clients are asked at once (ask_window)\n",
                g_window > 0 ? g_window : (size_t)ST_COORD_ASK_WINDOW_DEFAULT);
-    if (g_keep > 0)
-        printf("the coordinator's trace keeps the newest %zu dump(s) (max_dumps)\n\n", g_keep);
-    else
-        printf("the coordinator's trace keeps every dump\n\n");
-    printf("%7s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s %8s %8s\n", "clients", "procs",
-           "objects", "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB", "HWM MiB",
-           "partial", "flt50", "ns/rec");
+    printf("keep: the dumps the coordinator's trace keeps (max_dumps; 0: every dump)\n\n");
+    printf("%7s %4s %8s %9s %9s %9s %9s %12s %10s %10s %10s %8s %8s %8s\n", "clients", "keep",
+           "procs", "objects", "p50 ms", "p95 ms", "cpu50 ms", "json1 ms", "RSS1 MiB", "RSSn MiB",
+           "HWM MiB", "partial", "flt50", "ns/rec");
     static const unsigned sizes[] = {10, 100, 500};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         if (sizes[i] <= max && run(sizes[i], rounds, dir) < 0)
             fprintf(stderr, "bench_coordinator: run with %u clients failed\n", sizes[i]);
+    if (!keep_given && max >= 100) { /* side by side: the same 100 clients, every dump kept */
+        g_keep = 0;
+        if (run(100, rounds, dir) < 0)
+            fprintf(stderr, "bench_coordinator: run with 100 clients failed\n");
+    }
     printf(
         "\nwhere a dump's time went, median ms per phase (st_coord_times_t: answers = request to\n"
         "the last answer in, index its part spent indexing them; prepare = creators, scan join,\n"
         "process dumps; build = global nodes and holders; graph = sort and annotation)\n");
-    printf("%7s", "clients");
+    printf("%7s %4s", "clients", "keep");
     for (int p = 0; p < N_PHASES; p++)
         printf(" %9s", g_phase[p]);
     printf("\n");
     for (size_t r = 0; r < g_rows; r++) {
-        printf("%7u", g_rows_n[r]);
+        printf("%7u %4zu", g_rows_n[r], g_rows_keep[r]);
         for (int p = 0; p < N_PHASES; p++)
             printf(" %9.1f", g_phases[r][p]);
         printf("\n");
