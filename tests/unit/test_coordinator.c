@@ -1108,6 +1108,18 @@ static void pump_until_pending_below(st_coord_t *co, size_t pending)
     }
 }
 
+/* Forks n children running body, waits until each said it is ready and the coordinator has them
+ * all as clients. */
+static void kids_start(st_coord_t *co, kid_t *kids, unsigned n,
+                       void (*body)(unsigned k, int go, int done))
+{
+    for (unsigned k = 0; k < n; k++)
+        kids[k] = kid_spawn(k, body);
+    for (unsigned k = 0; k < n; k++)
+        kid_wait(co, &kids[k]);
+    pump_until_clients(co, n, 10000);
+}
+
 static int kid_end(kid_t *kid)
 {
     close(kid->go);
@@ -1236,11 +1248,7 @@ static void test_answer_order(void **state)
     st_coord_t *co = NULL;
     assert_int_equal(st_coord_open(&cfg, &co), 0);
     kid_t kids[ORDER_KIDS];
-    for (unsigned k = 0; k < ORDER_KIDS; k++)
-        kids[k] = kid_spawn(k, order_kid);
-    for (unsigned k = 0; k < ORDER_KIDS; k++)
-        kid_wait(co, &kids[k]);
-    pump_until_clients(co, ORDER_KIDS, 10000);
+    kids_start(co, kids, ORDER_KIDS, order_kid);
     st_coord_object_t meta;
     uint64_t end = st_clock_ms() + 10000;
     while (!st_coord_find_object(co, "anon:0:1:6", &meta) ||
@@ -1469,11 +1477,7 @@ static st_coord_t *window_open(size_t window, int patience_ms, int deadline_ms, 
                              .ask_patience_ms = patience_ms};
     st_coord_t *co = NULL;
     assert_int_equal(st_coord_open(&cfg, &co), 0);
-    for (unsigned k = 0; k < n; k++)
-        kids[k] = kid_spawn(k, window_kid);
-    for (unsigned k = 0; k < n; k++)
-        kid_wait(co, &kids[k]);
-    pump_until_clients(co, n, 10000);
+    kids_start(co, kids, (unsigned)n, window_kid);
     return co;
 }
 

@@ -1497,16 +1497,23 @@ static bool find_links(const st_global_dump_t *d, uint32_t *target, uint64_t *si
     return true;
 }
 
+/* A new trace with two empty dumps, ids 1 (*c) and 2 (*d). */
+static st_trace_t *two_dumps(st_global_dump_t **c, st_global_dump_t **d)
+{
+    st_trace_t *t = NULL;
+    assert_int_equal(st_trace_new(&t), 0);
+    assert_int_equal(st_trace_add_dump(t, 1, 0, c), 0);
+    assert_int_equal(st_trace_add_dump(t, 2, 0, d), 0);
+    *c = st_trace_find_dump(t, 1); /* the second add may have moved it */
+    return t;
+}
+
 /* seed's dump annotated from given links and the way st_graph_annotate_dump finds them: the same
  * dump. 1 when the links were taken, 0 when they could not be given or were refused. */
 static size_t flat_links_one(uint64_t seed)
 {
-    st_trace_t *t = NULL;
     st_global_dump_t *c = NULL, *d = NULL;
-    assert_int_equal(st_trace_new(&t), 0);
-    assert_int_equal(st_trace_add_dump(t, 1, 0, &c), 0);
-    assert_int_equal(st_trace_add_dump(t, 2, 0, &d), 0);
-    c = st_trace_find_dump(t, 1);
+    st_trace_t *t = two_dumps(&c, &d);
     flat_family_build(seed, c);
     flat_family_build(seed, d);
     st_dump_sort(c); /* as the coordinator does before it links */
@@ -1601,12 +1608,8 @@ static void build_twice(st_global_dump_t *d)
 static void test_links_held_twice(void **state)
 {
     (void)state;
-    st_trace_t *t = NULL;
     st_global_dump_t *c = NULL, *d = NULL;
-    assert_int_equal(st_trace_new(&t), 0);
-    assert_int_equal(st_trace_add_dump(t, 1, 0, &c), 0);
-    assert_int_equal(st_trace_add_dump(t, 2, 0, &d), 0);
-    c = st_trace_find_dump(t, 1);
+    st_trace_t *t = two_dumps(&c, &d);
     build_twice(c);
     build_twice(d);
     st_dump_sort(c);

@@ -10,6 +10,8 @@
  * [STEPS [huge]] (default 40 steps, 2.5 GiB; "huge": MADV_HUGEPAGE on each region, as glibc's
  * large blocks may get). The regions stay mapped until the program exits.
  */
+#include "bench_util.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,19 +20,6 @@
 #include <time.h>
 
 #define STEP ((size_t)64 << 20)
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -54,16 +43,16 @@ int main(int argc, char **argv)
         }
         if (huge)
             (void)madvise(p, STEP, MADV_HUGEPAGE);
-        double t = now_ms();
+        double t = bench_now_ms();
         for (size_t o = 0; o < STEP; o += 4096)
             ((volatile char *)p)[o] = 1;
-        ms[i] = now_ms() - t;
+        ms[i] = bench_now_ms() - t;
         worst = ms[i] > worst ? ms[i] : worst;
         printf("%s%.1f", i % 10 ? " " : (i ? "\n" : ""), ms[i]);
     }
     double first[8];
     memcpy(first, ms, sizeof(first));
-    qsort(first, 8, sizeof(first[0]), cmp_double);
+    qsort(first, 8, sizeof(first[0]), bench_cmp_double);
     double base = (first[3] + first[4]) / 2;
     printf("\nslowest step / median of the first eight: %.1f / %.1f = %.1fx\n", worst, base,
            base > 0 ? worst / base : 0);

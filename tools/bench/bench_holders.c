@@ -6,24 +6,12 @@
  * adding a holder that exists should cost about what adding a new one does, at any N (its edge
  * is found without reading the others). Usage: bench_holders [ROUNDS] (default 5; the median).
  */
+#include "bench_util.h"
 #include "model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* One round: the times of the first and the second pass over n holders; -1 on failure. */
 static int round_ms(int n, double *first, double *again)
@@ -35,7 +23,7 @@ static int round_ms(int n, double *first, double *again)
         st_dump_add_process(d, 10, "bench", &p) < 0)
         return -1;
     char key[64];
-    double t0 = now_ms(), t1 = 0;
+    double t0 = bench_now_ms(), t1 = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < n; i++) {
             snprintf(key, sizeof(key), "memfd:0:1:%d", 1000 + i);
@@ -44,10 +32,10 @@ static int round_ms(int n, double *first, double *again)
                 return -1;
         }
         if (pass == 0)
-            t1 = now_ms();
+            t1 = bench_now_ms();
     }
     *first = t1 - t0;
-    *again = now_ms() - t1;
+    *again = bench_now_ms() - t1;
     int ok = p->n_edges == (size_t)n ? 0 : -1; /* the second pass added none */
     st_trace_free(t);
     return ok;
@@ -69,8 +57,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench_holders: a round failed at %d holders\n", n);
                 return 1;
             }
-        qsort(a, (size_t)rounds, sizeof(*a), cmp_double);
-        qsort(b, (size_t)rounds, sizeof(*b), cmp_double);
+        qsort(a, (size_t)rounds, sizeof(*a), bench_cmp_double);
+        qsort(b, (size_t)rounds, sizeof(*b), bench_cmp_double);
         double fa = a[rounds / 2], fb = b[rounds / 2];
         printf("%8d %12.2f %12.2f %8.2f\n", n, fa, fb, fa > 0 ? fb / fa : 0.0);
     }
