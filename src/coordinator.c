@@ -1746,6 +1746,8 @@ __attribute__((noinline)) static int merge(st_coord_t *co, st_global_dump_t **ou
     };
     *out = d;
 out:
+    pthread_mutex_destroy(&hj.mu);
+    pthread_cond_destroy(&hj.cv);
     free(cl);
     free(hj.proc);
     free(hj.by_proc);
