@@ -122,8 +122,8 @@ typedef struct mobj {
     st_wire_key_t wk; /* canonical: only the fields the key string shows */
     int creator;      /* set by the merge: announced, else flagged */
     int flagged;      /* the lowest pid whose record has ST_OBJ_F_CREATOR; 0 none */
-    uint64_t size; /* set by the merge: its resident bytes, the first record's, or the /proc
-                    * scan's when that is larger (fd-backed objects) */
+    uint64_t size;    /* set by the merge: its resident bytes, the first record's, or the /proc
+                       * scan's when that is larger (fd-backed objects) */
     const st_wire_object_t *first; /* the record of the lowest pid (stable: see client_t.recs) */
     int first_pid;                 /* that pid */
     uint64_t guid;                 /* st_guid_global(key) */
