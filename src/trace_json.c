@@ -1822,8 +1822,12 @@ int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err)
     return st_trace_write_stream_threads(trace, f, 0, err);
 }
 
-int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned threads,
-                                  st_error_t *err)
+/* The dumps' events of a trace being written: either trace->dumps (events == NULL) or what
+ * events(ctx, f, first) writes (a spool's copy). */
+typedef int (*events_fn)(void *ctx, FILE *f, bool *first);
+
+static int write_trace(const st_trace_t *trace, FILE *f, unsigned threads, events_fn events,
+                       void *ctx, st_error_t *err)
 {
     reader_t r = {.err = err, .ev = -1}; /* for fail() only */
     out_t o = {f, 1};
@@ -1843,7 +1847,9 @@ int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned thr
     fputs(",\n \"traceEvents\":[", f);
     if ((rc = write_names(f, &b, trace, &first)) < 0)
         goto out;
-    for (size_t i = 0; i < trace->n_dumps; i++)
+    if (events != NULL && (rc = events(ctx, f, &first)) < 0)
+        goto out;
+    for (size_t i = 0; events == NULL && i < trace->n_dumps; i++)
         if ((rc = write_dump(f, &b, &trace->dumps[i], threads, &first)) < 0)
             goto out;
     fputs(first ? "]\n}\n" : "\n ]\n}\n", f);
@@ -1858,15 +1864,54 @@ out:
     return rc;
 }
 
+int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned threads,
+                                  st_error_t *err)
+{
+    return write_trace(trace, f, threads, NULL, NULL, err);
+}
+
 int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *err)
 {
     return st_trace_write_file_ex(trace, path, ST_WRITE_FSYNC, err);
 }
 
+static int write_file(const st_trace_t *trace, events_fn events, void *ctx, const char *path,
+                      st_write_sync_t sync, st_error_t *err);
+
 int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_sync_t sync,
                            st_error_t *err)
 {
+    return write_file(trace, NULL, NULL, path, sync, err);
+}
+
+/* A name beside path that nobody else uses (O_EXCL): *tmp (malloc'd) and its fd, or < 0. */
+static int create_beside(const char *path, const char *what, reader_t *r, char **tmp)
+{
     static unsigned counter;
+    int fd = -1;
+    *tmp = NULL;
+    for (int tries = 0; fd < 0; tries++) {
+        unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+        free(*tmp);
+        if (asprintf(tmp, "%s.%s.%d.%u", path, what, (int)getpid(), n) < 0) {
+            *tmp = NULL;
+            return fail(r, -ENOMEM, "out of memory");
+        }
+        fd = open(*tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && (errno != EEXIST || tries > 100)) {
+            int rc = -errno;
+            fail(r, rc, "cannot create %s: %s", *tmp, strerror(-rc));
+            free(*tmp);
+            *tmp = NULL;
+            return rc;
+        }
+    }
+    return fd;
+}
+
+static int write_file(const st_trace_t *trace, events_fn events, void *ctx, const char *path,
+                      st_write_sync_t sync, st_error_t *err)
+{
     reader_t r = {.err = err, .ev = -1};
     char *tmp = NULL;
     FILE *f = NULL;
@@ -1874,7 +1919,7 @@ int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_s
     set_source(err, path);
     if (strcmp(path, "-") == 0) {
         errno = 0;
-        return st_trace_write_stream(trace, stdout, err);
+        return write_trace(trace, stdout, 0, events, ctx, err);
     }
     if (st_file_is_special(path)) {
         /* /dev/null, a FIFO...: written in place; a rename would replace the device itself */
@@ -1887,7 +1932,7 @@ int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_s
         }
         setvbuf(f, NULL, _IOFBF, 1 << 20);
         errno = 0;
-        rc = st_trace_write_stream(trace, f, err);
+        rc = write_trace(trace, f, 0, events, ctx, err);
         int closed = fclose(f);
         f = NULL;
         if (rc == 0 && closed != 0) {
@@ -1900,22 +1945,9 @@ int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_s
     bool durable = sync == ST_WRITE_FSYNC ||
                    (stat(path, &old) == 0 && S_ISREG(old.st_mode) && old.st_size > 0);
     /* A unique name next to the target; O_EXCL so two writers never share it. */
-    for (int tries = 0; fd < 0; tries++) {
-        unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
-        free(tmp);
-        if (asprintf(&tmp, "%s.tmp.%d.%u", path, (int)getpid(), n) < 0) {
-            tmp = NULL;
-            rc = fail(&r, -ENOMEM, "out of memory");
-            goto out;
-        }
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && (errno != EEXIST || tries > 100)) {
-            rc = -errno;
-            fail(&r, rc, "cannot create %s: %s", tmp, strerror(-rc));
-            free(tmp);
-            tmp = NULL;
-            goto out;
-        }
+    if ((fd = create_beside(path, "tmp", &r, &tmp)) < 0) {
+        rc = fd;
+        goto out;
     }
     if ((f = fdopen(fd, "w")) == NULL) {
         rc = -errno;
@@ -1925,7 +1957,7 @@ int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_s
     }
     setvbuf(f, NULL, _IOFBF, 1 << 20);
     errno = 0;
-    if ((rc = st_trace_write_stream(trace, f, err)) < 0)
+    if ((rc = write_trace(trace, f, 0, events, ctx, err)) < 0)
         goto out;
     if (durable && fsync(fileno(f)) < 0) {
         rc = -errno;
@@ -1962,4 +1994,146 @@ out:
         unlink(tmp);
     free(tmp);
     return rc;
+}
+
+/* ---- spool: a trace written as its dumps come ---- */
+
+struct st_trace_spool {
+    char *path;      /* the trace it becomes */
+    char *tmp;       /* the dumps' events so far, each with its separator */
+    FILE *f;         /* on tmp */
+    st_trace_t *ids; /* per dump added: id, time, partial, warnings, problems, pids and names */
+    buf_t b;
+};
+
+size_t st_trace_spool_dumps(const st_trace_spool_t *s)
+{
+    return s->ids->n_dumps;
+}
+
+void st_trace_spool_free(st_trace_spool_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->f != NULL)
+        fclose(s->f);
+    if (s->tmp != NULL)
+        unlink(s->tmp);
+    free(s->tmp);
+    free(s->path);
+    free(s->b.p);
+    st_trace_free(s->ids);
+    free(s);
+}
+
+int st_trace_spool_open(const char *path, st_trace_spool_t **out, st_error_t *err)
+{
+    reader_t r = {.err = err, .ev = -1};
+    set_source(err, path);
+    *out = NULL;
+    st_trace_spool_t *s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->path = strdup(path)) == NULL || st_trace_new(&s->ids) < 0) {
+        st_trace_spool_free(s);
+        return fail(&r, -ENOMEM, "out of memory");
+    }
+    int fd = create_beside(path, "spool", &r, &s->tmp);
+    if (fd < 0) {
+        st_trace_spool_free(s);
+        return fd;
+    }
+    if ((s->f = fdopen(fd, "w+")) == NULL) {
+        int rc = -errno;
+        close(fd);
+        st_trace_spool_free(s);
+        return fail(&r, rc, "fdopen: %s", strerror(-rc));
+    }
+    setvbuf(s->f, NULL, _IOFBF, 1 << 20);
+    *out = s;
+    return 0;
+}
+
+/* What the metadata and the process names need of d, kept in s->ids: made apart and moved in
+ * whole, or not at all. */
+static int spool_remember(st_trace_spool_t *s, const st_global_dump_t *d)
+{
+    st_trace_t *one = NULL;
+    st_global_dump_t *m = NULL;
+    int rc = st_trace_new(&one);
+    if (rc == 0)
+        rc = st_trace_add_dump(one, d->id, d->ts_us, &m);
+    for (size_t i = 0; rc == 0 && i < d->n_warnings; i++)
+        rc = st_dump_add_warning(m, "%s", d->warnings[i]);
+    for (size_t i = 0; rc == 0 && i < d->n_problems; i++)
+        rc = st_dump_add_problem(m, d->problems[i].pid, d->problems[i].path, d->problems[i].err);
+    for (size_t i = 0; rc == 0 && i < d->n_procs; i++)
+        if (d->procs[i].name != NULL)
+            rc = st_dump_add_process(m, d->procs[i].pid, d->procs[i].name, NULL);
+    if (rc == 0) {
+        m->partial = d->partial;
+        rc = st_trace_move_dump(s->ids, one, 0, NULL);
+    }
+    st_trace_free(one);
+    return rc;
+}
+
+int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *d, st_error_t *err)
+{
+    reader_t r = {.err = err, .ev = -1};
+    set_source(err, s->tmp);
+    long at = ftell(s->f);
+    bool first = false; /* every event with its separator: the file's start is written later */
+    errno = 0;
+    int rc = at < 0 ? -errno : write_dump(s->f, &s->b, d, 0, &first);
+    if (rc == 0 && (fflush(s->f) != 0 || ferror(s->f)))
+        rc = errno ? -errno : -EIO;
+    if (rc == 0)
+        rc = spool_remember(s, d);
+    if (rc < 0 && at >= 0) { /* never half a dump: the dumps before it stay whole */
+        clearerr(s->f);
+        if (fseek(s->f, at, SEEK_SET) != 0 || ftruncate(fileno(s->f), at) != 0)
+            rc = fail(&r, rc, "cannot take back a dump half written: %s", strerror(errno));
+    }
+    if (rc == -ENOMEM)
+        return fail(&r, rc, "out of memory");
+    if (rc < 0)
+        return fail(&r, rc, "write: %s", st_strerror(rc));
+    return 0;
+}
+
+/* write_trace's events: the spool's bytes; the first event's separator dropped when nothing was
+ * written before it, as write_dump would have written it. */
+static int spool_events(void *ctx, FILE *f, bool *first)
+{
+    st_trace_spool_t *s = ctx;
+    long end = ftell(s->f);
+    if (end < 0 || fseek(s->f, 0, SEEK_SET) != 0)
+        return -errno;
+    char buf[1 << 16];
+    long done = 0;
+    if (end > 0 && *first) { /* ",\n  " -> "\n  " */
+        if (fgetc(s->f) != ',')
+            return -EIO;
+        done = 1;
+    }
+    while (done < end) {
+        size_t want = (size_t)(end - done) < sizeof(buf) ? (size_t)(end - done) : sizeof(buf);
+        size_t n = fread(buf, 1, want, s->f);
+        if (n == 0 || fwrite(buf, 1, n, f) != n)
+            return -EIO;
+        done += (long)n;
+    }
+    if (end > 0)
+        *first = false;
+    return fseek(s->f, end, SEEK_SET) != 0 ? -errno : 0;
+}
+
+int st_trace_spool_commit(st_trace_spool_t *s, const st_trace_t *meta, st_write_sync_t sync,
+                          st_error_t *err)
+{
+    reader_t r = {.err = err, .ev = -1};
+    set_source(err, s->path);
+    s->ids->version = meta->version;
+    if (st_trace_set_meta(s->ids, meta->policy, meta->host, meta->kernel) < 0)
+        return fail(&r, -ENOMEM, "out of memory");
+    return write_file(s->ids, spool_events, s, s->path, sync, err);
 }

@@ -44,4 +44,18 @@ int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err);
 int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned threads,
                                   st_error_t *err);
 
+/* A trace written as its dumps come, so that a long run need not keep them in memory: each dump's
+ * events go to a spool file beside path (path.spool.PID.N) as it is added; commit writes path
+ * (atomically, like st_trace_write_file_ex) with exactly the bytes st_trace_write_file would write
+ * for a trace of meta's version, policy, host and kernel holding every dump added, in order.
+ * A dump that could not be added whole is not in the spool (the error says why); those before it
+ * stay. st_trace_spool_free removes the spool file (after a commit too). */
+typedef struct st_trace_spool st_trace_spool_t;
+int st_trace_spool_open(const char *path, st_trace_spool_t **out, st_error_t *err);
+int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *dump, st_error_t *err);
+size_t st_trace_spool_dumps(const st_trace_spool_t *s);
+int st_trace_spool_commit(st_trace_spool_t *s, const st_trace_t *meta, st_write_sync_t sync,
+                          st_error_t *err);
+void st_trace_spool_free(st_trace_spool_t *s);
+
 #endif

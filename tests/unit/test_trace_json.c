@@ -686,6 +686,110 @@ static void test_write_file(void **state)
     st_trace_free(t);
 }
 
+/* A spool given a trace's dumps one by one commits exactly the bytes the writer gives for the whole
+ * trace (every golden and example trace: several dumps, warnings, problems, a partial dump,
+ * process names), leaves nothing but the trace behind, and removes its spool when dropped. */
+static void spool_one(const char *path, const char *out)
+{
+    st_trace_t *t = read_ok(path);
+    st_trace_spool_t *s = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
+    for (size_t i = 0; i < t->n_dumps; i++) {
+        assert_int_equal(st_trace_spool_add(s, &t->dumps[i], &err), 0);
+        assert_int_equal(st_trace_spool_dumps(s), i + 1);
+    }
+    assert_int_equal(st_trace_spool_commit(s, t, ST_WRITE_FSYNC, &err), 0);
+    st_trace_spool_free(s);
+    size_t got_len = 0, want_len = 0;
+    char *got = slurp(out, &got_len), *want = write_mem(t, &want_len);
+    if (got_len != want_len || memcmp(got, want, got_len) != 0)
+        fail_msg("%s: the spool's trace differs from the writer's:\n%s", path, got);
+    free(got);
+    free(want);
+    st_trace_free(t);
+}
+
+static void test_spool(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/shmtrack-spool-XXXXXX", out[256], path[2048], sub[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, sizeof(out), "%s/trace.json", dir);
+    int n = 0;
+    static const char *const subs[] = {"golden", "examples"};
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(sub, sizeof(sub), "%s/%s", data_dir(), subs[k]);
+        DIR *dh = opendir(sub);
+        assert_non_null(dh);
+        struct dirent *de;
+        while ((de = readdir(dh)) != NULL) {
+            if (!ends_with(de->d_name, ".json") || ends_with(de->d_name, ".input.json"))
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", sub, de->d_name);
+            spool_one(path, out);
+            assert_int_equal(count_entries(dir), 1); /* the trace; no spool, no temporary */
+            n++;
+        }
+        closedir(dh);
+    }
+    assert_true(n >= 6);
+    /* no dump at all: the empty trace */
+    st_trace_t *empty = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_new(&empty), 0);
+    st_trace_spool_t *s = NULL;
+    assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
+    assert_int_equal(st_trace_spool_commit(s, empty, ST_WRITE_FSYNC, &err), 0);
+    st_trace_spool_free(s);
+    size_t a, b;
+    char *got = slurp(out, &a), *want = write_mem(empty, &b);
+    assert_int_equal(a, b);
+    assert_memory_equal(got, want, a);
+    free(got);
+    free(want);
+    /* dumps of processes without names: the first event is the spool's first */
+    snprintf(path, sizeof(path), "%s/golden/two_dumps.json", data_dir());
+    st_trace_t *t = read_ok(path);
+    for (size_t i = 0; i < t->n_dumps; i++)
+        for (size_t k = 0; k < t->dumps[i].n_procs; k++) {
+            free(t->dumps[i].procs[k].name);
+            t->dumps[i].procs[k].name = NULL;
+        }
+    assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
+    for (size_t i = 0; i < t->n_dumps; i++)
+        assert_int_equal(st_trace_spool_add(s, &t->dumps[i], &err), 0);
+    assert_int_equal(st_trace_spool_commit(s, t, ST_WRITE_FSYNC, &err), 0);
+    st_trace_spool_free(s);
+    got = slurp(out, &a);
+    want = write_mem(t, &b); /* kept: the next part compares with it too */
+    assert_int_equal(a, b);
+    assert_memory_equal(got, want, a);
+    free(got);
+    st_trace_free(t);
+    /* dropped before its commit: the spool goes, the old trace stays as it was */
+    t = read_ok(path);
+    assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
+    assert_int_equal(count_entries(dir), 2);
+    assert_int_equal(st_trace_spool_add(s, &t->dumps[0], &err), 0);
+    st_trace_spool_free(s);
+    assert_int_equal(count_entries(dir), 1);
+    got = slurp(out, &a); /* the names-less trace of two_dumps, committed above */
+    assert_int_equal(a, b);
+    assert_memory_equal(got, want, a);
+    free(got);
+    free(want);
+    /* a directory that does not exist: a clear error */
+    snprintf(path, sizeof(path), "%s/missing/trace.json", dir);
+    assert_true(st_trace_spool_open(path, &s, &err) < 0);
+    assert_null(s);
+    assert_non_null(strstr(err.text, "cannot create"));
+    st_trace_free(t);
+    st_trace_free(empty);
+    unlink(out);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,7 +799,7 @@ int main(void)
         cmocka_unit_test(test_oversized),           cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_write_special_file),  cmocka_unit_test(test_writer_carriers),
         cmocka_unit_test(test_writer_invalid_utf8), cmocka_unit_test(test_write_file),
-        cmocka_unit_test(test_writer_threads),
+        cmocka_unit_test(test_writer_threads),      cmocka_unit_test(test_spool),
     };
     return cmocka_run_group_tests_name("trace_json", tests, NULL, NULL);
 }
