@@ -2085,7 +2085,9 @@ int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *d, st_error_
     errno = 0;
     int rc = at < 0 ? -errno : write_dump(s->f, &s->b, d, 0, &first);
     if (rc == 0 && (fflush(s->f) != 0 || ferror(s->f)))
-        rc = errno ? -errno : -EIO;
+        rc = -EIO;
+    if (rc == -EIO && errno != 0)
+        rc = -errno; /* the write's own reason (ENOSPC, EDQUOT...) */
     if (rc == 0)
         rc = spool_remember(s, d);
     if (rc < 0 && at >= 0) { /* never half a dump: the dumps before it stay whole */
@@ -2117,9 +2119,10 @@ static int spool_events(void *ctx, FILE *f, bool *first)
     }
     while (done < end) {
         size_t want = (size_t)(end - done) < sizeof(buf) ? (size_t)(end - done) : sizeof(buf);
+        errno = 0;
         size_t n = fread(buf, 1, want, s->f);
         if (n == 0 || fwrite(buf, 1, n, f) != n)
-            return -EIO;
+            return errno ? -errno : -EIO;
         done += (long)n;
     }
     if (end > 0)

@@ -4,7 +4,9 @@
  * [--keep N] [--allow-root]`: runs a coordinator until SIGTERM or SIGINT (read through a signalfd,
  * so a signal never interrupts a dump half-way), takes a global dump every --interval ms when asked
  * and whenever `shmtrack dump` asks, then writes the trace (every dump, or the newest N with
- * --keep) atomically (temporary name + rename: a reader never sees a truncated file).
+ * --keep) atomically (temporary name + rename: a reader never sees a truncated file). Without
+ * --keep each dump goes to a spool beside TRACE as it is taken (cli.h, st_cli_trace_out_t), so
+ * memory does not grow with the run.
  */
 #include "cli.h"
 
@@ -31,9 +33,9 @@ static void log_line(void *ud, const char *msg)
 
 static void on_dump(void *ud, const st_global_dump_t *d)
 {
-    (void)ud;
     fprintf(stderr, "shmtrack daemon: dump 0x%llx: %zu processes, %zu objects%s\n",
             (unsigned long long)d->id, d->n_procs, d->n_globals, d->partial ? " (partial)" : "");
+    st_cli_trace_out_dump(ud, d);
 }
 
 static void on_signal(void *ud, int fd)
@@ -53,8 +55,9 @@ static void usage(FILE *f)
                "  --interval MS  take a dump every MS milliseconds (default: only on request)\n"
                "  --policy P     creator (default), equal or first-touch\n"
                "  --deadline MS  how long a dump waits for clients (default 1000)\n"
-               "  --keep N       keep only the newest N dumps (memory stays bounded; the\n"
-               "                 trace then holds those N; default: every dump)\n"
+               "  --keep N       keep only the newest N dumps (the trace then holds those N;\n"
+               "                 default: every dump, each written beside TRACE as it is\n"
+               "                 taken, so memory stays bounded either way)\n"
                "  --allow-root   accept root clients besides this user's\n");
 }
 
@@ -69,7 +72,8 @@ int st_cmd_daemon(int argc, char **argv)
                                          {"keep", required_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    st_coord_config_t cfg = {.log = log_line, .on_dump = on_dump};
+    st_cli_trace_out_t trace_out;
+    st_coord_config_t cfg = {.log = log_line, .on_dump = on_dump, .ud = &trace_out};
     const char *out = "shmtrack-trace.json";
     long interval = 0;
     int c;
@@ -118,16 +122,23 @@ int st_cmd_daemon(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (st_cli_trace_out_open(&trace_out, "daemon", out, &cfg) < 0) {
+        if (sfd >= 0)
+            close(sfd);
+        return ST_EXIT_FAIL;
+    }
     st_coord_t *co = NULL;
     int rc = st_coord_open(&cfg, &co);
     if (rc < 0) {
         fprintf(stderr, "shmtrack daemon: cannot listen on %s: %s%s\n", cfg.socket_path,
                 st_strerror(rc),
                 rc == -EPERM ? " (its directory must be ours with mode 0700)" : "");
+        st_cli_trace_out_discard(&trace_out);
         return ST_EXIT_FAIL;
     }
     if (sfd < 0 || st_coord_watch(co, sfd, on_signal, NULL) < 0) {
         fprintf(stderr, "shmtrack daemon: signalfd failed\n");
+        st_cli_trace_out_discard(&trace_out);
         st_coord_close(co);
         return ST_EXIT_FAIL;
     }
@@ -146,15 +157,11 @@ int st_cmd_daemon(int argc, char **argv)
             break;
         }
     }
-    char err[512] = "";
-    int wrc = st_coord_write_trace(co, out, err, sizeof(err));
-    if (wrc < 0)
-        fprintf(stderr, "shmtrack daemon: cannot write %s: %s\n", out,
-                err[0] ? err : st_strerror(wrc));
-    else
-        fprintf(stderr, "shmtrack daemon: wrote %s (%zu dumps)\n", out,
-                st_coord_trace(co)->n_dumps);
+    size_t n_dumps = 0;
+    int wrc = st_cli_trace_out_close(&trace_out, co, &n_dumps);
+    if (wrc >= 0)
+        fprintf(stderr, "shmtrack daemon: wrote %s (%zu dumps)\n", out, n_dumps);
     st_coord_close(co);
     close(sfd);
-    return rc < 0 || wrc < 0 ? ST_EXIT_FAIL : ST_EXIT_OK;
+    return rc < 0 || wrc != 0 ? ST_EXIT_FAIL : ST_EXIT_OK;
 }

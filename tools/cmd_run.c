@@ -51,6 +51,11 @@ static void log_line(void *ud, const char *msg)
     fprintf(stderr, "shmtrack run: %s\n", msg);
 }
 
+static void on_dump(void *ud, const st_global_dump_t *d)
+{
+    st_cli_trace_out_dump(ud, d);
+}
+
 static void reap(struct run_state *st)
 {
     for (;;) {
@@ -130,7 +135,8 @@ static void usage(FILE *f)
             "when CMD and every process it started have exited, writes TRACE and exits with\n"
             "CMD's exit status. SIGINT, SIGTERM and SIGHUP are forwarded to CMD. Each dump also\n"
             "scans CMD's process tree through /proc, so programs without the preload count too.\n"
-            "  -o, --output TRACE  where the trace goes (default shmtrack-trace.json)\n"
+            "  -o, --output TRACE  where the trace goes (default shmtrack-trace.json); each\n"
+            "                      dump is written beside it as it is taken, the trace at the end\n"
             "  --interval MS       dump period (default 1000; 0: only on request)\n"
             "  --socket PATH       the coordinator's socket (default: a private one, in a new\n"
             "                      0700 directory under $TMPDIR or /tmp, removed at exit)\n"
@@ -168,7 +174,9 @@ int st_cmd_run(int argc, char **argv)
     /* The merge also scans every descendant of this process through /proc, so what the preload
      * cannot reach (a static binary, a worker whose connection SO_PEERCRED refused, a child
      * started with a scrubbed environment) is still counted: `shmtrack scan --tree` semantics. */
-    st_coord_config_t cfg = {.log = log_line, .scan_tree_root = (int)getpid()};
+    st_cli_trace_out_t trace_out = {0};
+    st_coord_config_t cfg = {
+        .log = log_line, .on_dump = on_dump, .ud = &trace_out, .scan_tree_root = (int)getpid()};
     const char *out = "shmtrack-trace.json";
     long interval = 1000;
     int c;
@@ -237,6 +245,8 @@ int st_cmd_run(int argc, char **argv)
                 "process are not waited for\n",
                 strerror(errno));
 
+    if (st_cli_trace_out_open(&trace_out, "run", out, &cfg) < 0)
+        goto out;
     if ((rc = st_coord_open(&cfg, &co)) < 0) {
         fprintf(stderr, "shmtrack run: cannot listen on %s: %s\n", cfg.socket_path,
                 st_strerror(rc));
@@ -307,25 +317,22 @@ int st_cmd_run(int argc, char **argv)
         reap(&st);
     }
 
-    char err[512] = "";
-    st_trace_t *trace = st_coord_trace(co);
-    int wrc = st_coord_write_trace(co, out, err, sizeof(err));
-    if (wrc < 0)
-        fprintf(stderr, "shmtrack run: cannot write %s: %s\n", out,
-                err[0] ? err : st_strerror(wrc));
-    else
-        fprintf(stderr, "shmtrack run: wrote %s (%zu dump%s)%s\n", out, trace->n_dumps,
-                trace->n_dumps == 1 ? "" : "s",
-                trace->n_dumps == 0 ? ": CMD ended before the first --interval" : "");
+    size_t n_dumps = 0;
+    int wrc = st_cli_trace_out_close(&trace_out, co, &n_dumps);
+    if (wrc >= 0)
+        fprintf(stderr, "shmtrack run: wrote %s (%zu dump%s)%s\n", out, n_dumps,
+                n_dumps == 1 ? "" : "s",
+                n_dumps == 0 ? ": CMD ended before the first --interval" : "");
     if (!st.child_reaped)
         status = ST_EXIT_FAIL;
     else if (WIFEXITED(st.child_status))
         status = WEXITSTATUS(st.child_status);
     else if (WIFSIGNALED(st.child_status))
         status = 128 + WTERMSIG(st.child_status);
-    if (wrc < 0 && status == 0)
+    if (wrc != 0 && status == 0)
         status = ST_EXIT_FAIL;
 out:
+    st_cli_trace_out_discard(&trace_out); /* when it failed before the close */
     st_coord_close(co);
     if (sfd >= 0)
         close(sfd);
