@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uthash.h>
 
 #define MEMORY_INFRA_CAT "disabled-by-default-memory-infra"
 #define WEAK_FLAG 1
@@ -1998,11 +1999,18 @@ out:
 
 /* ---- spool: a trace written as its dumps come ---- */
 
+typedef struct named_pid {
+    int pid;
+    UT_hash_handle hh;
+} named_pid_t;
+
 struct st_trace_spool {
-    char *path;      /* the trace it becomes */
-    char *tmp;       /* the dumps' events so far, each with its separator */
-    FILE *f;         /* on tmp */
-    st_trace_t *ids; /* per dump added: id, time, partial, warnings, problems, pids and names */
+    char *path;         /* the trace it becomes */
+    char *tmp;          /* the dumps' events so far, each with its separator */
+    FILE *f;            /* on tmp */
+    st_trace_t *ids;    /* per dump added: id, time, partial, warnings, problems, and the processes
+                         * named there first (write_names takes a pid's first name) */
+    named_pid_t *named; /* the pids some dump in ids names */
     buf_t b;
 };
 
@@ -2023,6 +2031,12 @@ void st_trace_spool_free(st_trace_spool_t *s)
     free(s->path);
     free(s->b.p);
     st_trace_free(s->ids);
+    named_pid_t *n, *tmp;
+    HASH_ITER(hh, s->named, n, tmp)
+    {
+        HASH_DEL(s->named, n);
+        free(n);
+    }
     free(s);
 }
 
@@ -2065,12 +2079,29 @@ static int spool_remember(st_trace_spool_t *s, const st_global_dump_t *d)
         rc = st_dump_add_warning(m, "%s", d->warnings[i]);
     for (size_t i = 0; rc == 0 && i < d->n_problems; i++)
         rc = st_dump_add_problem(m, d->problems[i].pid, d->problems[i].path, d->problems[i].err);
-    for (size_t i = 0; rc == 0 && i < d->n_procs; i++)
-        if (d->procs[i].name != NULL)
-            rc = st_dump_add_process(m, d->procs[i].pid, d->procs[i].name, NULL);
+    for (size_t i = 0; rc == 0 && i < d->n_procs; i++) {
+        named_pid_t *n = NULL;
+        int pid = d->procs[i].pid;
+        if (d->procs[i].name == NULL)
+            continue;
+        HASH_FIND_INT(s->named, &pid, n);
+        if (n == NULL)
+            rc = st_dump_add_process(m, pid, d->procs[i].name, NULL);
+    }
     if (rc == 0) {
         m->partial = d->partial;
         rc = st_trace_move_dump(s->ids, one, 0, NULL);
+    }
+    /* the pids named now: after the move, so that a failure leaves the set as it was */
+    const st_global_dump_t *kept = rc == 0 ? &s->ids->dumps[s->ids->n_dumps - 1] : NULL;
+    for (size_t i = 0; kept != NULL && i < kept->n_procs; i++) {
+        named_pid_t *n = malloc(sizeof(*n));
+        if (n == NULL) { /* the next dump names it again: the same output, more memory */
+            rc = 0;
+            break;
+        }
+        n->pid = kept->procs[i].pid;
+        HASH_ADD_INT(s->named, pid, n);
     }
     st_trace_free(one);
     return rc;

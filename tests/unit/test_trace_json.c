@@ -748,6 +748,26 @@ static void test_spool(void **state)
     assert_memory_equal(got, want, a);
     free(got);
     free(want);
+    /* a process renamed in a later dump: its first name is the one written */
+    snprintf(path, sizeof(path), "%s/golden/two_dumps.json", data_dir());
+    st_trace_t *r = read_ok(path);
+    assert_true(r->n_dumps == 2 && r->dumps[1].n_procs > 0);
+    for (size_t k = 0; k < r->dumps[1].n_procs; k++) {
+        free(r->dumps[1].procs[k].name);
+        r->dumps[1].procs[k].name = strdup("renamed");
+    }
+    assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
+    for (size_t i = 0; i < r->n_dumps; i++)
+        assert_int_equal(st_trace_spool_add(s, &r->dumps[i], &err), 0);
+    assert_int_equal(st_trace_spool_commit(s, r, ST_WRITE_FSYNC, &err), 0);
+    st_trace_spool_free(s);
+    got = slurp(out, &a);
+    want = write_mem(r, &b);
+    assert_int_equal(a, b);
+    assert_memory_equal(got, want, a);
+    free(got);
+    free(want);
+    st_trace_free(r);
     /* dumps of processes without names: the first event is the spool's first */
     snprintf(path, sizeof(path), "%s/golden/two_dumps.json", data_dir());
     st_trace_t *t = read_ok(path);
