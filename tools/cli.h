@@ -30,9 +30,9 @@ ST_CMD_MAP(XX)
 int st_cli_parse_ms(const char *s, long *out);
 
 /* The coordinator options `run` and `daemon` share: --interval (c 'i', into *interval_ms),
- * --deadline ('d'), --policy ('p'), --socket ('s'), into cfg. Returns 1 when c was one of them,
- * 0 when it was not (the caller handles it), ST_EUSAGE after printing "shmtrack CMD: ..." for a
- * bad value. */
+ * --deadline ('d'), --policy ('p'), --socket ('s'), --ask-window ('w'), into cfg. Returns 1 when c
+ * was one of them, 0 when it was not (the caller handles it), ST_EUSAGE after printing "shmtrack
+ * CMD: ..." for a bad value. */
 struct st_coord_config;
 int st_cli_coord_option(const char *cmd, int c, const char *arg, struct st_coord_config *cfg,
                         long *interval_ms);

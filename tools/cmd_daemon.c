@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * `shmtrack daemon --socket PATH [-o TRACE] [--interval MS] [--policy P] [--deadline MS]
- * [--keep N] [--allow-root]`: runs a coordinator until SIGTERM or SIGINT (read through a signalfd,
- * so a signal never interrupts a dump half-way), takes a global dump every --interval ms when asked
- * and whenever `shmtrack dump` asks, then writes the trace (every dump, or the newest N with
+ * [--ask-window N|all] [--keep N] [--allow-root]`: runs a coordinator until SIGTERM or SIGINT (read
+ * through a signalfd, so a signal never interrupts a dump half-way), takes a global dump every
+ * --interval ms when asked and whenever `shmtrack dump` asks, then writes the trace (every dump, or
+ * the newest N with
  * --keep) atomically (temporary name + rename: a reader never sees a truncated file). Without
  * --keep each dump goes to a spool beside TRACE as it is taken (cli.h, st_cli_trace_out_t), so
  * memory does not grow with the run.
@@ -49,12 +50,16 @@ static void on_signal(void *ud, int fd)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: shmtrack daemon --socket PATH [-o TRACE] [--interval MS] [--policy P]\n"
-               "                       [--deadline MS] [--keep N] [--allow-root]\n"
+               "                       [--deadline MS] [--ask-window N|all] [--keep N]\n"
+               "                       [--allow-root]\n"
                "Runs a coordinator on PATH (created 0600 in a 0700 directory) until SIGTERM or\n"
                "SIGINT, then writes the trace to TRACE (default shmtrack-trace.json).\n"
                "  --interval MS  take a dump every MS milliseconds (default: only on request)\n"
                "  --policy P     creator (default), equal or first-touch\n"
                "  --deadline MS  how long a dump waits for clients (default 1000)\n"
+               "  --ask-window N clients asked for their report at a time (default 32; the next\n"
+               "                 when one answers, or has kept its request 25 ms; everyone left\n"
+               "                 at half the deadline); 'all': every client at once\n"
                "  --keep N       keep only the newest N dumps (the trace then holds those N;\n"
                "                 default: every dump, each written beside TRACE as it is\n"
                "                 taken, so memory stays bounded either way)\n"
@@ -63,15 +68,12 @@ static void usage(FILE *f)
 
 int st_cmd_daemon(int argc, char **argv)
 {
-    static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"interval", required_argument, NULL, 'i'},
-                                         {"policy", required_argument, NULL, 'p'},
-                                         {"deadline", required_argument, NULL, 'd'},
-                                         {"allow-root", no_argument, NULL, 'r'},
-                                         {"keep", required_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},   {"output", required_argument, NULL, 'o'},
+        {"interval", required_argument, NULL, 'i'}, {"policy", required_argument, NULL, 'p'},
+        {"deadline", required_argument, NULL, 'd'}, {"ask-window", required_argument, NULL, 'w'},
+        {"allow-root", no_argument, NULL, 'r'},     {"keep", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     st_cli_trace_out_t trace_out;
     st_coord_config_t cfg = {.log = log_line, .on_dump = on_dump, .ud = &trace_out};
     const char *out = "shmtrack-trace.json";

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * `shmtrack run [-o TRACE] [--interval MS] [--socket PATH] [--policy P] [--deadline MS]
- * -- CMD [ARG...]`: runs CMD under the tracker.
+ * [--ask-window N|all] -- CMD [ARG...]`: runs CMD under the tracker.
  *
  * It starts a coordinator (on a private socket in a fresh 0700 directory unless --socket names
  * one), starts CMD with libshmtrack.so prepended to LD_PRELOAD and SHMTRACK_SOCKET set, takes a
@@ -129,7 +129,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: shmtrack run [-o TRACE] [--interval MS] [--socket PATH] [--policy P]\n"
-            "                    [--deadline MS] -- CMD [ARG...]\n"
+            "                    [--deadline MS] [--ask-window N|all] -- CMD [ARG...]\n"
             "Runs CMD with libshmtrack.so preloaded and a coordinator listening, takes a global\n"
             "dump every MS milliseconds and whenever `shmtrack dump --socket PATH` asks, and\n"
             "when CMD and every process it started have exited, writes TRACE and exits with\n"
@@ -142,6 +142,9 @@ static void usage(FILE *f)
             "                      0700 directory under $TMPDIR or /tmp, removed at exit)\n"
             "  --policy P          creator (default), equal or first-touch\n"
             "  --deadline MS       how long a dump waits for processes (default 1000)\n"
+            "  --ask-window N      processes asked for their report at a time (default 32; the\n"
+            "                      next when one answers, or has kept its request 25 ms;\n"
+            "                      everyone left at half the deadline); 'all': all at once\n"
             "Environment: SHMTRACK_PRELOAD overrides the preload's path; CMD sees\n"
             "SHMTRACK_SOCKET and may set SHMTRACK_IMPORTANCE, SHMTRACK_DISABLE=1.\n");
 }
@@ -164,13 +167,11 @@ static int set_preload_env(const char *lib)
 
 int st_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
-                                         {"interval", required_argument, NULL, 'i'},
-                                         {"socket", required_argument, NULL, 's'},
-                                         {"policy", required_argument, NULL, 'p'},
-                                         {"deadline", required_argument, NULL, 'd'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},   {"interval", required_argument, NULL, 'i'},
+        {"socket", required_argument, NULL, 's'},   {"policy", required_argument, NULL, 'p'},
+        {"deadline", required_argument, NULL, 'd'}, {"ask-window", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     /* The merge also scans every descendant of this process through /proc, so what the preload
      * cannot reach (a static binary, a worker whose connection SO_PEERCRED refused, a child
      * started with a scrubbed environment) is still counted: `shmtrack scan --tree` semantics. */

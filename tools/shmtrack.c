@@ -9,6 +9,7 @@
 #include "error.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,24 @@ int st_cli_coord_option(const char *cmd, int c, const char *arg, st_coord_config
     case 's':
         cfg->socket_path = arg;
         return 1;
+    case 'w': {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(arg, &end, 10);
+        if (strcmp(arg, "all") == 0) {
+            cfg->ask_window = SIZE_MAX;
+        } else if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || n == 0 ||
+                   n > 100000) {
+            fprintf(stderr,
+                    "shmtrack %s: --ask-window takes a number of clients (1-100000) or 'all', "
+                    "not '%s'\n",
+                    cmd, arg);
+            return ST_EUSAGE;
+        } else {
+            cfg->ask_window = (size_t)n;
+        }
+        return 1;
+    }
     default:
         return 0;
     }

@@ -55,4 +55,22 @@ grep -q "cannot run /nonexistent/cmd" "$tmp/e" || { cat "$tmp/e"; exit 1; }
 "$bin/shmtrack" daemon --socket "$tmp/d/s" --interval abc 2>"$tmp/e"; [ $? -eq 2 ] || { echo "daemon bad --interval not 2"; exit 1; }
 grep -q "interval takes milliseconds" "$tmp/e" || { cat "$tmp/e"; exit 1; }
 "$bin/shmtrack" daemon --socket "$tmp/d/s" --deadline 0 2>/dev/null; [ $? -eq 2 ] || { echo "daemon --deadline 0 not 2"; exit 1; }
+"$bin/shmtrack" run --ask-window 0 -- true 2>"$tmp/e"; [ $? -eq 2 ] || { echo "--ask-window 0 not 2"; exit 1; }
+grep -q "ask-window takes a number of clients" "$tmp/e" || { cat "$tmp/e"; exit 1; }
+"$bin/shmtrack" daemon --socket "$tmp/d/s" --ask-window some 2>/dev/null; [ $? -eq 2 ] || { echo "daemon --ask-window some not 2"; exit 1; }
 echo "run_demo: exit statuses ok"
+
+# Asked one process at a time, or all at once: every dump complete all the same.
+set -e
+for w in 1 all; do
+    "$bin/shmtrack" run -o "$tmp/w$w.json" --interval 200 --ask-window "$w" -- "$bin/shmtrack-demo" --seconds 1 \
+        >/dev/null 2>"$tmp/e" || { cat "$tmp/e"; exit 1; }
+    "$bin/shmtrack" report "$tmp/w$w.json" --dump all --format json >"$tmp/w.json"
+    python3 - "$tmp/w.json" "$w" <<'PY'
+import json, sys
+dumps = json.load(open(sys.argv[1]))["dumps"]
+full = [d for d in dumps if not d["partial"] and len(d["processes"]) == 5]
+assert full, [(d["id"], d["partial"], len(d["processes"]), d["warnings"]) for d in dumps]
+print(f"run_demo: --ask-window {sys.argv[2]}: {len(full)} complete dumps of the five processes")
+PY
+done
