@@ -216,7 +216,8 @@ typedef struct pid_name {
 /* What the reader keeps per global dump while events arrive in any order. */
 typedef struct dump_state {
     index_t by_guid, by_name;
-    bool seen; /* a "v" event has set ts, trigger and level */
+    bool seen;   /* a "v" event has set ts, trigger and level */
+    bool listed; /* metadata.shmtrack.dumps lists it */
 } dump_state_t;
 
 typedef struct reader {
@@ -356,6 +357,11 @@ static int read_problem(reader_t *r, st_global_dump_t *d, const json_t *p, const
     return st_dump_add_problem(d, (int)pid, path, (int)e);
 }
 
+static dump_state_t *dump_state(reader_t *r, size_t i);
+
+/* One entry of metadata.shmtrack.dumps. The metadata may come before traceEvents (the writer's
+ * order: it makes the dump) or after (a spool's order: the events made it, the entry adds its
+ * flags, warnings and problems); a dump listed twice is an error either way. */
 static int read_meta_dump(reader_t *r, const json_t *m, const char *where)
 {
     bool present = false, partial = false;
@@ -371,12 +377,20 @@ static int read_meta_dump(reader_t *r, const json_t *m, const char *where)
         (rc = get_array(r, m, where, "warnings", false, &warnings)) < 0 ||
         (rc = get_array(r, m, where, "problems", false, &problems)) < 0)
         return rc;
-    if (st_trace_find_dump(r->trace, id) != NULL) {
+    d = st_trace_find_dump(r->trace, id);
+    dump_state_t *st = d != NULL ? dump_state(r, (size_t)(d - r->trace->dumps)) : NULL;
+    if (d != NULL && st == NULL)
+        return -ENOMEM;
+    if (st != NULL && st->listed) {
         snprintf(q, sizeof(q), "0x%" PRIx64, id);
         return fail(r, ST_EFORMAT, "%s.id: dump %s is listed twice", where, q);
     }
-    if ((rc = st_trace_add_dump(r->trace, id, 0, &d)) < 0)
-        return rc;
+    if (d == NULL) {
+        if ((rc = st_trace_add_dump(r->trace, id, 0, &d)) < 0 ||
+            (st = dump_state(r, r->trace->n_dumps - 1)) == NULL)
+            return rc < 0 ? rc : -ENOMEM;
+    }
+    st->listed = true;
     partial = jpartial != NULL && json_is_true(jpartial);
     d->partial = partial;
     size_t i;

@@ -686,6 +686,53 @@ static void test_write_file(void **state)
     st_trace_free(t);
 }
 
+/* The metadata after traceEvents (as a spool writes it) reads as the same trace; a dump it lists
+ * twice is still an error. */
+static void test_metadata_last(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/golden/two_dumps.json", data_dir());
+    st_trace_t *t = read_ok(path);
+    size_t len = 0;
+    char *first = write_mem(t, &len); /* {\n "metadata":M,\n "traceEvents":E\n} */
+    const char *m = strstr(first, "\"metadata\":"), *e = strstr(first, ",\n \"traceEvents\":");
+    assert_non_null(m);
+    assert_non_null(e);
+    const char *end = strrchr(first, '}');
+    size_t n_meta = (size_t)(e - m), n_ev = (size_t)(end - (e + 2));
+    char *last = malloc(len + 16);
+    assert_non_null(last);
+    int n = snprintf(last, len + 16, "{%.*s,%.*s}", (int)n_ev, e + 2, (int)n_meta, m);
+    st_trace_t *u = NULL;
+    st_error_t err;
+    assert_int_equal(st_trace_read_buffer(last, (size_t)n, "last", &u, &err), 0);
+    size_t a, b;
+    char *x = write_mem(t, &a), *y = write_mem(u, &b);
+    assert_int_equal(a, b);
+    assert_memory_equal(x, y, a);
+    assert_true(u->n_dumps == 2 && u->dumps[1].partial == t->dumps[1].partial);
+    free(x);
+    free(y);
+    st_trace_free(u);
+    /* listed twice: the metadata's dumps array with its first entry again */
+    const char *arr = strstr(last, "\"dumps\":[");
+    assert_non_null(arr);
+    arr += strlen("\"dumps\":[");
+    const char *close = strstr(arr, "}");
+    char *twice = malloc(strlen(last) + (size_t)(close - arr) + 8);
+    assert_non_null(twice);
+    sprintf(twice, "%.*s%.*s},%s", (int)(arr - last), last, (int)(close - arr), arr, arr);
+    u = NULL;
+    assert_true(st_trace_read_buffer(twice, strlen(twice), "twice", &u, &err) < 0);
+    assert_null(u);
+    assert_non_null(strstr(err.text, "is listed twice"));
+    free(twice);
+    free(last);
+    free(first);
+    st_trace_free(t);
+}
+
 /* A spool given a trace's dumps one by one commits exactly the bytes the writer gives for the whole
  * trace (every golden and example trace: several dumps, warnings, problems, a partial dump,
  * process names), leaves nothing but the trace behind, and removes its spool when dropped. */
@@ -820,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_write_special_file),  cmocka_unit_test(test_writer_carriers),
         cmocka_unit_test(test_writer_invalid_utf8), cmocka_unit_test(test_write_file),
         cmocka_unit_test(test_writer_threads),      cmocka_unit_test(test_spool),
+        cmocka_unit_test(test_metadata_last),
     };
     return cmocka_run_group_tests_name("trace_json", tests, NULL, NULL);
 }
