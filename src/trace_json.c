@@ -1837,12 +1837,8 @@ int st_trace_write_stream(const st_trace_t *trace, FILE *f, st_error_t *err)
     return st_trace_write_stream_threads(trace, f, 0, err);
 }
 
-/* The dumps' events of a trace being written: either trace->dumps (events == NULL) or what
- * events(ctx, f, first) writes (a spool's copy). */
-typedef int (*events_fn)(void *ctx, FILE *f, bool *first);
-
-static int write_trace(const st_trace_t *trace, FILE *f, unsigned threads, events_fn events,
-                       void *ctx, st_error_t *err)
+int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned threads,
+                                  st_error_t *err)
 {
     reader_t r = {.err = err, .ev = -1}; /* for fail() only */
     out_t o = {f, 1};
@@ -1862,9 +1858,7 @@ static int write_trace(const st_trace_t *trace, FILE *f, unsigned threads, event
     fputs(",\n \"traceEvents\":[", f);
     if ((rc = write_names(f, &b, trace, &first)) < 0)
         goto out;
-    if (events != NULL && (rc = events(ctx, f, &first)) < 0)
-        goto out;
-    for (size_t i = 0; events == NULL && i < trace->n_dumps; i++)
+    for (size_t i = 0; i < trace->n_dumps; i++)
         if ((rc = write_dump(f, &b, &trace->dumps[i], threads, &first)) < 0)
             goto out;
     fputs(first ? "]\n}\n" : "\n ]\n}\n", f);
@@ -1879,24 +1873,9 @@ out:
     return rc;
 }
 
-int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned threads,
-                                  st_error_t *err)
-{
-    return write_trace(trace, f, threads, NULL, NULL, err);
-}
-
 int st_trace_write_file(const st_trace_t *trace, const char *path, st_error_t *err)
 {
     return st_trace_write_file_ex(trace, path, ST_WRITE_FSYNC, err);
-}
-
-static int write_file(const st_trace_t *trace, events_fn events, void *ctx, const char *path,
-                      st_write_sync_t sync, st_error_t *err);
-
-int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_sync_t sync,
-                           st_error_t *err)
-{
-    return write_file(trace, NULL, NULL, path, sync, err);
 }
 
 /* A name beside path that nobody else uses (O_EXCL): *tmp (malloc'd) and its fd, or < 0. */
@@ -1924,8 +1903,22 @@ static int create_beside(const char *path, const char *what, reader_t *r, char *
     return fd;
 }
 
-static int write_file(const st_trace_t *trace, events_fn events, void *ctx, const char *path,
-                      st_write_sync_t sync, st_error_t *err)
+/* Makes the rename of a file into dir_of durable (best effort: some filesystems refuse fsync on
+ * directories). path is the file's name; it is cut to its directory here. */
+static void sync_dir_of(char *path)
+{
+    char *slash = strrchr(path, '/');
+    if (slash != NULL)
+        *(slash == path ? slash + 1 : slash) = '\0';
+    int dfd = open(slash ? path : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+}
+
+int st_trace_write_file_ex(const st_trace_t *trace, const char *path, st_write_sync_t sync,
+                           st_error_t *err)
 {
     reader_t r = {.err = err, .ev = -1};
     char *tmp = NULL;
@@ -1934,7 +1927,7 @@ static int write_file(const st_trace_t *trace, events_fn events, void *ctx, cons
     set_source(err, path);
     if (strcmp(path, "-") == 0) {
         errno = 0;
-        return write_trace(trace, stdout, 0, events, ctx, err);
+        return st_trace_write_stream(trace, stdout, err);
     }
     if (st_file_is_special(path)) {
         /* /dev/null, a FIFO...: written in place; a rename would replace the device itself */
@@ -1947,7 +1940,7 @@ static int write_file(const st_trace_t *trace, events_fn events, void *ctx, cons
         }
         setvbuf(f, NULL, _IOFBF, 1 << 20);
         errno = 0;
-        rc = write_trace(trace, f, 0, events, ctx, err);
+        rc = st_trace_write_stream(trace, f, err);
         int closed = fclose(f);
         f = NULL;
         if (rc == 0 && closed != 0) {
@@ -1972,7 +1965,7 @@ static int write_file(const st_trace_t *trace, events_fn events, void *ctx, cons
     }
     setvbuf(f, NULL, _IOFBF, 1 << 20);
     errno = 0;
-    if ((rc = write_trace(trace, f, 0, events, ctx, err)) < 0)
+    if ((rc = st_trace_write_stream(trace, f, err)) < 0)
         goto out;
     if (durable && fsync(fileno(f)) < 0) {
         rc = -errno;
@@ -1991,15 +1984,8 @@ static int write_file(const st_trace_t *trace, events_fn events, void *ctx, cons
         fail(&r, rc, "rename: %s", strerror(-rc));
         goto out;
     }
-    /* Make the rename durable too (best effort: some filesystems refuse fsync on dirs). */
-    char *slash = strrchr(tmp, '/');
-    if (slash != NULL)
-        *(slash == tmp ? slash + 1 : slash) = '\0';
-    int dfd = durable ? open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    if (durable) /* the rename too */
+        sync_dir_of(tmp);
     free(tmp);
     tmp = NULL;
 out:
@@ -2026,6 +2012,7 @@ struct st_trace_spool {
                          * named there first (write_names takes a pid's first name) */
     named_pid_t *named; /* the pids some dump in ids names */
     buf_t b;
+    bool first; /* no event written yet */
 };
 
 size_t st_trace_spool_dumps(const st_trace_spool_t *s)
@@ -2076,6 +2063,8 @@ int st_trace_spool_open(const char *path, st_trace_spool_t **out, st_error_t *er
         return fail(&r, rc, "fdopen: %s", strerror(-rc));
     }
     setvbuf(s->f, NULL, _IOFBF, 1 << 20);
+    fputs("{\n \"traceEvents\":[", s->f);
+    s->first = true;
     *out = s;
     return 0;
 }
@@ -2126,9 +2115,9 @@ int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *d, st_error_
     reader_t r = {.err = err, .ev = -1};
     set_source(err, s->tmp);
     long at = ftell(s->f);
-    bool first = false; /* every event with its separator: the file's start is written later */
+    bool was_first = s->first;
     errno = 0;
-    int rc = at < 0 ? -errno : write_dump(s->f, &s->b, d, 0, &first);
+    int rc = at < 0 ? -errno : write_dump(s->f, &s->b, d, 0, &s->first);
     if (rc == 0 && (fflush(s->f) != 0 || ferror(s->f)))
         rc = -EIO;
     if (rc == -EIO && errno != 0)
@@ -2136,6 +2125,7 @@ int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *d, st_error_
     if (rc == 0)
         rc = spool_remember(s, d);
     if (rc < 0 && at >= 0) { /* never half a dump: the dumps before it stay whole */
+        s->first = was_first;
         clearerr(s->f);
         if (fseek(s->f, at, SEEK_SET) != 0 || ftruncate(fileno(s->f), at) != 0)
             rc = fail(&r, rc, "cannot take back a dump half written: %s", strerror(errno));
@@ -2147,34 +2137,6 @@ int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *d, st_error_
     return 0;
 }
 
-/* write_trace's events: the spool's bytes; the first event's separator dropped when nothing was
- * written before it, as write_dump would have written it. */
-static int spool_events(void *ctx, FILE *f, bool *first)
-{
-    st_trace_spool_t *s = ctx;
-    long end = ftell(s->f);
-    if (end < 0 || fseek(s->f, 0, SEEK_SET) != 0)
-        return -errno;
-    char buf[1 << 16];
-    long done = 0;
-    if (end > 0 && *first) { /* ",\n  " -> "\n  " */
-        if (fgetc(s->f) != ',')
-            return -EIO;
-        done = 1;
-    }
-    while (done < end) {
-        size_t want = (size_t)(end - done) < sizeof(buf) ? (size_t)(end - done) : sizeof(buf);
-        errno = 0;
-        size_t n = fread(buf, 1, want, s->f);
-        if (n == 0 || fwrite(buf, 1, n, f) != n)
-            return errno ? -errno : -EIO;
-        done += (long)n;
-    }
-    if (end > 0)
-        *first = false;
-    return fseek(s->f, end, SEEK_SET) != 0 ? -errno : 0;
-}
-
 int st_trace_spool_commit(st_trace_spool_t *s, const st_trace_t *meta, st_write_sync_t sync,
                           st_error_t *err)
 {
@@ -2183,5 +2145,42 @@ int st_trace_spool_commit(st_trace_spool_t *s, const st_trace_t *meta, st_write_
     s->ids->version = meta->version;
     if (st_trace_set_meta(s->ids, meta->policy, meta->host, meta->kernel) < 0)
         return fail(&r, -ENOMEM, "out of memory");
-    return write_file(s->ids, spool_events, s, s->path, sync, err);
+    /* the spool becomes the trace: the process names and the metadata after the events (the
+     * reader takes them there), then the rename */
+    struct stat old;
+    bool durable = sync == ST_WRITE_FSYNC ||
+                   (stat(s->path, &old) == 0 && S_ISREG(old.st_mode) && old.st_size > 0);
+    out_t o = {s->f, 1};
+    errno = 0;
+    int rc = fseek(s->f, 0, SEEK_END) != 0 ? -errno : write_names(s->f, &s->b, s->ids, &s->first);
+    json_t *jm = rc == 0 ? metadata_json(s->ids) : NULL;
+    if (rc == 0 && jm == NULL)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        fputs(s->first ? "],\n \"metadata\":" : "\n ],\n \"metadata\":", s->f);
+        rc = json_dump_callback(jm, out_cb, &o, DUMP_FLAGS) < 0 ? -EIO : 0;
+        fputs("\n}\n", s->f);
+    }
+    json_decref(jm);
+    if (rc == 0 && (fflush(s->f) != 0 || ferror(s->f)))
+        rc = errno ? -errno : -EIO;
+    if (rc == 0 && durable && fsync(fileno(s->f)) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        int closed = fclose(s->f);
+        s->f = NULL;
+        if (closed != 0)
+            rc = -errno;
+    }
+    if (rc == 0 && rename(s->tmp, s->path) < 0)
+        rc = -errno;
+    if (rc == -ENOMEM)
+        return fail(&r, rc, "out of memory");
+    if (rc < 0)
+        return fail(&r, rc, "write: %s", st_strerror(rc));
+    if (durable)
+        sync_dir_of(s->tmp);
+    free(s->tmp); /* renamed: nothing for st_trace_spool_free to remove */
+    s->tmp = NULL;
+    return 0;
 }

@@ -45,11 +45,13 @@ int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned thr
                                   st_error_t *err);
 
 /* A trace written as its dumps come, so that a long run need not keep them in memory: each dump's
- * events go to a spool file beside path (path.spool.PID.N) as it is added; commit writes path
- * (atomically, like st_trace_write_file_ex) with exactly the bytes st_trace_write_file would write
- * for a trace of meta's version, policy, host and kernel holding every dump added, in order.
- * A dump that could not be added whole is not in the spool (the error says why); those before it
- * stay. st_trace_spool_free removes the spool file (after a commit too). */
+ * events go to a spool file beside path (path.spool.PID.N) as it is added; commit appends the
+ * process names and the metadata (meta's version, policy, host and kernel; each dump's flags,
+ * warnings and problems) after traceEvents, as DESIGN §5 shows them, and renames the spool to
+ * path: atomic like st_trace_write_file_ex, with no copy. It reads as the trace of every dump
+ * added, in order (the writer gives the same bytes for it). A dump that could not be added whole
+ * is not in the spool (the error says why); those before it stay. st_trace_spool_free removes the
+ * spool file unless a commit renamed it. */
 typedef struct st_trace_spool st_trace_spool_t;
 int st_trace_spool_open(const char *path, st_trace_spool_t **out, st_error_t *err);
 int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *dump, st_error_t *err);

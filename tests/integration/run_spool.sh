@@ -8,7 +8,9 @@
 #   - an output directory that does not exist: both commands fail at once (exit 1, "cannot
 #     create"), before CMD runs;
 #   - a full disk (a 300 KiB tmpfs; root only, else skipped): the dumps that do not fit are
-#     reported one by one, run exits 1, and no spool or temporary file is left behind.
+#     reported one by one and run exits 1; what is left is no spool, and either nothing (the end
+#     of the trace did not fit either, which is reported) or the trace of the dumps that fit,
+#     which reads.
 # Usage: run_spool.sh BIN_DIR
 set -euo pipefail
 bin=$1
@@ -61,5 +63,15 @@ rc=$?
 set -e
 [ $rc -eq 1 ] || { echo "full disk: run exit $rc, not 1"; cat "$tmp/err"; exit 1; }
 grep -q "will not be in $small/t.json: .*No space left on device" "$tmp/err" || { cat "$tmp/err"; exit 1; }
-[ -z "$(ls -A "$small")" ] || { echo "left on the full disk:"; ls -la "$small"; exit 1; }
-echo "run_spool: full disk reported, nothing left behind"
+left=$(ls -A "$small")
+if [ -z "$left" ]; then
+    grep -q "cannot write $small/t.json" "$tmp/err" || { cat "$tmp/err"; exit 1; }
+    echo "run_spool: full disk reported, the trace did not fit, nothing left behind"
+else
+    [ "$left" = "t.json" ] || { echo "left on the full disk:"; ls -la "$small"; exit 1; }
+    kept=$(sed -n 's/^shmtrack run: wrote .* (\([0-9]*\) dumps)$/\1/p' "$tmp/err")
+    "$bin/shmtrack" report "$small/t.json" --dump all --format json >"$tmp/r.json"
+    python3 -c "import json,sys; n=len(json.load(open(sys.argv[1]))['dumps']); assert n == int(sys.argv[2]) > 0, (n, sys.argv[2])" \
+        "$tmp/r.json" "$kept"
+    echo "run_spool: full disk reported, the trace of the $kept dumps that fit reads"
+fi

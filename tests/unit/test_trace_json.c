@@ -733,12 +733,13 @@ static void test_metadata_last(void **state)
     st_trace_free(t);
 }
 
-/* A spool given a trace's dumps one by one commits exactly the bytes the writer gives for the whole
- * trace (every golden and example trace: several dumps, warnings, problems, a partial dump,
- * process names), leaves nothing but the trace behind, and removes its spool when dropped. */
-static void spool_one(const char *path, const char *out)
+/* A spool given a trace's dumps one by one commits a file that reads as that trace: the writer
+ * gives the same bytes for what was read back as for the trace itself (every golden and example
+ * trace: several dumps, warnings, problems, a partial dump, process names; a trace without names;
+ * a process renamed in a later dump; none at all). Nothing but the trace is left beside it, and a
+ * spool dropped before its commit removes its file and leaves the old trace alone. */
+static void spool_check(const st_trace_t *t, const char *out, const char *what)
 {
-    st_trace_t *t = read_ok(path);
     st_trace_spool_t *s = NULL;
     st_error_t err;
     assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
@@ -748,13 +749,14 @@ static void spool_one(const char *path, const char *out)
     }
     assert_int_equal(st_trace_spool_commit(s, t, ST_WRITE_FSYNC, &err), 0);
     st_trace_spool_free(s);
+    st_trace_t *back = read_ok(out);
     size_t got_len = 0, want_len = 0;
-    char *got = slurp(out, &got_len), *want = write_mem(t, &want_len);
+    char *got = write_mem(back, &got_len), *want = write_mem(t, &want_len);
     if (got_len != want_len || memcmp(got, want, got_len) != 0)
-        fail_msg("%s: the spool's trace differs from the writer's:\n%s", path, got);
+        fail_msg("%s: the spool's trace reads back as:\n%s", what, got);
     free(got);
     free(want);
-    st_trace_free(t);
+    st_trace_free(back);
 }
 
 static void test_spool(void **state)
@@ -774,85 +776,59 @@ static void test_spool(void **state)
             if (!ends_with(de->d_name, ".json") || ends_with(de->d_name, ".input.json"))
                 continue;
             snprintf(path, sizeof(path), "%s/%s", sub, de->d_name);
-            spool_one(path, out);
+            st_trace_t *t = read_ok(path);
+            spool_check(t, out, path);
+            st_trace_free(t);
             assert_int_equal(count_entries(dir), 1); /* the trace; no spool, no temporary */
             n++;
         }
         closedir(dh);
     }
     assert_true(n >= 6);
-    /* no dump at all: the empty trace */
-    st_trace_t *empty = NULL;
-    st_error_t err;
-    assert_int_equal(st_trace_new(&empty), 0);
-    st_trace_spool_t *s = NULL;
-    assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
-    assert_int_equal(st_trace_spool_commit(s, empty, ST_WRITE_FSYNC, &err), 0);
-    st_trace_spool_free(s);
-    size_t a, b;
-    char *got = slurp(out, &a), *want = write_mem(empty, &b);
-    assert_int_equal(a, b);
-    assert_memory_equal(got, want, a);
-    free(got);
-    free(want);
-    /* a process renamed in a later dump: its first name is the one written */
     snprintf(path, sizeof(path), "%s/golden/two_dumps.json", data_dir());
-    st_trace_t *r = read_ok(path);
-    assert_true(r->n_dumps == 2 && r->dumps[1].n_procs > 0);
-    for (size_t k = 0; k < r->dumps[1].n_procs; k++) {
-        free(r->dumps[1].procs[k].name);
-        r->dumps[1].procs[k].name = strdup("renamed");
-    }
-    assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
-    for (size_t i = 0; i < r->n_dumps; i++)
-        assert_int_equal(st_trace_spool_add(s, &r->dumps[i], &err), 0);
-    assert_int_equal(st_trace_spool_commit(s, r, ST_WRITE_FSYNC, &err), 0);
-    st_trace_spool_free(s);
-    got = slurp(out, &a);
-    want = write_mem(r, &b);
-    assert_int_equal(a, b);
-    assert_memory_equal(got, want, a);
-    free(got);
-    free(want);
-    st_trace_free(r);
-    /* dumps of processes without names: the first event is the spool's first */
-    snprintf(path, sizeof(path), "%s/golden/two_dumps.json", data_dir());
+    /* a process renamed in a later dump: its first name is the one kept */
     st_trace_t *t = read_ok(path);
+    assert_true(t->n_dumps == 2 && t->dumps[1].n_procs > 0);
+    for (size_t k = 0; k < t->dumps[1].n_procs; k++) {
+        free(t->dumps[1].procs[k].name);
+        t->dumps[1].procs[k].name = strdup("renamed");
+    }
+    spool_check(t, out, "renamed");
+    /* no names at all */
     for (size_t i = 0; i < t->n_dumps; i++)
         for (size_t k = 0; k < t->dumps[i].n_procs; k++) {
             free(t->dumps[i].procs[k].name);
             t->dumps[i].procs[k].name = NULL;
         }
-    assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
-    for (size_t i = 0; i < t->n_dumps; i++)
-        assert_int_equal(st_trace_spool_add(s, &t->dumps[i], &err), 0);
-    assert_int_equal(st_trace_spool_commit(s, t, ST_WRITE_FSYNC, &err), 0);
-    st_trace_spool_free(s);
-    got = slurp(out, &a);
-    want = write_mem(t, &b); /* kept: the next part compares with it too */
-    assert_int_equal(a, b);
-    assert_memory_equal(got, want, a);
-    free(got);
+    spool_check(t, out, "no names");
     st_trace_free(t);
+    /* no dump at all */
+    st_trace_t *empty = NULL;
+    assert_int_equal(st_trace_new(&empty), 0);
+    spool_check(empty, out, "empty");
+    st_trace_free(empty);
     /* dropped before its commit: the spool goes, the old trace stays as it was */
+    size_t a, b;
+    char *before = slurp(out, &a);
     t = read_ok(path);
+    st_trace_spool_t *s = NULL;
+    st_error_t err;
     assert_int_equal(st_trace_spool_open(out, &s, &err), 0);
     assert_int_equal(count_entries(dir), 2);
     assert_int_equal(st_trace_spool_add(s, &t->dumps[0], &err), 0);
     st_trace_spool_free(s);
     assert_int_equal(count_entries(dir), 1);
-    got = slurp(out, &a); /* the names-less trace of two_dumps, committed above */
+    char *after = slurp(out, &b);
     assert_int_equal(a, b);
-    assert_memory_equal(got, want, a);
-    free(got);
-    free(want);
+    assert_memory_equal(before, after, a);
+    free(before);
+    free(after);
+    st_trace_free(t);
     /* a directory that does not exist: a clear error */
     snprintf(path, sizeof(path), "%s/missing/trace.json", dir);
     assert_true(st_trace_spool_open(path, &s, &err) < 0);
     assert_null(s);
     assert_non_null(strstr(err.text, "cannot create"));
-    st_trace_free(t);
-    st_trace_free(empty);
     unlink(out);
     assert_int_equal(rmdir(dir), 0);
 }
