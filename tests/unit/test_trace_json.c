@@ -77,6 +77,15 @@ static char *write_mem(const st_trace_t *t, size_t *len)
     return buf;
 }
 
+/* Asserts that the two buffers hold the same bytes, then frees both. */
+static void same_bytes_free(char *x, size_t x_len, char *y, size_t y_len)
+{
+    assert_int_equal(x_len, y_len);
+    assert_memory_equal(x, y, x_len);
+    free(x);
+    free(y);
+}
+
 static st_trace_t *read_ok(const char *path)
 {
     st_trace_t *t = NULL;
@@ -182,10 +191,7 @@ static void test_malformed_dir(void **state)
             st_trace_t *t2 = NULL;
             assert_int_equal(st_trace_read_buffer(a, a_len, "again", &t2, &err), 0);
             char *b = write_mem(t2, &b_len);
-            assert_int_equal(a_len, b_len);
-            assert_memory_equal(a, b, a_len);
-            free(a);
-            free(b);
+            same_bytes_free(a, a_len, b, b_len);
             st_trace_free(t2);
             st_trace_free(t);
             loads++;
@@ -709,11 +715,8 @@ static void test_metadata_last(void **state)
     assert_int_equal(st_trace_read_buffer(last, (size_t)n, "last", &u, &err), 0);
     size_t a, b;
     char *x = write_mem(t, &a), *y = write_mem(u, &b);
-    assert_int_equal(a, b);
-    assert_memory_equal(x, y, a);
+    same_bytes_free(x, a, y, b);
     assert_true(u->n_dumps == 2 && u->dumps[1].partial == t->dumps[1].partial);
-    free(x);
-    free(y);
     st_trace_free(u);
     /* listed twice: the metadata's dumps array with its first entry again */
     const char *arr = strstr(last, "\"dumps\":[");
@@ -819,10 +822,7 @@ static void test_spool(void **state)
     st_trace_spool_free(s);
     assert_int_equal(count_entries(dir), 1);
     char *after = slurp(out, &b);
-    assert_int_equal(a, b);
-    assert_memory_equal(before, after, a);
-    free(before);
-    free(after);
+    same_bytes_free(before, a, after, b);
     st_trace_free(t);
     /* a directory that does not exist: a clear error */
     snprintf(path, sizeof(path), "%s/missing/trace.json", dir);
