@@ -2012,7 +2012,8 @@ struct st_trace_spool {
                          * named there first (write_names takes a pid's first name) */
     named_pid_t *named; /* the pids some dump in ids names */
     buf_t b;
-    bool first; /* no event written yet */
+    bool first;  /* no event written yet */
+    bool broken; /* a dump half written could not be taken back: the file is not a trace */
 };
 
 size_t st_trace_spool_dumps(const st_trace_spool_t *s)
@@ -2114,6 +2115,8 @@ int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *d, st_error_
 {
     reader_t r = {.err = err, .ev = -1};
     set_source(err, s->tmp);
+    if (s->broken)
+        return fail(&r, -EIO, "a dump before could not be taken back: no more dumps");
     long at = ftell(s->f);
     bool was_first = s->first;
     errno = 0;
@@ -2127,8 +2130,11 @@ int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *d, st_error_
     if (rc < 0 && at >= 0) { /* never half a dump: the dumps before it stay whole */
         s->first = was_first;
         clearerr(s->f);
-        if (fseek(s->f, at, SEEK_SET) != 0 || ftruncate(fileno(s->f), at) != 0)
-            rc = fail(&r, rc, "cannot take back a dump half written: %s", strerror(errno));
+        if (fseek(s->f, at, SEEK_SET) != 0 || ftruncate(fileno(s->f), at) != 0) {
+            s->broken = true;
+            return fail(&r, rc, "%s, and the dump half written cannot be taken back: %s",
+                        st_strerror(rc), strerror(errno));
+        }
     }
     if (rc == -ENOMEM)
         return fail(&r, rc, "out of memory");
@@ -2142,6 +2148,8 @@ int st_trace_spool_commit(st_trace_spool_t *s, const st_trace_t *meta, st_write_
 {
     reader_t r = {.err = err, .ev = -1};
     set_source(err, s->path);
+    if (s->broken)
+        return fail(&r, -EIO, "its spool holds a dump half written (reported when it was added)");
     s->ids->version = meta->version;
     if (st_trace_set_meta(s->ids, meta->policy, meta->host, meta->kernel) < 0)
         return fail(&r, -ENOMEM, "out of memory");

@@ -50,8 +50,10 @@ int st_trace_write_stream_threads(const st_trace_t *trace, FILE *f, unsigned thr
  * warnings and problems) after traceEvents, as DESIGN §5 shows them, and renames the spool to
  * path: atomic like st_trace_write_file_ex, with no copy. It reads as the trace of every dump
  * added, in order (the writer gives the same bytes for it). A dump that could not be added whole
- * is not in the spool (the error says why); those before it stay. st_trace_spool_free removes the
- * spool file unless a commit renamed it. */
+ * is not in the spool (the error says why); those before it stay. If its bytes cannot be taken
+ * back (the truncation fails too), the spool refuses every later dump and the commit, rather than
+ * write a file that is not a trace. st_trace_spool_free removes the spool file unless a commit
+ * renamed it. */
 typedef struct st_trace_spool st_trace_spool_t;
 int st_trace_spool_open(const char *path, st_trace_spool_t **out, st_error_t *err);
 int st_trace_spool_add(st_trace_spool_t *s, const st_global_dump_t *dump, st_error_t *err);
